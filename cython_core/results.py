@@ -1,0 +1,115 @@
+"""Results and events the measurement pipeline emits (plain data, units in names).
+
+The engine, the store, the hub and ``spinecoach analyze --json`` all consume these, so field names
+match the documented JSON schema. Times are sample-clock times (s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Phase = Literal["still", "eccentric", "concentric", "moving"]
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """Exercise-specific settings of the movement kernels (METRICS.md defaults).
+
+    ``primary_axis``: unit vector of the working axis in the sensor frame, or None for the axis
+    of largest angular excursion. ``eccentric_sign``: +1 if the lengthening phase moves the
+    primary angle up, -1 if down. Angles in degrees, speeds in °/s, times in seconds.
+    """
+
+    primary_axis: tuple[float, float, float] | None = None
+    eccentric_sign: int = 1
+    min_rom_deg: float = 15.0
+    moving_threshold_dps: float = 10.0
+    still_threshold_dps: float = 5.0
+    min_phase_s: float = 0.1
+    hold_target_deg: float | None = None
+    hold_tolerance_deg: float = 5.0
+    hold_force_tolerance_frac: float = 0.10
+    hold_debounce_s: float = 0.2
+    extension_limit_deg: float | None = None
+    flexion_limit_deg: float | None = None
+
+
+@dataclass(frozen=True)
+class Tempo:
+    """Phase durations of one rep (s): E-P-C-P."""
+
+    eccentric_s: float
+    pause_lengthened_s: float
+    concentric_s: float
+    pause_shortened_s: float
+
+
+@dataclass(frozen=True)
+class RepResult:
+    """One repetition: an excursion >= min ROM away from and back to the start position."""
+
+    start_s: float
+    end_s: float
+    rom_deg: float
+    tempo: Tempo
+    peak_eccentric_speed_dps: float = 0.0
+    mean_eccentric_speed_dps: float = 0.0
+    peak_concentric_speed_dps: float = 0.0
+    mean_concentric_speed_dps: float = 0.0
+    eccentric_sparc: float | None = None
+    overshoot_deg: float | None = None
+    peak_force_n: float | None = None
+    mean_force_n: float | None = None
+    angle_at_peak_force_deg: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    """An isometric hold; duration exact to one sample."""
+
+    start_s: float
+    end_s: float
+    duration_s: float
+    mean_angle_deg: float | None = None
+    mean_force_n: float | None = None
+    end_reason: str = "released"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ContractionResult:
+    """A force contraction (METRICS.md "Force"). Keys of the dicts are windows in ms."""
+
+    onset_s: float
+    end_s: float
+    baseline_n: float
+    peak_force_n: float
+    time_to_peak_s: float
+    force_at_n: dict[str, float] = field(default_factory=dict)
+    rfd_n_per_s: dict[str, float] = field(default_factory=dict)
+    peak_rfd_n_per_s: float = 0.0
+    impulse_n_s: dict[str, float] = field(default_factory=dict)
+    pretensioned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CoreEvent:
+    """Something the pipeline detected at sample time ``t_s``.
+
+    ``kind`` is one of: ``phase`` (data: phase), ``rep`` (data: RepResult), ``hold_start``,
+    ``hold_end`` (data: HoldResult), ``contraction_onset``, ``contraction`` (data:
+    ContractionResult), ``limit`` (data: angle_deg, limit_deg), ``movement_onset``.
+    """
+
+    kind: str
+    t_s: float
+    data: Any = None

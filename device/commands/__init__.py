@@ -1,0 +1,1 @@
+"""Sub-commands of `spinecoach`; each module exposes register(subparsers)."""

@@ -1,0 +1,1 @@
+"""Training engine: exercise library, protocols, coaching cues, session store, history."""

@@ -1,0 +1,1 @@
+"""Recordings: the native append-only format and the interchange CSV (import and export)."""
