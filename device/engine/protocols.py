@@ -185,6 +185,13 @@ def _mean(values: Any) -> float:
     return float(sum(items) / len(items)) if items else float("nan")
 
 
+def _rep_event(rep: RepResult, t_s: float, n: int, of: object) -> EngineEvent:
+    return EngineEvent("rep", t_s, {
+        "n": n, "reps": of, "rom_deg": rep.rom_deg,
+        "eccentric_s": rep.tempo.eccentric_s, "concentric_s": rep.tempo.concentric_s,
+    })
+
+
 # Tempo sets -----------------------------------------------------------------------------------
 
 _PHASE_WORDS = ("lower", "pause", "lift", "pause")
@@ -263,10 +270,7 @@ class TempoSet(SetProtocol):
 
     def _rep(self, rep: RepResult, t_s: float) -> list[EngineEvent]:
         n = len(self.reps)
-        out = [EngineEvent("rep", t_s, {
-            "n": n, "reps": self.params["reps"], "rom_deg": rep.rom_deg,
-            "eccentric_s": rep.tempo.eccentric_s, "concentric_s": rep.tempo.concentric_s,
-        })]
+        out = [_rep_event(rep, t_s, n, self.params["reps"])]
         speed = rep.mean_concentric_speed_dps
         self.best_speed_dps = max(self.best_speed_dps, speed)
         if self.best_speed_dps > 0:
@@ -717,11 +721,7 @@ class Free(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "rep" and isinstance(event.data, RepResult):
-            r = event.data
-            return [EngineEvent("rep", event.t_s, {
-                "n": len(self.reps), "reps": "-", "rom_deg": r.rom_deg,
-                "eccentric_s": r.tempo.eccentric_s, "concentric_s": r.tempo.concentric_s,
-            })]
+            return [_rep_event(event.data, event.t_s, len(self.reps), "-")]
         if event.kind == "hold_end" and isinstance(event.data, HoldResult):
             return [EngineEvent("hold_measured", event.t_s, {"held_s": event.data.duration_s})]
         if event.kind == "contraction" and isinstance(event.data, ContractionResult):
