@@ -428,12 +428,7 @@ class Store:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
+        self._drop_connection()
         return flushed
 
     # Writer thread ----------------------------------------------------------------------------
@@ -504,14 +499,17 @@ class Store:
         if checkpoint:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def _failed(self, error: BaseException) -> None:
-        # Reopen on the next attempt: the file may have been remounted or replaced.
+    def _drop_connection(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
             except sqlite3.Error:
                 pass
             self._conn = None
+
+    def _failed(self, error: BaseException) -> None:
+        # Reopen on the next attempt: the file may have been remounted or replaced.
+        self._drop_connection()
         message = describe_error(error, self.path)
         with self._cond:
             first = self._problem is None
