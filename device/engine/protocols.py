@@ -761,7 +761,10 @@ def protocol_params(
                 raise UsageError(f"{where}: protocol {protocol_id} has no parameter {name!r}; "
                                  f"it has {', '.join(sorted(cls.PARAMS)) or 'none'}")
             params[name] = check_value(cls.PARAMS[name], name, value, where, UsageError)
-    if protocol_id == "tempo_set" and params["tempo"]:
+    if protocol_id == "tempo_set":
+        # Store the tempo actually prescribed, so history can progress from it.
+        if not params["tempo"]:
+            params["tempo"] = format_tempo(exercise.tempo)
         try:
             parse_tempo(params["tempo"])
         except ValueError as error:

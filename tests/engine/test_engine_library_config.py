@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,18 @@ def test_state_dir_resolution_order(tmp_path: Path) -> None:
     assert resolve_state_dir("", {"STATE_DIRECTORY": "/var/lib/x:/y"}) == Path("/var/lib/x")
     assert resolve_state_dir("/srv/s", {"STATE_DIRECTORY": "/var/lib/x"}) == Path("/srv/s")
     assert "spinecoach" in str(resolve_state_dir("", {}))
+
+
+@pytest.mark.parametrize("command", ["history", "session", "export-session"])
+def test_bad_config_exits_78_with_one_line(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[coaching]\nmode = "loud"\n')
+    extra = ["--session", "1"] if command == "export-session" else []
+    out = subprocess.run(
+        [sys.executable, "-m", "spinecoach", command, "--config", str(path), *extra],
+        capture_output=True, text=True, env={"SPINECOACH_STATE_DIR": str(tmp_path), "PATH": ""},
+    )
+    assert out.returncode == 78, out.stderr
+    assert "coaching.mode = 'loud'" in out.stderr and "expected one of 'training', 'tracking'" \
+        in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
