@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-
 from spinecoach.errors import ConfigError
 
 APP_NAME = "spinecoach"

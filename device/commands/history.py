@@ -140,8 +140,9 @@ def _exercise(reader: StoreReader, athlete: str, exercise: str,
     if not history.sets:
         return {"exercise": exercise, "athlete": athlete, "bests": [],
                 "lines": [f"no finished sets of {exercise} for {athlete} yet"]}
-    lines = [f"{exercise} for {athlete}: {len(history.sets)} sets in "
-             f"{len(history.sessions())} sessions"]
+    lines = [
+        f"{exercise} for {athlete}: {len(history.sets)} sets in {len(history.sessions())} sessions"
+    ]
     bests = history.bests()
     for b in bests:
         lines.append(f"  best {b.figure}: {b.value:.2f} {b.unit} (set {b.set_id}, {b.date_utc})")

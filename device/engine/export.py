@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from spinecoach.config import load_config
 from spinecoach.engine.library import load_library
 from spinecoach.engine.progression import TREND_FIGURE, History

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-
 from spinecoach.engine.library import format_tempo, parse_tempo
 from spinecoach.engine.reader import SetRow, StoreReader
 

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.config import Key, check_value
 from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.library import Exercise, format_tempo, parse_tempo

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from spinecoach.core.results import ContractionResult, HoldResult, RepResult, Tempo
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, ImuBlock, StreamInfo
 from spinecoach.engine.protocols import Metric
@@ -221,11 +220,12 @@ class StoreReader:
             data = np.frombuffer(data_b, np.float64).copy()
             if info.kind == "imu":
                 data = data.reshape(-1, 6)
-                raw = None if raw_b is None else np.frombuffer(raw_b, np.int16).reshape(-1, 6).copy()
-                yield ImuBlock(info, index, data[:, :3].copy(), data[:, 3:].copy(), valid, raw, gaps)
+                codes = None if raw_b is None else np.frombuffer(raw_b, np.int16).reshape(-1, 6)
+                yield ImuBlock(info, index, data[:, :3].copy(), data[:, 3:].copy(), valid,
+                               None if codes is None else codes.copy(), gaps)
             else:
-                raw = None if raw_b is None else np.frombuffer(raw_b, np.int32).copy()
-                yield ForceBlock(info, index, data, valid, raw, gaps)
+                counts = None if raw_b is None else np.frombuffer(raw_b, np.int32).copy()
+                yield ForceBlock(info, index, data, valid, counts, gaps)
 
     def integrity_ok(self) -> bool:
         return self._rows("PRAGMA integrity_check")[0][0] == "ok"

@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
-from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, MotionSettings, RepResult
+from spinecoach.core.results import (
+    ContractionResult,
+    CoreEvent,
+    HoldResult,
+    MotionSettings,
+    RepResult,
+)
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.cues import Cue, CueEngine
 from spinecoach.engine.library import Exercise

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from spinecoach.core.results import ContractionResult, HoldResult, RepResult
-from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
+from spinecoach.drivers.blocks import Block, ImuBlock, StreamInfo
 from spinecoach.engine.protocols import Metric
 from spinecoach.errors import StorageError
 
@@ -529,7 +528,7 @@ def describe_error(error: BaseException, path: Path) -> str:
         reason = error.strerror or str(error)
     elif name.startswith("SQLITE_FULL"):
         reason = "disk full"
-    elif name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_PERM"):
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_PERM")):
         reason = "storage is read-only"
     else:
         reason = str(error)
