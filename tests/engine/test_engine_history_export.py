@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
-
 from spinecoach.cli import main
 from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine, rules_for
 from spinecoach.engine.library import CueOverride, load_library

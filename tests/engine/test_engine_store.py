@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
-
 from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine
 from spinecoach.engine.library import load_library
@@ -315,3 +314,28 @@ def test_concurrent_reader_while_writing(tmp_path: Path) -> None:
     stop.set()
     thread.join()
     store.close()
+
+
+def test_ctrl_c_stops_the_session_and_keeps_what_was_measured(tmp_path: Path) -> None:
+    from spinecoach.config import load_config
+    from spinecoach.engine.session import run_session
+
+    def interrupted():  # type: ignore[no-untyped-def]
+        for block in synthetic_blocks(20.0):
+            if block.t_s[0] > 9.0:
+                raise KeyboardInterrupt
+            yield block
+
+    store = _store(tmp_path)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_session(_plan(), [IMU, FORCE], interrupted(), load_config([]), store=store,
+                    haptics=None, athlete="ana", backend="sim:x", mode="training",
+                    say=lines.append, pipeline_factory=scripted(_hold_script()))
+    store.close()
+    with StoreReader(tmp_path) as reader:
+        session = reader.sessions()[0]
+        assert session.status == "stopped"
+        (row,) = reader.sets(session_id=session.id)
+        assert row.status == "stopped" and len(reader.holds(row.id)) == 1
+    assert any("set 1 stopped" in line for line in lines)
