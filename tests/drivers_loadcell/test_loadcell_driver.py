@@ -189,7 +189,7 @@ def test_every_conversion_is_delivered_once_in_order() -> None:
 def test_a_typical_poll_is_one_or_two_transactions() -> None:
     driver, _, bus = rig()
     driver.start()
-    counts = []
+    counts: list[tuple[bool, int]] = []
     while len(counts) < 200:
         before = bus.counters.transactions
         read = driver.poll()
