@@ -49,7 +49,9 @@ class AdcRead:
     marks a code at the rails (invalid); ``reinitialised`` that the chip was found reset (the
     tare is stale). ``missed``: conversions the chip completed since the previous delivered one
     that were overwritten before they could be read (the ADC has no FIFO), estimated by the
-    driver from its clock; the caller counts them in a ``missed_conversion`` gap.
+    driver from its clock (totals exact when polled every half period or faster; right after a
+    stall one skipped conversion may be booked on the following read); the caller counts them
+    in a ``missed_conversion`` gap.
     """
 
     code: int | None

@@ -227,8 +227,11 @@ class Nau7802Chip:
 
     # -- SimChip ----------------------------------------------------------------------------
     def read(self, register: int, length: int, now_s: float) -> bytes:
+        # Fast paths for the two reads of every poll: the status byte and the 24-bit result.
         if register == REG_PU_CTRL and length == 1:
             return bytes((self._pu_ctrl(now_s),))
+        if register == REG_ADCO_B2 and length == 3:
+            return (self._read_conversion(now_s) & 0xFFFFFF).to_bytes(3, "big")
         end = register + length
         out = bytearray(
             self._regs[r] if r < _REGISTER_COUNT else 0 for r in range(register, end)

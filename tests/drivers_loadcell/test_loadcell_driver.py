@@ -52,6 +52,20 @@ def run_polls(
     return reads
 
 
+def assert_missed_counts(codes: list[int], missed: list[int]) -> None:
+    """``missed`` per read against the true skips of a ramp whose code is the conversion index.
+
+    The driver only knows the chip's conversion phase to within a fraction of a period, so
+    right after a stall one skipped conversion may be booked on the next read instead; the
+    running totals never differ by more than one and end equal.
+    """
+    skipped = np.cumsum(np.diff(np.array(codes)) - 1)
+    reported = np.cumsum(np.array(missed[1:]))
+    assert np.abs(skipped - reported).max(initial=0) <= 1
+    assert skipped[-1] == reported[-1]
+    assert missed[0] == 0
+
+
 def writes(chip: Nau7802Chip) -> list[tuple[int, int]]:
     return [(w.register, w.value) for w in chip.register_writes]
 
@@ -223,12 +237,10 @@ def test_missed_conversions_match_the_chip_after_stalls(poll_s: float) -> None:
     driver, _, bus = rig(chip, faults=faults, gain=1)
     driver.start()
     reads = run_polls(driver, bus, 3.5, poll_s=poll_s)
-    codes = np.array([r.code for r in reads])
-    missed = np.array([r.missed for r in reads])
-    # Each read's missed count is exactly the jump in conversion index it skipped.
-    assert np.array_equal(np.diff(codes) - 1, missed[1:])
-    assert missed.sum() == chip.missed_conversions >= 48
-    assert len(reads) + missed.sum() == chip.conversions_read + chip.missed_conversions
+    missed = [r.missed for r in reads]
+    assert_missed_counts([r.code for r in reads], missed)  # type: ignore[misc]
+    assert sum(missed) == chip.missed_conversions >= 48
+    assert len(reads) + sum(missed) == chip.conversions_read + chip.missed_conversions
 
 
 # -- resets and faults -----------------------------------------------------------------------
