@@ -15,6 +15,8 @@ It implements :class:`~spinecoach.drivers.sim.bus.SimChip`, so the real
   referred (PGA gain 1) so the programmed gain multiplies them, as the PGA does;
   ``adc_offset_counts`` is the converter's own offset, removed by a successful internal
   offset calibration;
+- ``clock_error``: the internal RC oscillator's fractional error; every conversion and the
+  calibration run that much faster (positive) or slower than nominal;
 - internal calibration (CTRL2.CALS, about 4 conversion periods), the first
   ``fail_calibrations`` of which end with ``CAL_ERR`` set;
 - :meth:`power_on_reset` (a brown-out: every register back to its reset value, conversions
@@ -102,6 +104,7 @@ class Nau7802Chip:
         noise_counts: float = 0.0,
         fail_calibrations: int = 0,
         power_up_s: float = 200e-6,
+        clock_error: float = 0.0,
         address: int = 0x2A,
         revision: int = DEVICE_REVISION_ID,
         seed: int = 0,
@@ -114,6 +117,7 @@ class Nau7802Chip:
         self.noise_counts = noise_counts
         self.fail_calibrations = fail_calibrations
         self.power_up_s = power_up_s
+        self.clock_error = clock_error
         self.revision = revision
         self._rng = np.random.default_rng(seed)
         self.register_writes: list[RegisterWrite] = []
@@ -192,7 +196,7 @@ class Nau7802Chip:
         if self._running:
             assert pur_at is not None
             self._t_start_s = max(now_s, pur_at)
-            self._rate_sps = self.rate_sps
+            self._rate_sps = self.rate_sps * (1.0 + self.clock_error)
             self._gain = self.gain
             self._last_read_k = -1
             self._chunk = np.zeros(0, dtype=np.int64)
@@ -282,7 +286,8 @@ class Nau7802Chip:
             kept = self._regs[REG_CTRL2] & CTRL2_CAL_ERR
             self._regs[REG_CTRL2] = (value & ~CTRL2_CAL_ERR & 0xFF) | kept
             if value & CTRL2_CALS and self._cal_end_s is None:
-                self._cal_end_s = now_s + CALIBRATION_PERIODS / self.rate_sps
+                rate = self.rate_sps * (1.0 + self.clock_error)
+                self._cal_end_s = now_s + CALIBRATION_PERIODS / rate
             self._schedule(now_s)
         elif REG_ADCO_B2 <= register <= REG_ADCO_B0:
             return  # conversion result registers are read-only

@@ -161,7 +161,7 @@ def test_internal_calibration_removes_the_adc_offset() -> None:
 
 def test_poll_before_start_is_an_error() -> None:
     driver, _, _ = rig()
-    with pytest.raises(SensorError, match="before start"):
+    with pytest.raises(SensorError, match="call start"):
         driver.poll()
 
 
@@ -337,3 +337,17 @@ def test_nominal_scale_matches_a_200_kg_2_mv_per_v_cell() -> None:
 def test_sign_extension_round_trips(code: int) -> None:
     raw = code & 0xFFFFFF
     assert sign_extend_24(raw >> 16, (raw >> 8) & 0xFF, raw & 0xFF) == code
+
+
+@pytest.mark.parametrize("clock_error", [-0.04, -0.01, 0.01, 0.04])
+def test_off_nominal_oscillator_is_learnt(clock_error: float) -> None:
+    faults = FaultPlan(stalls=[(6.0 + 0.37 * i, 0.150 + 0.0011 * i) for i in range(8)])
+    chip = Nau7802Chip(signal=lambda t: t * RATE_SPS, counts_per_n=1.0, clock_error=clock_error)
+    driver, _, bus = rig(chip, faults=faults, gain=1)
+    driver.start()
+    reads = run_polls(driver, bus, 10.0)
+    assert driver.period_est_s * RATE_SPS * (1 + clock_error) == pytest.approx(1.0, abs=0.002)
+    missed = [r.missed for r in reads]
+    # Codes of a ramp in time: one per conversion only at the nominal rate, so compare counts.
+    assert sum(missed) == chip.missed_conversions >= 8 * 45
+    assert len(reads) == chip.conversions_read
