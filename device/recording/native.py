@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from spinecoach.acquisition.sampler import empty_block
 from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
@@ -360,16 +361,8 @@ def write_native(recording: Recording, path: str | os.PathLike[str]) -> Path:
             last = int(stream.index[-1]) if len(stream.index) else -1
             tail = tuple(g for g in stream.gaps if g.start_index > last)
             if tail:
-                writer.write(_empty_block(stream.info, tail))
+                writer.write(empty_block(stream.info, tail))
     return Path(path)
-
-
-def _empty_block(info: StreamInfo, gaps: tuple[Gap, ...]) -> Block:
-    idx = np.empty(0, dtype=np.int64)
-    valid = np.empty(0, dtype=bool)
-    if info.kind == "imu":
-        return ImuBlock(info, idx, np.empty((0, 3)), np.empty((0, 3)), valid, gaps=gaps)
-    return ForceBlock(info, idx, np.empty(0), valid, gaps=gaps)
 
 
 # --------------------------------------------------------------------------------------------
