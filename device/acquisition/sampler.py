@@ -183,24 +183,15 @@ class Sampler:
         """Start every chip; a chip that does not answer raises its driver's one-line error."""
         self._session_t = self._clock.monotonic_s()
         self._wall_start = self._wall_clock()
-        for ch in self._imus:
-            assert ch.driver is not None
-            ch.driver.start()
+        for ch in [*self._imus, *self._forces]:
+            driver = ch.driver  # type: ignore[attr-defined]
+            driver.start()
             now = self._clock.monotonic_s()
             # Index 0 is the chip's first sample after start: one period after it returned.
-            ch.info = replace(ch.driver.info, t0_s=now - self._session_t + ch.info.period_s)
-            ch.last_drain_t = now
-            ch.next_action_t = now + self.settings.drain_interval_s
-            ch.next_check_t = now + self.settings.config_check_interval_s
-        for fc in self._forces:
-            assert fc.driver is not None
-            fc.driver.start()
-            now = self._clock.monotonic_s()
-            fc.info = replace(fc.driver.info, t0_s=now - self._session_t + fc.info.period_s)
-            fc.last_conversion_t = now
-            # Poll soon and often until the first conversion locks the polling phase.
-            fc.next_action_t = now + fc.info.period_s / 8
-            fc.block_start_t = now
+            ch.info = replace(driver.info, t0_s=now - self._session_t + ch.info.period_s)
+            self._schedule_after_start(ch, now)
+            if isinstance(ch, _ForceChannel):
+                ch.last_conversion_t = ch.block_start_t = now
         self._started = True
 
     def set_tare(self, name: str, offset_counts: float) -> None:
@@ -413,16 +404,23 @@ class Sampler:
             lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
             ch.add_gap(ch.next_index, lost, ch.trouble or "outage")
             ch.next_index += lost
-            ch.last_drain_t = now
             ch.trouble = None
-            ch.next_action_t = now + self.settings.drain_interval_s
-            ch.next_check_t = now + self.settings.config_check_interval_s
         elif isinstance(ch, _ForceChannel):
             # The outage gap is counted at the first conversion; a restarted chip has
             # calibrated its offset afresh, so the tare no longer holds.
             ch.tare_stale = True
-            ch.next_action_t = now + ch.info.period_s / 8
+        self._schedule_after_start(ch, now)
         return True
+
+    def _schedule_after_start(self, ch: _Channel, now: float) -> None:
+        """Next actions of a chip that has just been (re)started at ``now``."""
+        if isinstance(ch, _ImuChannel):
+            ch.last_drain_t = now
+            ch.next_action_t = now + self.settings.drain_interval_s
+            ch.next_check_t = now + self.settings.config_check_interval_s
+        else:
+            # Poll soon and often until the first conversion locks the polling phase.
+            ch.next_action_t = now + ch.info.period_s / 8
 
     # -- load cell ----------------------------------------------------------------------------
     def _service_force(self, fc: _ForceChannel) -> list[Block]:

@@ -26,15 +26,20 @@ def _stream(blocks: list[Block], name: str) -> tuple[np.ndarray, list[Gap], list
     return index, gaps, mine
 
 
+def _check_coverage(expected: int, index: np.ndarray, gaps: list[Gap]) -> None:
+    """Every index from 0 to ``expected`` is delivered once or in exactly one gap."""
+    covered = np.zeros(expected, dtype=np.int64)
+    np.add.at(covered, index, 1)
+    for g in gaps:
+        covered[g.start_index:g.start_index + g.count] += 1
+    assert (covered == 1).all()
+
+
 def _check_accounting(sampler: Sampler, blocks: list[Block]) -> None:
-    """Every index from 0 to the end is delivered once or in exactly one gap."""
+    """The sampler's accounts agree with the blocks, and the blocks cover every index once."""
     for name, account in sampler.accounts().items():
         index, gaps, _ = _stream(blocks, name)
-        covered = np.zeros(account.expected, dtype=np.int64)
-        np.add.at(covered, index, 1)
-        for g in gaps:
-            covered[g.start_index:g.start_index + g.count] += 1
-        assert (covered == 1).all(), name
+        _check_coverage(account.expected, index, gaps)
         assert account.delivered == len(index)
         assert account.gap_samples == sum(g.count for g in gaps)
         assert account.delivered + account.gap_samples == account.expected
@@ -236,11 +241,7 @@ def test_thread_with_slow_consumer_turns_overflow_into_stall_gaps() -> None:
     assert reasons == {"stall"}
     for name, account in sampler.accounts().items():
         index, gaps, _ = _stream(received, name)
-        covered = np.zeros(account.expected, dtype=np.int64)
-        np.add.at(covered, index, 1)
-        for g in gaps:
-            covered[g.start_index:g.start_index + g.count] += 1
-        assert (covered == 1).all()
+        _check_coverage(account.expected, index, gaps)
 
 
 def test_thread_stop_finishes_cleanly_and_errors_reach_the_consumer() -> None:
