@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from spinecoach.acquisition.sampler import empty_block
 from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
@@ -353,15 +352,11 @@ def _storage_error(path: Path, error: OSError) -> StorageError:
 
 def write_native(recording: Recording, path: str | os.PathLike[str]) -> Path:
     """Write a whole in-memory ``recording`` as a native file (used by import and fixtures)."""
+    from spinecoach.acquisition.replay import replay_blocks  # replay builds on this module
+
     with RecordingWriter(path, recording.streams, recording.meta) as writer:
-        for block in recording.blocks():
+        for block in replay_blocks(recording):
             writer.write(block)
-        # Gaps after the last sample of a stream are not attached to any block.
-        for stream in [*recording.imu.values(), *recording.force.values()]:
-            last = int(stream.index[-1]) if len(stream.index) else -1
-            tail = tuple(g for g in stream.gaps if g.start_index > last)
-            if tail:
-                writer.write(empty_block(stream.info, tail))
     return Path(path)
 
 
