@@ -24,9 +24,8 @@ from spinecoach.recording.interchange import (
 )
 from spinecoach.recording.model import ForceStream, ImuStream, Recording
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
-if not REALDATA.exists():
-    REALDATA = Path("/work/shared/realdata")
+#: Copies of the shared real recordings, with their licences (tests/fixtures/realdata/README.md).
+REALDATA = Path(__file__).resolve().parents[1] / "fixtures" / "realdata"
 HEADER = "Time (s)," + ",".join(IMU_COLUMNS) + ",Force (N)"
 
 
