@@ -3,15 +3,15 @@
 One loop, one clock. Each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO of
 1024 bytes holds 85 frames, 85 ms at 1 kHz, so a drain comes at least four times before it could
 overflow) and its configuration read back every ``config_check_interval_s`` (40 ms, so a silent
-reset is found well within 100 ms). Each load cell is polled phase-locked to its conversions: after a
-conversion is seen the next poll comes just under one period later, and if nothing is ready,
-again every eighth of a period. That costs about 1.2 polls per conversion and sees every
-conversion within an eighth of a period of its completion.
+reset is found well within 100 ms). Each load cell is polled every half conversion period; the
+driver answers a poll that comes before its next conversion is due without a bus transfer, and
+counts conversions that were overwritten unread (``AdcRead.missed``).
 
 Sample indices and the accounting
 ----------------------------------
 A sample's index counts the chip's own samples: FIFO frames are numbered consecutively, and a
-load-cell conversion seen ``dt`` after the previous one is ``round(dt * rate_hz)`` indices later.
+load-cell conversion comes ``1 + missed`` indices after the previous one (across a restart of
+the chip, ``round(dt * rate_hz)`` for the time ``dt`` between the two).
 When samples are lost the sampler's clock counts them from the nominal rate: after a successful
 drain at clock time ``t_d`` that ended at index ``L``, the chip's samples up to clock time ``t``
 are ``L + floor((t - t_d) * rate_hz + 1/2)`` (the last drained frame was sampled within one period
@@ -124,6 +124,8 @@ class _ForceChannel(_Channel):
     driver: ForceDriver | None = None
     last_conversion_t: float = 0.0
     started: bool = False
+    #: The chip was (re)started since the last conversion: count lost ones from the clock.
+    resync: bool = False
     tare_stale: bool = False
     index: list[int] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)
@@ -408,7 +410,7 @@ class Sampler:
         elif isinstance(ch, _ForceChannel):
             # The outage gap is counted at the first conversion; a restarted chip has
             # calibrated its offset afresh, so the tare no longer holds.
-            ch.tare_stale = True
+            ch.tare_stale, ch.resync = True, True
         self._schedule_after_start(ch, now)
         return True
 
@@ -419,8 +421,7 @@ class Sampler:
             ch.next_action_t = now + self.settings.drain_interval_s
             ch.next_check_t = now + self.settings.config_check_interval_s
         else:
-            # Poll soon and often until the first conversion locks the polling phase.
-            ch.next_action_t = now + ch.info.period_s / 8
+            ch.next_action_t = now + ch.info.period_s / 2
 
     # -- load cell ----------------------------------------------------------------------------
     def _service_force(self, fc: _ForceChannel) -> list[Block]:
@@ -433,37 +434,39 @@ class Sampler:
 
     def _poll(self, fc: _ForceChannel, now: float, late: bool = False) -> list[Block]:
         assert fc.driver is not None
-        period = fc.info.period_s
+        half_period = fc.info.period_s / 2
+        # Every half period on a fixed grid: the driver answers polls before its next
+        # conversion is due without touching the bus, and counts overwritten conversions
+        # exactly when polled this often.
+        fc.next_action_t = max(fc.next_action_t + half_period, now + half_period / 4)
         try:
             read = fc.driver.poll()
         except SensorError:
             self._failed(fc)
-            fc.next_action_t = max(fc.next_action_t, now + period / 8)
             return []
         fc.failures = 0
         if read.reinitialised:
-            fc.trouble = "chip_reset"
-            fc.tare_stale = True
+            # The driver found the chip reset and started it again: its conversion count
+            # starts afresh, so the lost ones are counted from the clock at the next one.
+            fc.trouble, fc.tare_stale, fc.resync = "chip_reset", True, True
         if read.code is None:
-            fc.next_action_t = now + period / 8
             return []
         out: list[Block] = []
         if fc.started:
-            step = max(1, round((now - fc.last_conversion_t) * fc.info.rate_hz))
-            if step > 1:
+            if fc.resync:
+                lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
+            else:
+                lost = read.missed
+            if lost > 0:
                 # Samples before the gap go out first: a block's gaps precede its samples.
                 block = self._flush_force(fc)
                 if block is not None:
                     out.append(block)
                 reason: GapReason = fc.trouble or ("stall" if late else "missed_conversion")
-                fc.add_gap(fc.next_index, step - 1, reason)
-                fc.next_index += step - 1
-        fc.started = True
-        fc.trouble = None
+                fc.add_gap(fc.next_index, lost, reason)
+                fc.next_index += lost
+        fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
-        # Just under one period: the chip's conversions are then seen early in each period
-        # (about 1.2 polls per conversion) and a fast chip clock cannot creep past a poll.
-        fc.next_action_t = now + period * (1 - 1 / 32)
         if not fc.index:
             fc.block_start_t = now
         fc.index.append(fc.next_index)

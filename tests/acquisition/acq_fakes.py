@@ -183,8 +183,9 @@ class FakeAdc(_FaultyChip):
         latest = self._tick_at(now)
         if latest <= self.last_read_tick:
             return AdcRead(None)
+        missed = latest - self.last_read_tick - 1
         self.last_read_tick = latest
-        return AdcRead(latest, saturated=latest in self.saturate)
+        return AdcRead(latest, saturated=latest in self.saturate, missed=missed)
 
     def close(self) -> None:
         self.running = False
