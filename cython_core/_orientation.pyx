@@ -15,54 +15,71 @@ implemented from the paper's equations:
   measures the inclination-correction rate, compared with the equally low-passed R·b so both sides
   carry the same delay.
 
-The accelerometer step also drops samples whose norm is far from 1 g (fast movement that the
-low-pass would otherwise have to absorb); see OrientationSettings.accel_reject_g.
+Differences from the paper, for speed and for real sensors:
+
+* The slow part (accelerometer low-pass, inclination correction, bias Kalman filter) runs once
+  every ``slow_n`` samples (about 50 Hz) on block means of the accelerometer in I and of R; the
+  boxcar mean is the anti-alias filter. The low-pass has a cutoff near 0.1 Hz, so nothing of
+  interest is lost, and the per-sample work is only strapdown integration, rest detection and
+  two rotations.
+* Accelerometer samples whose norm is more than ``accel_reject`` g away from 1 g (impacts) are
+  left out of the mean.
+* The output is predicted over the gyroscope's group delay (``gyro_delay_s``) with the current
+  rate, so it refers to the sample time rather than to the chip's filtered past.
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
 bit-identical to one block. Nothing in the loop touches a Python object or allocates.
 """
 
-from libc.math cimport sqrt, sin, cos, fabs
+from libc.math cimport sqrt, sin, cos, fabs, isfinite
 
 ctypedef struct Coeffs:
-    double ts_s
-    double acc_b[3]
+    double ts_s            # sample period
+    double slow_n          # samples per slow update
+    double slow_ts_s       # slow_n * ts_s
+    double acc_b[3]        # accelerometer low-pass at the slow rate
     double acc_a[2]
-    double acc_init_n
-    double rest_b[3]
+    double acc_init_n      # slow steps of running-mean start
+    double rest_b[3]       # rest-detection low-pass at the sample rate
     double rest_a[2]
     double rest_init_n
-    double rest_gyro_th2
-    double rest_acc_th2
-    double rest_min_n
-    double bias_limit
-    double bias_p0
-    double bias_v
+    double rest_gyro_th2   # (rad/s)^2
+    double rest_acc_th2    # g^2
+    double rest_min_n      # samples
+    double bias_limit      # rad/s
+    double bias_p0         # (rad/s)^2
+    double bias_v          # process noise per slow step, (rad/s)^2
     double w_motion
     double w_vertical
     double w_rest
     double motion_bias_on
     double rest_bias_on
-    double accel_reject
+    double accel_reject    # g
     double gyro_delay_s
 
 ctypedef struct State:
     double q_gyro[4]
     double q_incl[4]
+    double q6[4]           # q_incl ⊗ q_gyro after the last sample
+    double rate[3]         # bias-corrected rate of the last sample, rad/s
     double bias[3]
     double p[9]
-    double acc_n
-    double acc_z[6]
-    double r_z[18]
-    double rb_z[4]
     double rest_n
     double rest_gyro_z[6]
     double rest_acc_z[6]
     double rest_gyro_lp[3]
     double rest_count
     double rest
-    double rate[3]
+    double slow_count      # samples in the current slow block
+    double acc_count       # accelerometer samples used in it
+    double acc_sum[3]      # their sum, rotated into I
+    double r_sum[9]        # sum of R(q6) over the block
+    double acc_n
+    double acc_z[6]
+    double r_n
+    double r_z[18]
+    double rb_z[4]
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -70,37 +87,37 @@ STATE_SIZE = sizeof(State) // sizeof(double)
 cdef double DEG = 0.017453292519943295
 
 
-def fill_coeffs(double[::1] out, double ts_s, double[::1] acc_ba, double acc_init_n,
-                double[::1] rest_ba, double rest_init_n, double rest_gyro_th_rad_s,
-                double rest_acc_th_g, double rest_min_n, double bias_limit_rad_s,
-                double bias_p0, double bias_v, double w_motion, double w_vertical, double w_rest,
-                bint motion_bias_on, bint rest_bias_on, double accel_reject_g,
-                double gyro_delay_s):
-    """Write precomputed coefficients into ``out`` (length COEFFS_SIZE). ``*_ba``: b0,b1,b2,a1,a2."""
+def fill_coeffs(double[::1] out, dict v):
+    """Write the coefficients named in ``v`` into ``out`` (length COEFFS_SIZE).
+
+    ``acc_ba`` and ``rest_ba`` are (b0, b1, b2, a1, a2); everything else is one number.
+    """
     cdef Coeffs* c = <Coeffs*> &out[0]
     cdef int i
-    c.ts_s = ts_s
     for i in range(3):
-        c.acc_b[i] = acc_ba[i]
-        c.rest_b[i] = rest_ba[i]
+        c.acc_b[i] = v["acc_ba"][i]
+        c.rest_b[i] = v["rest_ba"][i]
     for i in range(2):
-        c.acc_a[i] = acc_ba[3 + i]
-        c.rest_a[i] = rest_ba[3 + i]
-    c.acc_init_n = acc_init_n
-    c.rest_init_n = rest_init_n
-    c.rest_gyro_th2 = rest_gyro_th_rad_s * rest_gyro_th_rad_s
-    c.rest_acc_th2 = rest_acc_th_g * rest_acc_th_g
-    c.rest_min_n = rest_min_n
-    c.bias_limit = bias_limit_rad_s
-    c.bias_p0 = bias_p0
-    c.bias_v = bias_v
-    c.w_motion = w_motion
-    c.w_vertical = w_vertical
-    c.w_rest = w_rest
-    c.motion_bias_on = 1.0 if motion_bias_on else 0.0
-    c.rest_bias_on = 1.0 if rest_bias_on else 0.0
-    c.accel_reject = accel_reject_g
-    c.gyro_delay_s = gyro_delay_s
+        c.acc_a[i] = v["acc_ba"][3 + i]
+        c.rest_a[i] = v["rest_ba"][3 + i]
+    c.ts_s = v["ts_s"]
+    c.slow_n = v["slow_n"]
+    c.slow_ts_s = v["slow_n"] * v["ts_s"]
+    c.acc_init_n = v["acc_init_n"]
+    c.rest_init_n = v["rest_init_n"]
+    c.rest_gyro_th2 = v["rest_gyro_th"] ** 2
+    c.rest_acc_th2 = v["rest_acc_th"] ** 2
+    c.rest_min_n = v["rest_min_n"]
+    c.bias_limit = v["bias_limit"]
+    c.bias_p0 = v["bias_p0"]
+    c.bias_v = v["bias_v"]
+    c.w_motion = v["w_motion"]
+    c.w_vertical = v["w_vertical"]
+    c.w_rest = v["w_rest"]
+    c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
+    c.rest_bias_on = 1.0 if v["rest_bias_on"] else 0.0
+    c.accel_reject = v["accel_reject"]
+    c.gyro_delay_s = v["gyro_delay_s"]
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -112,6 +129,7 @@ def init_state(double[::1] state, double[::1] coeffs):
         state[i] = 0.0
     s.q_gyro[0] = 1.0
     s.q_incl[0] = 1.0
+    s.q6[0] = 1.0
     for i in range(3):
         s.p[4 * i] = c.bias_p0
 
@@ -260,9 +278,13 @@ cdef inline bint invert3(const double* m, double* inv) noexcept nogil:
     return True
 
 
-cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth) noexcept nogil:
-    """Kalman update of the gyro bias (state b, covariance P, measurement y = H·b + noise)."""
-    cdef double q6[4]
+cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
+                      bint corrected) noexcept nogil:
+    """Kalman update of the gyro bias (state b, covariance P, measurement y = H·b + noise).
+
+    ``acc_earth``: the low-passed gravity in E before this step's correction (``corrected``
+    False when the block had no usable accelerometer sample).
+    """
     cdef double r[9]
     cdef double rb[2]
     cdef double rblp[2]
@@ -275,16 +297,22 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth) noexce
     cdef double k[9]
     cdef double kh[9]
     cdef double np_[9]
+    cdef double inv_n
     cdef int i
-    cdef bint measure = True
+    cdef bint measure = False
 
-    quat_mul(s.q_incl, s.q_gyro, q6)
-    quat_to_matrix(q6, r)
-    rb[0] = r[0] * s.bias[0] + r[1] * s.bias[1] + r[2] * s.bias[2]
-    rb[1] = r[3] * s.bias[0] + r[4] * s.bias[1] + r[5] * s.bias[2]
-    # R and R·b pass through the accelerometer's low-pass so they carry its delay.
-    lowpass(r, h, 9, s.r_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
-    lowpass(rb, rblp, 2, s.rb_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
+    if c.motion_bias_on != 0.0:
+        # Block-mean R and R·b pass through the accelerometer's low-pass so both sides of the
+        # measurement carry the same delay.
+        inv_n = 1.0 / c.slow_n
+        for i in range(9):
+            r[i] = s.r_sum[i] * inv_n
+        rb[0] = r[0] * s.bias[0] + r[1] * s.bias[1] + r[2] * s.bias[2]
+        rb[1] = r[3] * s.bias[0] + r[4] * s.bias[1] + r[5] * s.bias[2]
+        if s.r_n <= c.acc_init_n:
+            s.r_n += 1.0
+        lowpass(r, h, 9, s.r_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
+        lowpass(rb, rblp, 2, s.rb_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
 
     if s.rest != 0.0 and c.rest_bias_on != 0.0:
         for i in range(3):
@@ -295,19 +323,21 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth) noexce
         h[0] = 1.0
         h[4] = 1.0
         h[8] = 1.0
-    elif c.motion_bias_on != 0.0:
-        e[0] = (-acc_earth[1] / c.ts_s + rblp[0]
+        measure = True
+    elif c.motion_bias_on != 0.0 and corrected:
+        # Correction rate (rad/s, earth frame) = −LP(R·(b − b̂)) for a constant bias b.
+        e[0] = (-acc_earth[1] / c.slow_ts_s + rblp[0]
                 - h[0] * s.bias[0] - h[1] * s.bias[1] - h[2] * s.bias[2])
-        e[1] = (acc_earth[0] / c.ts_s + rblp[1]
+        e[1] = (acc_earth[0] / c.slow_ts_s + rblp[1]
                 - h[3] * s.bias[0] - h[4] * s.bias[1] - h[5] * s.bias[2])
+        # Vertical bias is unobservable: a weak pseudo-measurement pulls it towards zero.
         e[2] = -h[6] * s.bias[0] - h[7] * s.bias[1] - h[8] * s.bias[2]
         w[0] = c.w_motion
         w[1] = c.w_motion
         w[2] = c.w_vertical
-    else:
-        measure = False
+        measure = True
 
-    # The bias may wander: the variance grows by V per sample up to its initial value.
+    # The bias may wander: the variance grows by V per step up to its initial value.
     for i in range(3):
         if s.p[4 * i] < c.bias_p0:
             s.p[4 * i] += c.bias_v
@@ -327,11 +357,59 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth) noexce
     mat3_mul(k, h, kh, False)
     mat3_mul(kh, s.p, np_, False)       # P ← P − K·H·P
     for i in range(9):
-        np_[i] = s.p[i] - np_[i]
-    for i in range(9):
-        s.p[i] = np_[i]
+        s.p[i] -= np_[i]
     for i in range(3):
         s.bias[i] = clip(s.bias[i], c.bias_limit)
+
+
+cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
+    """Accelerometer low-pass, inclination correction and bias update for one block."""
+    cdef double mean[3]
+    cdef double alp[3]
+    cdef double ae[3]
+    cdef double corr[4]
+    cdef double n
+    cdef int i
+    cdef bint corrected = False
+
+    ae[0] = 0.0
+    ae[1] = 0.0
+    ae[2] = 1.0
+    if s.acc_count > 0.0:
+        for i in range(3):
+            mean[i] = s.acc_sum[i] / s.acc_count
+        if s.acc_n <= c.acc_init_n:
+            s.acc_n += 1.0
+        lowpass(mean, alp, 3, s.acc_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
+        quat_rotate(s.q_incl, alp, ae)
+        n = sqrt(ae[0] * ae[0] + ae[1] * ae[1] + ae[2] * ae[2])
+        if n > 0.0:
+            for i in range(3):
+                ae[i] /= n
+            # Smallest rotation taking the low-passed gravity exactly to +z (earth frame).
+            corr[0] = sqrt(0.5 * (ae[2] + 1.0))
+            if corr[0] > 1e-6:
+                corr[1] = 0.5 * ae[1] / corr[0]
+                corr[2] = -0.5 * ae[0] / corr[0]
+                corr[3] = 0.0
+            else:
+                # Gravity points straight down: any horizontal half-turn works; take x.
+                corr[0] = 0.0
+                corr[1] = 1.0
+                corr[2] = 0.0
+                corr[3] = 0.0
+            quat_mul(corr, s.q_incl, s.q_incl)
+            quat_normalize(s.q_incl)
+            corrected = True
+    if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
+        bias_update(s, c, ae, corrected)
+    quat_mul(s.q_incl, s.q_gyro, s.q6)
+    s.slow_count = 0.0
+    s.acc_count = 0.0
+    for i in range(3):
+        s.acc_sum[i] = 0.0
+    for i in range(9):
+        s.r_sum[i] = 0.0
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
@@ -341,9 +419,8 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     cdef double a[3]
     cdef double alp[3]
     cdef double ai[3]
-    cdef double ae[3]
     cdef double dq[4]
-    cdef double corr[4]
+    cdef double r[9]
     cdef double d, n
     cdef int i
     cdef bint still
@@ -352,8 +429,8 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
         g[i] = gyro_dps[i] * DEG
         a[i] = accel_g[i]
 
-    # Rest detection: both signals close to their own low-pass and the low-passed rate small
-    # enough to be a bias.
+    # Rest: both signals close to their own low-pass, and the low-passed rate small enough to
+    # be a bias. Timed in samples.
     if s.rest_n <= c.rest_init_n:
         s.rest_n += 1.0
     lowpass(g, glp, 3, s.rest_gyro_z, s.rest_n, c.rest_b, c.rest_a, c.rest_init_n)
@@ -364,14 +441,9 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
         d += (g[i] - glp[i]) * (g[i] - glp[i])
         n += (a[i] - alp[i]) * (a[i] - alp[i])
         s.rest_gyro_lp[i] = glp[i]
-    still = d < c.rest_gyro_th2 and n < c.rest_acc_th2
-    for i in range(3):
-        if fabs(glp[i]) > c.bias_limit:
-            still = False
-    if still:
-        s.rest_count += 1.0
-    else:
-        s.rest_count = 0.0
+    still = (d < c.rest_gyro_th2 and n < c.rest_acc_th2 and fabs(glp[0]) <= c.bias_limit
+             and fabs(glp[1]) <= c.bias_limit and fabs(glp[2]) <= c.bias_limit)
+    s.rest_count = s.rest_count + 1.0 if still else 0.0
     s.rest = 1.0 if s.rest_count >= c.rest_min_n else 0.0
 
     # Strapdown integration of the bias-corrected rate (exact for a constant rate over Ts).
@@ -381,60 +453,69 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     rotation_quat(g, c.ts_s, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_normalize(s.q_gyro)
+    quat_mul(s.q_incl, s.q_gyro, s.q6)
 
-    n = sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
-    if n == 0.0 or fabs(n - 1.0) > c.accel_reject:
-        return
-    quat_rotate(s.q_gyro, a, ai)
-    if s.acc_n <= c.acc_init_n:
-        s.acc_n += 1.0
-    lowpass(ai, alp, 3, s.acc_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
-    quat_rotate(s.q_incl, alp, ae)
-    n = sqrt(ae[0] * ae[0] + ae[1] * ae[1] + ae[2] * ae[2])
-    if n == 0.0:
-        return
-    for i in range(3):
-        ae[i] /= n
-    # Smallest rotation taking the low-passed gravity exactly to +z (earth-frame correction).
-    corr[0] = sqrt(0.5 * (ae[2] + 1.0))
-    if corr[0] > 1e-6:
-        corr[1] = 0.5 * ae[1] / corr[0]
-        corr[2] = -0.5 * ae[0] / corr[0]
-        corr[3] = 0.0
-    else:
-        # Gravity points straight down: any horizontal half-turn works, take the one about x.
-        corr[0] = 0.0
-        corr[1] = 1.0
-        corr[2] = 0.0
-        corr[3] = 0.0
-    quat_mul(corr, s.q_incl, s.q_incl)
-    quat_normalize(s.q_incl)
-    if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
-        bias_update(s, c, ae)
+    n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+    if n > 0.0 and fabs(sqrt(n) - 1.0) <= c.accel_reject:
+        quat_rotate(s.q_gyro, a, ai)
+        for i in range(3):
+            s.acc_sum[i] += ai[i]
+        s.acc_count += 1.0
+    if c.motion_bias_on != 0.0:
+        quat_to_matrix(s.q6, r)
+        for i in range(9):
+            s.r_sum[i] += r[i]
+    s.slow_count += 1.0
+    if s.slow_count >= c.slow_n:
+        slow_update(s, c)
 
 
-def update(double[:, ::1] gyro_dps, double[:, ::1] accel_g, const unsigned char[::1] valid,
+def first_bad_sample(double[:, ::1] gyro_dps, double[:, ::1] accel_g, valid):
+    """Index of the first sample marked valid with a non-finite value, or -1."""
+    cdef const unsigned char[::1] flags
+    cdef bint has_flags = valid is not None
+    cdef Py_ssize_t i, j, bad = -1, n = gyro_dps.shape[0]
+    if has_flags:
+        flags = valid
+    with nogil:
+        for i in range(n):
+            if has_flags and not flags[i]:
+                continue
+            for j in range(3):
+                if not (isfinite(gyro_dps[i, j]) and isfinite(accel_g[i, j])):
+                    bad = i
+            if bad >= 0:
+                break
+    return bad
+
+
+def update(double[:, ::1] gyro_dps, double[:, ::1] accel_g, valid,
            double[::1] coeffs, double[::1] state, double[:, ::1] out_q):
-    """Process n samples; write the 6D quaternion [w, x, y, z] after each into ``out_q``.
+    """Process n samples; write the quaternion [w, x, y, z] after each into ``out_q``.
 
-    ``valid[i] == 0`` holds the state for sample i (its output repeats the current estimate).
-    Arrays are trusted: the public wrapper checks shapes, dtypes and finiteness.
+    ``valid``: None (all valid) or uint8 flags; 0 holds the state for that sample, whose output
+    repeats the current estimate. Arrays are trusted: the public wrapper checks shapes and
+    finiteness (first_bad_sample).
     """
     cdef Coeffs* c = <Coeffs*> &coeffs[0]
     cdef State* s = <State*> &state[0]
+    cdef const unsigned char[::1] flags
+    cdef bint has_flags = valid is not None
+    cdef bint lead = c.gyro_delay_s != 0.0
     cdef Py_ssize_t i, n = gyro_dps.shape[0]
-    cdef double q[4]
-    cdef double q6[4]
-    cdef double lead[4]
+    cdef double dq[4]
+    if has_flags:
+        flags = valid
     with nogil:
         for i in range(n):
-            if valid[i]:
+            if not has_flags or flags[i]:
                 step(s, c, &gyro_dps[i, 0], &accel_g[i, 0])
-            quat_mul(s.q_incl, s.q_gyro, q6)
-            # Predict over the gyroscope's group delay so the output refers to the sample time.
-            rotation_quat(s.rate, c.gyro_delay_s, lead)
-            quat_mul(q6, lead, q)
-            out_q[i, 0] = q[0]
-            out_q[i, 1] = q[1]
-            out_q[i, 2] = q[2]
-            out_q[i, 3] = q[3]
+            if lead:
+                # Predict over the gyroscope's group delay so the output refers to the sample time.
+                rotation_quat(s.rate, c.gyro_delay_s, dq)
+                quat_mul(s.q6, dq, &out_q[i, 0])
+            else:
+                out_q[i, 0] = s.q6[0]
+                out_q[i, 1] = s.q6[1]
+                out_q[i, 2] = s.q6[2]
+                out_q[i, 3] = s.q6[3]

@@ -56,6 +56,7 @@ class OrientationSettings:
     accel_time_constant_s: float = 2.0
     accel_reject_g: float = 2.0
     gyro_delay_s: float = 0.0026
+    correction_rate_hz: float = 50.0
     rest_filter_time_constant_s: float = 0.5
     rest_gyro_threshold_dps: float = 2.0
     rest_accel_threshold_g: float = 0.05
@@ -134,18 +135,16 @@ class OrientationFilter:
         n = gyro.shape[0]
         if accel.shape[0] != n:
             raise ValueError(f"gyro_dps has {n} samples but accel_g has {accel.shape[0]}")
-        if valid is None:
-            flags = np.ones(n, dtype=np.uint8)
-        else:
+        flags = None
+        if valid is not None:
             valid_arr = np.asarray(valid)
             if valid_arr.shape != (n,):
                 raise ValueError(f"valid must have shape ({n},), got {valid_arr.shape}")
             flags = np.ascontiguousarray(valid_arr, dtype=bool).view(np.uint8)
-        finite = np.isfinite(gyro).all(axis=1) & np.isfinite(accel).all(axis=1)
-        bad = np.flatnonzero(~finite & flags.astype(bool))
-        if bad.size:
+        bad = _orientation.first_bad_sample(gyro, accel, flags)
+        if bad >= 0:
             raise DataFormatError(
-                f"IMU sample {int(bad[0])} of the block has a non-finite value; "
+                f"IMU sample {bad} of the block has a non-finite value; "
                 "mark such samples invalid (valid=False) or drop them"
             )
         out = np.empty((n, 4), dtype=np.float64)
@@ -167,10 +166,8 @@ class OrientationFilter:
     def quaternion(self) -> npt.NDArray[np.float64]:
         """The current estimate [w, x, y, z] (what the next held sample would output)."""
         probe = np.empty((1, 4), dtype=np.float64)
-        _orientation.update(
-            np.zeros((1, 3)), np.zeros((1, 3)), np.zeros(1, np.uint8), self._coeffs,
-            self._state, probe,
-        )
+        idle = np.zeros((1, 3))
+        _orientation.update(idle, idle, np.zeros(1, np.uint8), self._coeffs, self._state, probe)
         return probe[0]
 
     def copy(self) -> OrientationFilter:
@@ -183,18 +180,20 @@ class OrientationFilter:
         return twin
 
 
-def _lowpass_coefficients(time_constant_s: float, rate_hz: float) -> npt.NDArray[np.float64]:
+def _lowpass_coefficients(time_constant_s: float, rate_hz: float) -> tuple[float, ...]:
     """b0, b1, b2, a1, a2 of the 2nd-order Butterworth with the VQF time-constant convention."""
     cutoff_hz = time_constant_cutoff_hz(time_constant_s)
     # At very low rates the cutoff can pass Nyquist: then the signal needs no smoothing at all.
     cutoff_hz = min(cutoff_hz, 0.45 * rate_hz)
     b0, b1, b2, _a0, a1, a2 = butterworth_lowpass_sos(2, cutoff_hz, rate_hz)[0]
-    return np.array([b0, b1, b2, a1, a2], dtype=np.float64)
+    return (float(b0), float(b1), float(b2), float(a1), float(a2))
 
 
 def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.float64]:
     ts_s = 1.0 / rate_hz
-    bias_v = (BIAS_DRIFT_SD_DPS * _DEG) ** 2 * ts_s / s.bias_forgetting_time_s
+    slow_n = max(1, round(rate_hz / s.correction_rate_hz))
+    slow_rate_hz = rate_hz / slow_n
+    bias_v = (BIAS_DRIFT_SD_DPS * _DEG) ** 2 * (slow_n * ts_s) / s.bias_forgetting_time_s
 
     def steady_weight(sd_dps: float) -> float:
         # Measurement variance W for which the scalar Kalman filter with process noise V
@@ -206,23 +205,26 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
     coeffs = np.zeros(_orientation.COEFFS_SIZE, dtype=np.float64)
     _orientation.fill_coeffs(
         coeffs,
-        ts_s,
-        _lowpass_coefficients(s.accel_time_constant_s, rate_hz),
-        max(1.0, round(s.accel_time_constant_s * rate_hz)),
-        _lowpass_coefficients(s.rest_filter_time_constant_s, rate_hz),
-        max(1.0, round(s.rest_filter_time_constant_s * rate_hz)),
-        s.rest_gyro_threshold_dps * _DEG,
-        s.rest_accel_threshold_g,
-        max(1.0, round(s.rest_min_duration_s * rate_hz)),
-        s.bias_limit_dps * _DEG,
-        (s.bias_initial_sd_dps * _DEG) ** 2,
-        bias_v,
-        w_motion,
-        w_motion / s.bias_vertical_forgetting_factor,
-        steady_weight(s.bias_rest_sd_dps),
-        s.motion_bias_estimation,
-        s.rest_bias_estimation,
-        s.accel_reject_g,
-        s.gyro_delay_s,
+        {
+            "ts_s": ts_s,
+            "slow_n": float(slow_n),
+            "acc_ba": _lowpass_coefficients(s.accel_time_constant_s, slow_rate_hz),
+            "acc_init_n": float(max(1, round(s.accel_time_constant_s * slow_rate_hz))),
+            "rest_ba": _lowpass_coefficients(s.rest_filter_time_constant_s, rate_hz),
+            "rest_init_n": float(max(1, round(s.rest_filter_time_constant_s * rate_hz))),
+            "rest_gyro_th": s.rest_gyro_threshold_dps * _DEG,
+            "rest_acc_th": s.rest_accel_threshold_g,
+            "rest_min_n": float(max(1, round(s.rest_min_duration_s * rate_hz))),
+            "bias_limit": s.bias_limit_dps * _DEG,
+            "bias_p0": (s.bias_initial_sd_dps * _DEG) ** 2,
+            "bias_v": bias_v,
+            "w_motion": w_motion,
+            "w_vertical": w_motion / s.bias_vertical_forgetting_factor,
+            "w_rest": steady_weight(s.bias_rest_sd_dps),
+            "motion_bias_on": s.motion_bias_estimation,
+            "rest_bias_on": s.rest_bias_estimation,
+            "accel_reject": s.accel_reject_g,
+            "gyro_delay_s": s.gyro_delay_s,
+        },
     )
     return coeffs
