@@ -22,7 +22,7 @@ Differences from the paper, for speed and for real sensors:
   boxcar mean is the anti-alias filter. The low-pass has a cutoff near 0.1 Hz, so nothing of
   interest is lost, and the per-sample work is only strapdown integration, rest detection and
   two rotations.
-* Accelerometer samples whose norm is more than ``accel_reject`` g away from 1 g (impacts) are
+* Accelerometer samples whose norm is more than accel_reject_g away from 1 g (impacts) are
   left out of the mean.
 * The output is predicted over the gyroscope's group delay (``gyro_delay_s``) with the current
   rate, so it refers to the sample time rather than to the chip's filtered past.
@@ -33,6 +33,10 @@ bit-identical to one block. Nothing in the loop touches a Python object or alloc
 """
 
 from libc.math cimport sqrt, sin, cos, fabs, isfinite
+
+cimport numpy as cnp
+
+cnp.import_array()
 
 ctypedef struct Coeffs:
     double ts_s            # sample period
@@ -55,7 +59,8 @@ ctypedef struct Coeffs:
     double w_rest
     double motion_bias_on
     double rest_bias_on
-    double accel_reject    # g
+    double accel_norm2_low   # g², squared norm bounds of a usable accelerometer sample
+    double accel_norm2_high
     double gyro_delay_s
 
 ctypedef struct State:
@@ -116,7 +121,8 @@ def fill_coeffs(double[::1] out, dict v):
     c.w_rest = v["w_rest"]
     c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
     c.rest_bias_on = 1.0 if v["rest_bias_on"] else 0.0
-    c.accel_reject = v["accel_reject"]
+    c.accel_norm2_low = max(0.0, 1.0 - v["accel_reject"]) ** 2
+    c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
     c.gyro_delay_s = v["gyro_delay_s"]
 
 
@@ -158,11 +164,11 @@ cdef inline void quat_mul(const double* a, const double* b, double* out) noexcep
 
 
 cdef inline void quat_normalize(double* q) noexcept nogil:
-    cdef double n = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
-    q[0] /= n
-    q[1] /= n
-    q[2] /= n
-    q[3] /= n
+    cdef double inv = 1.0 / sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    q[0] *= inv
+    q[1] *= inv
+    q[2] *= inv
+    q[3] *= inv
 
 
 cdef inline void quat_rotate(const double* q, const double* v, double* out) noexcept nogil:
@@ -456,7 +462,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     quat_mul(s.q_incl, s.q_gyro, s.q6)
 
     n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
-    if n > 0.0 and fabs(sqrt(n) - 1.0) <= c.accel_reject:
+    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high:
         quat_rotate(s.q_gyro, a, ai)
         for i in range(3):
             s.acc_sum[i] += ai[i]
@@ -470,52 +476,118 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
         slow_update(s, c)
 
 
-def first_bad_sample(double[:, ::1] gyro_dps, double[:, ::1] accel_g, valid):
-    """Index of the first sample marked valid with a non-finite value, or -1."""
-    cdef const unsigned char[::1] flags
-    cdef bint has_flags = valid is not None
-    cdef Py_ssize_t i, j, bad = -1, n = gyro_dps.shape[0]
-    if has_flags:
-        flags = valid
-    with nogil:
-        for i in range(n):
-            if has_flags and not flags[i]:
-                continue
-            for j in range(3):
-                if not (isfinite(gyro_dps[i, j]) and isfinite(accel_g[i, j])):
-                    bad = i
-            if bad >= 0:
-                break
-    return bad
+cdef inline bint is_samples(object obj, Py_ssize_t n, int columns):
+    """obj is an aligned, native, C-contiguous float64 ndarray of shape (n, columns)."""
+    if not cnp.PyArray_Check(obj):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> obj
+    return (cnp.PyArray_TYPE(arr) == cnp.NPY_DOUBLE and cnp.PyArray_NDIM(arr) == 2
+            and cnp.PyArray_DIM(arr, 1) == columns and (n < 0 or cnp.PyArray_DIM(arr, 0) == n)
+            and cnp.PyArray_ISCARRAY_RO(arr))
 
 
-def update(double[:, ::1] gyro_dps, double[:, ::1] accel_g, valid,
-           double[::1] coeffs, double[::1] state, double[:, ::1] out_q):
-    """Process n samples; write the quaternion [w, x, y, z] after each into ``out_q``.
+cdef inline bint is_flags(object obj, Py_ssize_t n):
+    """obj is a C-contiguous 1-byte (bool or uint8) ndarray of shape (n,)."""
+    if not cnp.PyArray_Check(obj):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> obj
+    cdef int kind = cnp.PyArray_TYPE(arr)
+    return ((kind == cnp.NPY_BOOL or kind == cnp.NPY_UINT8) and cnp.PyArray_NDIM(arr) == 1
+            and cnp.PyArray_DIM(arr, 0) == n and cnp.PyArray_ISCARRAY_RO(arr))
 
-    ``valid``: None (all valid) or uint8 flags; 0 holds the state for that sample, whose output
-    repeats the current estimate. Arrays are trusted: the public wrapper checks shapes and
-    finiteness (first_bad_sample).
+
+cdef class Kernel:
+    """The per-sample loop bound to one filter's coefficient and state arrays.
+
+    Holding raw pointers to the two arrays (kept alive here) keeps the per-call overhead to a
+    few checks, which matters for the small blocks of live acquisition.
     """
-    cdef Coeffs* c = <Coeffs*> &coeffs[0]
-    cdef State* s = <State*> &state[0]
-    cdef const unsigned char[::1] flags
-    cdef bint has_flags = valid is not None
-    cdef bint lead = c.gyro_delay_s != 0.0
-    cdef Py_ssize_t i, n = gyro_dps.shape[0]
+
+    cdef readonly object coeffs
+    cdef readonly object state
+    cdef Coeffs* c
+    cdef State* s
+
+    def __cinit__(self, cnp.ndarray coeffs, cnp.ndarray state):
+        if (cnp.PyArray_TYPE(coeffs) != cnp.NPY_DOUBLE or cnp.PyArray_TYPE(state) != cnp.NPY_DOUBLE
+                or not cnp.PyArray_ISCARRAY(coeffs) or not cnp.PyArray_ISCARRAY(state)
+                or cnp.PyArray_SIZE(coeffs) != COEFFS_SIZE or cnp.PyArray_SIZE(state) != STATE_SIZE):
+            raise ValueError("Kernel needs writable contiguous float64 coefficient and state arrays")
+        self.coeffs = coeffs
+        self.state = state
+        self.c = <Coeffs*> cnp.PyArray_DATA(coeffs)
+        self.s = <State*> cnp.PyArray_DATA(state)
+
+    def update(self, gyro_dps, accel_g, valid):
+        """Process a block; returns the (n, 4) quaternions [w, x, y, z], one per sample.
+
+        Returns None, touching nothing, unless gyro_dps and accel_g are aligned C-contiguous
+        float64 (n, 3) arrays and valid is None or a contiguous bool/uint8 (n,) array (the
+        caller then converts and calls again). Returns the index (int) of the first sample marked
+        valid that has a non-finite value, again touching nothing. ``valid[i] == 0`` holds the
+        state for that sample; its output repeats the current estimate.
+        """
+        if not is_samples(gyro_dps, -1, 3):
+            return None
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray> gyro_dps, 0)
+        if not is_samples(accel_g, n, 3):
+            return None
+        cdef bint has_flags = valid is not None
+        if has_flags and not is_flags(valid, n):
+            return None
+        cdef const double* gyro = <const double*> cnp.PyArray_DATA(<cnp.ndarray> gyro_dps)
+        cdef const double* accel = <const double*> cnp.PyArray_DATA(<cnp.ndarray> accel_g)
+        cdef const unsigned char* flags = NULL
+        if has_flags:
+            flags = <const unsigned char*> cnp.PyArray_DATA(<cnp.ndarray> valid)
+        cdef Py_ssize_t bad = first_bad(gyro, accel, flags, n)
+        if bad >= 0:
+            return bad
+        cdef cnp.npy_intp dims[2]
+        dims[0] = n
+        dims[1] = 4
+        cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+        run(self.s, self.c, gyro, accel, flags, n, <double*> cnp.PyArray_DATA(out))
+        return out
+
+    def hold(self):
+        """The output a held (invalid) sample would give now: [w, x, y, z]."""
+        cdef double q[4]
+        output(self.s, self.c, q)
+        return (q[0], q[1], q[2], q[3])
+
+
+cdef Py_ssize_t first_bad(const double* gyro, const double* accel, const unsigned char* flags,
+                          Py_ssize_t n) noexcept nogil:
+    """Index of the first sample marked valid with a non-finite value, or -1."""
+    cdef Py_ssize_t i
+    cdef int j
+    for i in range(n):
+        if flags != NULL and not flags[i]:
+            continue
+        for j in range(3):
+            if not (isfinite(gyro[3 * i + j]) and isfinite(accel[3 * i + j])):
+                return i
+    return -1
+
+
+cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nogil:
     cdef double dq[4]
-    if has_flags:
-        flags = valid
-    with nogil:
-        for i in range(n):
-            if not has_flags or flags[i]:
-                step(s, c, &gyro_dps[i, 0], &accel_g[i, 0])
-            if lead:
-                # Predict over the gyroscope's group delay so the output refers to the sample time.
-                rotation_quat(s.rate, c.gyro_delay_s, dq)
-                quat_mul(s.q6, dq, &out_q[i, 0])
-            else:
-                out_q[i, 0] = s.q6[0]
-                out_q[i, 1] = s.q6[1]
-                out_q[i, 2] = s.q6[2]
-                out_q[i, 3] = s.q6[3]
+    if c.gyro_delay_s != 0.0:
+        # Predict over the gyroscope's group delay so the output refers to the sample time.
+        rotation_quat(s.rate, c.gyro_delay_s, dq)
+        quat_mul(s.q6, dq, q)
+    else:
+        q[0] = s.q6[0]
+        q[1] = s.q6[1]
+        q[2] = s.q6[2]
+        q[3] = s.q6[3]
+
+
+cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,
+              const unsigned char* flags, Py_ssize_t n, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if flags == NULL or flags[i]:
+            step(s, c, &gyro[3 * i], &accel[3 * i])
+        output(s, c, &out[4 * i])

@@ -93,6 +93,23 @@ def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return out
 
 
+def _canonical(
+    gyro_dps: npt.ArrayLike, accel_g: npt.ArrayLike, valid: npt.ArrayLike | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+    """Contiguous float64 (n, 3) arrays and bool (n,) flags, or ValueError naming the problem."""
+    gyro = _as_samples("gyro_dps", gyro_dps)
+    accel = _as_samples("accel_g", accel_g)
+    n = gyro.shape[0]
+    if accel.shape[0] != n:
+        raise ValueError(f"gyro_dps has {n} samples but accel_g has {accel.shape[0]}")
+    if valid is None:
+        return gyro, accel, None
+    flags = np.ascontiguousarray(valid)
+    if flags.shape != (n,):
+        raise ValueError(f"valid must have shape ({n},), got {flags.shape}")
+    return gyro, accel, np.ascontiguousarray(flags, dtype=bool)
+
+
 class OrientationFilter:
     """Streaming 6-axis orientation filter for one IMU at a fixed sample rate.
 
@@ -109,6 +126,7 @@ class OrientationFilter:
         self._coeffs = _coefficients(self._rate_hz, settings)
         self._state = np.zeros(_orientation.STATE_SIZE, dtype=np.float64)
         _orientation.init_state(self._state, self._coeffs)
+        self._kernel = _orientation.Kernel(self._coeffs, self._state)
 
     @property
     def rate_hz(self) -> float:
@@ -130,26 +148,15 @@ class OrientationFilter:
         Raises ValueError for mismatched shapes and DataFormatError (a ValueError) for a
         non-finite value in a sample marked valid.
         """
-        gyro = _as_samples("gyro_dps", gyro_dps)
-        accel = _as_samples("accel_g", accel_g)
-        n = gyro.shape[0]
-        if accel.shape[0] != n:
-            raise ValueError(f"gyro_dps has {n} samples but accel_g has {accel.shape[0]}")
-        flags = None
-        if valid is not None:
-            valid_arr = np.asarray(valid)
-            if valid_arr.shape != (n,):
-                raise ValueError(f"valid must have shape ({n},), got {valid_arr.shape}")
-            flags = np.ascontiguousarray(valid_arr, dtype=bool).view(np.uint8)
-        bad = _orientation.first_bad_sample(gyro, accel, flags)
-        if bad >= 0:
+        out = self._kernel.update(gyro_dps, accel_g, valid)
+        if out is None:
+            # Not already contiguous float64 of matching shapes: convert (or refuse), then run.
+            out = self._kernel.update(*_canonical(gyro_dps, accel_g, valid))
+        if isinstance(out, int):
             raise DataFormatError(
-                f"IMU sample {bad} of the block has a non-finite value; "
+                f"IMU sample {out} of the block has a non-finite value; "
                 "mark such samples invalid (valid=False) or drop them"
             )
-        out = np.empty((n, 4), dtype=np.float64)
-        if n:
-            _orientation.update(gyro, accel, flags, self._coeffs, self._state, out)
         return out
 
     @property
@@ -165,10 +172,7 @@ class OrientationFilter:
     @property
     def quaternion(self) -> npt.NDArray[np.float64]:
         """The current estimate [w, x, y, z] (what the next held sample would output)."""
-        probe = np.empty((1, 4), dtype=np.float64)
-        idle = np.zeros((1, 3))
-        _orientation.update(idle, idle, np.zeros(1, np.uint8), self._coeffs, self._state, probe)
-        return probe[0]
+        return np.asarray(self._kernel.hold(), dtype=np.float64)
 
     def copy(self) -> OrientationFilter:
         """An independent filter with a deep copy of the current state."""
@@ -177,6 +181,7 @@ class OrientationFilter:
         twin._settings = self._settings
         twin._coeffs = self._coeffs.copy()
         twin._state = self._state.copy()
+        twin._kernel = _orientation.Kernel(twin._coeffs, twin._state)
         return twin
 
 
