@@ -33,6 +33,8 @@ class MotionSettings:
     hold_debounce_s: float = 0.2
     extension_limit_deg: float | None = None
     flexion_limit_deg: float | None = None
+    min_hold_s: float = 1.0
+    min_return_frac: float = 0.5
 
 
 @dataclass(frozen=True)
