@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core_detect_synth import feed_in_blocks
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -202,15 +203,7 @@ def test_streaming_equals_batch(sizes):
     det = ContractionDetector(rate)
     batch = det.update(f, valid) + det.finish()
     det2 = ContractionDetector(rate)
-    streamed = []
-    pos = 0
-    i = 0
-    while pos < len(f):
-        n = sizes[i % len(sizes)]
-        streamed += det2.update(f[pos : pos + n], valid[pos : pos + n])
-        pos += n
-        i += 1
-    streamed += det2.finish()
+    streamed = feed_in_blocks(det2.update, sizes, f, valid) + det2.finish()
     assert streamed == batch
     assert len([e for e in batch if e.kind == "contraction"]) == 2
 

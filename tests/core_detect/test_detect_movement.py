@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from core_detect_synth import Segment, cosine_moves, hinge_set
+from core_detect_synth import Segment, cosine_moves, feed_in_blocks, hinge_set
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,14 +95,7 @@ def test_phases_streaming_equals_batch(sizes):
     omega = omega + np.random.default_rng(0).normal(0, 0.8, omega.shape)
     batch = PhaseDetector(rate).update(omega)
     det = PhaseDetector(rate)
-    out = []
-    pos = i = 0
-    while pos < len(omega):
-        n = sizes[i % len(sizes)]
-        out += det.update(omega[pos : pos + n])
-        pos += n
-        i += 1
-    assert out == batch
+    assert feed_in_blocks(det.update, sizes, omega) == batch
 
 
 def hold_signal(rate: float, enter_s: float = 2.0, leave_s: float = 6.0, total_s: float = 9.0):
@@ -151,14 +144,7 @@ def test_holds_streaming_equals_batch(sizes):
     batch = HoldDetector(rate, 35.0, 45.0)
     b = batch.update(angle) + batch.finish()
     det = HoldDetector(rate, 35.0, 45.0)
-    out = []
-    pos = i = 0
-    while pos < len(angle):
-        n = sizes[i % len(sizes)]
-        out += det.update(angle[pos : pos + n])
-        pos += n
-        i += 1
-    assert out + det.finish() == b
+    assert feed_in_blocks(det.update, sizes, angle) + det.finish() == b
     assert len([c for c in b if c.kind == "hold_end"]) == 2
 
 
