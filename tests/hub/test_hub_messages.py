@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 
 import pytest
-
 from spinecoach.errors import SpinecoachError
 from spinecoach.hub.messages import (
     COMMANDS,
@@ -127,7 +127,7 @@ def test_decimator_passes_at_most_the_frame_rate_in_sample_time() -> None:
         if (f := decimator.offer(Frame(t_s=i / 1000.0, angle_deg=0.0, speed_dps=0.0, force_n=None)))
     ]
     assert len(passed) == 30  # one second of 1 kHz samples
-    gaps = [b.t_s - a.t_s for a, b in zip(passed, passed[1:])]
+    gaps = [b.t_s - a.t_s for a, b in itertools.pairwise(passed)]
     assert min(gaps) >= 1 / MAX_FRAME_RATE_HZ * 0.999
     # A seek backwards restarts the count instead of freezing the display.
     assert decimator.offer(Frame(t_s=0.1, angle_deg=0.0, speed_dps=0.0, force_n=None)) is not None
