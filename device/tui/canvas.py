@@ -28,6 +28,11 @@ class Range:
     def span(self) -> float:
         return self.high - self.low
 
+    def padded(self, fraction: float) -> Range:
+        """The range widened by ``fraction`` of its span at each end."""
+        pad = self.span * fraction
+        return Range(self.low - pad, self.high + pad)
+
     @classmethod
     def covering(cls, values: Sequence[float], minimum_span: float = 1.0) -> Range:
         """The smallest range holding ``values`` and at least ``minimum_span`` wide (centred)."""

@@ -44,11 +44,12 @@ def plot_text(
     x_unit: str,
     styles: Sequence[str] = SERIES_STYLES,
     empty_message: str = "",
+    x_labels: tuple[str, str] | None = None,
 ) -> Text:
     """A braille line plot with a y axis on the left and the x range underneath.
 
     ``width``×``height`` is the whole area in cells, axes included. Series are drawn in order,
-    so the last one is on top.
+    so the last one is on top. ``x_labels`` replace the numbers at the ends of the x axis.
     """
     label_w = max(len(f"{y_range.high:.0f}"), len(f"{y_range.low:.0f}"), len(y_unit)) + 1
     plot_w = max(1, width - label_w - 1)
@@ -70,7 +71,7 @@ def plot_text(
             for char, owner in row:
                 text.append(char, style=styles[owner % len(styles)] if owner >= 0 else None)
         text.append("\n")
-    low, high = f"{x_range.low:.0f}", f"{x_range.high:.0f}{x_unit}"
+    low, high = x_labels or (f"{x_range.low:.0f}", f"{x_range.high:.0f}{x_unit}")
     gap = max(1, plot_w - len(low) - len(high))
     text.append(" " * label_w + "└" + low + "─" * gap + high, style="dim")
     return text
@@ -309,18 +310,30 @@ def figure_label(name: str) -> tuple[str, str, int]:
     """(label, unit, decimals) of a figure name such as ``peak_force_n``."""
     for suffix, unit, digits in _UNITS:
         if name.endswith(suffix):
-            return name[: -len(suffix)].replace("_", " ").capitalize(), unit, digits
-    return name.replace("_", " ").capitalize(), "", 0
+            return _words(name[: -len(suffix)]), unit, digits
+    return _words(name), "", 0
 
 
-def figure_value(name: str, value: float | str | None) -> str:
-    """A summary figure with its unit."""
+#: Abbreviations kept in capitals in labels.
+_ACRONYMS = {"rom": "ROM", "rfd": "RFD", "sparc": "SPARC", "cf": "CF", "imu": "IMU"}
+
+
+def _words(name: str) -> str:
+    """``mean_rom`` -> ``Mean ROM``."""
+    words = [_ACRONYMS.get(w, w) for w in name.split("_") if w]
+    if words and words[0] == words[0].lower():
+        words[0] = words[0].capitalize()
+    return " ".join(words)
+
+
+def figure_value(name: str, value: float | str | None, unit: bool = True) -> str:
+    """A summary figure, with its unit unless ``unit`` is False (a column header carries it)."""
     if isinstance(value, str):
         return value
-    _, unit, digits = figure_label(name)
-    if isinstance(value, int) and not unit:
+    _, unit_text, digits = figure_label(name)
+    if isinstance(value, int) and not unit_text:
         return str(value)
-    return fmt(value, digits, f" {unit}" if unit else "")
+    return fmt(value, digits, f" {unit_text}" if unit and unit_text else "")
 
 
 def summary_title(summary: Summary | None, scope: str) -> str:

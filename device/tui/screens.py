@@ -132,6 +132,7 @@ class HomeScreen(CoachScreen):
             if names:
                 option_list.highlighted = 0
         self.query_one("#recent", RowsTable).border_title = "Recent sessions"
+        self.query_one("#athletes", OptionList).focus()
 
     def show(self, model: CoachModel) -> None:
         super().show(model)
@@ -211,7 +212,9 @@ class SummaryScreen(CoachScreen):
         note = ""
         if model.set_summary is None:
             note = "No set finished yet: stop a set (Enter on the live screen) to see its summary."
-        self.query_one("#summary-note", Static).update(note)
+        summary_note = self.query_one("#summary-note", Static)
+        summary_note.update(note)
+        summary_note.display = bool(note)
         self._show_rows(model.set_summary)
 
     def _show_rows(self, summary: Summary | None) -> None:
@@ -224,7 +227,7 @@ class SummaryScreen(CoachScreen):
         table.set_columns(header)
         table.set_rows(
             [
-                (str(i + 1), *(render.figure_value(n, row.get(n)) for n in names))
+                (str(i + 1), *(render.figure_value(n, row.get(n), unit=False) for n in names))
                 for i, row in enumerate(rows)
             ]
         )
@@ -263,6 +266,9 @@ class HistoryScreen(CoachScreen):
                         id="history")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.query_one("#history", RowsTable).border_title = "Sessions"
+
     def _series(self) -> list[Progress]:
         return self.coach.catalogue.progress(self.coach.model.state.athlete)
 
@@ -275,13 +281,15 @@ class HistoryScreen(CoachScreen):
         chosen = series[self._series_index % len(series)]
         points = [(float(i), p.value) for i, p in enumerate(chosen.points)]
         x_range = Range(0.0, max(1.0, len(points) - 1.0))
-        y_range = Range.covering([v for _, v in points] + [0.0], minimum_span=1.0)
+        y_range = Range.covering([v for _, v in points], minimum_span=1.0).padded(0.15)
         self.query_one("#progress").border_title = (
             f"{chosen.exercise.replace('_', ' ')} · {chosen.figure} ({chosen.unit}) · "
             f"{self._series_index % len(series) + 1}/{len(series)}"
         )
-        text = render.plot_text([points], width, max(2, height - 1), x_range, y_range,
-                                chosen.unit, "", ("green",))
+        text = render.plot_text(
+            [points], width, max(2, height - 1), x_range, y_range, chosen.unit, "", ("green",),
+            x_labels=(chosen.points[0].label, chosen.points[-1].label) if points else None,
+        )
         text.append("\n" + (chosen.suggestion or ""), style="bold")
         return text
 
@@ -357,6 +365,7 @@ class CalibrationScreen(CoachScreen):
     def on_mount(self) -> None:
         self.query_one("#steps", OptionList).border_title = "Calibration"
         self.query_one("#steps", OptionList).highlighted = 0
+        self.query_one("#steps", OptionList).focus()
         self._describe("tare")
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
