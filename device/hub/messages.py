@@ -479,9 +479,11 @@ def _check_command(cmd: str, args: Mapping[str, Any]) -> None:
 class FrameDecimator:
     """Pass at most ``rate_hz`` frames per second of *sample time* (never the wall clock).
 
-    ``offer(frame)`` returns the frame when at least one period has passed since the last frame
-    let through, else None. A frame whose time goes backwards (a replay seek) is let through and
-    restarts the count, so seeking never freezes the display.
+    Frames are due on a grid of one period: ``offer(frame)`` returns the first frame at or after
+    each grid time and None for the others, so blocks of any size keep the full rate (a 10 ms
+    block size still gives 30 frames a second, not 25). After a hole longer than a period the
+    grid restarts at the next frame. A frame whose time goes backwards (a replay seek) is let
+    through and restarts the grid, so seeking never freezes the display.
     """
 
     def __init__(self, rate_hz: float = MAX_FRAME_RATE_HZ) -> None:
@@ -489,12 +491,18 @@ class FrameDecimator:
             raise ValueError(f"rate_hz must be in (0, {MAX_FRAME_RATE_HZ}]")
         self.period_s = 1.0 / rate_hz
         self._last_t_s: float | None = None
+        self._next_due_s = 0.0
 
     def offer(self, frame: Frame) -> Frame | None:
         """The frame if it is due, else None."""
-        last = self._last_t_s
-        # A tolerance of a thousandth of a period keeps float jitter from skipping a frame.
-        if last is None or frame.t_s < last or frame.t_s - last >= self.period_s * 0.999:
-            self._last_t_s = frame.t_s
-            return frame
-        return None
+        t = frame.t_s
+        if self._last_t_s is None or t < self._last_t_s:
+            self._next_due_s = t + self.period_s
+        elif t >= self._next_due_s:
+            self._next_due_s += self.period_s
+            if self._next_due_s <= t:
+                self._next_due_s = t + self.period_s
+        else:
+            return None
+        self._last_t_s = t
+        return frame
