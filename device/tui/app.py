@@ -99,7 +99,13 @@ class CoachApp(App[int]):
         self.feed.close()
 
     def pull(self) -> None:
-        """Fold everything the feed posted into the model; redraw the screen once if it changed."""
+        """Fold everything the feed posted into the model; redraw the screen once if it changed.
+
+        A feed whose session failed (``feed.error``) ends the app; the launcher raises the error.
+        """
+        if getattr(self.feed, "error", None) is not None:
+            self.exit(1)
+            return
         for item in self.feed.poll():
             self.model.apply(item)
             if isinstance(item, Ack):

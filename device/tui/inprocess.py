@@ -25,6 +25,8 @@ from spinecoach.tui.model import FeedReset
 SPEEDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: Longest the worker sleeps before looking at commands and transport keys again (s).
 WAKE_S = 0.02
+#: A looping replay (the demo) rests this long on its last picture before starting again (s).
+LOOP_PAUSE_S = 5.0
 
 
 class Stage(Protocol):
@@ -117,7 +119,9 @@ class InProcessFeed:
 
     ``make_stage`` builds a fresh session (called again when a replay seeks backwards).
     ``blocks``: a sequence (a recording: seekable, paced by ``replay``) or an iterator (live
-    sensors, paced by the sensors themselves).
+    sensors, paced by the sensors themselves). ``loop``: a finished replay starts again after
+    :data:`LOOP_PAUSE_S`. ``on_close`` releases the source (sensors) when the coach closes.
+    If the session fails, :attr:`error` holds the exception and the worker stops.
     """
 
     def __init__(
@@ -126,8 +130,13 @@ class InProcessFeed:
         blocks: Sequence[Block] | Iterable[Block],
         replay: ReplayTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        loop: bool = False,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.replay = replay
+        self._loop = loop
+        self._on_close = on_close
         self._make_stage = make_stage
         self._blocks = blocks
         self._clock = clock
@@ -156,6 +165,9 @@ class InProcessFeed:
             self.replay.wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
     # --- worker ------------------------------------------------------------------------------
 
@@ -177,9 +189,8 @@ class InProcessFeed:
                 self._run_live()
             else:
                 self._run_replay(self.replay, list(self._blocks))
-        except BaseException as error:
+        except Exception as error:  # handed to the UI, which ends and the launcher raises it
             self.error = error
-            raise
 
     def _open(self) -> Stage:
         stage = self._make_stage()
@@ -199,45 +210,88 @@ class InProcessFeed:
             self._handle_commands(stage)
 
     def _run_replay(self, transport: ReplayTransport, blocks: list[Block]) -> None:
-        ends = [float(b.t_s[-1]) if len(b) else 0.0 for b in blocks]
-        stage = self._open()
-        index = 0
-        anchor_wall = self._clock()
-        anchor_sample = 0.0
-        anchor_speed = transport.speed
-        was_paused = transport.paused
+        player = _ReplayPlayer(self, transport, blocks)
         while not self._stop.is_set():
-            self._handle_commands(stage)
-            target = transport.take_seek()
-            if target is not None:
-                if target < transport.position_s:
-                    self._post([FeedReset()])
-                    stage = self._open()
-                    index = 0
-                while index < len(blocks) and ends[index] <= target:
-                    self._post(stage.process(blocks[index]))
-                    index += 1
-                position = ends[index - 1] if index else 0.0
-                transport.moved_to(position, index >= len(blocks))
-                anchor_wall, anchor_sample = self._clock(), position
-            if transport.paused or index >= len(blocks):
-                was_paused = True
-                transport.wake.wait(WAKE_S)
-                transport.wake.clear()
-                continue
-            if was_paused or transport.speed != anchor_speed:
-                # Resume (or a new speed) counts from here, so nothing is played in a burst.
-                anchor_wall, anchor_sample = self._clock(), transport.position_s
-                anchor_speed, was_paused = transport.speed, False
-            due_wall = anchor_wall + (ends[index] - anchor_sample) / anchor_speed
-            wait_s = due_wall - self._clock()
-            if wait_s > 0:
-                transport.wake.wait(min(wait_s, WAKE_S))
-                transport.wake.clear()
-                continue
-            self._post(stage.process(blocks[index]))
-            index += 1
-            finished = index >= len(blocks)
-            transport.moved_to(ends[index - 1], finished)
-            if finished:
-                self._post(stage.finish())
+            player.step()
+
+
+class _ReplayPlayer:
+    """The worker's replay loop state: which block is next, and the pacing anchor.
+
+    Pacing: block ``i`` is processed once ``(wall - anchor_wall) * speed`` reaches its end time
+    minus ``anchor_sample``; the anchor is reset on resume, seek and speed change so nothing is
+    played in a burst.
+    """
+
+    def __init__(self, feed: InProcessFeed, transport: ReplayTransport, blocks: list[Block]):
+        self.feed = feed
+        self.transport = transport
+        self.blocks = blocks
+        self.ends = [float(b.t_s[-1]) if len(b) else 0.0 for b in blocks]
+        self.stage = feed._open()
+        self.index = 0
+        self.finished_posted = False
+        self.finished_wall = 0.0
+        self.anchor_wall = feed._clock()
+        self.anchor_sample = 0.0
+        self.anchor_speed = transport.speed
+        self.was_paused = transport.paused
+
+    @property
+    def at_end(self) -> bool:
+        return self.index >= len(self.blocks)
+
+    def _process_next(self) -> None:
+        self.feed._post(self.stage.process(self.blocks[self.index]))
+        self.index += 1
+
+    def _moved(self) -> None:
+        position = self.ends[self.index - 1] if self.index else 0.0
+        self.transport.moved_to(position, self.at_end)
+        if self.at_end and not self.finished_posted:
+            self.feed._post(self.stage.finish())
+            self.finished_posted = True
+            self.finished_wall = self.feed._clock()
+
+    def _rest(self, seconds: float = WAKE_S) -> None:
+        self.transport.wake.wait(min(seconds, WAKE_S))
+        self.transport.wake.clear()
+
+    def _seek(self, target_s: float) -> None:
+        if target_s < self.transport.position_s:
+            self.feed._post([FeedReset()])
+            self.stage = self.feed._open()
+            self.index = 0
+            self.finished_posted = False
+        while not self.at_end and self.ends[self.index] <= target_s:
+            self._process_next()
+        self._moved()
+        self.anchor_wall, self.anchor_sample = self.feed._clock(), self.transport.position_s
+
+    def step(self) -> None:
+        """Do one thing: a command, a seek, a rest, or the next block when it is due."""
+        feed, transport = self.feed, self.transport
+        feed._handle_commands(self.stage)
+        target = transport.take_seek()
+        if target is not None:
+            self._seek(target)
+        if self.at_end:
+            if feed._loop and feed._clock() - self.finished_wall >= LOOP_PAUSE_S:
+                transport.seek(-transport.duration_s)
+            self.was_paused = True
+            self._rest()
+            return
+        if transport.paused:
+            self.was_paused = True
+            self._rest()
+            return
+        if self.was_paused or transport.speed != self.anchor_speed:
+            self.anchor_wall, self.anchor_sample = feed._clock(), transport.position_s
+            self.anchor_speed, self.was_paused = transport.speed, False
+        due_wall = self.anchor_wall + (self.ends[self.index] - self.anchor_sample) / self.anchor_speed
+        wait_s = due_wall - feed._clock()
+        if wait_s > 0:
+            self._rest(wait_s)
+            return
+        self._process_next()
+        self._moved()

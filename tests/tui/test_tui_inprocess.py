@@ -189,3 +189,46 @@ def test_sensor_monitor_measures_rate_gaps_and_staleness_in_sample_time() -> Non
     # Another stream moves on by more than a second without the load cell.
     monitor.add(_force_block(0, 500, name="other"))
     assert monitor.statuses()["force"].status == "stale"
+
+
+def test_a_looping_replay_starts_again_and_seeking_to_the_end_finishes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from spinecoach.tui import inprocess
+
+    monkeypatch.setattr(inprocess, "LOOP_PAUSE_S", 0.05)
+    recording = force_recording(0.5)
+    transport = ReplayTransport(recording.duration_s, speed=8.0)
+    feed = InProcessFeed(EchoStage, list(recording.blocks(1 / 30)), transport, loop=True)
+    seen: list = []
+    feed.start()
+    try:
+        wait_for(lambda: seen.extend(feed.poll()) or sum(isinstance(m, FeedReset) for m in seen) >= 1)
+        assert State(athlete="T", set_state="done") in seen  # finished before looping
+    finally:
+        feed.close()
+
+    closed: list[bool] = []
+    transport = ReplayTransport(recording.duration_s, paused=True)
+    feed = InProcessFeed(EchoStage, list(recording.blocks(1 / 30)), transport,
+                         on_close=lambda: closed.append(True))
+    feed.start()
+    try:
+        transport.seek(60.0)
+        wait_for(lambda: transport.finished)
+        wait_for(lambda: State(athlete="T", set_state="done") in feed._mailbox._items)
+    finally:
+        feed.close()
+    assert closed == [True]
+
+
+class FailingStage(EchoStage):
+    def process(self, block: Block) -> list[Message]:
+        raise ValueError("broken kernel")
+
+
+def test_a_failing_session_is_kept_for_the_app_to_raise() -> None:
+    recording = force_recording(0.2)
+    feed = InProcessFeed(FailingStage, iter(list(recording.blocks(0.1))))
+    feed.start()
+    wait_for(lambda: feed.error is not None)
+    feed.close()
+    assert isinstance(feed.error, ValueError)
