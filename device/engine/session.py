@@ -68,15 +68,24 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def scenario_defaults(name: str) -> tuple[str, str]:
-    """The exercise and protocol a simulated scenario was made for."""
-    from spinecoach.drivers.sim import scenarios
+#: Names the simulated scenarios use for what the library and the protocols call otherwise.
+SCENARIO_ALIASES = {
+    "hold_set": "isometric_holds",
+    "dynamic_hold": "holds_with_transitions",
+    "endurance_hold": "sorensen",
+    "max_pull": "max_pulls",
+    "throws": "free",
+    "bridge_hold": "bridge_lateral_shift",
+}
 
-    try:
-        scenario = scenarios.get(name)
-    except KeyError:
-        raise UsageError(f"unknown scenario {name!r}; `spinecoach scenarios` lists them") from None
-    return scenario.exercise, scenario.protocol
+
+def scenario_defaults(name: str) -> tuple[str, str]:
+    """The exercise and protocol a simulated scenario was made for (library/protocol ids)."""
+    from spinecoach.drivers.sim.scenarios import build_scenario
+
+    scenario = build_scenario(name)  # UsageError naming the known scenarios
+    return (SCENARIO_ALIASES.get(scenario.exercise, scenario.exercise),
+            SCENARIO_ALIASES.get(scenario.protocol, scenario.protocol))
 
 
 def resolve_plan(
