@@ -339,3 +339,32 @@ def test_ctrl_c_stops_the_session_and_keeps_what_was_measured(tmp_path: Path) ->
         (row,) = reader.sets(session_id=session.id)
         assert row.status == "stopped" and len(reader.holds(row.id)) == 1
     assert any("set 1 stopped" in line for line in lines)
+
+
+def test_results_closed_only_at_finish_reach_the_protocol_and_the_store(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from engine_helpers import ScriptedPipeline
+
+    script = _hold_script()[:5]  # two holds reported live, the third started
+    pipelines: list[ScriptedPipeline] = []
+
+    def factory(streams, exercise):  # type: ignore[no-untyped-def]
+        pipeline = ScriptedPipeline(script)
+        live = [e.data for e in script if e.kind == "hold_end"]
+        last = HoldResult(14.0, 18.2, 4.2)  # still open when the data ended
+        pipeline.at_finish = SimpleNamespace(reps=[], holds=[*live, last], contractions=[])
+        pipelines.append(pipeline)
+        return pipeline
+
+    store = _store(tmp_path)
+    runner = SessionRunner(_plan(), [IMU, FORCE], cues=CueEngine(), store=store,
+                           pipeline_factory=factory)
+    for block in synthetic_blocks(16.0):
+        runner.feed(block)
+    report = runner.finish()
+    store.close()
+    assert pipelines[0].finished
+    assert report.sets[0].figures()["holds_attempted"] == 3
+    with StoreReader(tmp_path) as reader:
+        assert [h.start_s for h in reader.holds(report.sets[0].set_id)] == [1.0, 8.0, 14.0]
