@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
+from spinecoach.config import load_config
 from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine
 from spinecoach.engine.library import load_library
 from spinecoach.engine.protocols import protocol_params
 from spinecoach.engine.reader import StoreReader
-from spinecoach.engine.runner import SessionPlan, SessionRunner, replay_set
+from spinecoach.engine.runner import SessionPlan, SessionRunner
+from spinecoach.engine.session import verify_set
 from spinecoach.engine.store import Store, connect, db_path
 
 LIBRARY = load_library()
@@ -97,14 +99,15 @@ def test_session_round_trip_and_exact_replay(tmp_path: Path) -> None:
         assert np.array_equal(np.concatenate([b.force_n for b in fed])[:n], stored_force.force_n)
         assert stored_force.raw is not None and rec.imu["trunk"].raw is not None
         # Replaying each stored set reproduces every stored figure exactly.
+        config = load_config([])
         for row in sets:
-            again = replay_set(reader.blocks(row.id), _plan(sets=2), [IMU, FORCE],
-                               pipeline_factory=scripted(script))
-            stored = {(m.name, m.index): m.value for m in reader.metrics(row.id)}
-            replayed = {(m.name, m.index): m.value for m in again.metrics}
-            assert stored.keys() == replayed.keys()
-            for key, value in stored.items():
-                assert value == replayed[key] or (np.isnan(value) and np.isnan(replayed[key])), key
+            assert verify_set(reader, row, config, scripted(script)) == []
+    # ... and a figure that no longer matches its recording is found.
+    with sqlite3.connect(db_path(tmp_path)) as conn:
+        conn.execute("UPDATE metrics SET value = value + 1e-9 WHERE name = 'longest_hold_s'")
+    with StoreReader(tmp_path) as reader:
+        differ = verify_set(reader, reader.sets()[0], load_config([]), scripted(script))
+        assert len(differ) == 1 and differ[0].startswith("longest_hold_s: stored")
 
 
 def test_storage_failure_is_reported_fast_and_buffered_then_written(tmp_path: Path) -> None:
