@@ -1,5 +1,5 @@
 """What the two IMU drivers share: their configuration record, option checking, the identity
-probe, the overrun bound and the :class:`FifoImu` base class.
+probe and the :class:`FifoImu` base class.
 
 :class:`ImuConfig` is what a backend reads from its configuration to build a driver with
 :func:`open_imu`; the drivers themselves take plain keyword arguments.
@@ -8,7 +8,6 @@ probe, the overrun bound and the :class:`FifoImu` base class.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -29,11 +28,6 @@ ImuChip = Literal["mpu6050", "lsm6dsox"]
 #: A drain that found nothing: zero frames of gx gy gz ax ay az codes.
 EMPTY_RAW: npt.NDArray[np.int16] = np.empty((0, 6), dtype=np.int16)
 EMPTY_RAW.flags.writeable = False
-
-#: Relative tolerance of a chip's sample clock used when bounding how many samples can have
-#: arrived in a time window (MPU-6050 PLL: +-1 % over temperature; LSM6DSOX ODR: +-1 % typ.).
-#: 5 % leaves room for both without making the bound useless.
-SAMPLE_CLOCK_TOLERANCE = 0.05
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -115,20 +109,6 @@ def probe_identity(bus: I2CBus, address: int, register: int, chip: str, name: st
             f"no {chip} ({name}) answers at 0x{address:02X}: check the wiring, power and pull-ups, "
             f"and that `i2cdetect -y 1` lists 0x{address:02X}"
         ) from error
-
-
-def may_have_overrun(
-    bytes_seen: int, capacity_bytes: int, frame_bytes: int, rate_hz: float, window_s: float
-) -> bool:
-    """True when the FIFO may have overrun during a drain.
-
-    ``bytes_seen`` were in the FIFO when its level was read; ``window_s`` is the time from the
-    start of the status read to the end of the data read. If the samples that can have arrived
-    in that window (rate with :data:`SAMPLE_CLOCK_TOLERANCE`, plus one) would not have fitted,
-    the chip may have dropped its oldest bytes under the read, so the data cannot be trusted.
-    """
-    arrivals = math.ceil(max(window_s, 0.0) * rate_hz * (1.0 + SAMPLE_CLOCK_TOLERANCE)) + 1
-    return bytes_seen + arrivals * frame_bytes > capacity_bytes
 
 
 @dataclass
@@ -275,9 +255,9 @@ class FifoImu:
         self._last_data_s = self._fifo_started_s
         self._fifo_suspect = False
 
-    def _delivered(self, raw: npt.NDArray[np.int16], t_end_s: float) -> FifoRead:
+    def _delivered(self, raw: npt.NDArray[np.int16]) -> FifoRead:
         if raw.shape[0]:
-            self._last_data_s = t_end_s
+            self._last_data_s = self._clock.monotonic_s()
         self.stats.frames += raw.shape[0]
         return FifoRead(raw=raw)
 

@@ -19,13 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spinecoach.drivers.bus import I2CBus, read_block
-from spinecoach.drivers.imu_config import (
-    EMPTY_RAW,
-    FifoImu,
-    check_address,
-    may_have_overrun,
-    pick_option,
-)
+from spinecoach.drivers.imu_config import EMPTY_RAW, FifoImu, check_address, pick_option
 from spinecoach.drivers.interfaces import Clock, FifoRead
 from spinecoach.errors import ConfigError
 
@@ -59,6 +53,7 @@ FIFO_MODE_CONTINUOUS = 0b110  # collects, overwriting the oldest words when full
 STATUS2_WTM_IA = 0x80
 STATUS2_OVR_IA = 0x40
 STATUS2_OVR_LATCHED = 0x08
+STATUS2_OVERRUN = STATUS2_OVR_IA | STATUS2_OVR_LATCHED
 STATUS2_DIFF_HIGH = 0x03
 TAG_GYRO = 0x01  # TAG_SENSOR: gyroscope NC
 TAG_ACCEL = 0x02  # TAG_SENSOR: accelerometer NC
@@ -202,37 +197,36 @@ class Lsm6dsox(FifoImu):
     def drain(self) -> FifoRead:
         """Read every word in the FIFO in one transfer and pair them into frames.
 
-        Two transactions: FIFO_STATUS1/2, then the words. An overrun (flag, FIFO at capacity,
-        a drain slow enough that words may have been overwritten under it, or words that do not
-        pair up) restarts the FIFO and returns ``overflowed=True`` with no frames. A drain that
-        finds nothing when frames are overdue checks the configuration (silent reset).
+        Three transactions: FIFO_STATUS1/2 (level and flags), the words, then FIFO_STATUS2
+        again: FIFO_OVR_LATCHED latches an overrun since the first read, i.e. one that dropped
+        words under the reader, so frames are only delivered when it is clear. An overrun
+        (flags, FIFO at capacity, or words that do not pair up slot by slot) restarts the FIFO
+        and returns ``overflowed=True`` with no frames. A drain that finds nothing when frames
+        are overdue checks the configuration (silent reset).
         """
         self.stats.drains += 1
         if self._fifo_needs_restart():
             return self._overflowed()
-        t_begin = self._clock.monotonic_s()
         status = read_block(self._bus, self._address, FIFO_STATUS1, 2)
         words = ((status[1] & STATUS2_DIFF_HIGH) << 8) | status[0]
-        if status[1] & (STATUS2_OVR_IA | STATUS2_OVR_LATCHED) or words >= FIFO_CAPACITY_WORDS:
+        if status[1] & STATUS2_OVERRUN or words >= FIFO_CAPACITY_WORDS:
             return self._overflowed()
         if words == 0:
             return self._nothing_ready()
         try:
             data = read_block(self._bus, self._address, FIFO_DATA_OUT_TAG, words * WORD_BYTES)
+            after = self._bus.read_byte_data(self._address, FIFO_STATUS2)
         except OSError:
-            # A failure part-way may have consumed words: the pairing is unknown until reset.
+            # A failure part-way may have consumed words, or the overrun flag is unread: the
+            # pairing is unknown until the FIFO restarts, which the next drain does.
             self._fifo_suspect_until_restarted()
             raise
-        t_end = self._clock.monotonic_s()
-        capacity_bytes = FIFO_CAPACITY_WORDS * WORD_BYTES
-        if may_have_overrun(
-            words * WORD_BYTES, capacity_bytes, 2 * WORD_BYTES, self._info.rate_hz, t_end - t_begin
-        ):
+        if after & STATUS2_OVERRUN:
             return self._overflowed()
         raw = self._pair(self._waiting_word + data)
         if raw is None:
             return self._overflowed()
-        return self._delivered(raw, t_end)
+        return self._delivered(raw)
 
     def close(self) -> None:
         """Power both sensors down (ODR 0); an absent chip is not an error here."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from spinecoach.drivers.bus import I2CBus, read_block
-from spinecoach.drivers.imu_config import FifoImu, check_address, may_have_overrun, pick_option
+from spinecoach.drivers.imu_config import FifoImu, check_address, pick_option
 from spinecoach.drivers.interfaces import Clock, FifoRead
 from spinecoach.errors import ConfigError
 
@@ -86,7 +86,7 @@ ACCEL_SCALES: dict[int, tuple[int, float]] = {
 DLPF_CONFIGS: dict[int, int] = {256: 0, 188: 1, 98: 2, 42: 3, 20: 4, 10: 5, 5: 6}
 MAX_RATE_HZ = 1000.0  # the accelerometer's output rate (RM §4.2): faster repeats samples
 
-#: What check_configuration reads from a chip that has just powered up (RM §3: every register
+#: What check_configuration reads from a chip that has just powered up (RM §4: every register
 #: 0x00 except PWR_MGMT_1 = 0x40, asleep).
 POWER_ON_VALUES = {
     SMPLRT_DIV: 0,
@@ -180,38 +180,36 @@ class Mpu6050(FifoImu):
     def drain(self) -> FifoRead:
         """Read every whole frame in the FIFO (one transfer), leaving a partial frame behind.
 
-        Three transactions: INT_STATUS, FIFO_COUNT, then the frames. An overflow (flag set,
-        count at capacity, or so little room that the chip may have overwritten bytes during
-        this drain) resets the FIFO and returns ``overflowed=True`` with no frames. A drain
-        that finds nothing when frames are overdue checks the configuration, so a silent
-        reset is caught within a few sample periods.
+        Three transactions: FIFO_COUNT, the frames, then INT_STATUS. The overflow flag is read
+        *after* the frames: it latches any overflow since the previous drain's read, including
+        one that happened between the count and the frames (the oldest bytes dropped under the
+        reader), so frames are only delivered when it is clear. An overflow (count at
+        capacity, or the flag) resets the FIFO and returns ``overflowed=True`` with no frames.
+        A drain that finds nothing when frames are overdue checks the configuration, so a
+        silent reset is caught within a few sample periods.
         """
         self.stats.drains += 1
         if self._fifo_needs_restart():
             return self._overflowed()
-        t_begin = self._clock.monotonic_s()
-        status = self._bus.read_byte_data(self._address, INT_STATUS)
         level = read_block(self._bus, self._address, FIFO_COUNTH, 2)
         count = (level[0] << 8) | level[1]
-        if status & INT_FIFO_OFLOW or count >= FIFO_CAPACITY_BYTES:
+        if count >= FIFO_CAPACITY_BYTES:  # after an overflow the FIFO stays full
             return self._overflowed()
         n_bytes = count - count % FRAME_BYTES
         if n_bytes == 0:
             return self._nothing_ready()
         try:
             data = read_block(self._bus, self._address, FIFO_R_W, n_bytes)
+            status = self._bus.read_byte_data(self._address, INT_STATUS)
         except OSError:
-            # Some bytes may have left the FIFO before the failure: its frame boundary is
-            # unknown until it is reset, which the next drain does.
+            # Bytes may have left the FIFO before the failure, or its overflow flag is unread:
+            # the frame boundary is unknown until the FIFO is reset, which the next drain does.
             self._fifo_suspect_until_restarted()
             raise
-        t_end = self._clock.monotonic_s()
-        if may_have_overrun(
-            count, FIFO_CAPACITY_BYTES, FRAME_BYTES, self._info.rate_hz, t_end - t_begin
-        ):
+        if status & INT_FIFO_OFLOW:
             return self._overflowed()
         frames = np.frombuffer(data, dtype=">i2").reshape(-1, 6)
-        return self._delivered(frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16), t_end)
+        return self._delivered(frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16))
 
     def close(self) -> None:
         """Put the chip to sleep (PWR_MGMT_1 SLEEP); an absent chip is not an error here."""

@@ -15,7 +15,9 @@ Modelled from datasheet DS12814 and AN5272:
   signal called once per access for every slot that came due;
 - the FIFO holds :data:`FIFO_CAPACITY_WORDS` words. In continuous mode the oldest words are
   overwritten when it is full and FIFO_OVR_IA (until the FIFO is reset in bypass mode) and
-  FIFO_OVR_LATCHED (until FIFO_STATUS2 is read) are set; in FIFO mode collection stops;
+  FIFO_OVR_LATCHED (until FIFO_STATUS2 is read) are set; in FIFO mode collection stops; a burst
+  takes the words the FIFO held when it began (placed from its length at ``bus_hz``), words
+  arriving during it are stored after it;
 - codes are the signal times the datasheet sensitivity, rounded and saturated to int16.
 
 Not modelled: TAG_PARITY (written 0), timestamp/temperature batching, compression, the trigger
@@ -250,7 +252,9 @@ class Lsm6dsoxChip(SimImuChip):
             self.fifo.clear()  # all of it is overwritten by the slots kept
         gyro_dps, accel_g = self.signal(schedule.times(k))
         physical = np.concatenate((gyro_dps, accel_g), axis=1)  # gx gy gz ax ay az
-        codes = quantise(physical, self._lsb_per_unit)[:, self._slot_columns].astype("<i2", order="C")
+        codes = quantise(physical, self._lsb_per_unit)[:, self._slot_columns].astype(
+            "<i2", order="C"
+        )
         words = np.empty((k.shape[0], per_slot, WORD_BYTES), dtype=np.uint8)
         words[:, :, 0] = self._slot_tags[k & 3]
         words[:, :, 1:] = codes.view(np.uint8).reshape(k.shape[0], per_slot, 6)
@@ -283,8 +287,9 @@ class Lsm6dsoxChip(SimImuChip):
     def _read_fifo_output(
         self, register: int, length: int, increments: bool, now_s: float
     ) -> bytes:
-        self._advance(now_s)
-        readable = max(0, self._stored_words() - self._unwritten_words(now_s))
+        began_s = self._burst_began_s(length, now_s)
+        self._advance(began_s)
+        readable = max(0, self._stored_words() - self._unwritten_words(began_s))
         if register == FIFO_DATA_OUT_TAG and increments:
             # The usual burst: whole words from the tag byte, rolling back at 7Eh.
             n_words = min(math.ceil(length / WORD_BYTES), readable)
@@ -292,8 +297,16 @@ class Lsm6dsoxChip(SimImuChip):
             del self.fifo[: n_words * WORD_BYTES]
             if taken:
                 self._current_word = taken[-WORD_BYTES:]
-            out = taken + bytes(max(0, length - len(taken)))
-            return out[:length]
+            stream = bytearray(taken + bytes(max(0, length - len(taken))))[:length]
+        else:
+            stream = self._read_fifo_bytes(register, length, increments, readable)
+        self._advance(now_s)
+        return bytes(stream)
+
+    def _read_fifo_bytes(
+        self, register: int, length: int, increments: bool, readable: int
+    ) -> bytearray:
+        """Any other FIFO output access, byte by byte: reading the tag takes the next word."""
         stream = bytearray()
         position = register
         for _ in range(length):
@@ -307,7 +320,7 @@ class Lsm6dsoxChip(SimImuChip):
             stream.append(self._current_word[position - FIFO_DATA_OUT_TAG])
             if increments:
                 position = FIFO_DATA_OUT_TAG if position == FIFO_DATA_OUT_LAST else position + 1
-        return bytes(stream)
+        return stream
 
     def _refresh_outputs(self, now_s: float) -> None:
         """Output registers hold the latest sample of each powered sensor, little-endian;

@@ -2,7 +2,7 @@
 
 Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
 
-- registers start at their reset values (RM §3: 0x00 except PWR_MGMT_1 = 0x40, asleep, and
+- registers start at their reset values (RM §4: 0x00 except PWR_MGMT_1 = 0x40, asleep, and
   WHO_AM_I = 0x68); DEVICE_RESET and :meth:`Mpu6050Chip.power_on_reset` restore them;
 - burst accesses auto-increment the register address, except on FIFO_R_W (RM §4.31);
 - while awake, samples are taken at ``t = t_anchor + k / rate`` (k = 0, 1, ...) where the rate
@@ -15,7 +15,8 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
   moves; FIFO_OFLOW_INT is set in INT_STATUS when FIFO_OFLOW_EN is set in INT_ENABLE (the
   stricter reading of RM §4.16) and cleared by reading INT_STATUS;
 - FIFO_COUNT is latched when FIFO_COUNTH is read (RM §4.30); reading an empty FIFO returns the
-  last byte read (RM §4.31);
+  last byte read (RM §4.31); a FIFO burst takes what the FIFO held when the burst began (placed
+  from its length at ``bus_hz``), samples arriving during it are stored after it;
 - codes are the signal times the datasheet sensitivity of the configured full scale, rounded
   and saturated to int16. The DLPF is not modelled (the signal is sampled as given).
 """
@@ -151,12 +152,26 @@ class SimImuChip:
         self.regs = bytearray(REGISTER_SPACE)
         self.fifo = bytearray()
         self._schedule = SampleSchedule()
+        #: SCL rate (Hz) the chip assumes to place a burst read in time (see
+        #: :meth:`_burst_began_s`); the simulated bus's default.
+        self.bus_hz = 400_000.0
 
     def power_on_reset(self, now_s: float) -> None:
         """A silent brown-out: every register back to its reset value (the chip asleep or
         powered down, the FIFO off and empty); the data registers keep nothing."""
         self._advance(now_s)
         self._reset_registers()
+
+    def _burst_began_s(self, length: int, now_s: float) -> float:
+        """When a FIFO burst of ``length`` bytes that ends at ``now_s`` began.
+
+        The simulated bus hands the chip the time at the end of a transfer. A long FIFO read
+        empties the FIFO faster than samples arrive, so samples are stored up to the start of
+        the burst, the burst takes what was there, and the samples that arrived during it are
+        stored after: storing them all first would overflow a nearly full FIFO that the real
+        chip never overflows. (1 register byte + the data, 2 address bytes; 9 clocks a byte.)
+        """
+        return now_s - ((length + 3) * 9 + 2) / self.bus_hz
 
     def _advance(self, now_s: float) -> None:
         raise NotImplementedError
@@ -348,11 +363,13 @@ class Mpu6050Chip(SimImuChip):
         return max(0, frame_bytes - max(written, 0))
 
     def _pop_fifo(self, length: int, now_s: float) -> bytes:
-        self._advance(now_s)
+        began_s = self._burst_began_s(length, now_s)
+        self._advance(began_s)
         fifo = self.fifo
-        readable = max(0, len(fifo) - self._unwritten_bytes(now_s))
+        readable = max(0, len(fifo) - self._unwritten_bytes(began_s))
         taken = bytes(fifo[: min(length, readable)])
         del fifo[: len(taken)]
+        self._advance(now_s)
         if taken:
             self._last_fifo_byte = taken[-1]
         if len(taken) < length:

@@ -85,10 +85,13 @@ def test_ranges_and_rate_reach_the_chip_and_its_output_rate(
     assert driver.info.accel_g_per_lsb == pytest.approx(mg / 1000)
     frames = 0
     for _ in range(20):
-        bus.clock.sleep(0.1)
-        frames += driver.drain().raw.shape[0]
+        bus.clock.sleep(min(0.1, 100 / rate_hz))  # about 100 slots per drain
+        read = driver.drain()
+        assert not read.overflowed
+        frames += read.raw.shape[0]
     elapsed_s = bus.clock.monotonic_s() - driver.fifo_started_s
-    assert abs(frames + words_in_fifo(bus) / 2 - elapsed_s * driver.info.rate_hz) <= 1
+    # Within two samples: sample 0 is taken at the start, and the level read takes time.
+    assert abs(frames + words_in_fifo(bus) / 2 - elapsed_s * driver.info.rate_hz) <= 2
 
 
 def test_the_rate_follows_the_chips_frequency_trim() -> None:

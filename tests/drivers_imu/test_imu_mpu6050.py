@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spinecoach.drivers.bus import read_block
-from spinecoach.drivers.imu_config import ImuConfig, may_have_overrun, open_imu
+from spinecoach.drivers.imu_config import ImuConfig, open_imu
 from spinecoach.drivers.interfaces import ImuDriver
 from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
@@ -98,7 +98,8 @@ def test_ranges_filter_and_rate_reach_the_chip_and_its_output_rate(
     level = read_block(bus, 0x68, 0x72, 2)
     still_in_fifo = ((level[0] << 8) | level[1]) // 12
     elapsed_s = bus.clock.monotonic_s() - driver.fifo_started_s
-    assert abs(frames + still_in_fifo - elapsed_s * rate_hz) <= 1
+    # Within two samples: sample 0 is taken at the start, and the level read takes time.
+    assert abs(frames + still_in_fifo - elapsed_s * rate_hz) <= 2
 
 
 @pytest.mark.parametrize(
@@ -150,7 +151,7 @@ def test_each_drain_is_one_data_transfer_of_whole_frames() -> None:
     bus.clock.sleep(0.0202)  # 20 whole frames, the 21st being written
     before = bus.counters.transactions
     read = driver.drain()
-    assert bus.counters.transactions - before == 3  # INT_STATUS, FIFO_COUNT, frames
+    assert bus.counters.transactions - before == 3  # FIFO_COUNT, frames, INT_STATUS
     latched_count = (chip.regs[0x72] << 8) | chip.regs[0x73]
     assert latched_count % 12 != 0  # the driver saw a partial frame ...
     assert read.raw.shape == (20, 6) and read.raw.dtype == np.int16  # ... and left it there
@@ -188,12 +189,6 @@ def test_drains_at_odd_fifo_counts_never_misalign_a_frame() -> None:
 def test_drains_at_odd_fifo_counts_never_misalign_a_frame_soak() -> None:
     checker = drain_at_odd_moments(100_000, seed=2)
     assert checker.misaligned == 0 and checker.frames > 100_000
-
-
-def test_the_overrun_bound() -> None:
-    assert not may_have_overrun(240, 1024, 12, 1000.0, 0.006)
-    assert may_have_overrun(1008, 1024, 12, 1000.0, 0.0005)  # one more frame and it is full
-    assert may_have_overrun(240, 1024, 12, 1000.0, 0.2)  # a long stall inside the drain
 
 
 def test_close_puts_the_chip_to_sleep() -> None:
