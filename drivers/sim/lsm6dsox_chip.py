@@ -300,7 +300,7 @@ class Lsm6dsoxChip(SimImuChip):
             stream = bytearray(taken + bytes(max(0, length - len(taken))))[:length]
         else:
             stream = self._read_fifo_bytes(register, length, increments, readable)
-        self._advance(now_s)
+        # Words due during the burst stay pending until the next access.
         return bytes(stream)
 
     def _read_fifo_bytes(

@@ -162,6 +162,11 @@ class SimImuChip:
         self._advance(now_s)
         self._reset_registers()
 
+    def catch_up(self, now_s: float) -> None:
+        """Store every sample due by ``now_s`` in the FIFO now (the chip otherwise does it on
+        the next access that needs it); for tests that look into :attr:`fifo`."""
+        self._advance(now_s)
+
     def _burst_began_s(self, length: int, now_s: float) -> float:
         """When a FIFO burst of ``length`` bytes that ends at ``now_s`` began.
 
@@ -368,8 +373,7 @@ class Mpu6050Chip(SimImuChip):
         fifo = self.fifo
         readable = max(0, len(fifo) - self._unwritten_bytes(began_s))
         taken = bytes(fifo[: min(length, readable)])
-        del fifo[: len(taken)]
-        self._advance(now_s)
+        del fifo[: len(taken)]  # samples due during the burst stay pending until the next access
         if taken:
             self._last_fifo_byte = taken[-1]
         if len(taken) < length:

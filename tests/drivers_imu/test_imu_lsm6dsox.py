@@ -156,7 +156,7 @@ def test_a_lost_word_breaks_the_pairing_and_is_handled_as_an_overflow() -> None:
     bus.clock.sleep(0.02)
     checker.check(driver.drain())
     bus.clock.sleep(0.02)
-    chip.read(0x3A, 2, bus.clock.monotonic_s())  # bring the FIFO up to date
+    chip.catch_up(bus.clock.monotonic_s())
     del chip.fifo[7:14]  # one word of the second slot vanishes
     read = driver.drain()
     assert read.overflowed and read.raw.shape == (0, 6)
@@ -173,7 +173,7 @@ def test_a_skipped_slot_is_handled_as_an_overflow() -> None:
     bus.clock.sleep(0.02)
     driver.drain()
     bus.clock.sleep(0.02)
-    chip.read(0x3A, 2, bus.clock.monotonic_s())
+    chip.catch_up(bus.clock.monotonic_s())
     del chip.fifo[:14]  # a whole slot vanishes: TAG_CNT jumps by two
     assert driver.drain().overflowed
 
