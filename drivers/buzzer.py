@@ -179,7 +179,11 @@ class Buzzer:
 
     def _take_request(self) -> str | None:
         with self._lock:
-            request, self._request = self._request, None
+            request = self._request
+            # Marked playing before the request is cleared, so wait_idle() never sees a gap.
+            if request is not None and request[0]:
+                self._playing = request[0]
+            self._request = None
         self._wake.clear()
         if self._request is not None:  # a play() raced the clear: keep its wake-up
             self._wake.set()
