@@ -377,3 +377,22 @@ def test_any_poll_schedule_accounts_for_every_conversion(
     assert_missed_counts([r.code for r in reads if r.code is not None], missed)
     assert sum(missed) == chip.missed_conversions
     assert len(reads) == chip.conversions_read
+
+
+def test_scale_defaults_to_the_nominal_cell_and_can_be_replaced() -> None:
+    driver, _, _ = rig(gain=64)
+    assert driver.info.force_n_per_count == nominal_force_n_per_count(64)
+    assert driver.info.force_offset_counts == 0.0
+    driver.set_scale(0.01, -2500.0)
+    assert (driver.info.force_n_per_count, driver.info.force_offset_counts) == (0.01, -2500.0)
+
+
+def test_restart_after_close() -> None:
+    driver, chip, bus = rig()
+    driver.start()
+    driver.close()
+    with pytest.raises(SensorError, match="call start"):
+        driver.poll()
+    driver.start()
+    reads = run_polls(driver, bus, bus.clock.monotonic_s() + 0.05)
+    assert reads and chip.calibrations == 2
