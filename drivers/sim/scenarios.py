@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from spinecoach.drivers.sim.motion import Channel, Constant, Scaled, Script, Sum, Wobble
 from spinecoach.drivers.sim.rig import (
     Band,
@@ -118,7 +117,9 @@ class Scenario:
     def primary_angle_deg(self, t_s: FloatArray, placement: str | None = None) -> FloatArray:
         """The exact true primary angle (deg) at ``t_s`` (flexion, or heading for throws)."""
         motion = self.motion(placement)
-        channel = motion.heading_deg if self.truth.primary_angle == "heading" else motion.flexion_deg
+        channel = (
+            motion.heading_deg if self.truth.primary_angle == "heading" else motion.flexion_deg
+        )
         return channel.evaluate(np.asarray(t_s, dtype=np.float64)).value
 
 
@@ -147,10 +148,12 @@ class _Builder:
     def sway(self, what: str, rms_deg: float = SWAY_RMS_DEG) -> Channel:
         """Postural sway plus physiological tremor for the channel ``what``."""
         code = zlib.crc32(f"{self.name}/{what}".encode())
+        # Few components each: every one costs two sines per sample, and three incommensurate
+        # frequencies already look irregular.
         return Sum(
             (
-                Wobble.seeded([self.seed, code, 1], rms_deg, SWAY_BAND_HZ),
-                Wobble.seeded([self.seed, code, 2], TREMOR_RMS_DEG, TREMOR_BAND_HZ),
+                Wobble.seeded([self.seed, code, 1], rms_deg, SWAY_BAND_HZ, components=3),
+                Wobble.seeded([self.seed, code, 2], TREMOR_RMS_DEG, TREMOR_BAND_HZ, components=2),
             )
         )
 
@@ -392,8 +395,8 @@ def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
     flexion.pause(2.0, label="stand")
     code = zlib.crc32(b"sldl-balance")
     # Balancing on one leg: frontal-plane sway of ~1.2° RMS and some hip opening (heading).
-    balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=7)
-    hip_opening = Wobble.seeded([seed, code, 2], 0.8, (0.2, 1.0))
+    balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=4)
+    hip_opening = Wobble.seeded([seed, code, 2], 0.8, (0.2, 1.0), components=3)
     trunk = b.segment("trunk", flexion, lean=balance, heading=hip_opening)
     lean_fn = _value_fn(trunk.lean_deg)
     return b.scenario(

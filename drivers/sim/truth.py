@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.sim.motion import Script
 from spinecoach.drivers.sim.rig import Contraction
 from spinecoach.errors import DataFormatError
@@ -471,9 +470,7 @@ def holds_from_script(
 
 def shifts_from_script(script: Script) -> list[ShiftTruth]:
     """Every move of a displacement script (lateral pelvis position, m) as a shift."""
-    return [
-        ShiftTruth(s.start_s, s.end_s, s.to_value) for s in script.segments if s.kind == "move"
-    ]
+    return [ShiftTruth(s.start_s, s.end_s, s.to_value) for s in script.segments if s.kind == "move"]
 
 
 def contractions_truth(

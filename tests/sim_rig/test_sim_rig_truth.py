@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from spinecoach.drivers.sim.motion import PHASE_KINDS
 from spinecoach.drivers.sim.scenarios import SCENARIOS, build_scenario
 from spinecoach.drivers.sim.truth import (
@@ -32,7 +31,9 @@ def test_sim_rig_contraction_truth_matches_the_force_signal(name: str) -> None:
         for w in RFD_WINDOWS_MS:
             f_w = force(np.array([onset + w / 1000]))[0]
             assert c.force_at_n[str(w)] == pytest.approx(f_w, rel=1e-9)
-            assert c.rfd_n_per_s[str(w)] == pytest.approx((f_w - c.baseline_n) / (w / 1000), rel=1e-9)
+            assert c.rfd_n_per_s[str(w)] == pytest.approx(
+                (f_w - c.baseline_n) / (w / 1000), rel=1e-9
+            )
         # Peak RFD: brute-force search of the 20 ms window over the first 300 ms.
         starts = onset + np.arange(0.0, 0.28 + 1e-12, 1e-4)
         slopes = (force(starts + 0.020) - force(starts)) / 0.020
@@ -49,11 +50,11 @@ def test_sim_rig_contraction_truth_matches_the_force_signal(name: str) -> None:
         assert c.time_to_peak_s == pytest.approx(t[np.argmax(f)] - onset, abs=2 * STEP_S)
         assert c.impulse_total_n_s == pytest.approx(np.trapezoid(f - c.baseline_n, t), rel=1e-6)
         # Contraction end: force back down to baseline + floor.
-        assert force(np.array([c.end_s]))[0] == pytest.approx(c.baseline_n + ONSET_FLOOR_N, rel=1e-9)
-        on = np.arange(onset, onset + c.on_s + STEP_S / 2, STEP_S)
-        assert c.mean_force_on_n == pytest.approx(
-            np.trapezoid(force(on), on) / c.on_s, rel=1e-6
+        assert force(np.array([c.end_s]))[0] == pytest.approx(
+            c.baseline_n + ONSET_FLOOR_N, rel=1e-9
         )
+        on = np.arange(onset, onset + c.on_s + STEP_S / 2, STEP_S)
+        assert c.mean_force_on_n == pytest.approx(np.trapezoid(force(on), on) / c.on_s, rel=1e-6)
 
 
 def test_sim_rig_repeaters_fatigue_index() -> None:
@@ -102,7 +103,11 @@ def test_sim_rig_eccentric_direction_matches_the_angle_change() -> None:
 
 @pytest.mark.parametrize(
     ("name", "count", "target"),
-    [("back_extension_holds", 5, 30.0), ("sorensen_hold", 1, 90.0), ("bridge_pelvic_shifts", 1, -115.0)],
+    [
+        ("back_extension_holds", 5, 30.0),
+        ("sorensen_hold", 1, 90.0),
+        ("bridge_pelvic_shifts", 1, -115.0),
+    ],
 )
 def test_sim_rig_holds_are_the_in_band_intervals(name: str, count: int, target: float) -> None:
     scenario = build_scenario(name)
@@ -137,7 +142,7 @@ def test_sim_rig_bridge_shifts_move_the_pelvis_sideways() -> None:
     pelvis = scenario.motion("pelvis")
     y = pelvis.pivot_m[1].evaluate(np.array([s.end_s for s in shifts])).value
     np.testing.assert_allclose(y, [s.offset_m for s in shifts], atol=1e-12)
-    gyro, accel = scenario.imu_signal("pelvis", ideal=True)(np.arange(0.0, scenario.duration_s, 0.001))
+    gyro, _ = scenario.imu_signal("pelvis", ideal=True)(np.arange(0.0, scenario.duration_s, 0.001))
     assert np.max(np.abs(gyro[:, 2])) > 1.0  # the pelvis rolls as it shifts
 
 
