@@ -31,6 +31,7 @@ from spinecoach.drivers.sim.rig import (
     ImuMount,
     ImuSignal,
     IsometricPulls,
+    LoadCellErrorModel,
     Rig,
     Spike,
 )
@@ -136,6 +137,7 @@ class _Builder:
             np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0]
         )
         self.rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+        self.load_cell_errors = LoadCellErrorModel()
 
     def jitter(self, value: float, fraction: float = 0.05) -> float:
         """``value`` scaled by a uniform factor in 1 ± ``fraction`` (tempo variation)."""
@@ -202,6 +204,7 @@ class _Builder:
             imus={p: ImuMount(m, IMU_RATE_HZ) for p, m in imus.items()},
             force=force,
             force_rate_hz=FORCE_RATE_HZ,
+            load_cell_errors=self.load_cell_errors,
         )
         angles = {
             placement: AngleCurve.sample(
@@ -276,7 +279,7 @@ def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
         force=band,
         tempo="3-1-1-0",
         eccentric_sign=1,
-        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, _angle_fn(trunk))),
+        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, trunk.flexion_deg)),
     )
 
 
@@ -306,7 +309,7 @@ def dumbbell_row_slow_eccentric(seed: int = DEFAULT_SEED) -> Scenario:
         primary="implement",
         tempo="4-1-1-1",
         eccentric_sign=-1,
-        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, _angle_fn(implement))),
+        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, implement.flexion_deg)),
     )
 
 
@@ -408,7 +411,7 @@ def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
         tempo="3-1-2-1",
         eccentric_sign=1,
         fill=lambda truth: truth.reps.extend(
-            reps_from_script(flexion, _angle_fn(trunk), sway_fn=lean_fn)
+            reps_from_script(flexion, trunk.flexion_deg, sway_fn=lean_fn)
         ),
     )
 
@@ -449,8 +452,10 @@ def _pull_scenario(
     pulls = IsometricPulls(baseline_n, contractions)
     last = contractions[-1]
 
+    noise_sd_n = b.load_cell_errors.noise_sd_n
+
     def fill(truth: GroundTruth) -> None:
-        truth.contractions.extend(contractions_truth(contractions, baseline_n))
+        truth.contractions.extend(contractions_truth(contractions, baseline_n, noise_sd_n))
         if with_fatigue_index:
             truth.fatigue_index_pct = fatigue_index_pct(truth.contractions)
 
@@ -546,7 +551,7 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
         # Throws turn at ~750 °/s: a finer curve keeps linear interpolation within 0.02°.
         angle_rate_hz=250.0,
         fill=lambda truth: truth.reps.extend(
-            reps_from_script(heading, _value_fn(trunk.heading_deg), speed_fn=vertical_speed_dps)
+            reps_from_script(heading, trunk.heading_deg, speed_fn=vertical_speed_dps)
         ),
     )
 
