@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from spinecoach.drivers.sim.scenarios import SCENARIOS, build_scenario
 
 SIMULATED_S = 600.0
@@ -42,7 +41,9 @@ def main() -> None:
         if scenario.force_rate_hz is not None:
             t_force = np.arange(int(SIMULATED_S * scenario.force_rate_hz)) / scenario.force_rate_hz
             force = scenario.force_signal()
-            polls = f"{_cpu(lambda: [force(t_force[i : i + 1]) for i in range(t_force.size)]):.2f} s"
+            polls = (
+                f"{_cpu(lambda: [force(t_force[i : i + 1]) for i in range(t_force.size)]):.2f} s"
+            )
         print(f"{name:30s} {drains:9.2f} s {one_call:9.2f} s {polls:>12s}")
 
 
