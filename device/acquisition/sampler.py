@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
 from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.drivers.interfaces import Clock, ForceDriver, ImuDriver
@@ -243,7 +242,7 @@ class Sampler:
             self._wait_until(due)
             if isinstance(channel, _ImuChannel):
                 yield from self._service_imu(channel)
-            else:
+            elif isinstance(channel, _ForceChannel):
                 yield from self._service_force(channel)
         self._wait_until(end_t)
         yield from self.finish()
@@ -387,11 +386,8 @@ class Sampler:
         if not self._restart(first):
             return
         for other in [*self._imus, *self._forces]:
-            if other.down and other is not first:
-                if not self._restart(other):
-                    other.next_action_t = (
-                        self._clock.monotonic_s() + self.settings.reinit_interval_s
-                    )
+            if other.down and other is not first and not self._restart(other):
+                other.next_action_t = self._clock.monotonic_s() + self.settings.reinit_interval_s
 
     def _restart(self, ch: _Channel) -> bool:
         """Start the chip of ``ch`` again; False when it still does not answer."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from acq_fakes import FakeAdc, FakeImu, Faults, StallingClock, decode_tick
-
 from spinecoach.acquisition.sampler import Sampler, SamplerSettings
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, ImuBlock
@@ -93,7 +92,7 @@ def test_150ms_stall_gives_one_gap_of_the_stall_length() -> None:
     # After the gap every frame sits at its true index (within one sample), none misaligned.
     ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
     assert np.abs(index - ticks).max() <= 1
-    f_index, f_gaps, _ = _stream(blocks, "force")
+    _, f_gaps, _ = _stream(blocks, "force")
     assert len(f_gaps) == 1 and f_gaps[0].reason == "stall"
     assert f_gaps[0].count / 320 == pytest.approx(0.150, abs=0.01)
 
@@ -102,7 +101,7 @@ def test_stall_gap_length_matches_the_lost_frames_exactly_within_5ms() -> None:
     for stall_s in (0.090, 0.150, 0.400):
         clock = StallingClock(stall_at_s=2.0005, stall_s=stall_s)
         imu = FakeImu(clock)
-        sampler, blocks = _run([imu], [], clock, 4.0)
+        _, blocks = _run([imu], [], clock, 4.0)
         _, gaps, mine = _stream(blocks, "trunk")
         ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
         true_lost = int(np.diff(ticks).max() - 1)
@@ -124,7 +123,7 @@ def test_bus_outages_give_one_gap_each_and_recover_within_a_second() -> None:
     for (start, duration), gap in zip(faults.outages, gaps, strict=True):
         t_first_after = (gap.start_index + gap.count) / 1000.0
         assert start + duration < t_first_after + 0.06 <= start + duration + 1.0
-    f_index, f_gaps, f_blocks = _stream(blocks, "force")
+    _, f_gaps, _ = _stream(blocks, "force")
     assert [g.reason for g in f_gaps] == ["outage", "outage"]
     assert adc.starts == 3
     assert sampler.tare_stale["force"]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from spinecoach.acquisition.sampler import Sampler
 from spinecoach.acquisition.sim_rig import build_sim_rig
 from spinecoach.drivers.blocks import Block, Gap
@@ -78,8 +77,8 @@ def _stream(blocks: list[Block], name: str) -> tuple[np.ndarray, list[Gap]]:
 
 
 def test_150ms_reader_stall_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("stall@5:0.15", 8.0)
-    index, gaps = _stream(blocks, "trunk")
+    sampler, blocks, _ = _collect("stall@5:0.15", 8.0)
+    _, gaps = _stream(blocks, "trunk")
     assert [g.reason for g in gaps] == ["fifo_overflow"]
     # The gap is the stall plus the time since the drain before it (at most one drain, 20 ms).
     assert 0.150 - 0.005 <= gaps[0].count / 1000.0 <= 0.150 + 0.020 + 0.005
@@ -88,9 +87,9 @@ def test_150ms_reader_stall_on_the_simulated_rig() -> None:
 
 
 def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("outage@5:2,outage@12:3", 18.0)
+    sampler, blocks, _ = _collect("outage@5:2,outage@12:3", 18.0)
     for name in ("trunk", "force"):
-        index, gaps = _stream(blocks, name)
+        _, gaps = _stream(blocks, name)
         assert [g.reason for g in gaps] == ["outage", "outage"], name
         info = next(b.info for b in blocks if b.info.name == name)
         for (start, duration), gap in zip([(5.0, 2.0), (12.0, 3.0)], gaps, strict=True):
@@ -106,8 +105,8 @@ def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
 
 
 def test_silent_mpu_reset_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("reset@4.01:0x68", 6.0)
-    index, gaps = _stream(blocks, "trunk")
+    _, blocks, _ = _collect("reset@4.01:0x68", 6.0)
+    _, gaps = _stream(blocks, "trunk")
     assert [g.reason for g in gaps] == ["chip_reset"]
     info = next(b.info for b in blocks if b.info.name == "trunk")
     resume_t = info.t0_s + (gaps[0].start_index + gaps[0].count) / info.rate_hz
@@ -120,7 +119,7 @@ def test_silent_mpu_reset_on_the_simulated_rig() -> None:
 
 
 def test_nau7802_reset_marks_the_tare_stale_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("reset@3:0x2A", 5.0)
+    sampler, blocks, _ = _collect("reset@3:0x2A", 5.0)
     _, gaps = _stream(blocks, "force")
     assert [g.reason for g in gaps] == ["chip_reset"]
     assert sampler.tare_stale["force"]
