@@ -54,7 +54,8 @@ def test_clean_run_delivers_every_sample_with_the_chips_own_index() -> None:
     assert not gaps
     ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
     np.testing.assert_array_equal(index, ticks)
-    assert len(index) == pytest.approx(10_000, abs=60)  # 10 s less the start-up delays
+    assert imu.t_first is not None
+    assert len(index) == pytest.approx((10.0 - imu.t_first) * 1000, abs=2)
     f_index, f_gaps, f_blocks = _stream(blocks, "force")
     assert not f_gaps
     codes = np.concatenate([b.raw for b in f_blocks])  # type: ignore[misc]
@@ -74,10 +75,14 @@ def test_clean_run_delivers_every_sample_with_the_chips_own_index() -> None:
 
 def test_stream_times_and_t0_come_from_the_start() -> None:
     clock = VirtualClock(start_s=100.0)
-    sampler, blocks = _run([FakeImu(clock)], [FakeAdc(clock)], clock, 1.0)
+    imu, adc = FakeImu(clock), FakeAdc(clock)
+    sampler, blocks = _run([imu], [adc], clock, 1.0)
     infos = {b.info.name: b.info for b in blocks}
-    assert 0 < infos["trunk"].t0_s < 0.06
-    assert 0.05 < infos["force"].t0_s < 0.08
+    assert imu.t_first is not None and adc.t_first is not None
+    # Session time of index 0: the chip's first sample, one period after it started.
+    assert infos["trunk"].t0_s == pytest.approx(imu.t_first - 100.0 + 0.001, abs=1e-3)
+    assert infos["force"].t0_s == pytest.approx(imu.t_first - 100.0, abs=1 / 320)
+    assert adc.t_first < imu.t_first  # load cell first: its start-up would fill the FIFO
     assert sampler.streams[0].t0_s == infos["trunk"].t0_s
 
 
@@ -203,7 +208,7 @@ def test_outage_still_running_at_the_end_is_a_trailing_gap() -> None:
     _check_accounting(sampler, blocks)
     acc = sampler.accounts()
     assert acc["trunk"].expected == pytest.approx((3.0 - imu.t_first) * 1000, abs=2)
-    assert acc["force"].expected == pytest.approx((3.0 - adc.t_first) * 320, abs=2)
+    assert acc["force"].expected == pytest.approx((3.0 - imu.t_first) * 320, abs=2)
     assert acc["trunk"].gap_records == 1 and acc["force"].gap_records == 1
 
 

@@ -29,11 +29,18 @@ SCENARIO = "good_morning_tempo"
 def _soak(seconds: float) -> None:
     rig = build_sim_rig(SCENARIO, faults=SOAK_FAULTS, fault_seed=7)
     sampler = Sampler(rig.imus, rig.forces, rig.bus.clock)
+    nau = rig.chips[0x2A]
+    missed_before = read_before = -1
     gaps: dict[str, list[Gap]] = {}
     delivered: dict[str, int] = {}
     last: dict[str, int] = {}
     for block in sampler.blocks(seconds):
         name = block.info.name
+        if name == "force" and read_before < 0:
+            # Conversions made while the chips were starting belong to no stream (the chip
+            # counts them lazily, at the first read).
+            read_before = nau.conversions_read - len(block)
+            missed_before = nau.missed_conversions - sum(g.count for g in block.gaps)
         gaps.setdefault(name, []).extend(block.gaps)
         delivered[name] = delivered.get(name, 0) + len(block)
         if len(block):
@@ -48,12 +55,16 @@ def _soak(seconds: float) -> None:
         assert delivered[name] + gap_samples == account.expected  # 100 % accounted
         assert gap_samples <= 1e-4 * account.expected  # at most 0.01 % in gaps
     # None silently lost: the chips' own counts agree with the sampler's.
-    nau = rig.chips[0x2A]
-    assert accounts["force"].delivered == nau.conversions_read
-    assert accounts["force"].gap_samples == nau.missed_conversions
+    assert accounts["force"].delivered == nau.conversions_read - read_before
+    assert accounts["force"].gap_samples == nau.missed_conversions - missed_before
     assert rig.chips[0x68].overflows == 0
-    # Bus load at 400 kHz: IMU 1 kHz + NAU7802 320 SPS, every transfer and retry counted.
-    assert rig.bus.counters.wire_time_s / seconds <= 0.30
+    # Bus load at 400 kHz, every transfer and retry counted. The IMU's FIFO payload alone
+    # (12 bytes x 1000 / s x 9 clocks) is 27 % and each conversion costs at least 6 bytes (4.3 %),
+    # so the issue's 30 % cannot be met; the README reports the measured figure (about 45 %
+    # with the drain after every conversion that keeps the load cell free of gaps).
+    payload = 12 * 1000 * 9 / rig.bus.bus_hz
+    assert payload == pytest.approx(0.27)
+    assert rig.bus.counters.wire_time_s / seconds <= 0.50
 
 
 def test_soak_30_seconds_with_transient_bus_errors() -> None:
@@ -145,10 +156,11 @@ def _kill_cycle(tmp: Path, rng: random.Random) -> float:
     scanned = scan_native(out)  # every file opens
     assert not scanned.finalised
     rec = scanned.recording
+    # Before the first flush nothing is on disk: the loss runs from the first sample's time.
     on_disk = max(
         (s.info.t0_s + float(s.index[-1]) / s.info.rate_hz
          for s in [*rec.imu.values(), *rec.force.values()] if len(s.index)),
-        default=0.0,
+        default=min(s.t0_s for s in rec.streams),
     )
     acquired = max(progress, default=0.0)
     return max(0.0, acquired - on_disk)
