@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.interfaces import ForceDriver, ImuDriver
 from spinecoach.drivers.sim.bus import SimBus
