@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core import _calibration
 from spinecoach.core.angles import quaternion_from_matrix, up_in_sensor
 from spinecoach.errors import SpinecoachError
