@@ -372,6 +372,17 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         s.bias[i] = clip(s.bias[i], c.bias_limit)
 
 
+cdef inline void start_block(State* s) noexcept nogil:
+    """Empty the accumulators of the slow path's block means."""
+    cdef int i
+    s.slow_count = 0.0
+    s.acc_count = 0.0
+    for i in range(3):
+        s.acc_sum[i] = 0.0
+    for i in range(9):
+        s.r_sum[i] = 0.0
+
+
 cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     """Accelerometer low-pass, inclination correction and bias update for one block."""
     cdef double mean[3]
@@ -414,12 +425,7 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
         bias_update(s, c, ae, corrected)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
-    s.slow_count = 0.0
-    s.acc_count = 0.0
-    for i in range(3):
-        s.acc_sum[i] = 0.0
-    for i in range(9):
-        s.r_sum[i] = 0.0
+    start_block(s)
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
@@ -615,12 +621,7 @@ cdef void restart_after_gap(State* s) noexcept nogil:
         s.rest_gyro_z[i] = 0.0
         s.rest_acc_z[i] = 0.0
         s.acc_z[i] = 0.0
-    s.slow_count = 0.0
-    s.acc_count = 0.0
-    for i in range(3):
-        s.acc_sum[i] = 0.0
-    for i in range(9):
-        s.r_sum[i] = 0.0
+    start_block(s)
     for i in range(18):
         s.r_z[i] = 0.0
     for i in range(4):
