@@ -1,0 +1,508 @@
+"""The hub protocol: what the daemon (or an in-process feed) tells a coach, and what a coach asks.
+
+One message per line, UTF-8 JSON objects, newline-terminated ("JSON lines"). Every line carries
+``"v"`` (the protocol version, :data:`PROTOCOL_VERSION`) and ``"type"``. A reader rejects a line
+with another version with a :class:`ProtocolError` that says which versions meet, so an old coach
+attached to a new daemon fails with one clear sentence instead of misreading fields.
+
+Server to client (the daemon speaks first with ``hello``):
+
+- ``hello``   — who is speaking: daemon software version, backend (``hardware``, ``sim:…``,
+  ``replay:…``), ``demo`` (True when replaying the bundled demo because no sensors answered).
+- ``frame``   — the live measurement, decimated to at most :data:`MAX_FRAME_RATE_HZ` by sample time.
+- ``event``   — something detected or a coaching cue: on-screen message and haptic pattern.
+- ``state``   — athlete, exercise, protocol, set state and counters, target, sensors, mode.
+- ``summary`` — figures of a finished set or session.
+- ``ack``     — the answer to one command (accepted or refused, with the reason).
+
+Client to server: ``command`` with ``cmd`` in :data:`COMMANDS` and its ``args``.
+
+The full field reference, with units, is docs/hub-protocol.md. This module never imports Textual
+(the daemon uses it) and never reads a clock: frame decimation runs on sample time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from spinecoach.errors import SpinecoachError
+
+#: Version of this protocol. Bump on any change a reader of the previous version would misread.
+PROTOCOL_VERSION = 1
+
+#: Highest rate of ``frame`` messages (Hz): the coach never redraws faster than this.
+MAX_FRAME_RATE_HZ = 30.0
+
+#: Longest accepted line (bytes): a peer sending more is broken, not chatty.
+MAX_LINE_BYTES = 1 << 20
+
+Phase = Literal["still", "eccentric", "concentric", "moving"]
+SetState = Literal["idle", "running", "rest", "done"]
+Mode = Literal["training", "tracking"]
+SensorStatusName = Literal["ok", "degraded", "missing", "stale"]
+SummaryScope = Literal["set", "session"]
+
+PHASES: tuple[str, ...] = ("still", "eccentric", "concentric", "moving")
+SET_STATES: tuple[str, ...] = ("idle", "running", "rest", "done")
+MODES: tuple[str, ...] = ("training", "tracking")
+SENSOR_STATUSES: tuple[str, ...] = ("ok", "degraded", "missing", "stale")
+SIDES: tuple[str, ...] = ("left", "right", "none")
+CALIBRATION_STEPS: tuple[str, ...] = ("known_weight", "zero_pose", "band_profile")
+
+
+class ProtocolError(SpinecoachError, ValueError):
+    """A hub line that cannot be understood (EX_PROTOCOL)."""
+
+    exit_status = 76
+
+
+# --------------------------------------------------------------------------------------------
+# Server -> client messages
+
+
+@dataclass(frozen=True)
+class Hello:
+    """First line from the daemon. ``daemon``: its software version; ``backend``: the backend
+    switch it runs (``hardware``, ``sim:SCENARIO``, ``replay:FILE``); ``demo``: True when it is
+    replaying the bundled demo recording because no sensors were found."""
+
+    daemon: str
+    backend: str
+    demo: bool = False
+
+    @property
+    def version(self) -> int:
+        """Protocol version this hello speaks (every encoded line carries it as ``v``)."""
+        return PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The live measurement at sample time ``t_s`` (s).
+
+    ``angle_deg``: primary angle (trunk flexion for a hinge; None without an IMU);
+    ``speed_dps``: primary angular speed (°/s, signed; None without an IMU);
+    ``force_n``: load-cell force (N; None without a load cell); ``phase``: movement phase;
+    ``hold_s``: duration of the hold in progress (s), 0 when not holding.
+    """
+
+    t_s: float
+    angle_deg: float | None
+    speed_dps: float | None
+    force_n: float | None
+    phase: Phase = "still"
+    hold_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A detection or a coaching cue at sample time ``t_s`` (s).
+
+    ``kind``: the core event kind (``rep``, ``hold_start``, ``hold_end``, ``contraction``,
+    ``limit``, ``phase``, ``movement_onset``, ``contraction_onset``) or an engine cue name
+    (``eccentric_too_fast``, ``set_complete``, ``rest_over`` …). ``message``: the on-screen text,
+    empty when the event is not shown as a cue. ``pattern``: the haptic pattern name sent to the
+    buzzer, empty for none. ``data``: the result as JSON (e.g. a RepResult for ``rep``).
+    """
+
+    t_s: float
+    kind: str
+    message: str = ""
+    pattern: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SensorStatus:
+    """Health of one sensor stream: ``status``, measured ``rate_hz`` and ``gaps`` (count of
+    missing samples so far in this session)."""
+
+    status: SensorStatusName
+    rate_hz: float
+    gaps: int = 0
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything a coach needs to draw the header, the set counters and the sensor panel.
+
+    ``target``: the current set's prescription; documented keys (all optional):
+    ``reps`` (count), ``tempo_s`` ([eccentric, pause lengthened, concentric, pause shortened] s),
+    ``hold_s`` (s), ``rest_s`` (s), ``sets`` (count), ``side`` (left/right/none).
+    """
+
+    athlete: str = ""
+    exercise: str = ""
+    protocol: str = ""
+    set_state: SetState = "idle"
+    set_no: int = 0
+    rep_no: int = 0
+    target: dict[str, Any] = field(default_factory=dict)
+    sensors: dict[str, SensorStatus] = field(default_factory=dict)
+    mode: Mode = "training"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Figures of a finished set or session.
+
+    ``figures``: name -> value, names carry their unit (``peak_force_n``, ``mean_rom_deg``,
+    ``best_hold_s``); a value may be None when it could not be measured. ``rows``: one dict per
+    rep/hold/contraction (or per set for a session), same naming.
+    """
+
+    scope: SummaryScope
+    set_no: int
+    exercise: str
+    figures: dict[str, float | int | str | None] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The answer to a command: ``ok`` False with ``message`` saying why it was refused."""
+
+    cmd: str
+    ok: bool
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Client -> server
+
+
+#: Command names and, for each, its argument names with their accepted types. ``calibrate``
+#: takes ``step`` (one of :data:`CALIBRATION_STEPS`) and, for ``known_weight``, ``mass_kg``.
+COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "select_athlete": {"name": (str,)},
+    "select_exercise": {"name": (str,)},
+    "select_protocol": {"name": (str,)},
+    "start_set": {},
+    "stop_set": {},
+    "tare": {},
+    "calibrate": {"step": (str,), "mass_kg": (int, float)},
+    "tag_side": {"side": (str,)},
+    "set_mode": {"mode": (str,)},
+}
+
+#: Arguments a command may leave out.
+_OPTIONAL_ARGS: dict[str, frozenset[str]] = {"calibrate": frozenset({"mass_kg"})}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A request from a coach: ``cmd`` in :data:`COMMANDS`, ``args`` as listed there."""
+
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_command(self.cmd, self.args)
+
+
+Message: TypeAlias = Hello | Frame | Event | State | Summary | Ack | Command
+
+_TYPE_NAMES: dict[type, str] = {
+    Hello: "hello",
+    Frame: "frame",
+    Event: "event",
+    State: "state",
+    Summary: "summary",
+    Ack: "ack",
+    Command: "command",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """The message as a JSON-ready dict with ``v`` and ``type``."""
+    try:
+        type_name = _TYPE_NAMES[type(message)]
+    except KeyError:
+        raise TypeError(f"not a hub message: {type(message).__name__}") from None
+    body: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": type_name}
+    if isinstance(message, State):
+        body.update(
+            athlete=message.athlete,
+            exercise=message.exercise,
+            protocol=message.protocol,
+            set_state=message.set_state,
+            set_no=message.set_no,
+            rep_no=message.rep_no,
+            target=dict(message.target),
+            sensors={
+                name: {"status": s.status, "rate_hz": s.rate_hz, "gaps": s.gaps}
+                for name, s in message.sensors.items()
+            },
+            mode=message.mode,
+        )
+    else:
+        body.update({name: getattr(message, name) for name in message.__dataclass_fields__})
+    return body
+
+
+def encode(message: Message) -> bytes:
+    """One protocol line (UTF-8 JSON plus ``\\n``). NaN and infinity become null, as JSON has none."""
+    return (json.dumps(_finite(to_json(message)), separators=(",", ":")) + "\n").encode()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse and validate one protocol line; raise :class:`ProtocolError` saying what is wrong."""
+    if isinstance(line, bytes):
+        if len(line) > MAX_LINE_BYTES:
+            raise ProtocolError(f"hub line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ProtocolError(f"hub line is not UTF-8 ({error.reason})") from None
+    try:
+        body = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ProtocolError(f"hub line is not JSON: {error.msg} at column {error.colno}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("hub line must be a JSON object")
+    return from_json(body)
+
+
+def from_json(body: Mapping[str, Any]) -> Message:
+    """Validate a decoded JSON object and build its message."""
+    version = body.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"hub protocol version {version!r} is not supported (this spinecoach speaks "
+            f"version {PROTOCOL_VERSION}): install the same spinecoach version on both ends"
+        )
+    type_name = body.get("type")
+    reader = _READERS.get(type_name) if isinstance(type_name, str) else None
+    if reader is None:
+        raise ProtocolError(
+            f"unknown hub message type {type_name!r}: expected one of {sorted(_READERS)}"
+        )
+    return reader(_Fields(type_name, body))
+
+
+class _Fields:
+    """Typed access to the fields of one message, with errors that name message and field."""
+
+    def __init__(self, type_name: str, body: Mapping[str, Any]) -> None:
+        self.type_name = type_name
+        self.body = body
+
+    def _fail(self, name: str, expected: str) -> ProtocolError:
+        got = self.body.get(name, "<missing>")
+        return ProtocolError(f"hub {self.type_name}: field {name!r} = {got!r}, expected {expected}")
+
+    def text(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self.body.get(name, default)
+        if not isinstance(value, str) or (choices and value not in choices):
+            raise self._fail(name, f"one of {list(choices)}" if choices else "a string")
+        return value
+
+    def flag(self, name: str, default: bool | None = None) -> bool:
+        value = self.body.get(name, default)
+        if not isinstance(value, bool):
+            raise self._fail(name, "true or false")
+        return value
+
+    def integer(self, name: str, default: int | None = None) -> int:
+        value = self.body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(name, "an integer")
+        return value
+
+    def number(self, name: str, default: float | None = None) -> float:
+        value = self.body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(name, "a number")
+        return float(value)
+
+    def optional_num(self, name: str) -> float | None:
+        value = self.body.get(name)
+        if value is None:
+            return None
+        return self.number(name)
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = self.body.get(name, {})
+        if not isinstance(value, dict):
+            raise self._fail(name, "an object")
+        return dict(value)
+
+    def array(self, name: str) -> list[Any]:
+        value = self.body.get(name, [])
+        if not isinstance(value, list):
+            raise self._fail(name, "an array")
+        return list(value)
+
+
+def _read_hello(f: _Fields) -> Hello:
+    return Hello(daemon=f.text("daemon"), backend=f.text("backend"), demo=f.flag("demo", False))
+
+
+def _read_frame(f: _Fields) -> Frame:
+    return Frame(
+        t_s=f.number("t_s"),
+        angle_deg=f.optional_num("angle_deg"),
+        speed_dps=f.optional_num("speed_dps"),
+        force_n=f.optional_num("force_n"),
+        phase=f.text("phase", "still", PHASES),  # type: ignore[arg-type]
+        hold_s=f.number("hold_s", 0.0),
+    )
+
+
+def _read_event(f: _Fields) -> Event:
+    return Event(
+        t_s=f.number("t_s"),
+        kind=f.text("kind"),
+        message=f.text("message", ""),
+        pattern=f.text("pattern", ""),
+        data=f.mapping("data"),
+    )
+
+
+def _read_sensor(name: str, body: Any) -> SensorStatus:
+    if not isinstance(body, dict):
+        raise ProtocolError(f"hub state: sensor {name!r} must be an object")
+    f = _Fields(f"state sensor {name!r}", body)
+    return SensorStatus(
+        status=f.text("status", choices=SENSOR_STATUSES),  # type: ignore[arg-type]
+        rate_hz=f.number("rate_hz", 0.0),
+        gaps=f.integer("gaps", 0),
+    )
+
+
+def _read_state(f: _Fields) -> State:
+    return State(
+        athlete=f.text("athlete", ""),
+        exercise=f.text("exercise", ""),
+        protocol=f.text("protocol", ""),
+        set_state=f.text("set_state", "idle", SET_STATES),  # type: ignore[arg-type]
+        set_no=f.integer("set_no", 0),
+        rep_no=f.integer("rep_no", 0),
+        target=f.mapping("target"),
+        sensors={name: _read_sensor(name, body) for name, body in f.mapping("sensors").items()},
+        mode=f.text("mode", "training", MODES),  # type: ignore[arg-type]
+    )
+
+
+def _read_summary(f: _Fields) -> Summary:
+    figures = f.mapping("figures")
+    for name, value in figures.items():
+        if value is not None and not isinstance(value, (int, float, str)):
+            raise ProtocolError(f"hub summary: figure {name!r} must be a number, text or null")
+    rows = f.array("rows")
+    if not all(isinstance(row, dict) for row in rows):
+        raise ProtocolError("hub summary: every row must be an object")
+    return Summary(
+        scope=f.text("scope", choices=("set", "session")),  # type: ignore[arg-type]
+        set_no=f.integer("set_no", 0),
+        exercise=f.text("exercise", ""),
+        figures=figures,
+        rows=rows,
+    )
+
+
+def _read_ack(f: _Fields) -> Ack:
+    return Ack(cmd=f.text("cmd"), ok=f.flag("ok"), message=f.text("message", ""))
+
+
+def _read_command(f: _Fields) -> Command:
+    return Command(cmd=f.text("cmd"), args=f.mapping("args"))
+
+
+_READERS = {
+    "hello": _read_hello,
+    "frame": _read_frame,
+    "event": _read_event,
+    "state": _read_state,
+    "summary": _read_summary,
+    "ack": _read_ack,
+    "command": _read_command,
+}
+
+
+def _check_command(cmd: str, args: Mapping[str, Any]) -> None:
+    """Raise ProtocolError unless ``cmd`` is known and ``args`` match its argument list."""
+    spec = COMMANDS.get(cmd)
+    if spec is None:
+        raise ProtocolError(f"unknown command {cmd!r}: expected one of {sorted(COMMANDS)}")
+    unknown = set(args) - set(spec)
+    if unknown:
+        raise ProtocolError(f"command {cmd}: unknown argument(s) {sorted(unknown)}")
+    optional = _OPTIONAL_ARGS.get(cmd, frozenset())
+    for name, types in spec.items():
+        if name not in args:
+            if name in optional:
+                continue
+            raise ProtocolError(f"command {cmd}: argument {name!r} is required")
+        value = args[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ProtocolError(f"command {cmd}: argument {name!r} = {value!r}, expected {expected}")
+    choices = {"tag_side": ("side", SIDES), "set_mode": ("mode", MODES)}.get(cmd)
+    if cmd == "calibrate":
+        choices = ("step", CALIBRATION_STEPS)
+        if args["step"] == "known_weight" and not args.get("mass_kg", 0) > 0:
+            raise ProtocolError("command calibrate known_weight: 'mass_kg' must be > 0 (kg)")
+    if choices and args[choices[0]] not in choices[1]:
+        raise ProtocolError(
+            f"command {cmd}: {choices[0]} {args[choices[0]]!r} not one of {list(choices[1])}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Frame decimation
+
+
+class FrameDecimator:
+    """Pass at most ``rate_hz`` frames per second of *sample time* (never the wall clock).
+
+    Frames are due on a grid of one period: ``offer(frame)`` returns the first frame at or after
+    each grid time and None for the others, so blocks of any size keep the full rate (a 10 ms
+    block size still gives 30 frames a second, not 25). After a hole longer than a period the
+    grid restarts at the next frame. A frame whose time goes backwards (a replay seek) is let
+    through and restarts the grid, so seeking never freezes the display.
+    """
+
+    def __init__(self, rate_hz: float = MAX_FRAME_RATE_HZ) -> None:
+        if not 0 < rate_hz <= MAX_FRAME_RATE_HZ:
+            raise ValueError(f"rate_hz must be in (0, {MAX_FRAME_RATE_HZ}]")
+        self.period_s = 1.0 / rate_hz
+        self._last_t_s: float | None = None
+        self._next_due_s = 0.0
+
+    def offer(self, frame: Frame) -> Frame | None:
+        """The frame if it is due, else None."""
+        t = frame.t_s
+        if self._last_t_s is None or t < self._last_t_s:
+            self._next_due_s = t + self.period_s
+        elif t >= self._next_due_s:
+            self._next_due_s += self.period_s
+            if self._next_due_s <= t:
+                self._next_due_s = t + self.period_s
+        else:
+            return None
+        self._last_t_s = t
+        return frame

@@ -1,0 +1,182 @@
+"""The Textual coach: one app, a feed it pulls at a bounded rate, screens drawn from one model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from spinecoach.hub.messages import MAX_FRAME_RATE_HZ, Ack, Command
+from spinecoach.tui.catalogue import Catalogue, EmptyCatalogue
+from spinecoach.tui.feed import CoachFeed
+from spinecoach.tui.model import CoachModel
+from spinecoach.tui.screens import (
+    CalibrationScreen,
+    CoachScreen,
+    HelpScreen,
+    HistoryScreen,
+    HomeScreen,
+    LiveScreen,
+    SettingsScreen,
+    SummaryScreen,
+)
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+#: Most redraws per second: the pull timer's rate (the frame rate, so no frame waits).
+MAX_REDRAW_HZ = MAX_FRAME_RATE_HZ
+#: Theme used on 16-colour terminals (the Linux console): ANSI colours only.
+ANSI_THEME = "ansi-dark"
+FULL_THEME = "textual-dark"
+
+
+def wants_ansi(environ: dict[str, str] | None = None) -> bool:
+    """True on a terminal that has only the 16 ANSI colours (the Linux console, TERM=linux)."""
+    env = os.environ if environ is None else environ
+    return env.get("TERM", "") == "linux" or env.get("SPINECOACH_ANSI", "") == "1"
+
+
+class CoachApp(App[int]):
+    """The coach. ``feed`` supplies hub messages; ``catalogue`` the library and stored sessions."""
+
+    CSS_PATH = "coach.tcss"
+    # Everything has a key of its own (see the help screen); the palette would only add noise.
+    ENABLE_COMMAND_PALETTE = False
+    TITLE = "spinecoach"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "live": LiveScreen,
+        "home": HomeScreen,
+        "summary": SummaryScreen,
+        "history": HistoryScreen,
+        "calibrate": CalibrationScreen,
+        "settings": SettingsScreen,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("h", "switch_mode('home')", "Home"),
+        Binding("l", "switch_mode('live')", "Live"),
+        Binding("s", "switch_mode('summary')", "Summary"),
+        Binding("y", "switch_mode('history')", "History"),
+        Binding("c", "switch_mode('calibrate')", "Calibrate"),
+        Binding("o", "switch_mode('settings')", "Settings"),
+        Binding("q", "quit", "Quit"),
+        Binding("space", "pause", "Pause", show=False),
+        Binding("left", "seek(-5)", "−5 s", show=False),
+        Binding("right", "seek(5)", "+5 s", show=False),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False),
+        Binding("minus,underscore", "speed(-1)", "Slower", show=False),
+    ]
+
+    def __init__(
+        self,
+        feed: CoachFeed,
+        catalogue: Catalogue | None = None,
+        *,
+        ansi: bool = False,
+        start_mode: str = "live",
+    ) -> None:
+        super().__init__()
+        self.feed = feed
+        self.catalogue: Catalogue = catalogue or EmptyCatalogue()
+        self.model = CoachModel()
+        self.ansi = ansi
+        self.redraws = 0
+        self._start_mode = start_mode
+        self._drawn: tuple[int, str] | None = None
+        self._note = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.theme = ANSI_THEME if self.ansi else FULL_THEME
+        self.switch_mode(self._start_mode)
+        self.feed.start()
+        self.set_interval(1.0 / MAX_REDRAW_HZ, self.pull)
+
+    def on_unmount(self) -> None:
+        self.feed.close()
+
+    def pull(self) -> None:
+        """Fold everything the feed posted into the model; redraw the screen once if it changed.
+
+        A feed whose session failed (``feed.error``) ends the app; the launcher raises the error.
+        """
+        if getattr(self.feed, "error", None) is not None:
+            self.exit(1)
+            return
+        for item in self.feed.poll():
+            self.model.apply(item)
+            if isinstance(item, Ack):
+                self._note = ""
+        drawn = (self.model.revision, self.replay_label())
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
+        screen = self.screen
+        if isinstance(screen, CoachScreen):
+            self.redraws += 1
+            screen.show(self.model)
+
+    # --- what screens ask of the app ---------------------------------------------------------
+
+    def send(self, command: Command) -> None:
+        self.feed.send(command)
+
+    def note(self, text: str) -> None:
+        """Show a one-line hint in the command-answer slot."""
+        self._note = text
+        self._drawn = None
+
+    def ack_line(self) -> str:
+        """The last command answer (or hint) as one line."""
+        if self._note:
+            return self._note
+        ack = self.model.last_ack
+        if ack is None:
+            return ""
+        return ("✓ " if ack.ok else "✗ ") + (ack.message or ack.cmd.replace("_", " "))
+
+    def replay_label(self) -> str:
+        """Position, speed and pause state of a replay ("" when live)."""
+        replay = self.feed.replay
+        if replay is None:
+            return ""
+        if replay.finished:
+            state = "■ end"
+        else:
+            state = "❚❚ paused" if replay.paused else "▶"
+        return (
+            f"{state} {replay.position_s:.0f}/{replay.duration_s:.0f} s {replay.speed:g}×"
+        )
+
+    def set_ansi(self, ansi: bool) -> None:
+        self.ansi = ansi
+        self.theme = ANSI_THEME if ansi else FULL_THEME
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause", "seek", "speed"):
+            return self.feed.replay is not None
+        return True
+
+    def action_pause(self) -> None:
+        if self.feed.replay is not None:
+            self.feed.replay.toggle_pause()
+            self.pull()
+
+    def action_seek(self, delta_s: float) -> None:
+        if self.feed.replay is not None:
+            self.feed.replay.seek(float(delta_s))
+            self.pull()
+
+    def action_speed(self, steps: int) -> None:
+        if self.feed.replay is not None:
+            self.feed.replay.change_speed(int(steps))
+            self.pull()

@@ -1,0 +1,514 @@
+"""The coach's screens. Each draws from the app's model in :meth:`CoachScreen.show`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from spinecoach.hub.messages import CALIBRATION_STEPS, PROTOCOL_VERSION, Command, Summary
+from spinecoach.tui import render
+from spinecoach.tui.canvas import Range
+from spinecoach.tui.catalogue import Catalogue, Progress
+from spinecoach.tui.model import CoachModel
+from spinecoach.tui.widgets import ModelPanel, RowsTable
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option, OptionDoesNotExist
+
+if TYPE_CHECKING:
+    from spinecoach.tui.app import CoachApp
+
+DEMO_BANNER = "DEMO — replaying a recorded session; no sensors found"
+
+
+class CoachScreen(Screen[None]):
+    """A top-level screen: status line on top, footer with the keys at the bottom."""
+
+    @property
+    def coach(self) -> CoachApp:
+        return cast("CoachApp", self.app)
+
+    def compose_status(self) -> ComposeResult:
+        yield ModelPanel(
+            lambda model, w, h: render.status_line(model, self.coach.replay_label()),
+            classes="status",
+        )
+        yield Static(DEMO_BANNER, classes="banner")
+
+    def on_screen_resume(self) -> None:
+        self.show(self.coach.model)
+
+    def show(self, model: CoachModel) -> None:
+        """Redraw everything on this screen from ``model``."""
+        for panel in self.query(ModelPanel):
+            panel.show(model)
+        self.set_class(model.demo, "demo")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class LiveScreen(CoachScreen):
+    """The set in progress: plots, tempo, hold, cues, reps, sensors."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "toggle_set", "Start/stop set"),
+        Binding("t", "tare", "Tare"),
+        Binding("m", "toggle_mode", "Mode"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        with Horizontal(id="plots"):
+            yield ModelPanel(render.force_time_text, id="force-time", classes="plot")
+            yield ModelPanel(render.force_angle_text, id="force-angle", classes="plot")
+        with Horizontal(id="middle"):
+            yield ModelPanel(lambda m, w, h: render.tempo_text(m), id="tempo")
+            with Vertical(id="side"):
+                yield ModelPanel(lambda m, w, h: render.readout_text(m), id="readout")
+                yield ModelPanel(lambda m, w, h: render.hold_text(m), id="hold")
+                yield ModelPanel(lambda m, w, h: render.cues_text(m, h), id="cues")
+        yield RowsTable(tuple(name for name, _ in render.REP_COLUMNS), id="reps")
+        yield ModelPanel(
+            lambda m, w, h: render.sensors_text(m.state, self.coach.ack_line()), id="sensors"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#force-time").border_title = "Force · time"
+        self.query_one("#force-angle").border_title = "Force · angle (last reps)"
+
+    def show(self, model: CoachModel) -> None:
+        super().show(model)
+        self.query_one("#reps", RowsTable).set_rows(
+            [render.rep_row(rep) for rep in model.reps], newest_visible=True
+        )
+
+    def action_toggle_set(self) -> None:
+        running = self.coach.model.state.set_state == "running"
+        self.coach.send(Command("stop_set" if running else "start_set"))
+
+    def action_tare(self) -> None:
+        self.coach.send(Command("tare"))
+
+    def action_toggle_mode(self) -> None:
+        mode = "tracking" if self.coach.model.state.mode == "training" else "training"
+        self.coach.send(Command("set_mode", {"mode": mode}))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class HomeScreen(CoachScreen):
+    """Athlete, exercise and protocol choice; recent sessions."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("g", "go", "Go to set")]
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        with Horizontal(id="choices"):
+            yield OptionList(id="athletes", classes="choice")
+            yield OptionList(id="exercises", classes="choice")
+            yield OptionList(id="protocols", classes="choice")
+        yield Static("", id="home-note", classes="note")
+        yield RowsTable(("Started", "Exercise", "Protocol", "Sets", "Reps", "Best", "Status"),
+                        id="recent")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        catalogue = self.coach.catalogue
+        lists = (
+            ("#athletes", "Athlete", catalogue.athletes()),
+            ("#exercises", "Exercise", catalogue.exercises()),
+            ("#protocols", "Protocol", catalogue.protocols()),
+        )
+        for selector, title, names in lists:
+            option_list = self.query_one(selector, OptionList)
+            option_list.border_title = title
+            option_list.add_options([Option(name.replace("_", " "), id=name) for name in names])
+            if names:
+                option_list.highlighted = 0
+        self.query_one("#recent", RowsTable).border_title = "Recent sessions"
+        self.query_one("#athletes", OptionList).focus()
+
+    def show(self, model: CoachModel) -> None:
+        super().show(model)
+        catalogue: Catalogue = self.coach.catalogue
+        athlete = model.state.athlete
+        for selector, current in (
+            ("#athletes", athlete),
+            ("#exercises", model.state.exercise),
+            ("#protocols", model.state.protocol),
+        ):
+            self._mark_current(self.query_one(selector, OptionList), current)
+        sessions = catalogue.recent_sessions(athlete, limit=10)
+        self.query_one("#recent", RowsTable).set_rows(
+            [
+                (s.started, s.exercise.replace("_", " "), s.protocol.replace("_", " "),
+                 str(s.sets), str(s.reps), s.headline, s.status)
+                for s in sessions
+            ]
+        )
+        note = catalogue.unavailable_reason
+        if not note:
+            note = (
+                "Choose with ↑/↓ and Enter; Tab moves between lists; g goes to the set."
+                if sessions
+                else f"No sessions stored for {athlete or 'this athlete'} yet: "
+                "finish a set and it is listed here."
+            )
+        else:
+            note += " Exercises, protocols and recent sessions appear once it exists."
+        self.query_one("#home-note", Static).update(note)
+
+    @staticmethod
+    def _mark_current(option_list: OptionList, name: str) -> None:
+        """Highlight the current choice, unless the user is moving through this list."""
+        if option_list.has_focus or not name:
+            return
+        try:
+            option_list.highlighted = option_list.get_option_index(name)
+        except OptionDoesNotExist:
+            return
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        command = {
+            "athletes": "select_athlete",
+            "exercises": "select_exercise",
+            "protocols": "select_protocol",
+        }[event.option_list.id or ""]
+        self.coach.send(Command(command, {"name": event.option.id or ""}))
+
+    def action_go(self) -> None:
+        self.coach.switch_mode("live")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class SummaryScreen(CoachScreen):
+    """The last set's figures and rows, and the session's figures."""
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        with Horizontal(id="summaries"):
+            yield RowsTable(("Set figure", "Value"), id="set-figures")
+            yield RowsTable(("Session figure", "Value"), id="session-figures")
+        yield Static("", id="summary-note", classes="note")
+        yield RowsTable(("#",), id="summary-rows")
+        yield Footer()
+
+    def show(self, model: CoachModel) -> None:
+        super().show(model)
+        set_table = self.query_one("#set-figures", RowsTable)
+        session_table = self.query_one("#session-figures", RowsTable)
+        set_table.border_title = render.summary_title(model.set_summary, "set")
+        session_table.border_title = render.summary_title(model.session_summary, "session")
+        set_table.set_rows(_figure_rows(model.set_summary))
+        session_table.set_rows(_figure_rows(model.session_summary))
+        note = ""
+        if model.set_summary is None:
+            note = "No set finished yet: stop a set (Enter on the live screen) to see its summary."
+        summary_note = self.query_one("#summary-note", Static)
+        summary_note.update(note)
+        summary_note.display = bool(note)
+        self._show_rows(model.set_summary)
+
+    def _show_rows(self, summary: Summary | None) -> None:
+        rows = summary.rows if summary else []
+        names: list[str] = []
+        for row in rows:
+            names.extend(n for n in row if n not in names and not isinstance(row[n], dict))
+        header = ("#", *(" ".join(render.figure_label(n)[:2]).strip() for n in names))
+        table = self.query_one("#summary-rows", RowsTable)
+        table.set_columns(header)
+        table.set_rows(
+            [
+                (str(i + 1), *(render.figure_value(n, row.get(n), unit=False) for n in names))
+                for i, row in enumerate(rows)
+            ]
+        )
+        table.border_title = f"{len(rows)} rows" if rows else "Rows"
+
+
+def _figure_rows(summary: Summary | None) -> list[tuple[str, ...]]:
+    if summary is None:
+        return []
+    return [
+        (render.figure_label(name)[0], render.figure_value(name, value))
+        for name, value in summary.figures.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class HistoryScreen(CoachScreen):
+    """Stored sessions and a progress plot per exercise."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left_square_bracket", "series(-1)", "Prev exercise"),
+        Binding("right_square_bracket", "series(1)", "Next exercise"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._series_index = 0
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        yield ModelPanel(self._draw_progress, id="progress", classes="plot")
+        yield Static("", id="history-note", classes="note")
+        yield RowsTable(("Started", "Exercise", "Protocol", "Sets", "Reps", "Best", "Status"),
+                        id="history")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#history", RowsTable).border_title = "Sessions"
+
+    def _series(self) -> list[Progress]:
+        return self.coach.catalogue.progress(self.coach.model.state.athlete)
+
+    def _draw_progress(self, model: CoachModel, width: int, height: int) -> Text:
+        series = self._series()
+        if not series:
+            reason = self.coach.catalogue.unavailable_reason or "No sessions stored yet."
+            return Text(reason + " Progress plots appear after the first stored session.",
+                        style="dim")
+        chosen = series[self._series_index % len(series)]
+        points = [(float(i), p.value) for i, p in enumerate(chosen.points)]
+        x_range = Range(0.0, max(1.0, len(points) - 1.0))
+        y_range = Range.covering([v for _, v in points], minimum_span=1.0).padded(0.15)
+        self.query_one("#progress").border_title = (
+            f"{chosen.exercise.replace('_', ' ')} · {chosen.figure} ({chosen.unit}) · "
+            f"{self._series_index % len(series) + 1}/{len(series)}"
+        )
+        text = render.plot_text(
+            [points], width, max(2, height - 1), x_range, y_range, chosen.unit, "", ("green",),
+            x_labels=(chosen.points[0].label, chosen.points[-1].label) if points else None,
+        )
+        text.append("\n" + (chosen.suggestion or ""), style="bold")
+        return text
+
+    def show(self, model: CoachModel) -> None:
+        super().show(model)
+        sessions = self.coach.catalogue.recent_sessions(model.state.athlete, limit=50)
+        self.query_one("#history", RowsTable).set_rows(
+            [
+                (s.started, s.exercise.replace("_", " "), s.protocol.replace("_", " "),
+                 str(s.sets), str(s.reps), s.headline, s.status)
+                for s in sessions
+            ]
+        )
+        self.query_one("#history-note", Static).update(
+            "" if sessions else "No stored sessions to list yet."
+        )
+
+    def action_series(self, step: int) -> None:
+        self._series_index += step
+        self.show(self.coach.model)
+
+
+# --------------------------------------------------------------------------------------------
+
+CALIBRATION_TEXT: dict[str, tuple[str, str]] = {
+    "tare": (
+        "1 · Tare the load cell",
+        (
+            "Unload the rig: nothing pulling on the band or chain. Press Enter to zero the force. "
+            "Never tare while loaded."
+        ),
+    ),
+    "known_weight": (
+        "2 · Known weight",
+        (
+            "Hang a known mass from the load cell, type its mass in kg below and press Enter. "
+            "Repeat with other masses for a better fit."
+        ),
+    ),
+    "zero_pose": (
+        "3 · IMU zero pose",
+        (
+            "Stand upright and still with the sensor strapped at T12/L1. Press Enter: this pose "
+            "becomes 0° of trunk flexion."
+        ),
+    ),
+    "band_profile": (
+        "4 · Band profile",
+        (
+            "Press Enter, then pull the band slowly through the whole range and back: the device "
+            "records its force against angle."
+        ),
+    ),
+}
+
+
+class CalibrationScreen(CoachScreen):
+    """The calibration wizard: tare, known weight, IMU zero pose, band profile."""
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        with Horizontal(id="wizard"):
+            yield OptionList(
+                *[Option(title, id=step) for step, (title, _) in CALIBRATION_TEXT.items()],
+                id="steps",
+            )
+            with Vertical(id="step-detail"):
+                yield Static("", id="step-text")
+                yield Input(placeholder="mass in kg, e.g. 20", id="mass", type="number")
+                yield ModelPanel(lambda m, w, h: Text(self.coach.ack_line() or ""), id="step-ack")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#steps", OptionList).border_title = "Calibration"
+        self.query_one("#steps", OptionList).highlighted = 0
+        self.query_one("#steps", OptionList).focus()
+        self._describe("tare")
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self._describe(event.option.id or "tare")
+
+    def _describe(self, step: str) -> None:
+        title, body = CALIBRATION_TEXT[step]
+        self.query_one("#step-text", Static).update(Text.assemble((title, "bold"), "\n\n", body))
+        self.query_one("#mass", Input).display = step == "known_weight"
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        step = event.option.id or ""
+        if step == "tare":
+            self.coach.send(Command("tare"))
+        elif step == "known_weight":
+            self.query_one("#mass", Input).focus()
+        elif step in CALIBRATION_STEPS:
+            self.coach.send(Command("calibrate", {"step": step}))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            mass_kg = float(event.value)
+        except ValueError:
+            mass_kg = 0.0
+        if mass_kg <= 0:
+            self.coach.note("Type the mass in kg (a number above 0), then press Enter.")
+            return
+        self.coach.send(Command("calibrate", {"step": "known_weight", "mass_kg": mass_kg}))
+        event.input.value = ""
+        self.query_one("#steps", OptionList).focus()
+
+
+# --------------------------------------------------------------------------------------------
+
+SIDE_CYCLE = {"none": "left", "left": "right", "right": "none"}
+
+
+class SettingsScreen(CoachScreen):
+    """Mode, side tag and colours; what the coach is attached to."""
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        yield OptionList(id="settings")
+        yield Static("", id="about", classes="note")
+        yield ModelPanel(lambda m, w, h: Text(self.coach.ack_line() or ""), id="settings-ack")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#settings", OptionList).border_title = "Settings (Enter changes)"
+
+    def show(self, model: CoachModel) -> None:
+        super().show(model)
+        side = str(model.state.target.get("side", "none"))
+        options = [
+            Option(f"Mode: {model.state.mode} (training = cues live; tracking = measure only)",
+                   id="mode"),
+            Option(f"Side tag of this set: {side}", id="side"),
+            Option(
+                "Colours: " + ("16-colour ANSI" if self.coach.ansi else "full colour"),
+                id="colours",
+            ),
+        ]
+        option_list = self.query_one("#settings", OptionList)
+        highlighted = option_list.highlighted
+        prompts = [str(option_list.get_option_at_index(i).prompt)
+                   for i in range(option_list.option_count)]
+        if prompts != [str(o.prompt) for o in options]:
+            option_list.clear_options()
+            option_list.add_options(options)
+            option_list.highlighted = highlighted if highlighted is not None else 0
+        hello = model.hello
+        about = (
+            f"Backend: {hello.backend} · daemon {hello.daemon}" if hello else "Backend: –"
+        ) + f" · hub protocol v{PROTOCOL_VERSION}"
+        self.query_one("#about", Static).update(about)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        state = self.coach.model.state
+        if event.option.id == "mode":
+            mode = "tracking" if state.mode == "training" else "training"
+            self.coach.send(Command("set_mode", {"mode": mode}))
+        elif event.option.id == "side":
+            side = SIDE_CYCLE.get(str(state.target.get("side", "none")), "none")
+            self.coach.send(Command("tag_side", {"side": side}))
+        elif event.option.id == "colours":
+            self.coach.set_ansi(not self.coach.ansi)
+            self.show(self.coach.model)
+
+
+# --------------------------------------------------------------------------------------------
+
+HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Everywhere", (
+        ("h", "home: athlete, exercise, protocol"),
+        ("l", "live set"),
+        ("s", "set and session summaries"),
+        ("y", "history and progress"),
+        ("c", "calibration wizard"),
+        ("o", "settings"),
+        ("? / F1", "this help"),
+        ("q", "quit"),
+    )),
+    ("Live set", (
+        ("Enter", "start / stop the set"),
+        ("t", "tare the load cell (rig unloaded)"),
+        ("m", "training (cues) / tracking (measure only)"),
+    )),
+    ("Replay", (
+        ("Space", "pause / play"),
+        ("← / →", "seek 5 s back / forward"),
+        ("+ / −", "speed 0.5× … 8×"),
+    )),
+    ("Lists", (
+        ("↑ / ↓ Enter", "choose"),
+        ("Tab", "next list"),
+        ("[ / ]", "previous / next exercise (history)"),
+    )),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys, grouped by screen."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("f1", "dismiss", "Close", show=False),
+        Binding("q", "dismiss", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for group, keys in HELP_KEYS:
+            text.append(f"{group}\n", style="bold underline")
+            for key, meaning in keys:
+                text.append(f"  {key:<12}", style="bold cyan")
+                text.append(f"{meaning}\n")
+        text.append("Esc closes this help.", style="dim")
+        with Vertical(id="help"):
+            yield Static(text)
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "Keys"
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(None)
