@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from spinecoach.hub.messages import Ack, Command, Frame, State
-from spinecoach.tui.app import MAX_REDRAW_HZ, CoachApp, wants_ansi
+from spinecoach.tui.app import MAX_REDRAW_HZ, CoachApp, wants_console
 from spinecoach.tui.catalogue import EmptyCatalogue
 from spinecoach.tui.feed import ScriptedFeed
 from spinecoach.tui.screens import (
@@ -254,9 +254,9 @@ def test_settings_toggle_mode_side_and_colours() -> None:
                 Command("set_mode", {"mode": "tracking"}),
                 Command("tag_side", {"side": "right"}),
             ]
-            assert app.ansi and app.theme == "ansi-dark"
+            assert app.console_look and app.theme == "ansi-dark"
             options = screen.query_one("#settings", OptionList)
-            assert "16-colour ANSI" in str(options.get_option_at_index(2).prompt)
+            assert "Linux console" in str(options.get_option_at_index(2).prompt)
 
     asyncio.run(run())
 
@@ -308,7 +308,7 @@ def test_refused_commands_show_why() -> None:
     asyncio.run(run())
 
 
-def test_ansi_is_chosen_on_the_linux_console() -> None:
-    assert wants_ansi({"TERM": "linux"})
-    assert not wants_ansi({"TERM": "xterm-256color"})
-    assert wants_ansi({"TERM": "xterm", "SPINECOACH_ANSI": "1"})
+def test_the_console_look_is_chosen_on_the_linux_console() -> None:
+    assert wants_console({"TERM": "linux"})
+    assert not wants_console({"TERM": "xterm-256color"})
+    assert wants_console({"TERM": "xterm", "SPINECOACH_CONSOLE": "1"})
