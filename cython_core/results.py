@@ -33,6 +33,8 @@ class MotionSettings:
     hold_debounce_s: float = 0.2
     extension_limit_deg: float | None = None
     flexion_limit_deg: float | None = None
+    min_hold_s: float = 1.0
+    min_return_frac: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,15 @@ class RepResult:
     peak_force_n: float | None = None
     mean_force_n: float | None = None
     angle_at_peak_force_deg: float | None = None
+    eccentric_first: bool = True
+    stabilisation_s: float | None = None
+    sway_rms_deg: float | None = None
+    rotation_speed_dps: float | None = None
+    onset_asynchrony_s: float | None = None
+    band_stiffness_n_per_deg: float | None = None
+    force_angle: dict[str, Any] | None = None
+    sticking_region_deg: list[float] | None = None
+    velocity_loss_pct: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +88,9 @@ class HoldResult:
     mean_angle_deg: float | None = None
     mean_force_n: float | None = None
     end_reason: str = "released"
+    stabilisation_s: float | None = None
+    overshoot_deg: float | None = None
+    sway_rms_deg: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +110,10 @@ class ContractionResult:
     peak_rfd_n_per_s: float = 0.0
     impulse_n_s: dict[str, float] = field(default_factory=dict)
     pretensioned: bool = False
+    rate_hz: float = 0.0
+    invalid_samples: int = 0
+    baseline_sd_n: float = 0.0
+    threshold_n: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,3 +131,24 @@ class CoreEvent:
     kind: str
     t_s: float
     data: Any = None
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything one pass of the pipeline measured over a recording (or a session so far).
+
+    ``streams``: name -> sample rate (Hz) of every stream; rate-dependent figures were computed at
+    these rates. ``summary``: set-level figures (velocity loss, fatigue index, critical force and
+    W', set force-angle curve, band stiffness); see the README's ``analyze --json`` schema.
+    """
+
+    streams: dict[str, float]
+    duration_s: float
+    reps: list[RepResult] = field(default_factory=list)
+    holds: list[HoldResult] = field(default_factory=list)
+    contractions: list[ContractionResult] = field(default_factory=list)
+    movement_onsets_s: list[float] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

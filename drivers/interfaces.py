@@ -47,12 +47,17 @@ class AdcRead:
 
     ``code`` is the signed 24-bit value or None when no conversion was ready; ``saturated``
     marks a code at the rails (invalid); ``reinitialised`` that the chip was found reset (the
-    tare is stale).
+    tare is stale). ``missed``: conversions the chip completed since the previous delivered one
+    that were overwritten before they could be read (the ADC has no FIFO), estimated by the
+    driver from its clock (totals exact when polled every half period or faster; right after a
+    stall one skipped conversion may be booked on the following read); the caller counts them
+    in a ``missed_conversion`` gap.
     """
 
     code: int | None
     saturated: bool = False
     reinitialised: bool = False
+    missed: int = 0
 
 
 class ImuDriver(Protocol):

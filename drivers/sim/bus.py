@@ -9,6 +9,7 @@ faults: random transient errors (errno 121/110/5), bus outages, unplugged chips,
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import heapq
 import itertools
@@ -185,8 +186,8 @@ class SimBus:
                 if register is None:
                     raise OSError(errno.EINVAL, "read without a register address")
                 data = chip.read(register, int(msg.len), self.clock.monotonic_s())
-                for i, value in enumerate(data):
-                    msg.buf[i] = bytes([value])
+                # One memmove instead of a Python loop per byte: FIFO drains are long reads.
+                ctypes.memmove(msg.buf, bytes(data[: int(msg.len)]), min(len(data), int(msg.len)))
             else:
                 payload = bytes(msg)
                 register = payload[0]

@@ -1,0 +1,593 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""6-axis orientation kernel (private; use spinecoach.core.orientation).
+
+The algorithm is the 6D part of VQF (D. Laidig, T. Seel, "VQF: Highly accurate IMU orientation
+estimation with bias estimation and magnetic disturbance rejection", Information Fusion 91, 2023),
+implemented from the paper's equations:
+
+* strapdown integration of the bias-corrected gyroscope into q_gyro (sensor -> inertial frame I);
+* the accelerometer, rotated into I, is low-passed by a 2nd-order Butterworth (time constant
+  tau_acc); in I gravity is constant, so the low-pass removes linear and centripetal acceleration
+  from fast movement without lagging the orientation;
+* the inclination correction q_incl (I -> almost-inertial earth frame E, z up) is chosen so the
+  low-passed gravity points exactly up;
+* gyro bias by a 3-state Kalman filter: at rest it measures the low-passed gyroscope; in motion it
+  measures the inclination-correction rate, compared with the equally low-passed R·b so both sides
+  carry the same delay.
+
+Differences from the paper, for speed and for real sensors:
+
+* The slow part (accelerometer low-pass, inclination correction, bias Kalman filter) runs once
+  every ``slow_n`` samples (about 50 Hz) on block means of the accelerometer in I and of R; the
+  boxcar mean is the anti-alias filter. The low-pass has a cutoff near 0.1 Hz, so nothing of
+  interest is lost, and the per-sample work is only strapdown integration, rest detection and
+  two rotations.
+* Accelerometer samples whose norm is more than accel_reject_g away from 1 g (impacts) are
+  left out of the mean.
+* The output is predicted over the gyroscope's group delay (``gyro_delay_s``) with the current
+  rate, so it refers to the sample time rather than to the chip's filtered past.
+
+State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
+so the Python object holds explicit state, copy() is an array copy and chunked processing is
+bit-identical to one block. Nothing in the loop touches a Python object or allocates.
+"""
+
+from libc.math cimport sqrt, sin, cos, fabs, isfinite
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+ctypedef struct Coeffs:
+    double ts_s            # sample period
+    double slow_n          # samples per slow update
+    double slow_ts_s       # slow_n * ts_s
+    double acc_b[3]        # accelerometer low-pass at the slow rate
+    double acc_a[2]
+    double acc_init_n      # slow steps of running-mean start
+    double rest_b[3]       # rest-detection low-pass at the sample rate
+    double rest_a[2]
+    double rest_init_n
+    double rest_gyro_th2   # (rad/s)^2
+    double rest_acc_th2    # g^2
+    double rest_min_n      # samples
+    double bias_limit      # rad/s
+    double bias_p0         # (rad/s)^2
+    double bias_v          # process noise per slow step, (rad/s)^2
+    double w_motion
+    double w_vertical
+    double w_rest
+    double motion_bias_on
+    double rest_bias_on
+    double accel_norm2_low   # g², squared norm bounds of a usable accelerometer sample
+    double accel_norm2_high
+    double gyro_delay_s
+
+ctypedef struct State:
+    double q_gyro[4]
+    double q_incl[4]
+    double q6[4]           # q_incl ⊗ q_gyro after the last sample
+    double rate[3]         # bias-corrected rate of the last sample, rad/s
+    double bias[3]
+    double p[9]
+    double rest_n
+    double rest_gyro_z[6]
+    double rest_acc_z[6]
+    double rest_gyro_lp[3]
+    double rest_count
+    double rest
+    double slow_count      # samples in the current slow block
+    double acc_count       # accelerometer samples used in it
+    double acc_sum[3]      # their sum, rotated into I
+    double r_sum[9]        # sum of R(q6) over the block
+    double acc_n
+    double acc_z[6]
+    double r_n
+    double r_z[18]
+    double rb_z[4]
+
+COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
+STATE_SIZE = sizeof(State) // sizeof(double)
+
+cdef double DEG = 0.017453292519943295
+
+
+def fill_coeffs(double[::1] out, dict v):
+    """Write the coefficients named in ``v`` into ``out`` (length COEFFS_SIZE).
+
+    ``acc_ba`` and ``rest_ba`` are (b0, b1, b2, a1, a2); everything else is one number.
+    """
+    cdef Coeffs* c = <Coeffs*> &out[0]
+    cdef int i
+    for i in range(3):
+        c.acc_b[i] = v["acc_ba"][i]
+        c.rest_b[i] = v["rest_ba"][i]
+    for i in range(2):
+        c.acc_a[i] = v["acc_ba"][3 + i]
+        c.rest_a[i] = v["rest_ba"][3 + i]
+    c.ts_s = v["ts_s"]
+    c.slow_n = v["slow_n"]
+    c.slow_ts_s = v["slow_n"] * v["ts_s"]
+    c.acc_init_n = v["acc_init_n"]
+    c.rest_init_n = v["rest_init_n"]
+    c.rest_gyro_th2 = v["rest_gyro_th"] ** 2
+    c.rest_acc_th2 = v["rest_acc_th"] ** 2
+    c.rest_min_n = v["rest_min_n"]
+    c.bias_limit = v["bias_limit"]
+    c.bias_p0 = v["bias_p0"]
+    c.bias_v = v["bias_v"]
+    c.w_motion = v["w_motion"]
+    c.w_vertical = v["w_vertical"]
+    c.w_rest = v["w_rest"]
+    c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
+    c.rest_bias_on = 1.0 if v["rest_bias_on"] else 0.0
+    c.accel_norm2_low = max(0.0, 1.0 - v["accel_reject"]) ** 2
+    c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
+    c.gyro_delay_s = v["gyro_delay_s"]
+
+
+def init_state(double[::1] state, double[::1] coeffs):
+    """Reset ``state`` (length STATE_SIZE): identity attitude, zero bias, covariance P0·I."""
+    cdef State* s = <State*> &state[0]
+    cdef Coeffs* c = <Coeffs*> &coeffs[0]
+    cdef Py_ssize_t i
+    for i in range(state.shape[0]):
+        state[i] = 0.0
+    s.q_gyro[0] = 1.0
+    s.q_incl[0] = 1.0
+    s.q6[0] = 1.0
+    for i in range(3):
+        s.p[4 * i] = c.bias_p0
+
+
+def bias(double[::1] state):
+    """Current gyro-bias estimate in rad/s."""
+    cdef State* s = <State*> &state[0]
+    return (s.bias[0], s.bias[1], s.bias[2])
+
+
+def rest(double[::1] state):
+    """True when rest was detected at the last processed sample."""
+    cdef State* s = <State*> &state[0]
+    return s.rest != 0.0
+
+
+cdef inline void quat_mul(const double* a, const double* b, double* out) noexcept nogil:
+    cdef double w = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
+    cdef double x = a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2]
+    cdef double y = a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1]
+    cdef double z = a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0]
+    out[0] = w
+    out[1] = x
+    out[2] = y
+    out[3] = z
+
+
+cdef inline void quat_normalize(double* q) noexcept nogil:
+    cdef double inv = 1.0 / sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    q[0] *= inv
+    q[1] *= inv
+    q[2] *= inv
+    q[3] *= inv
+
+
+cdef inline void quat_rotate(const double* q, const double* v, double* out) noexcept nogil:
+    """out = q ⊗ v ⊗ q* for a unit quaternion q (v and out may alias)."""
+    cdef double w = q[0], x = q[1], y = q[2], z = q[3]
+    cdef double v0 = v[0], v1 = v[1], v2 = v[2]
+    out[0] = ((1.0 - 2.0 * (y * y + z * z)) * v0 + 2.0 * (x * y - w * z) * v1
+              + 2.0 * (x * z + w * y) * v2)
+    out[1] = (2.0 * (x * y + w * z) * v0 + (1.0 - 2.0 * (x * x + z * z)) * v1
+              + 2.0 * (y * z - w * x) * v2)
+    out[2] = (2.0 * (x * z - w * y) * v0 + 2.0 * (y * z + w * x) * v1
+              + (1.0 - 2.0 * (x * x + y * y)) * v2)
+
+
+cdef inline void rotation_quat(const double* rate, double dt, double* dq) noexcept nogil:
+    """Unit quaternion of rotating at the constant body rate ``rate`` (rad/s) for ``dt`` s."""
+    cdef double n2 = rate[0] * rate[0] + rate[1] * rate[1] + rate[2] * rate[2]
+    cdef double h2 = 0.25 * n2 * dt * dt
+    cdef double n, c, sc
+    if h2 < 0.01:
+        # Half angle below 0.1 rad: Taylor series to h^8, exact to double precision there and
+        # much cheaper than sin and cos.
+        c = 1.0 - h2 * (0.5 - h2 * (1.0 / 24.0 - h2 * (1.0 / 720.0 - h2 / 40320.0)))
+        sc = 0.5 * dt * (1.0 - h2 * (1.0 / 6.0 - h2 * (1.0 / 120.0 - h2 * (1.0 / 5040.0 - h2 / 362880.0))))
+    else:
+        n = sqrt(n2)
+        c = cos(0.5 * n * dt)
+        sc = sin(0.5 * n * dt) / n
+    dq[0] = c
+    dq[1] = rate[0] * sc
+    dq[2] = rate[1] * sc
+    dq[3] = rate[2] * sc
+
+
+cdef inline void quat_to_matrix(const double* q, double* r) noexcept nogil:
+    cdef double w = q[0], x = q[1], y = q[2], z = q[3]
+    r[0] = 1.0 - 2.0 * (y * y + z * z)
+    r[1] = 2.0 * (x * y - w * z)
+    r[2] = 2.0 * (x * z + w * y)
+    r[3] = 2.0 * (x * y + w * z)
+    r[4] = 1.0 - 2.0 * (x * x + z * z)
+    r[5] = 2.0 * (y * z - w * x)
+    r[6] = 2.0 * (x * z - w * y)
+    r[7] = 2.0 * (y * z + w * x)
+    r[8] = 1.0 - 2.0 * (x * x + y * y)
+
+
+cdef inline void lowpass(const double* x, double* y, int channels, double* z, double count,
+                         const double* b, const double* a, double init_n) noexcept nogil:
+    """One sample of a 2nd-order low-pass on ``channels`` channels (transposed direct form II).
+
+    ``count`` is the number of samples seen including this one (the caller stops counting at
+    init_n + 1). For the first ``init_n`` samples the output is the running mean and z[2i] holds
+    the sum; then the state is set to the steady state of that mean, so the filter starts without
+    a transient.
+    """
+    cdef int i
+    cdef double m
+    if count <= init_n:
+        for i in range(channels):
+            z[2 * i] += x[i]
+            y[i] = z[2 * i] / count
+        if count == init_n:
+            for i in range(channels):
+                m = y[i]
+                z[2 * i] = m * (1.0 - b[0])
+                z[2 * i + 1] = m * (b[2] - a[1])
+        return
+    for i in range(channels):
+        y[i] = b[0] * x[i] + z[2 * i]
+        z[2 * i] = b[1] * x[i] - a[0] * y[i] + z[2 * i + 1]
+        z[2 * i + 1] = b[2] * x[i] - a[1] * y[i]
+
+
+cdef inline double clip(double v, double limit) noexcept nogil:
+    if v > limit:
+        return limit
+    if v < -limit:
+        return -limit
+    return v
+
+
+cdef inline void mat3_mul(const double* a, const double* b, double* out,
+                          bint transpose_b) noexcept nogil:
+    """out = a·b (or a·bᵀ) for row-major 3×3 matrices; out must not alias a or b."""
+    cdef int i, j, l
+    cdef double acc
+    for i in range(3):
+        for j in range(3):
+            acc = 0.0
+            for l in range(3):
+                acc += a[3 * i + l] * (b[3 * j + l] if transpose_b else b[3 * l + j])
+            out[3 * i + j] = acc
+
+
+cdef inline bint invert3(const double* m, double* inv) noexcept nogil:
+    cdef double c0 = m[4] * m[8] - m[5] * m[7]
+    cdef double c1 = m[5] * m[6] - m[3] * m[8]
+    cdef double c2 = m[3] * m[7] - m[4] * m[6]
+    cdef double det = m[0] * c0 + m[1] * c1 + m[2] * c2
+    if det == 0.0:
+        return False
+    cdef double d = 1.0 / det
+    inv[0] = c0 * d
+    inv[1] = (m[2] * m[7] - m[1] * m[8]) * d
+    inv[2] = (m[1] * m[5] - m[2] * m[4]) * d
+    inv[3] = c1 * d
+    inv[4] = (m[0] * m[8] - m[2] * m[6]) * d
+    inv[5] = (m[2] * m[3] - m[0] * m[5]) * d
+    inv[6] = c2 * d
+    inv[7] = (m[1] * m[6] - m[0] * m[7]) * d
+    inv[8] = (m[0] * m[4] - m[1] * m[3]) * d
+    return True
+
+
+cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
+                      bint corrected) noexcept nogil:
+    """Kalman update of the gyro bias (state b, covariance P, measurement y = H·b + noise).
+
+    ``acc_earth``: the low-passed gravity in E before this step's correction (``corrected``
+    False when the block had no usable accelerometer sample).
+    """
+    cdef double r[9]
+    cdef double rb[2]
+    cdef double rblp[2]
+    cdef double h[9]
+    cdef double e[3]
+    cdef double w[3]
+    cdef double ph[9]   # P·Hᵀ
+    cdef double sm[9]   # H·P·Hᵀ + W
+    cdef double si[9]
+    cdef double k[9]
+    cdef double kh[9]
+    cdef double np_[9]
+    cdef double inv_n
+    cdef int i
+    cdef bint measure = False
+
+    if c.motion_bias_on != 0.0:
+        # Block-mean R and R·b pass through the accelerometer's low-pass so both sides of the
+        # measurement carry the same delay.
+        inv_n = 1.0 / c.slow_n
+        for i in range(9):
+            r[i] = s.r_sum[i] * inv_n
+        rb[0] = r[0] * s.bias[0] + r[1] * s.bias[1] + r[2] * s.bias[2]
+        rb[1] = r[3] * s.bias[0] + r[4] * s.bias[1] + r[5] * s.bias[2]
+        if s.r_n <= c.acc_init_n:
+            s.r_n += 1.0
+        lowpass(r, h, 9, s.r_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
+        lowpass(rb, rblp, 2, s.rb_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
+
+    if s.rest != 0.0 and c.rest_bias_on != 0.0:
+        for i in range(3):
+            e[i] = s.rest_gyro_lp[i] - s.bias[i]
+            w[i] = c.w_rest
+        for i in range(9):
+            h[i] = 0.0
+        h[0] = 1.0
+        h[4] = 1.0
+        h[8] = 1.0
+        measure = True
+    elif c.motion_bias_on != 0.0 and corrected:
+        # Correction rate (rad/s, earth frame) = −LP(R·(b − b̂)) for a constant bias b.
+        e[0] = (-acc_earth[1] / c.slow_ts_s + rblp[0]
+                - h[0] * s.bias[0] - h[1] * s.bias[1] - h[2] * s.bias[2])
+        e[1] = (acc_earth[0] / c.slow_ts_s + rblp[1]
+                - h[3] * s.bias[0] - h[4] * s.bias[1] - h[5] * s.bias[2])
+        # Vertical bias is unobservable: a weak pseudo-measurement pulls it towards zero.
+        e[2] = -h[6] * s.bias[0] - h[7] * s.bias[1] - h[8] * s.bias[2]
+        w[0] = c.w_motion
+        w[1] = c.w_motion
+        w[2] = c.w_vertical
+        measure = True
+
+    # The bias may wander: the variance grows by V per step up to its initial value.
+    for i in range(3):
+        if s.p[4 * i] < c.bias_p0:
+            s.p[4 * i] += c.bias_v
+    if not measure:
+        return
+    for i in range(3):
+        e[i] = clip(e[i], c.bias_limit)
+    mat3_mul(s.p, h, ph, True)          # P·Hᵀ
+    mat3_mul(h, ph, sm, False)          # H·P·Hᵀ
+    for i in range(3):
+        sm[4 * i] += w[i]
+    if not invert3(sm, si):
+        return
+    mat3_mul(ph, si, k, False)          # K = P·Hᵀ·(H·P·Hᵀ + W)⁻¹
+    for i in range(3):
+        s.bias[i] += k[3 * i] * e[0] + k[3 * i + 1] * e[1] + k[3 * i + 2] * e[2]
+    mat3_mul(k, h, kh, False)
+    mat3_mul(kh, s.p, np_, False)       # P ← P − K·H·P
+    for i in range(9):
+        s.p[i] -= np_[i]
+    for i in range(3):
+        s.bias[i] = clip(s.bias[i], c.bias_limit)
+
+
+cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
+    """Accelerometer low-pass, inclination correction and bias update for one block."""
+    cdef double mean[3]
+    cdef double alp[3]
+    cdef double ae[3]
+    cdef double corr[4]
+    cdef double n
+    cdef int i
+    cdef bint corrected = False
+
+    ae[0] = 0.0
+    ae[1] = 0.0
+    ae[2] = 1.0
+    if s.acc_count > 0.0:
+        for i in range(3):
+            mean[i] = s.acc_sum[i] / s.acc_count
+        if s.acc_n <= c.acc_init_n:
+            s.acc_n += 1.0
+        lowpass(mean, alp, 3, s.acc_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
+        quat_rotate(s.q_incl, alp, ae)
+        n = sqrt(ae[0] * ae[0] + ae[1] * ae[1] + ae[2] * ae[2])
+        if n > 0.0:
+            for i in range(3):
+                ae[i] /= n
+            # Smallest rotation taking the low-passed gravity exactly to +z (earth frame).
+            corr[0] = sqrt(0.5 * (ae[2] + 1.0))
+            if corr[0] > 1e-6:
+                corr[1] = 0.5 * ae[1] / corr[0]
+                corr[2] = -0.5 * ae[0] / corr[0]
+                corr[3] = 0.0
+            else:
+                # Gravity points straight down: any horizontal half-turn works; take x.
+                corr[0] = 0.0
+                corr[1] = 1.0
+                corr[2] = 0.0
+                corr[3] = 0.0
+            quat_mul(corr, s.q_incl, s.q_incl)
+            quat_normalize(s.q_incl)
+            corrected = True
+    if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
+        bias_update(s, c, ae, corrected)
+    quat_mul(s.q_incl, s.q_gyro, s.q6)
+    s.slow_count = 0.0
+    s.acc_count = 0.0
+    for i in range(3):
+        s.acc_sum[i] = 0.0
+    for i in range(9):
+        s.r_sum[i] = 0.0
+
+
+cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
+                      const double* accel_g) noexcept nogil:
+    cdef double g[3]
+    cdef double glp[3]
+    cdef double a[3]
+    cdef double alp[3]
+    cdef double ai[3]
+    cdef double dq[4]
+    cdef double r[9]
+    cdef double d, n
+    cdef int i
+    cdef bint still
+
+    for i in range(3):
+        g[i] = gyro_dps[i] * DEG
+        a[i] = accel_g[i]
+
+    # Rest: both signals close to their own low-pass, and the low-passed rate small enough to
+    # be a bias. Timed in samples.
+    if s.rest_n <= c.rest_init_n:
+        s.rest_n += 1.0
+    lowpass(g, glp, 3, s.rest_gyro_z, s.rest_n, c.rest_b, c.rest_a, c.rest_init_n)
+    lowpass(a, alp, 3, s.rest_acc_z, s.rest_n, c.rest_b, c.rest_a, c.rest_init_n)
+    d = 0.0
+    n = 0.0
+    for i in range(3):
+        d += (g[i] - glp[i]) * (g[i] - glp[i])
+        n += (a[i] - alp[i]) * (a[i] - alp[i])
+        s.rest_gyro_lp[i] = glp[i]
+    still = (d < c.rest_gyro_th2 and n < c.rest_acc_th2 and fabs(glp[0]) <= c.bias_limit
+             and fabs(glp[1]) <= c.bias_limit and fabs(glp[2]) <= c.bias_limit)
+    s.rest_count = s.rest_count + 1.0 if still else 0.0
+    s.rest = 1.0 if s.rest_count >= c.rest_min_n else 0.0
+
+    # Strapdown integration of the bias-corrected rate (exact for a constant rate over Ts).
+    for i in range(3):
+        g[i] -= s.bias[i]
+        s.rate[i] = g[i]
+    rotation_quat(g, c.ts_s, dq)
+    quat_mul(s.q_gyro, dq, s.q_gyro)
+    quat_normalize(s.q_gyro)
+    quat_mul(s.q_incl, s.q_gyro, s.q6)
+
+    n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high:
+        quat_rotate(s.q_gyro, a, ai)
+        for i in range(3):
+            s.acc_sum[i] += ai[i]
+        s.acc_count += 1.0
+    if c.motion_bias_on != 0.0:
+        quat_to_matrix(s.q6, r)
+        for i in range(9):
+            s.r_sum[i] += r[i]
+    s.slow_count += 1.0
+    if s.slow_count >= c.slow_n:
+        slow_update(s, c)
+
+
+cdef inline bint is_samples(object obj, Py_ssize_t n, int columns):
+    """obj is an aligned, native, C-contiguous float64 ndarray of shape (n, columns)."""
+    if not cnp.PyArray_Check(obj):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> obj
+    return (cnp.PyArray_TYPE(arr) == cnp.NPY_DOUBLE and cnp.PyArray_NDIM(arr) == 2
+            and cnp.PyArray_DIM(arr, 1) == columns and (n < 0 or cnp.PyArray_DIM(arr, 0) == n)
+            and cnp.PyArray_ISCARRAY_RO(arr))
+
+
+cdef inline bint is_flags(object obj, Py_ssize_t n):
+    """obj is a C-contiguous 1-byte (bool or uint8) ndarray of shape (n,)."""
+    if not cnp.PyArray_Check(obj):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> obj
+    cdef int kind = cnp.PyArray_TYPE(arr)
+    return ((kind == cnp.NPY_BOOL or kind == cnp.NPY_UINT8) and cnp.PyArray_NDIM(arr) == 1
+            and cnp.PyArray_DIM(arr, 0) == n and cnp.PyArray_ISCARRAY_RO(arr))
+
+
+cdef class Kernel:
+    """The per-sample loop bound to one filter's coefficient and state arrays.
+
+    Holding raw pointers to the two arrays (kept alive here) keeps the per-call overhead to a
+    few checks, which matters for the small blocks of live acquisition.
+    """
+
+    cdef readonly object coeffs
+    cdef readonly object state
+    cdef Coeffs* c
+    cdef State* s
+
+    def __cinit__(self, cnp.ndarray coeffs, cnp.ndarray state):
+        if (cnp.PyArray_TYPE(coeffs) != cnp.NPY_DOUBLE or cnp.PyArray_TYPE(state) != cnp.NPY_DOUBLE
+                or not cnp.PyArray_ISCARRAY(coeffs) or not cnp.PyArray_ISCARRAY(state)
+                or cnp.PyArray_SIZE(coeffs) != COEFFS_SIZE or cnp.PyArray_SIZE(state) != STATE_SIZE):
+            raise ValueError("Kernel needs writable contiguous float64 coefficient and state arrays")
+        self.coeffs = coeffs
+        self.state = state
+        self.c = <Coeffs*> cnp.PyArray_DATA(coeffs)
+        self.s = <State*> cnp.PyArray_DATA(state)
+
+    def update(self, gyro_dps, accel_g, valid):
+        """Process a block; returns the (n, 4) quaternions [w, x, y, z], one per sample.
+
+        Returns None, touching nothing, unless gyro_dps and accel_g are aligned C-contiguous
+        float64 (n, 3) arrays and valid is None or a contiguous bool/uint8 (n,) array (the
+        caller then converts and calls again). Returns the index (int) of the first sample marked
+        valid that has a non-finite value, again touching nothing. ``valid[i] == 0`` holds the
+        state for that sample; its output repeats the current estimate.
+        """
+        if not is_samples(gyro_dps, -1, 3):
+            return None
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray> gyro_dps, 0)
+        if not is_samples(accel_g, n, 3):
+            return None
+        cdef bint has_flags = valid is not None
+        if has_flags and not is_flags(valid, n):
+            return None
+        cdef const double* gyro = <const double*> cnp.PyArray_DATA(<cnp.ndarray> gyro_dps)
+        cdef const double* accel = <const double*> cnp.PyArray_DATA(<cnp.ndarray> accel_g)
+        cdef const unsigned char* flags = NULL
+        if has_flags:
+            flags = <const unsigned char*> cnp.PyArray_DATA(<cnp.ndarray> valid)
+        cdef Py_ssize_t bad = first_bad(gyro, accel, flags, n)
+        if bad >= 0:
+            return bad
+        cdef cnp.npy_intp dims[2]
+        dims[0] = n
+        dims[1] = 4
+        cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+        run(self.s, self.c, gyro, accel, flags, n, <double*> cnp.PyArray_DATA(out))
+        return out
+
+    def hold(self):
+        """The output a held (invalid) sample would give now: [w, x, y, z]."""
+        cdef double q[4]
+        output(self.s, self.c, q)
+        return (q[0], q[1], q[2], q[3])
+
+
+cdef Py_ssize_t first_bad(const double* gyro, const double* accel, const unsigned char* flags,
+                          Py_ssize_t n) noexcept nogil:
+    """Index of the first sample marked valid with a non-finite value, or -1."""
+    cdef Py_ssize_t i
+    cdef int j
+    for i in range(n):
+        if flags != NULL and not flags[i]:
+            continue
+        for j in range(3):
+            if not (isfinite(gyro[3 * i + j]) and isfinite(accel[3 * i + j])):
+                return i
+    return -1
+
+
+cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nogil:
+    cdef double dq[4]
+    if c.gyro_delay_s != 0.0:
+        # Predict over the gyroscope's group delay so the output refers to the sample time.
+        rotation_quat(s.rate, c.gyro_delay_s, dq)
+        quat_mul(s.q6, dq, q)
+    else:
+        q[0] = s.q6[0]
+        q[1] = s.q6[1]
+        q[2] = s.q6[2]
+        q[3] = s.q6[3]
+
+
+cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,
+              const unsigned char* flags, Py_ssize_t n, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if flags == NULL or flags[i]:
+            step(s, c, &gyro[3 * i], &accel[3 * i])
+        output(s, c, &out[4 * i])

@@ -1,0 +1,257 @@
+"""Per-rep, per-hold and per-set figures (METRICS.md "Movement", "Force against angle",
+"Endurance and fatigue").
+
+These run once per rep, hold or set on short arrays, never per sample, so they are vectorised
+numpy rather than Cython. Angles in degrees, speeds in °/s, forces in N, times in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from spinecoach.core.detect import HoldDetector
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Width of the force-angle bins (°).
+FORCE_ANGLE_BIN_DEG = 2.0
+#: Velocity-loss stop rules (%).
+VELOCITY_LOSS_STOP_RULES_PCT = (10.0, 20.0, 40.0)
+#: Sørensen-style hold cap (s).
+SORENSEN_CAP_S = 240.0
+#: Stabilisation: band around the settled angle (°) and how long it must be kept (s).
+STABILISATION_BAND_DEG = 2.0
+STABILISATION_KEEP_S = 0.1
+#: Critical-force test: reps averaged at the end (k).
+CRITICAL_FORCE_LAST_K = 6
+
+
+# --------------------------------------------------------------------------- smoothness
+@dataclass(frozen=True)
+class SparcSettings:
+    """SPARC parameters of Balasubramanian et al. (2015): zero padding 4 levels, spectrum up to
+    10 Hz, adaptive cut-off at the last frequency where the normalised magnitude is >= 0.05."""
+
+    pad_level: int = 4
+    fc_max_hz: float = 10.0
+    amplitude_threshold: float = 0.05
+
+
+def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = SparcSettings()) -> float:
+    """Spectral arc length of a speed profile (dimensionless, <= 0; closer to 0 = smoother).
+
+    Balasubramanian, Melendez-Calderon, Burdet, "A robust and sensitive metric for quantifying
+    movement smoothness", IEEE TBME 59(8), 2012; Balasubramanian et al., "On the analysis of
+    movement smoothness", J NeuroEng Rehabil 12:112, 2015. The magnitude spectrum of the
+    zero-padded speed profile is normalised by its DC value; the arc length of that curve, with
+    frequency normalised by the adaptive cut-off, is negated.
+    """
+    v = np.asarray(speed, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError("sparc needs a 1-D speed profile of at least 2 samples")
+    n_fft = int(2 ** (np.ceil(np.log2(v.size)) + settings.pad_level))
+    mag = np.abs(np.fft.rfft(v, n_fft))
+    if mag[0] <= 0:
+        raise ValueError("sparc needs a speed profile with a non-zero mean")
+    freq = np.arange(mag.size) * rate_hz / n_fft
+    mag = mag / mag[0]
+    sel = freq <= settings.fc_max_hz
+    f_sel, m_sel = freq[sel], mag[sel]
+    above = np.flatnonzero(m_sel >= settings.amplitude_threshold)
+    last = int(above[-1]) if above.size else 0
+    f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]
+    if f_sel.size < 2:
+        return 0.0
+    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
+    dm = np.diff(m_sel)
+    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+
+
+# --------------------------------------------------------------------------- force vs angle
+def force_angle_curve(
+    angle_deg: npt.ArrayLike, force_n: npt.ArrayLike, bin_deg: float = FORCE_ANGLE_BIN_DEG
+) -> dict[float, float]:
+    """Mean force per angle bin: {lower bin edge (°): mean force (N)}, bins at multiples of
+    ``bin_deg``, sorted by angle."""
+    a = np.asarray(angle_deg, dtype=np.float64)
+    f = np.asarray(force_n, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(f)
+    a, f = a[ok], f[ok]
+    if a.size == 0:
+        return {}
+    bins = np.floor(a / bin_deg).astype(np.int64)
+    uniq, inv = np.unique(bins, return_inverse=True)
+    sums = np.bincount(inv, weights=f)
+    counts = np.bincount(inv)
+    return {float(b * bin_deg): float(s / c) for b, s, c in zip(uniq, sums, counts)}
+
+
+def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
+    """Bin-wise mean over reps (a bin present in only some reps averages those)."""
+    acc: dict[float, list[float]] = {}
+    for c in curves:
+        for k, v in c.items():
+            acc.setdefault(k, []).append(v)
+    return {k: float(np.mean(v)) for k, v in sorted(acc.items())}
+
+
+def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG) -> float | None:
+    """Slope (N/°) of a least-squares line through the curve's bin centres; None under 2 bins."""
+    if len(curve) < 2:
+        return None
+    x = np.array(list(curve.keys())) + bin_deg / 2
+    y = np.array(list(curve.values()))
+    slope = np.polyfit(x, y, 1)[0]
+    return float(slope)
+
+
+def sticking_region(
+    rep_curve: dict[float, float], set_curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG
+) -> list[float] | None:
+    """[lo °, hi °, deviation N] of the bin where the rep deviates most from the set mean."""
+    common = [k for k in rep_curve if k in set_curve]
+    if not common:
+        return None
+    dev = np.array([rep_curve[k] - set_curve[k] for k in common])
+    i = int(np.argmax(np.abs(dev)))
+    return [common[i], common[i] + bin_deg, float(dev[i])]
+
+
+def curve_to_json(curve: dict[float, float]) -> list[list[float]]:
+    """[[lower bin edge °, mean force N], ...] for JSON."""
+    return [[k, v] for k, v in curve.items()]
+
+
+# --------------------------------------------------------------------------- sets and fatigue
+def velocity_loss_pct(mean_concentric_speeds_dps: Sequence[float]) -> list[float]:
+    """Per rep: drop of mean concentric speed from the fastest rep so far (%)."""
+    out: list[float] = []
+    fastest = 0.0
+    for v in mean_concentric_speeds_dps:
+        fastest = max(fastest, v)
+        out.append(0.0 if fastest <= 0 else 100.0 * (fastest - v) / fastest)
+    return out
+
+
+def velocity_loss_stops(
+    losses_pct: Sequence[float], rules_pct: Sequence[float] = VELOCITY_LOSS_STOP_RULES_PCT
+) -> dict[str, int | None]:
+    """For each stop rule, the 1-based rep at which the loss first reached it (None = never)."""
+    out: dict[str, int | None] = {}
+    for rule in rules_pct:
+        hit = next((i + 1 for i, x in enumerate(losses_pct) if x >= rule), None)
+        out[f"{rule:g}"] = hit
+    return out
+
+
+def fatigue_index_pct(peaks: Sequence[float], skip_first: int = 0) -> float | None:
+    """(first - last) / first x 100 over per-rep peak force, after skipping ``skip_first`` reps."""
+    p = list(peaks)[skip_first:]
+    if len(p) < 2 or p[0] == 0:
+        return None
+    return 100.0 * (p[0] - p[-1]) / p[0]
+
+
+def critical_force(
+    rep_mean_force_n: Sequence[float], on_time_s: float | Sequence[float], last_k: int = CRITICAL_FORCE_LAST_K
+) -> tuple[float, float] | None:
+    """(critical force N, W' N·s): CF = mean of the last k per-rep means; W' = sum over reps
+    above CF of (rep mean - CF) x on-time. No duty-cycle scaling (METRICS.md)."""
+    m = np.asarray(rep_mean_force_n, dtype=np.float64)
+    if m.size < last_k or last_k < 1:
+        return None
+    on = np.broadcast_to(np.asarray(on_time_s, dtype=np.float64), m.shape)
+    cf = float(np.mean(m[-last_k:]))
+    above = m > cf
+    w_prime = float(np.sum((m[above] - cf) * on[above]))
+    return cf, w_prime
+
+
+# --------------------------------------------------------------------------- holds and posture
+def sorensen_hold_time_s(
+    angle_deg: npt.ArrayLike,
+    rate_hz: float,
+    horizontal_deg: float = 90.0,
+    tolerance_deg: float = 5.0,
+    debounce_s: float = 0.2,
+    cap_s: float = SORENSEN_CAP_S,
+    drop_sign: int = 1,
+) -> float:
+    """Sørensen-style hold time (s): from the first sample at horizontal (within tolerance) until
+    the trunk has dropped past horizontal by more than the tolerance for longer than the
+    debounce; ``drop_sign`` +1 if dropping increases the angle. Capped at ``cap_s``."""
+    a = np.asarray(angle_deg, dtype=np.float64)
+    lo, hi = horizontal_deg - tolerance_deg, horizontal_deg + tolerance_deg
+    first = np.flatnonzero((a >= lo) & (a <= hi))
+    if first.size == 0:
+        return 0.0
+    start = int(first[0])
+    # one-sided band: only the drop ends the test
+    band = (-np.inf, hi) if drop_sign > 0 else (lo, np.inf)
+    det = HoldDetector(rate_hz, band[0], band[1], 0.0, debounce_s, min_hold_s=1.0 / rate_hz)
+    changes = det.update(a[start:]) + det.finish()
+    ends = [c for c in changes if c.kind == "hold_end"]
+    held = (ends[0].end - ends[0].start) / rate_hz if ends else 0.0
+    return float(min(held, cap_s))
+
+
+def stabilisation_time_s(
+    angle_deg: npt.ArrayLike,
+    onset: int,
+    settled_deg: float,
+    rate_hz: float,
+    band_deg: float = STABILISATION_BAND_DEG,
+    keep_s: float = STABILISATION_KEEP_S,
+) -> float | None:
+    """Time from ``onset`` to the first sample from which the angle stays within ±band of the
+    settled value for ``keep_s``; None if it never does within the data."""
+    a = np.asarray(angle_deg, dtype=np.float64)[onset:]
+    keep = max(1, int(round(keep_s * rate_hz)))
+    if a.size < keep:
+        return None
+    inside = (np.abs(a - settled_deg) <= band_deg).astype(np.int64)
+    # windows of `keep` samples that are wholly inside the band
+    full = np.convolve(inside, np.ones(keep, dtype=np.int64), mode="valid") == keep
+    hit = np.flatnonzero(full)
+    if hit.size == 0:
+        return None
+    return float(hit[0] / rate_hz)
+
+
+def overshoot_deg(angle_deg: npt.ArrayLike, target_deg: float, direction: int) -> float:
+    """Largest excursion past ``target_deg`` in ``direction`` (+1 up, -1 down), >= 0."""
+    a = np.asarray(angle_deg, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(max(0.0, np.max((a - target_deg) * direction)))
+
+
+def sway_rms_deg(off_axis_angle_deg: npt.ArrayLike) -> float | None:
+    """RMS of the off-axis (frontal-plane) angle about its mean (°)."""
+    a = np.asarray(off_axis_angle_deg, dtype=np.float64)
+    if a.size == 0:
+        return None
+    return float(np.sqrt(np.mean((a - a.mean()) ** 2)))
+
+
+def vertical_rate_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> FloatArray:
+    """Angular rate about the earth vertical (°/s): gyro · (earth z expressed in the sensor frame).
+
+    ``quat_wxyz`` rotates sensor vectors into the earth frame; the sensor-frame vertical is the
+    third row of its rotation matrix.
+    """
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    g = np.asarray(gyro_dps, dtype=np.float64)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    up = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
+    return np.asarray(np.sum(up * g, axis=1), dtype=np.float64)
+
+
+def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> float | None:
+    """Peak angular speed about the vertical axis (°/s), e.g. of a rotational throw."""
+    r = vertical_rate_dps(quat_wxyz, gyro_dps)
+    return float(np.max(np.abs(r))) if r.size else None

@@ -1,0 +1,235 @@
+"""6-axis orientation: gyroscope + accelerometer -> quaternion, with gyro-bias estimation.
+
+:class:`OrientationFilter` follows the kernel pattern of the whole core: frozen
+:class:`OrientationSettings` (units in names) -> explicit private state -> ``update(block)`` ->
+quaternions plus flags (``rest``, ``bias_dps``). The arithmetic is the 6D part of VQF (Laidig &
+Seel, Information Fusion 91, 2023), see ``_orientation.pyx``; this module checks the inputs and
+precomputes every coefficient so the per-sample loop is plain C.
+
+Output quaternions [w, x, y, z] rotate sensor-frame vectors into an earth frame with z up; the
+heading (rotation about z) is arbitrary and drifts slowly, as it must without a magnetometer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+from spinecoach.core import _orientation
+from spinecoach.core.filters import butterworth_lowpass_sos, time_constant_cutoff_hz
+from spinecoach.errors import DataFormatError
+
+#: The bias random walk assumed between measurements: its SD grows by this much over
+#: ``bias_forgetting_time_s`` (sets the Kalman process noise, as in the VQF paper).
+BIAS_DRIFT_SD_DPS = 0.1
+
+_DEG = math.pi / 180.0
+
+
+@dataclass(frozen=True)
+class OrientationSettings:
+    """Tuning of :class:`OrientationFilter`. Defaults suit body-worn IMUs from 25 Hz to 1 kHz.
+
+    accel_time_constant_s
+        Time constant of the 2nd-order Butterworth low-pass applied to the accelerometer in the
+        inertial frame (the VQF paper's tau_acc). Longer rejects more movement acceleration but
+        lets gyro errors (scale, bias) act for longer. 3 s is the paper's default; 2 s measured
+        best on BROAD trial 07 (fast rotation) and is the default here.
+    accel_reject_g
+        An accelerometer sample whose norm differs from 1 g by more than this is not used for the
+        inclination (fast movement or an impact); the gyroscope carries the attitude through.
+    rest_*
+        Rest detection: the gyroscope within ``rest_gyro_threshold_dps`` and the accelerometer
+        within ``rest_accel_threshold_g`` of their own low-passes (time constant
+        ``rest_filter_time_constant_s``) for ``rest_min_duration_s``.
+    bias_*
+        Gyro-bias Kalman filter: initial SD, forgetting time, the SD in motion and at rest, the
+        weight of the (unobservable) vertical component's pull to zero, and the limit to which
+        the estimate is clipped.
+    motion_bias_estimation, rest_bias_estimation
+        Switch the two bias measurements (both on by default).
+    """
+
+    accel_time_constant_s: float = 2.0
+    accel_reject_g: float = 2.0
+    gyro_delay_s: float = 0.0026
+    correction_rate_hz: float = 50.0
+    rest_filter_time_constant_s: float = 0.5
+    rest_gyro_threshold_dps: float = 2.0
+    rest_accel_threshold_g: float = 0.05
+    rest_min_duration_s: float = 1.5
+    bias_initial_sd_dps: float = 0.5
+    bias_forgetting_time_s: float = 100.0
+    bias_limit_dps: float = 2.0
+    bias_motion_sd_dps: float = 0.1
+    bias_vertical_forgetting_factor: float = 1e-4
+    bias_rest_sd_dps: float = 0.03
+    motion_bias_estimation: bool = True
+    rest_bias_estimation: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                continue
+            lowest_ok = value >= 0 if f.name in _MAY_BE_ZERO else value > 0
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and lowest_ok):
+                kind = "non-negative" if f.name in _MAY_BE_ZERO else "positive"
+                raise ValueError(
+                    f"OrientationSettings.{f.name} must be a {kind} finite number, got {value!r}"
+                )
+
+
+_MAY_BE_ZERO = frozenset({"gyro_delay_s"})
+
+
+def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out = np.ascontiguousarray(array, dtype=np.float64)
+    if out.ndim != 2 or out.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (n, 3), got {out.shape}")
+    return out
+
+
+def _canonical(
+    gyro_dps: npt.ArrayLike, accel_g: npt.ArrayLike, valid: npt.ArrayLike | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+    """Contiguous float64 (n, 3) arrays and bool (n,) flags, or ValueError naming the problem."""
+    gyro = _as_samples("gyro_dps", gyro_dps)
+    accel = _as_samples("accel_g", accel_g)
+    n = gyro.shape[0]
+    if accel.shape[0] != n:
+        raise ValueError(f"gyro_dps has {n} samples but accel_g has {accel.shape[0]}")
+    if valid is None:
+        return gyro, accel, None
+    flags = np.ascontiguousarray(valid)
+    if flags.shape != (n,):
+        raise ValueError(f"valid must have shape ({n},), got {flags.shape}")
+    return gyro, accel, np.ascontiguousarray(flags, dtype=bool)
+
+
+class OrientationFilter:
+    """Streaming 6-axis orientation filter for one IMU at a fixed sample rate.
+
+    ``update`` accepts blocks of any size; the result never depends on how a recording is cut
+    into blocks. Samples flagged invalid hold the state (no update) and repeat the current
+    estimate in the output.
+    """
+
+    def __init__(self, rate_hz: float, settings: OrientationSettings = OrientationSettings()) -> None:
+        if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"rate_hz must be a positive number, got {rate_hz!r}")
+        self._rate_hz = float(rate_hz)
+        self._settings = settings
+        self._coeffs = _coefficients(self._rate_hz, settings)
+        self._state = np.zeros(_orientation.STATE_SIZE, dtype=np.float64)
+        _orientation.init_state(self._state, self._coeffs)
+        self._kernel = _orientation.Kernel(self._coeffs, self._state)
+
+    @property
+    def rate_hz(self) -> float:
+        """Sample rate the filter was built for (Hz)."""
+        return self._rate_hz
+
+    @property
+    def settings(self) -> OrientationSettings:
+        return self._settings
+
+    def update(
+        self,
+        gyro_dps: npt.ArrayLike,
+        accel_g: npt.ArrayLike,
+        valid: npt.ArrayLike | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Process a block: gyro (°/s) and accel (g), each (n, 3); returns (n, 4) quaternions.
+
+        Raises ValueError for mismatched shapes and DataFormatError (a ValueError) for a
+        non-finite value in a sample marked valid.
+        """
+        out = self._kernel.update(gyro_dps, accel_g, valid)
+        if out is None:
+            # Not already contiguous float64 of matching shapes: convert (or refuse), then run.
+            out = self._kernel.update(*_canonical(gyro_dps, accel_g, valid))
+        if isinstance(out, int):
+            raise DataFormatError(
+                f"IMU sample {out} of the block has a non-finite value; "
+                "mark such samples invalid (valid=False) or drop them"
+            )
+        return out
+
+    @property
+    def bias_dps(self) -> npt.NDArray[np.float64]:
+        """Current gyro-bias estimate (°/s), shape (3,)."""
+        return np.asarray(_orientation.bias(self._state), dtype=np.float64) / _DEG
+
+    @property
+    def rest(self) -> bool:
+        """True when rest was detected at the last processed sample."""
+        return bool(_orientation.rest(self._state))
+
+    @property
+    def quaternion(self) -> npt.NDArray[np.float64]:
+        """The current estimate [w, x, y, z] (what the next held sample would output)."""
+        return np.asarray(self._kernel.hold(), dtype=np.float64)
+
+    def copy(self) -> OrientationFilter:
+        """An independent filter with a deep copy of the current state."""
+        twin = object.__new__(OrientationFilter)
+        twin._rate_hz = self._rate_hz
+        twin._settings = self._settings
+        twin._coeffs = self._coeffs.copy()
+        twin._state = self._state.copy()
+        twin._kernel = _orientation.Kernel(twin._coeffs, twin._state)
+        return twin
+
+
+def _lowpass_coefficients(time_constant_s: float, rate_hz: float) -> tuple[float, ...]:
+    """b0, b1, b2, a1, a2 of the 2nd-order Butterworth with the VQF time-constant convention."""
+    cutoff_hz = time_constant_cutoff_hz(time_constant_s)
+    # At very low rates the cutoff can pass Nyquist: then the signal needs no smoothing at all.
+    cutoff_hz = min(cutoff_hz, 0.45 * rate_hz)
+    b0, b1, b2, _a0, a1, a2 = butterworth_lowpass_sos(2, cutoff_hz, rate_hz)[0]
+    return (float(b0), float(b1), float(b2), float(a1), float(a2))
+
+
+def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.float64]:
+    ts_s = 1.0 / rate_hz
+    slow_n = max(1, round(rate_hz / s.correction_rate_hz))
+    slow_rate_hz = rate_hz / slow_n
+    bias_v = (BIAS_DRIFT_SD_DPS * _DEG) ** 2 * (slow_n * ts_s) / s.bias_forgetting_time_s
+
+    def steady_weight(sd_dps: float) -> float:
+        # Measurement variance W for which the scalar Kalman filter with process noise V
+        # settles at variance p: p = (p + V)·W / (p + V + W)  =>  W = p²/V + p.
+        p = (sd_dps * _DEG) ** 2
+        return p * p / bias_v + p
+
+    w_motion = steady_weight(s.bias_motion_sd_dps)
+    coeffs = np.zeros(_orientation.COEFFS_SIZE, dtype=np.float64)
+    _orientation.fill_coeffs(
+        coeffs,
+        {
+            "ts_s": ts_s,
+            "slow_n": float(slow_n),
+            "acc_ba": _lowpass_coefficients(s.accel_time_constant_s, slow_rate_hz),
+            "acc_init_n": float(max(1, round(s.accel_time_constant_s * slow_rate_hz))),
+            "rest_ba": _lowpass_coefficients(s.rest_filter_time_constant_s, rate_hz),
+            "rest_init_n": float(max(1, round(s.rest_filter_time_constant_s * rate_hz))),
+            "rest_gyro_th": s.rest_gyro_threshold_dps * _DEG,
+            "rest_acc_th": s.rest_accel_threshold_g,
+            "rest_min_n": float(max(1, round(s.rest_min_duration_s * rate_hz))),
+            "bias_limit": s.bias_limit_dps * _DEG,
+            "bias_p0": (s.bias_initial_sd_dps * _DEG) ** 2,
+            "bias_v": bias_v,
+            "w_motion": w_motion,
+            "w_vertical": w_motion / s.bias_vertical_forgetting_factor,
+            "w_rest": steady_weight(s.bias_rest_sd_dps),
+            "motion_bias_on": s.motion_bias_estimation,
+            "rest_bias_on": s.rest_bias_estimation,
+            "accel_reject": s.accel_reject_g,
+            "gyro_delay_s": s.gyro_delay_s,
+        },
+    )
+    return coeffs

@@ -1,0 +1,99 @@
+"""The sampler on a background thread, handing blocks over through a bounded queue.
+
+Acquisition must never wait for a slow consumer (the chips' FIFOs would overflow), and the queue
+must not grow without bound on a Pi. So when the queue is full the block is not queued: its
+samples become a ``stall`` gap that travels with the next block of the same stream that fits.
+Nothing is lost silently: the accounting still closes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+from spinecoach.acquisition.sampler import Sampler, empty_block
+from spinecoach.drivers.blocks import Block, Gap, StreamInfo
+
+
+class SamplerThread:
+    """Runs ``sampler.blocks(duration_s)`` on a daemon thread; iterate to receive blocks.
+
+    ``maxsize`` bounds the queue (blocks; 50 blocks of 20 ms is one second of slack).
+    :meth:`stop` ends the run (the sampler finishes cleanly: a final drain and trailing gaps).
+    An exception on the thread is re-raised in the consumer.
+    """
+
+    _END = object()
+
+    def __init__(self, sampler: Sampler, duration_s: float | None = None, maxsize: int = 50):
+        self.sampler = sampler
+        self._duration_s = duration_s
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._spilled: dict[str, tuple[StreamInfo, list[Gap]]] = {}
+        self.dropped_blocks = 0
+        self._thread = threading.Thread(target=self._run, name="spinecoach-sampler", daemon=True)
+
+    def start(self) -> SamplerThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the thread to finish; returns at once (keep iterating to get the last blocks)."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            iterator = self.sampler.blocks(self._duration_s)
+            for block in iterator:
+                self._offer(block)
+                if self._stop.is_set():
+                    iterator.close()
+                    for tail in self.sampler.finish():
+                        self._offer(tail, wait=True)
+                    break
+            leftovers = list(self._spilled.values())
+            self._spilled.clear()
+            for info, gaps in leftovers:
+                self._offer(empty_block(info, tuple(gaps)), wait=True)
+        except BaseException as error:  # handed to the consumer, who decides
+            self._error = error
+        finally:
+            self._put_end()
+
+    def _offer(self, block: Block, wait: bool = False) -> None:
+        _, spilled = self._spilled.pop(block.info.name, (block.info, []))
+        if spilled:
+            block = replace(block, gaps=(*spilled, *block.gaps))
+        try:
+            self._queue.put(block, block=wait, timeout=1.0 if wait else None)
+        except queue.Full:
+            self.dropped_blocks += 1
+            lost = list(block.gaps)
+            if len(block):
+                lost.append(Gap(block.info.name, int(block.index[0]), len(block), "stall"))
+            self._spilled[block.info.name] = (block.info, lost)
+
+    def _put_end(self) -> None:
+        while True:
+            try:
+                self._queue.put(self._END, timeout=0.1)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():  # pragma: no cover - consumer gone
+                    return
+
+    def __iter__(self) -> Iterator[Block]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item  # type: ignore[misc]

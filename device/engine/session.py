@@ -1,0 +1,177 @@
+"""One coached session end to end: configuration, library, source, runner, store, summary.
+
+The command ``spinecoach session`` and the daemon both build sessions through
+:func:`prepare_session`; :func:`run_session` drives one from any iterable of blocks.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spinecoach.backend import Backend
+from spinecoach.config import Config
+from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.engine.cues import CueEngine, rules_for
+from spinecoach.engine.library import Exercise, load_library
+from spinecoach.engine.progression import (
+    History,
+    ProgressionSettings,
+    compare_sides,
+    suggest,
+)
+from spinecoach.engine.protocols import protocol_params
+from spinecoach.engine.reader import StoreReader
+from spinecoach.engine.runner import (
+    Haptics,
+    PipelineFactory,
+    SessionPlan,
+    SessionReport,
+    SessionRunner,
+    core_pipeline,
+)
+from spinecoach.engine.store import Store, db_path
+from spinecoach.errors import SpinecoachError, UsageError
+
+SIDE_CHOICES = ("left", "right", "alternate")
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """What the athlete asked for; None means "the default" (scenario, exercise, config)."""
+
+    exercise: str | None = None
+    protocol: str | None = None
+    params: tuple[str, ...] = ()  # "key=value" strings
+    sets: int = 1
+    set_rest_s: float = 60.0
+    side: str | None = None
+    athlete: str | None = None
+    mode: str | None = None
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["reps=6", "tempo=4-1-1-0"]`` -> typed values (TOML scalars, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: use NAME=VALUE, e.g. --param reps=6")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out[key.strip()] = value
+    return out
+
+
+def scenario_defaults(name: str) -> tuple[str, str]:
+    """The exercise and protocol a simulated scenario was made for."""
+    from spinecoach.drivers.sim import scenarios
+
+    try:
+        scenario = scenarios.get(name)
+    except KeyError:
+        raise UsageError(f"unknown scenario {name!r}; `spinecoach scenarios` lists them") from None
+    return scenario.exercise, scenario.protocol
+
+
+def resolve_plan(
+    request: SessionRequest, backend: Backend, config: Config,
+    defaults_for_scenario: Callable[[str], tuple[str, str]] = scenario_defaults,
+) -> SessionPlan:
+    """Exercise, protocol and parameters: flags, else the scenario's, else the exercise's."""
+    library = load_library(config.exercises_dir())
+    exercise_id, protocol_id = request.exercise, request.protocol
+    if backend.kind == "sim" and (exercise_id is None or protocol_id is None):
+        scenario_exercise, scenario_protocol = defaults_for_scenario(backend.target)
+        if exercise_id is None:
+            exercise_id = scenario_exercise
+            protocol_id = protocol_id or scenario_protocol
+    if exercise_id is None:
+        raise UsageError("name an exercise with --exercise NAME (`spinecoach history "
+                         "--exercises` lists them) or use --backend sim:SCENARIO")
+    exercise: Exercise = library.get(exercise_id)
+    protocol_id = protocol_id or exercise.default_protocol
+    params = protocol_params(
+        protocol_id, exercise, parse_params(request.params),
+        defaults={"velocity_loss_stop_pct": config.get("coaching", "velocity_loss_stop_pct")},
+    )
+    if request.side is None:
+        sides: tuple[str | None, ...] = (None,)
+    elif request.side == "alternate":
+        sides = ("left", "right")
+    elif request.side in ("left", "right"):
+        sides = (request.side,)
+    else:
+        raise UsageError(f"--side {request.side!r}: use left, right or alternate")
+    if request.sets < 1:
+        raise UsageError("--sets must be at least 1")
+    return SessionPlan(exercise, protocol_id, params, request.sets, request.set_rest_s, sides)
+
+
+def open_store(config: Config, on_problem: Callable[[str], None]) -> Store:
+    """The store in the configured state directory; problems are reported, never raised."""
+    return Store(
+        db_path(config.state_dir()),
+        commit_interval_s=config.get("store", "commit_interval_s"),
+        memory_buffer_bytes=int(config.get("store", "memory_buffer_mb") * 1_000_000),
+        retry_interval_s=config.get("store", "retry_interval_s"),
+        keep_raw=config.get("store", "keep_raw"),
+        on_problem=on_problem,
+    )
+
+
+def run_session(
+    plan: SessionPlan,
+    streams: Sequence[StreamInfo],
+    blocks: Iterable[Block],
+    config: Config,
+    *,
+    store: Store | None,
+    haptics: Haptics | None,
+    athlete: str,
+    backend: str,
+    mode: str,
+    say: Callable[[str], None],
+    pipeline_factory: PipelineFactory = core_pipeline,
+) -> SessionReport:
+    """Feed ``blocks`` until the plan is done or the source ends; Ctrl-C stops the session."""
+    cues = CueEngine(rules_for(plan.exercise.cues), mode, haptics=config.get("coaching", "haptics"))
+    runner = SessionRunner(plan, streams, cues=cues, haptics=haptics, store=store,
+                           athlete=athlete, backend=backend, pipeline_factory=pipeline_factory,
+                           on_line=say)
+    say(f"session {runner.session_id if runner.session_id is not None else '-'}: "
+        f"{plan.exercise.name}, {plan.protocol_id}, {mode} mode, athlete {athlete}")
+    try:
+        for block in blocks:
+            runner.feed(block, time.perf_counter_ns())
+            if runner.finished:
+                break
+    except KeyboardInterrupt:
+        runner.finish("stopped")
+        raise
+    return runner.finish()
+
+
+def summarise(report: SessionReport, plan: SessionPlan, config: Config, athlete: str,
+              say: Callable[[str], None]) -> None:
+    """Side comparison and the next-session suggestion, from what was stored."""
+    by_side: dict[str, list[dict[str, float]]] = {}
+    for s in report.sets:
+        if s.side:
+            by_side.setdefault(s.side, []).append(s.figures())
+    for c in compare_sides(by_side, plan.protocol_id):
+        say(f"left/right {c.figure}: left {c.left:.1f}, right {c.right:.1f} "
+            f"({c.asymmetry_pct:+.0f} %)")
+    try:
+        with StoreReader(config.state_dir()) as reader:
+            history = History(reader, athlete, plan.exercise.id)
+            suggestion = suggest(history, ProgressionSettings.from_config(config))
+    except SpinecoachError:
+        return  # nothing stored (storage failed): no suggestion from history
+    if suggestion is not None:
+        say(f"next session: {suggestion.sentence}")

@@ -1,0 +1,45 @@
+"""Where a session's samples and buzzer come from, per backend.
+
+Samples: :func:`spinecoach.acquisition.open_source` (hardware chips, a simulated rig, or a
+replayed recording). Buzzer: the vibration motor on its GPIO pin for ``hardware``; for ``sim``
+and ``replay`` the same :class:`~spinecoach.drivers.buzzer.Buzzer` code on gpiozero's mock pins,
+so the cue path (and its latency) is exercised exactly as on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from spinecoach.backend import Backend
+from spinecoach.config import Config
+from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.engine.library import Exercise
+
+
+@contextmanager
+def open_blocks(
+    backend: Backend, exercise: Exercise | None = None
+) -> Iterator[tuple[list[StreamInfo], Iterator[Block]]]:
+    """The stream table and the block iterator of ``backend``; the source is closed after."""
+    from spinecoach.acquisition import open_source
+
+    with open_source(backend) as source:
+        for note in getattr(source, "notes", []):
+            print(f"spinecoach: {note}", flush=True)
+        blocks = source.blocks()  # starts the chips: the stream table is final after this
+        yield list(source.streams), iter(blocks)
+
+
+def make_haptics(backend: Backend, config: Config) -> Any:
+    """The buzzer for ``backend``, or None when haptics are switched off in the configuration."""
+    if not config.get("coaching", "haptics"):
+        return None
+    from spinecoach.drivers.buzzer import Buzzer
+
+    if backend.kind == "hardware":
+        return Buzzer()
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    return Buzzer(pin_factory=MockFactory(pin_class=MockPWMPin))

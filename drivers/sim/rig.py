@@ -1,0 +1,658 @@
+"""The rig model: the physical signals the chip simulators sample.
+
+A :class:`BodyMotion` is the orientation and position of one rigid segment (trunk, pelvis or
+implement) over time, built from movement scripts (:mod:`spinecoach.drivers.sim.motion`).
+From it the rig computes, analytically, what an IMU strapped to the segment measures:
+
+- gyro (°/s): the angular velocity in the sensor's own axes;
+- accel (g): the specific force in the sensor's own axes, i.e. gravity rotated into the sensor
+  frame plus the linear acceleration of the sensor point, which sits at a lever arm from the
+  segment's pivot (the hips for a hinge: ~0.45 m up the spine), so a fast hinge or throw shows
+  the tangential and centripetal terms real data show.
+
+Frames (common convention of the project): earth x = the athlete's forward when standing at
+heading 0, y = left, z = up. Sensor (trunk) x = up the spine, y = left, z = posterior. The
+orientation is ``R = Rz(ψ) · Rx(λ) · Ry(θ − 90°)`` (sensor → earth): ``θ`` is the primary angle
+(trunk flexion about sensor +y, 0 = upright), ``λ`` a lateral lean about the earth's forward
+axis (positive = toward the athlete's right), ``ψ`` the heading about vertical (positive =
+turning to the left, counter-clockwise seen from above). At ``θ = λ = ψ = 0`` the sensor x axis
+is vertical, so the accelerometer reads +1 g on x.
+
+Sensor imperfections are added on top: white noise with a datasheet-like density, a constant
+bias plus a slow random walk (gyro), a constant offset (accel); for the load cell white noise,
+a slow drift, first-order creep under sustained load and optional single-sample spikes.
+Every random quantity is a deterministic function of the seed and of the sample *time*, never
+of how the times are chunked: white noise is hashed from the time in microseconds
+(counter-based, SplitMix64), slow processes are pre-computed on a fixed grid spanning the
+scenario and linearly interpolated. Calling a signal on ``t`` split in chunks therefore returns
+exactly the same bits as one call.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from spinecoach.drivers.sim.motion import Channel, Constant, Derivatives
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Standard gravity (m/s²) used to express specific force in g.
+G0_MPS2 = 9.80665
+
+#: Signature of an IMU signal: sample times (s) -> (gyro °/s (n×3), accel g (n×3)), sensor axes.
+ImuSignalFn = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
+#: Signature of a load-cell signal: sample times (s) -> force (N).
+ForceSignalFn = Callable[[FloatArray], FloatArray]
+
+_DEG = np.pi / 180.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Counter-based noise
+# ------------------------------------------------------------------------------------------------
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+#: Noise is keyed on the sample time rounded to this tick (s): sample clocks computed slightly
+#: differently by different consumers (t0 + i/rate vs. a running sum) still get the same noise.
+NOISE_TICK_S = 1e-6
+
+
+def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mixer."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def stream_key(seed: int, *names: str) -> int:
+    """A 64-bit key for one noise channel, derived from the seed and stable names."""
+    codes = [zlib.crc32(name.encode()) for name in names]
+    state = np.random.SeedSequence([int(seed), *codes]).generate_state(1, np.uint64)
+    return int(state[0])
+
+
+def gaussian_at(t_s: FloatArray, key: int | Sequence[int]) -> FloatArray:
+    """Standard-normal noise that is a pure function of (``key``, sample time).
+
+    Two hashed 64-bit words per time tick feed a Box-Muller transform; distinct ticks give
+    independent values (to the quality of SplitMix64), equal ticks equal values. With a
+    sequence of keys the result is (len(keys), n): one independent channel per key.
+    """
+    ticks = np.rint(np.asarray(t_s, dtype=np.float64) / NOISE_TICK_S).astype(np.int64)
+    keys = np.asarray(key, dtype=np.uint64)
+    words = ticks.view(np.uint64) ^ (keys[:, None] if keys.ndim else keys)
+    with np.errstate(over="ignore"):
+        a = _splitmix64(words)
+        b = _splitmix64(a ^ _GOLDEN)
+    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    u2 = (b >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@dataclass(frozen=True)
+class SlowProcess:
+    """A random walk (plus linear trend) pre-computed on a grid, read by interpolation.
+
+    ``values`` at ``t0_s + k * step_s``; outside the grid the end values hold.
+    """
+
+    t0_s: float
+    step_s: float
+    values: FloatArray
+
+    @classmethod
+    def random_walk(
+        cls,
+        rng: np.random.Generator,
+        span_s: float,
+        walk_per_rts: float,
+        start: float = 0.0,
+        trend_per_s: float = 0.0,
+        step_s: float = 0.25,
+    ) -> SlowProcess:
+        """A walk with increments N(0, walk²·step) (``walk_per_rts`` in unit/√s)."""
+        n = int(np.ceil(span_s / step_s)) + 2
+        steps = rng.standard_normal(n - 1) * walk_per_rts * np.sqrt(step_s)
+        values = start + np.concatenate(([0.0], np.cumsum(steps)))
+        values += trend_per_s * step_s * np.arange(n)
+        return cls(0.0, step_s, values)
+
+    def __call__(self, t_s: FloatArray) -> FloatArray:
+        grid = self.t0_s + self.step_s * np.arange(self.values.size)
+        return np.interp(np.asarray(t_s, dtype=np.float64), grid, self.values)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rigid-body kinematics
+# ------------------------------------------------------------------------------------------------
+# Rotations are held component-major: a (3, 3, n) array whose [i, j] row is one contiguous
+# array, vectors as (3, n). Every element's arithmetic is written out, so its result never
+# depends on how many samples are evaluated together, and numpy streams contiguous memory.
+def _apply_transposed(m: FloatArray, v: FloatArray) -> FloatArray:
+    """(3,3,n)ᵀ @ (3,n) -> (3,n): earth-frame vectors into the sensor frame."""
+    return np.stack([m[0, i] * v[0] + m[1, i] * v[1] + m[2, i] * v[2] for i in range(3)])
+
+
+def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Cross product of (3,n) vectors."""
+    return np.stack(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    )
+
+
+def _lever_in_earth(rotation: FloatArray, lever_m: Sequence[float]) -> FloatArray:
+    """A segment-frame lever (m) rotated into the earth frame, (3,n)."""
+    lever = [float(v) for v in lever_m]
+    return np.stack(
+        [rotation[i, 0] * lever[0] + rotation[i, 1] * lever[1] + rotation[i, 2] * lever[2] for i in range(3)]
+    )
+
+
+def _rotation_zxy(psi: FloatArray, lam: FloatArray, phi: FloatArray) -> FloatArray:
+    """``Rz(ψ) Rx(λ) Ry(φ)`` (rad) as a (3,3,n) array, multiplied out by hand."""
+    cps, sps = np.cos(psi), np.sin(psi)
+    cla, sla = np.cos(lam), np.sin(lam)
+    cph, sph = np.cos(phi), np.sin(phi)
+    # Rx(λ) Ry(φ) = [[cφ, 0, sφ], [sλ sφ, cλ, −sλ cφ], [−cλ sφ, sλ, cλ cφ]]
+    r10, r11, r12 = sla * sph, cla, -sla * cph
+    zero = np.zeros_like(psi)
+    return np.array(
+        [
+            [cps * cph - sps * r10, -sps * r11, cps * sph - sps * r12],
+            [sps * cph + cps * r10, cps * r11, sps * sph + cps * r12],
+            [-cla * sph, sla + zero, cla * cph],
+        ]
+    )
+
+
+def _quat_multiply(p: FloatArray, q: FloatArray) -> FloatArray:
+    """Hamilton product of (n,4) quaternions (w, x, y, z)."""
+    pw, px, py, pz = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    qw, qx, qy, qz = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        axis=-1,
+    )
+
+
+def _axis_quaternion(angle: FloatArray, axis: int) -> FloatArray:
+    half = 0.5 * angle
+    q = np.zeros(angle.shape + (4,), dtype=np.float64)
+    q[..., 0] = np.cos(half)
+    q[..., 1 + axis] = np.sin(half)
+    return q
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """Motion of a segment's sensor point at sample times (earth frame unless noted).
+
+    ``rotation`` (n,3,3) sensor → earth; ``omega_rad_s``/``alpha_rad_s2`` angular velocity and
+    acceleration; ``position_m``/``accel_m_s2`` of the sensor point.
+    """
+
+    rotation: FloatArray
+    omega_rad_s: FloatArray
+    alpha_rad_s2: FloatArray
+    position_m: FloatArray
+    accel_m_s2: FloatArray
+
+
+@dataclass(frozen=True)
+class BodyMotion:
+    """Orientation and pivot position of one rigid segment over time.
+
+    ``flexion_deg`` θ (primary angle, about sensor +y), ``lean_deg`` λ (about the earth's
+    forward axis, positive toward the athlete's right), ``heading_deg`` ψ (about vertical,
+    positive to the left). ``pivot_m``: earth-frame position of the pivot (x, y, z channels in
+    metres). ``lever_m``: the sensor's position relative to the pivot in segment axes (m).
+    """
+
+    flexion_deg: Channel
+    lean_deg: Channel = Constant()
+    heading_deg: Channel = Constant()
+    pivot_m: tuple[Channel, Channel, Channel] = (Constant(), Constant(), Constant())
+    lever_m: tuple[float, float, float] = (0.45, 0.0, 0.10)
+
+    def angles(self, t_s: FloatArray) -> tuple[Derivatives, Derivatives, Derivatives]:
+        """θ, λ, ψ with derivatives (deg, °/s, °/s²)."""
+        return (
+            self.flexion_deg.evaluate(t_s),
+            self.lean_deg.evaluate(t_s),
+            self.heading_deg.evaluate(t_s),
+        )
+
+    def primary_angle_deg(self, t_s: FloatArray) -> FloatArray:
+        """The true primary angle θ (deg) at ``t_s``."""
+        return self.flexion_deg.evaluate(np.asarray(t_s, dtype=np.float64)).value
+
+    def rotation(self, t_s: FloatArray) -> FloatArray:
+        """Sensor → earth rotation matrices (n,3,3)."""
+        return np.moveaxis(self._rotation(np.asarray(t_s, dtype=np.float64)), -1, 0)
+
+    def _rotation(self, t: FloatArray) -> FloatArray:
+        theta, lean, heading = self.angles(t)
+        return _rotation_zxy(
+            heading.value * _DEG, lean.value * _DEG, (theta.value - 90.0) * _DEG
+        )
+
+    def quaternion(self, t_s: FloatArray) -> FloatArray:
+        """Sensor → earth orientation quaternions (n,4) as (w, x, y, z), w >= 0."""
+        theta, lean, heading = self.angles(np.asarray(t_s, dtype=np.float64))
+        q = _quat_multiply(
+            _quat_multiply(
+                _axis_quaternion(heading.value * _DEG, 2), _axis_quaternion(lean.value * _DEG, 0)
+            ),
+            _axis_quaternion((theta.value - 90.0) * _DEG, 1),
+        )
+        return np.where(q[..., :1] < 0, -q, q)
+
+    def earth_angular_velocity(self, t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Angular velocity (rad/s) and acceleration (rad/s²) in the earth frame, (n,3) each."""
+        omega, alpha = self._angular(np.asarray(t_s, dtype=np.float64))
+        return omega.T, alpha.T
+
+    def _angular(self, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # ω = ψ' ẑ + λ' Rz(ψ) x̂ + θ' Rz(ψ) Rx(λ) ŷ and its time derivative, written out (3,n).
+        theta, lean, heading = self.angles(t)
+        psi = heading.value * _DEG
+        lam = lean.value * _DEG
+        dth, ddth = theta.rate * _DEG, theta.accel * _DEG
+        dla, ddla = lean.rate * _DEG, lean.accel * _DEG
+        dps, ddps = heading.rate * _DEG, heading.accel * _DEG
+        cps, sps, cla, sla = np.cos(psi), np.sin(psi), np.cos(lam), np.sin(lam)
+        omega = np.stack(
+            [dla * cps - dth * sps * cla, dla * sps + dth * cps * cla, dps + dth * sla]
+        )
+        alpha = np.stack(
+            [
+                ddla * cps - dla * dps * sps - ddth * sps * cla - dth * dps * cps * cla
+                + dth * dla * sps * sla,
+                ddla * sps + dla * dps * cps + ddth * cps * cla - dth * dps * sps * cla
+                - dth * dla * cps * sla,
+                ddps + ddth * sla + dth * dla * cla,
+            ]
+        )
+        return omega, alpha
+
+    def point_kinematics(
+        self, t_s: FloatArray, lever_m: Sequence[float] | None = None
+    ) -> Kinematics:
+        """Kinematics of the point at ``lever_m`` (segment axes; default the sensor)."""
+        k = self._point(np.asarray(t_s, dtype=np.float64), lever_m)
+        return Kinematics(
+            np.moveaxis(k.rotation, -1, 0),
+            k.omega_rad_s.T,
+            k.alpha_rad_s2.T,
+            k.position_m.T,
+            k.accel_m_s2.T,
+        )
+
+    def point_position_m(self, t_s: FloatArray, lever_m: Sequence[float]) -> FloatArray:
+        """Earth-frame position (m, n×3) of the point at ``lever_m`` (segment axes)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        r = _lever_in_earth(self._rotation(t), lever_m)
+        pivot = np.stack([c.evaluate(t).value for c in self.pivot_m])
+        return np.ascontiguousarray((pivot + r).T)
+
+    def _point(self, t: FloatArray, lever_m: Sequence[float] | None) -> Kinematics:
+        rotation = self._rotation(t)
+        omega, alpha = self._angular(t)
+        r = _lever_in_earth(rotation, self.lever_m if lever_m is None else lever_m)
+        pivot = [c.evaluate(t) for c in self.pivot_m]
+        pivot_pos = np.stack([p.value for p in pivot])
+        pivot_acc = np.stack([p.accel for p in pivot])
+        accel = pivot_acc + _cross(alpha, r) + _cross(omega, _cross(omega, r))
+        return Kinematics(rotation, omega, alpha, pivot_pos + r, accel)
+
+    def ideal_imu(self, t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Error-free gyro (°/s) and specific force (g) in sensor axes, (n,3) each."""
+        k = self._point(np.asarray(t_s, dtype=np.float64), None)
+        gyro_dps = _apply_transposed(k.rotation, k.omega_rad_s) / _DEG
+        specific = k.accel_m_s2 / G0_MPS2
+        specific[2] += 1.0
+        accel_g = _apply_transposed(k.rotation, specific)
+        return np.ascontiguousarray(gyro_dps.T), np.ascontiguousarray(accel_g.T)
+
+
+# ------------------------------------------------------------------------------------------------
+# IMU errors
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImuErrorModel:
+    """Datasheet-like IMU imperfections (defaults: InvenSense MPU-6000/6050 PS-MPU-6000A-00
+    rev 3.4, §6.1-6.2: rate noise spectral density 0.005 °/s/√Hz, accel noise PSD 400 µg/√Hz).
+
+    White noise SD per sample = density · √(rate/2) (noise up to Nyquist at the nominal rate).
+    Gyro bias: constant N(0, ``gyro_bias_sd_dps``) per axis plus a random walk of
+    ``gyro_bias_walk_dps_rts`` °/s/√s. Accel: constant offset N(0, ``accel_bias_sd_g``).
+    """
+
+    gyro_noise_dps_rthz: float = 0.005
+    accel_noise_g_rthz: float = 400e-6
+    gyro_bias_sd_dps: float = 0.8
+    gyro_bias_walk_dps_rts: float = 0.004
+    accel_bias_sd_g: float = 0.01
+
+    def gyro_noise_sd_dps(self, rate_hz: float) -> float:
+        return self.gyro_noise_dps_rthz * float(np.sqrt(rate_hz / 2.0))
+
+    def accel_noise_sd_g(self, rate_hz: float) -> float:
+        return self.accel_noise_g_rthz * float(np.sqrt(rate_hz / 2.0))
+
+
+#: An error model with every imperfection switched off.
+NO_IMU_ERRORS = ImuErrorModel(0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class ImuMount:
+    """An IMU strapped to a segment: its motion, nominal rate and error model."""
+
+    motion: BodyMotion
+    rate_hz: float = 1000.0
+    errors: ImuErrorModel = ImuErrorModel()
+
+
+class ImuSignal:
+    """Callable ``t_s -> (gyro_dps, accel_g)`` of one placement (see module docstring)."""
+
+    def __init__(self, mount: ImuMount, seed: int, placement: str, span_s: float, ideal: bool):
+        self.mount = mount
+        self.placement = placement
+        self.ideal = ideal
+        errors = mount.errors
+        rng = np.random.default_rng([int(seed), zlib.crc32(placement.encode())])
+        self.gyro_bias_dps = rng.standard_normal(3) * errors.gyro_bias_sd_dps
+        self.accel_bias_g = rng.standard_normal(3) * errors.accel_bias_sd_g
+        self.gyro_walk = [
+            SlowProcess.random_walk(rng, span_s, errors.gyro_bias_walk_dps_rts) for _ in range(3)
+        ]
+        self._keys = [stream_key(seed, placement, f"imu{axis}") for axis in range(6)]
+        self._gyro_sd = errors.gyro_noise_sd_dps(mount.rate_hz)
+        self._accel_sd = errors.accel_noise_sd_g(mount.rate_hz)
+
+    def bias_dps(self, t_s: FloatArray) -> FloatArray:
+        """The gyro bias (°/s, n×3) at ``t_s``: constant part plus the random walk."""
+        t = np.asarray(t_s, dtype=np.float64)
+        return np.stack([self.gyro_bias_dps[i] + self.gyro_walk[i](t) for i in range(3)], -1)
+
+    def __call__(self, t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
+        t = np.asarray(t_s, dtype=np.float64)
+        gyro, accel = self.mount.motion.ideal_imu(t)
+        if self.ideal:
+            return gyro, accel
+        noise = gaussian_at(t, self._keys)
+        gyro = gyro + self.bias_dps(t) + self._gyro_sd * noise[:3].T
+        accel = accel + self.accel_bias_g + self._accel_sd * noise[3:].T
+        return gyro, accel
+
+
+# ------------------------------------------------------------------------------------------------
+# Forces
+# ------------------------------------------------------------------------------------------------
+class ForceSource(Protocol):
+    """The physical (error-free) force on the load cell."""
+
+    def force_n(self, t_s: FloatArray) -> FloatArray:
+        """Force (N) at ``t_s`` (s)."""
+
+
+@dataclass(frozen=True)
+class Band:
+    """An elastic band from a fixed anchor to an attachment point on a moving segment.
+
+    Tension = ``stiffness_n_per_m · max(0, length − rest_length_m)`` (linear elastic, slack
+    below the rest length). ``attach_m`` is in segment axes relative to the pivot;
+    ``anchor_m`` in earth coordinates. The load cell sits inline at the anchor.
+    """
+
+    motion: BodyMotion
+    attach_m: tuple[float, float, float]
+    anchor_m: tuple[float, float, float]
+    stiffness_n_per_m: float
+    rest_length_m: float
+
+    def length_m(self, t_s: FloatArray) -> FloatArray:
+        """Band length (m) at ``t_s``."""
+        point = self.motion.point_position_m(t_s, self.attach_m)
+        d = point - np.asarray(self.anchor_m)
+        return np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+    def force_n(self, t_s: FloatArray) -> FloatArray:
+        stretch = self.length_m(t_s) - self.rest_length_m
+        return self.stiffness_n_per_m * np.maximum(stretch, 0.0)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain hanging from an attachment point onto the floor.
+
+    The load cell between the harness and the chain carries the weight of the links off the
+    floor: ``rigging_n + mass_kg_per_m · g · clip(h − floor_m, 0, length_m)`` with ``h`` the
+    attachment height; piecewise linear in height (statics: link swing is ignored).
+    """
+
+    motion: BodyMotion
+    attach_m: tuple[float, float, float]
+    mass_kg_per_m: float
+    length_m: float
+    rigging_n: float = 0.0
+    floor_m: float = 0.0
+
+    def height_m(self, t_s: FloatArray) -> FloatArray:
+        """Attachment height above the pivot's zero (m)."""
+        return self.motion.point_position_m(t_s, self.attach_m)[..., 2]
+
+    def force_n(self, t_s: FloatArray) -> FloatArray:
+        hanging = np.clip(self.height_m(t_s) - self.floor_m, 0.0, self.length_m)
+        return self.rigging_n + self.mass_kg_per_m * G0_MPS2 * hanging
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """One isometric contraction with closed-form force (net of the baseline).
+
+    From ``onset_s`` for ``on_s`` seconds: ``F(s) = A (1 − e^(−s/τ)) − D s`` (s = t − onset;
+    ``A`` amplitude N, ``τ`` ``tau_rise_s``, ``D`` ``decline_n_per_s`` within-rep fatigue);
+    after release: ``F(T) e^(−(t − onset − T)/τ_r)``.
+    """
+
+    onset_s: float
+    on_s: float
+    amplitude_n: float
+    tau_rise_s: float
+    decline_n_per_s: float = 0.0
+    tau_relax_s: float = 0.08
+
+    def net_n(self, t_s: FloatArray) -> FloatArray:
+        """Force above the baseline (N) at ``t_s``."""
+        s = np.asarray(t_s, dtype=np.float64) - self.onset_s
+        on = np.clip(s, 0.0, self.on_s)
+        rising = self.amplitude_n * -np.expm1(-on / self.tau_rise_s) - self.decline_n_per_s * on
+        after = np.exp(-np.maximum(s - self.on_s, 0.0) / self.tau_relax_s)
+        return np.where(s < 0.0, 0.0, np.where(s <= self.on_s, rising, rising * after))
+
+    def net_at(self, s: float) -> float:
+        """Net force (N) at ``s`` seconds after onset, 0 <= s <= on_s."""
+        return float(
+            self.amplitude_n * -np.expm1(-s / self.tau_rise_s) - self.decline_n_per_s * s
+        )
+
+    def impulse_net(self, s: float) -> float:
+        """∫₀ˢ net force (N·s), 0 <= s <= on_s."""
+        tau = self.tau_rise_s
+        return float(
+            self.amplitude_n * (s + tau * np.expm1(-s / tau)) - 0.5 * self.decline_n_per_s * s * s
+        )
+
+
+@dataclass(frozen=True)
+class IsometricPulls:
+    """Baseline (pre-tension, N) plus a series of :class:`Contraction`."""
+
+    baseline_n: float
+    contractions: tuple[Contraction, ...]
+
+    def force_n(self, t_s: FloatArray) -> FloatArray:
+        t = np.asarray(t_s, dtype=np.float64)
+        force = np.full_like(t, self.baseline_n)
+        for contraction in self.contractions:
+            force += contraction.net_n(t)
+        return force
+
+
+@dataclass(frozen=True)
+class LoadCellErrorModel:
+    """Load cell + ADC imperfections.
+
+    ``noise_sd_n`` per sample at the nominal rate; drift = ``drift_n_per_min`` trend plus a
+    random walk of ``drift_walk_n_rts`` N/√s; creep: the reading moves toward
+    ``creep_fraction`` × the applied load with time constant ``creep_tau_s`` (first order),
+    the classic strain-gauge creep under sustained load.
+    """
+
+    noise_sd_n: float = 0.8
+    drift_n_per_min: float = 0.3
+    drift_walk_n_rts: float = 0.02
+    creep_fraction: float = 0.002
+    creep_tau_s: float = 30.0
+
+
+NO_LOAD_CELL_ERRORS = LoadCellErrorModel(0.0, 0.0, 0.0, 0.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A single-sample load-cell spike of ``amplitude_n`` at ``t_s`` (fault injection)."""
+
+    t_s: float
+    amplitude_n: float
+
+
+def first_order_lag(x: FloatArray, a: float, gain: float, block: int = 512) -> FloatArray:
+    """``y[n] = a y[n-1] + (1 − a) gain x[n]`` with y[-1] = 0, vectorised per block.
+
+    Inside a block the recursion is a scaled cumulative sum; blocks are short so ``a^-k``
+    stays well conditioned.
+    """
+    y = np.empty_like(x)
+    b = (1.0 - a) * gain
+    powers = a ** np.arange(block, dtype=np.float64)
+    carry = 0.0
+    for start in range(0, x.size, block):
+        chunk = x[start : start + block]
+        m = chunk.size
+        p = powers[:m]
+        y_chunk = p * (a * carry + np.cumsum(b * chunk / p))
+        y[start : start + m] = y_chunk
+        carry = float(y_chunk[-1])
+    return y
+
+
+class ForceSignal:
+    """Callable ``t_s -> force_n`` of the load cell: physical force plus sensor errors."""
+
+    def __init__(
+        self,
+        source: ForceSource,
+        errors: LoadCellErrorModel,
+        seed: int,
+        span_s: float,
+        rate_hz: float,
+        spikes: Sequence[Spike] = (),
+        ideal: bool = False,
+        creep_step_s: float = 0.005,
+    ) -> None:
+        self.source = source
+        self.errors = errors
+        self.ideal = ideal
+        self.rate_hz = rate_hz
+        rng = np.random.default_rng([int(seed), zlib.crc32(b"force")])
+        self.drift = SlowProcess.random_walk(
+            rng, span_s, errors.drift_walk_n_rts, trend_per_s=errors.drift_n_per_min / 60.0
+        )
+        self._key = stream_key(seed, "force")
+        ordered = sorted(spikes, key=lambda s: s.t_s)
+        self._spike_t = np.array([s.t_s for s in ordered], dtype=np.float64)
+        self._spike_n = np.array([s.amplitude_n for s in ordered], dtype=np.float64)
+        self._creep: SlowProcess | None = None
+        if not ideal and errors.creep_fraction != 0.0:
+            grid = np.arange(int(np.ceil(span_s / creep_step_s)) + 2) * creep_step_s
+            a = float(np.exp(-creep_step_s / errors.creep_tau_s))
+            creep = first_order_lag(source.force_n(grid), a, errors.creep_fraction)
+            self._creep = SlowProcess(0.0, creep_step_s, creep)
+
+    def spike_n(self, t_s: FloatArray) -> FloatArray:
+        """Spike contribution: a spike covers [t − P/2, t + P/2) with P = 1/nominal rate, so a
+        conversion clock at the nominal rate sees each spike in exactly one sample."""
+        t = np.asarray(t_s, dtype=np.float64)
+        out = np.zeros_like(t)
+        if self._spike_t.size == 0:
+            return out
+        half = 0.5 / self.rate_hz
+        k = np.searchsorted(self._spike_t, t + half, side="right") - 1
+        valid = k >= 0
+        kk = np.clip(k, 0, None)
+        hit = valid & (self._spike_t[kk] - half <= t) & (t < self._spike_t[kk] + half)
+        out[hit] = self._spike_n[kk[hit]]
+        return out
+
+    def __call__(self, t_s: FloatArray) -> FloatArray:
+        t = np.asarray(t_s, dtype=np.float64)
+        force = self.source.force_n(t)
+        if self.ideal:
+            return force
+        force = force + self.drift(t) + self.errors.noise_sd_n * gaussian_at(t, self._key)
+        if self._creep is not None:
+            force += self._creep(t)
+        return force + self.spike_n(t)
+
+
+# ------------------------------------------------------------------------------------------------
+# The rig
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rig:
+    """Everything the chip simulators sample for one scenario.
+
+    ``imus``: placement ("trunk", "pelvis", "implement") -> mount. ``force``: the physical
+    force on the load cell, or None for bodyweight work without a load cell. ``span_s``: the
+    time covered by pre-computed slow processes (bias walk, drift, creep); beyond it they hold.
+    """
+
+    seed: int
+    span_s: float
+    imus: Mapping[str, ImuMount] = field(default_factory=dict)
+    force: ForceSource | None = None
+    force_rate_hz: float = 320.0
+    load_cell_errors: LoadCellErrorModel = LoadCellErrorModel()
+
+    def imu_signal(self, placement: str, *, ideal: bool = False) -> ImuSignal:
+        """The IMU signal of ``placement``; ``ideal`` switches every imperfection off."""
+        if placement not in self.imus:
+            known = ", ".join(sorted(self.imus)) or "none"
+            raise KeyError(f"no IMU at {placement!r} on this rig (placements: {known})")
+        return ImuSignal(self.imus[placement], self.seed, placement, self.span_s, ideal)
+
+    def force_signal(self, *, ideal: bool = False, spikes: Sequence[Spike] = ()) -> ForceSignal:
+        """The load-cell signal; ``spikes`` injects single-sample spikes (fault injection)."""
+        if self.force is None:
+            raise KeyError("this rig has no load cell (bodyweight exercise)")
+        errors = NO_LOAD_CELL_ERRORS if ideal else self.load_cell_errors
+        return ForceSignal(
+            self.force, errors, self.seed, self.span_s, self.force_rate_hz, spikes, ideal
+        )

@@ -1,0 +1,489 @@
+"""Ground truth of a simulated scenario, exact by construction, as JSON next to a recording.
+
+The truth is derived from the same movement scripts and force models that generate the
+signals, following the definitions of METRICS.md:
+
+- reps: start/end (s) of each excursion, its phases (eccentric, pause lengthened, concentric,
+  pause shortened, as scripted), range of motion (deg, max − min of the true primary angle over
+  the rep), and where relevant the sway RMS (deg) or peak rotation speed (°/s);
+- holds: the interval in which the true primary angle stays inside target ± tolerance
+  (``start_s``/``end_s``), plus the scripted still segment (``still_start_s``/``still_end_s``);
+- contractions (load cell): true onset, baseline, peak force, time to peak, force at 50-200 ms,
+  RFD over 50/100/150/200 ms, peak RFD (20 ms sliding window in the first 300 ms), impulse of
+  (force − baseline) over 100/200/300 ms and over the whole contraction, mean force over the
+  "on" time, all in closed form (see :class:`~spinecoach.drivers.sim.rig.Contraction`);
+- the true primary angle of every IMU placement sampled at 100 Hz (:class:`AngleCurve`).
+
+JSON keys (format version 1), all times in seconds from the scenario start::
+
+    {"format": "spinecoach-truth", "version": 1, "scenario", "exercise", "protocol", "seed",
+     "duration_s", "primary_placement", "primary_angle" ("flexion": rotation about sensor +y
+     from upright; "heading": rotation about vertical, for throws), "tempo" (E-P-C-P string
+     or null), "eccentric_sign" (+1 if the lengthening phase increases the primary angle, -1
+     if it decreases it, null), "fatigue_index_pct" (or null),
+     "reps": [{"index", "start_s", "end_s", "rom_deg", "phases": [{"kind", "start_s",
+               "end_s"}], "sway_rms_deg", "peak_rotation_speed_dps"}],
+     "holds": [{"index", "start_s", "end_s", "target_deg", "tolerance_deg",
+                "still_start_s", "still_end_s"}],
+     "shifts": [{"start_s", "end_s", "offset_m"}],
+     "contractions": [{"index", "onset_s", "end_s", "on_s", "baseline_n", "peak_force_n",
+                       "time_to_peak_s", "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
+                       "peak_rfd_n_per_s", "impulse_n_s": {"100": ...},
+                       "impulse_total_n_s", "mean_force_on_n"}],
+     "angles": {"trunk": {"t0_s", "rate_hz", "angle_deg": [...]}}}
+
+Field names follow :mod:`spinecoach.core.results` where they mean the same thing
+(``ContractionResult``: window dicts keyed by the window in ms as a string, e.g. "50").
+``to_json`` writes compact JSON with sorted keys, so the same truth always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spinecoach.drivers.sim.motion import Script
+from spinecoach.drivers.sim.rig import Contraction
+from spinecoach.errors import DataFormatError
+
+FloatArray = npt.NDArray[np.float64]
+AngleFn = Callable[[FloatArray], FloatArray]
+
+TRUTH_FORMAT = "spinecoach-truth"
+TRUTH_VERSION = 1
+
+#: METRICS.md windows: force/RFD at 50-200 ms, impulse over 100-300 ms, peak RFD 20 ms in 300 ms.
+RFD_WINDOWS_MS: tuple[int, ...] = (50, 100, 150, 200)
+IMPULSE_WINDOWS_MS: tuple[int, ...] = (100, 200, 300)
+PEAK_RFD_WINDOW_S = 0.020
+PEAK_RFD_SEARCH_S = 0.300
+#: METRICS.md onset floor (N): a contraction ends when force is back below baseline + floor.
+ONSET_FLOOR_N = 20.0
+#: Default hold tolerance (deg) of METRICS.md.
+HOLD_TOLERANCE_DEG = 5.0
+#: Sampling used to find extrema and band crossings of the analytic angle (s).
+TRUTH_STEP_S = 0.0005
+#: Rate of the stored true-angle curves (Hz).
+ANGLE_CURVE_RATE_HZ = 100.0
+
+
+@dataclass(frozen=True)
+class PhaseTruth:
+    """One movement phase: ``kind`` is eccentric, pause_lengthened, concentric or
+    pause_shortened."""
+
+    kind: str
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class RepTruth:
+    """One rep: an excursion away from the start position and back."""
+
+    index: int
+    start_s: float
+    end_s: float
+    rom_deg: float
+    phases: tuple[PhaseTruth, ...] = ()
+    sway_rms_deg: float | None = None
+    peak_rotation_speed_dps: float | None = None
+
+    def phase_duration_s(self, kind: str) -> float:
+        """Total duration (s) of the rep's phases of ``kind`` (0 if it has none)."""
+        return sum(p.duration_s for p in self.phases if p.kind == kind)
+
+
+@dataclass(frozen=True)
+class HoldTruth:
+    """One isometric hold: inside target ± tolerance from ``start_s`` to ``end_s``."""
+
+    index: int
+    start_s: float
+    end_s: float
+    target_deg: float
+    tolerance_deg: float
+    still_start_s: float
+    still_end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class ShiftTruth:
+    """A lateral pelvic shift reaching ``offset_m`` (m, + = to the athlete's left)."""
+
+    start_s: float
+    end_s: float
+    offset_m: float
+
+
+@dataclass(frozen=True)
+class ContractionTruth:
+    """Force-development figures of one contraction (N, s, N/s, N·s), exact."""
+
+    index: int
+    onset_s: float
+    end_s: float
+    on_s: float
+    baseline_n: float
+    peak_force_n: float
+    time_to_peak_s: float
+    force_at_n: Mapping[str, float]
+    rfd_n_per_s: Mapping[str, float]
+    peak_rfd_n_per_s: float
+    impulse_n_s: Mapping[str, float]
+    impulse_total_n_s: float
+    mean_force_on_n: float
+
+    @classmethod
+    def from_model(
+        cls, index: int, contraction: Contraction, baseline_n: float
+    ) -> ContractionTruth:
+        """Closed forms for ``F = baseline + A(1 − e^(−s/τ)) − D s`` (see Contraction)."""
+        c = contraction
+        a, tau, d, on = c.amplitude_n, c.tau_rise_s, c.decline_n_per_s, c.on_s
+        # dF/ds = (A/τ) e^(−s/τ) − D is decreasing, so the peak is where it vanishes (or the
+        # end of the "on" time), and the steepest 20 ms window starts at the onset.
+        s_peak = on if d <= 0 else min(on, max(0.0, tau * float(np.log(a / (tau * d)))))
+        net_release = c.net_at(on)
+        # After release the net force decays as net_release·e^(−u/τr); it crosses the floor at
+        # u_end, and the tail's impulse to there is τr (net_release − floor).
+        u_end = c.tau_relax_s * float(np.log(max(net_release, ONSET_FLOOR_N) / ONSET_FLOOR_N))
+        tail = c.tau_relax_s * (net_release - ONSET_FLOOR_N) if net_release > ONSET_FLOOR_N else 0
+        return cls(
+            index=index,
+            onset_s=c.onset_s,
+            end_s=c.onset_s + on + u_end,
+            on_s=on,
+            baseline_n=baseline_n,
+            peak_force_n=baseline_n + c.net_at(s_peak),
+            time_to_peak_s=s_peak,
+            force_at_n={str(w): baseline_n + c.net_at(w / 1000) for w in RFD_WINDOWS_MS},
+            rfd_n_per_s={str(w): c.net_at(w / 1000) / (w / 1000) for w in RFD_WINDOWS_MS},
+            peak_rfd_n_per_s=c.net_at(PEAK_RFD_WINDOW_S) / PEAK_RFD_WINDOW_S,
+            impulse_n_s={str(w): c.impulse_net(w / 1000) for w in IMPULSE_WINDOWS_MS},
+            impulse_total_n_s=c.impulse_net(on) + float(tail),
+            mean_force_on_n=baseline_n + c.impulse_net(on) / on,
+        )
+
+
+@dataclass(frozen=True)
+class AngleCurve:
+    """The true primary angle (deg) sampled at ``rate_hz`` from ``t0_s``."""
+
+    t0_s: float
+    rate_hz: float
+    angle_deg: FloatArray
+
+    @classmethod
+    def sample(cls, angle_fn: AngleFn, duration_s: float, rate_hz: float) -> AngleCurve:
+        t = np.arange(int(np.floor(duration_s * rate_hz)) + 1) / rate_hz
+        return cls(0.0, rate_hz, np.round(angle_fn(t), 6))
+
+    def at(self, t_s: FloatArray) -> FloatArray:
+        """The angle (deg) at ``t_s`` by linear interpolation."""
+        grid = self.t0_s + np.arange(self.angle_deg.size) / self.rate_hz
+        return np.interp(np.asarray(t_s, dtype=np.float64), grid, self.angle_deg)
+
+
+@dataclass
+class GroundTruth:
+    """Everything a scenario knows about itself; see the module docstring for the JSON keys."""
+
+    scenario: str
+    exercise: str
+    protocol: str
+    seed: int
+    duration_s: float
+    primary_placement: str | None
+    primary_angle: str = "flexion"
+    tempo: str | None = None
+    eccentric_sign: int | None = None
+    reps: list[RepTruth] = field(default_factory=list)
+    holds: list[HoldTruth] = field(default_factory=list)
+    shifts: list[ShiftTruth] = field(default_factory=list)
+    contractions: list[ContractionTruth] = field(default_factory=list)
+    fatigue_index_pct: float | None = None
+    angles: dict[str, AngleCurve] = field(default_factory=dict)
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": TRUTH_FORMAT,
+            "version": TRUTH_VERSION,
+            "scenario": self.scenario,
+            "exercise": self.exercise,
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "duration_s": self.duration_s,
+            "primary_placement": self.primary_placement,
+            "primary_angle": self.primary_angle,
+            "tempo": self.tempo,
+            "eccentric_sign": self.eccentric_sign,
+            "fatigue_index_pct": self.fatigue_index_pct,
+            "reps": [
+                {
+                    "index": r.index,
+                    "start_s": r.start_s,
+                    "end_s": r.end_s,
+                    "rom_deg": r.rom_deg,
+                    "phases": [
+                        {"kind": p.kind, "start_s": p.start_s, "end_s": p.end_s} for p in r.phases
+                    ],
+                    "sway_rms_deg": r.sway_rms_deg,
+                    "peak_rotation_speed_dps": r.peak_rotation_speed_dps,
+                }
+                for r in self.reps
+            ],
+            "holds": [
+                {
+                    "index": h.index,
+                    "start_s": h.start_s,
+                    "end_s": h.end_s,
+                    "target_deg": h.target_deg,
+                    "tolerance_deg": h.tolerance_deg,
+                    "still_start_s": h.still_start_s,
+                    "still_end_s": h.still_end_s,
+                }
+                for h in self.holds
+            ],
+            "shifts": [
+                {"start_s": s.start_s, "end_s": s.end_s, "offset_m": s.offset_m}
+                for s in self.shifts
+            ],
+            "contractions": [
+                {
+                    "index": c.index,
+                    "onset_s": c.onset_s,
+                    "end_s": c.end_s,
+                    "on_s": c.on_s,
+                    "baseline_n": c.baseline_n,
+                    "peak_force_n": c.peak_force_n,
+                    "time_to_peak_s": c.time_to_peak_s,
+                    "force_at_n": dict(c.force_at_n),
+                    "rfd_n_per_s": dict(c.rfd_n_per_s),
+                    "peak_rfd_n_per_s": c.peak_rfd_n_per_s,
+                    "impulse_n_s": dict(c.impulse_n_s),
+                    "impulse_total_n_s": c.impulse_total_n_s,
+                    "mean_force_on_n": c.mean_force_on_n,
+                }
+                for c in self.contractions
+            ],
+            "angles": {
+                name: {
+                    "t0_s": curve.t0_s,
+                    "rate_hz": curve.rate_hz,
+                    "angle_deg": [float(v) for v in curve.angle_deg],
+                }
+                for name, curve in self.angles.items()
+            },
+        }
+
+    def to_json(self) -> str:
+        """Stable, compact JSON text (sorted keys, one trailing newline)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroundTruth:
+        if data.get("format") != TRUTH_FORMAT or data.get("version") != TRUTH_VERSION:
+            raise DataFormatError(
+                f"not a spinecoach ground-truth file version {TRUTH_VERSION} (format "
+                f"{data.get('format')!r}, version {data.get('version')!r}); regenerate it with "
+                "the current scenarios"
+            )
+        try:
+            return cls(
+                scenario=str(data["scenario"]),
+                exercise=str(data["exercise"]),
+                protocol=str(data["protocol"]),
+                seed=int(data["seed"]),
+                duration_s=float(data["duration_s"]),
+                primary_placement=data["primary_placement"],
+                primary_angle=str(data["primary_angle"]),
+                tempo=data["tempo"],
+                eccentric_sign=data["eccentric_sign"],
+                fatigue_index_pct=data["fatigue_index_pct"],
+                reps=[
+                    RepTruth(
+                        index=int(r["index"]),
+                        start_s=float(r["start_s"]),
+                        end_s=float(r["end_s"]),
+                        rom_deg=float(r["rom_deg"]),
+                        phases=tuple(
+                            PhaseTruth(str(p["kind"]), float(p["start_s"]), float(p["end_s"]))
+                            for p in r["phases"]
+                        ),
+                        sway_rms_deg=r["sway_rms_deg"],
+                        peak_rotation_speed_dps=r["peak_rotation_speed_dps"],
+                    )
+                    for r in data["reps"]
+                ],
+                holds=[HoldTruth(**h) for h in data["holds"]],
+                shifts=[ShiftTruth(**s) for s in data["shifts"]],
+                contractions=[ContractionTruth(**c) for c in data["contractions"]],
+                angles={
+                    name: AngleCurve(
+                        float(a["t0_s"]), float(a["rate_hz"]), np.asarray(a["angle_deg"], float)
+                    )
+                    for name, a in data["angles"].items()
+                },
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataFormatError(
+                f"ground-truth file is missing or has a bad field ({error}); regenerate it with "
+                "the current scenarios"
+            ) from error
+
+    @classmethod
+    def from_json(cls, text: str) -> GroundTruth:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(
+                f"ground-truth JSON is malformed at line {error.lineno} column {error.colno}: "
+                f"{error.msg}; regenerate the file"
+            ) from error
+        if not isinstance(data, dict):
+            raise DataFormatError("ground-truth JSON must be an object; regenerate the file")
+        return cls.from_dict(data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GroundTruth):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------------------------------------------
+# Deriving truth from scripts
+# ------------------------------------------------------------------------------------------------
+def dense_times(start_s: float, end_s: float, step_s: float = TRUTH_STEP_S) -> FloatArray:
+    """Times from ``start_s`` to ``end_s`` inclusive at ``step_s`` (the last one exact)."""
+    n = max(int(np.ceil((end_s - start_s) / step_s)), 1)
+    return np.linspace(start_s, end_s, n + 1)
+
+
+def reps_from_script(
+    script: Script,
+    angle_fn: AngleFn,
+    *,
+    sway_fn: AngleFn | None = None,
+    speed_fn: AngleFn | None = None,
+) -> list[RepTruth]:
+    """Reps from the segments labelled with a rep number.
+
+    A rep runs from the start of its first move to the end of its last move; its phases are
+    its labelled segments in time order. ``rom_deg`` is max − min of ``angle_fn`` over the rep;
+    ``sway_fn`` gives the RMS about the mean of the off-axis angle over the rep; ``speed_fn``
+    the peak of |speed| over the rep (e.g. rotation speed about vertical).
+    """
+    reps: list[RepTruth] = []
+    numbers = sorted({s.rep for s in script.segments if s.rep >= 0})
+    for number in numbers:
+        segments = [s for s in script.segments if s.rep == number]
+        moves = [s for s in segments if s.kind == "move"]
+        start_s, end_s = moves[0].start_s, moves[-1].end_s
+        t = dense_times(start_s, end_s)
+        angle = angle_fn(t)
+        sway = None
+        if sway_fn is not None:
+            off = sway_fn(t)
+            sway = float(np.sqrt(np.mean((off - off.mean()) ** 2)))
+        speed = None if speed_fn is None else float(np.max(np.abs(speed_fn(t))))
+        reps.append(
+            RepTruth(
+                index=len(reps),
+                start_s=start_s,
+                end_s=end_s,
+                rom_deg=float(angle.max() - angle.min()),
+                phases=tuple(PhaseTruth(s.phase, s.start_s, s.end_s) for s in segments if s.phase),
+                sway_rms_deg=sway,
+                peak_rotation_speed_dps=speed,
+            )
+        )
+    return reps
+
+
+def _crossing(t: FloatArray, y: FloatArray, edge: float, i: int, j: int) -> float:
+    """Time between samples i and j where ``y`` crosses ``edge`` (linear interpolation)."""
+    if y[j] == y[i]:
+        return float(t[j])
+    frac = (edge - y[i]) / (y[j] - y[i])
+    return float(t[i] + np.clip(frac, 0.0, 1.0) * (t[j] - t[i]))
+
+
+def holds_from_script(
+    script: Script,
+    angle_fn: AngleFn,
+    duration_s: float,
+    tolerance_deg: float = HOLD_TOLERANCE_DEG,
+) -> list[HoldTruth]:
+    """Holds from the ``hold`` segments: each extended to the surrounding interval in which
+    ``angle_fn`` stays within the hold value ± ``tolerance_deg`` (band edges interpolated)."""
+    holds: list[HoldTruth] = []
+    t = dense_times(0.0, duration_s)
+    y = angle_fn(t)
+    for segment in (s for s in script.segments if s.kind == "hold"):
+        target = segment.from_value
+        outside = np.abs(y - target) > tolerance_deg
+        first = int(np.searchsorted(t, segment.start_s))
+        last = int(np.searchsorted(t, segment.end_s, side="right")) - 1
+        before = np.flatnonzero(outside[:first])
+        after = np.flatnonzero(outside[last:])
+        if before.size:
+            i = int(before[-1])
+            edge = target + tolerance_deg * np.sign(y[i] - target)
+            start_s = _crossing(t, y, edge, i, i + 1)
+        else:
+            start_s = 0.0
+        if after.size:
+            j = last + int(after[0])
+            edge = target + tolerance_deg * np.sign(y[j] - target)
+            end_s = _crossing(t, y, edge, j - 1, j)
+        else:
+            end_s = duration_s
+        holds.append(
+            HoldTruth(
+                index=len(holds),
+                start_s=start_s,
+                end_s=end_s,
+                target_deg=target,
+                tolerance_deg=tolerance_deg,
+                still_start_s=segment.start_s,
+                still_end_s=segment.end_s,
+            )
+        )
+    return holds
+
+
+def shifts_from_script(script: Script) -> list[ShiftTruth]:
+    """Every move of a displacement script (lateral pelvis position, m) as a shift."""
+    return [
+        ShiftTruth(s.start_s, s.end_s, s.to_value) for s in script.segments if s.kind == "move"
+    ]
+
+
+def contractions_truth(
+    contractions: Sequence[Contraction], baseline_n: float
+) -> list[ContractionTruth]:
+    """Closed-form truth of each contraction."""
+    return [ContractionTruth.from_model(i, c, baseline_n) for i, c in enumerate(contractions)]
+
+
+def fatigue_index_pct(contractions: Sequence[ContractionTruth]) -> float:
+    """(first − last) / first × 100 over per-rep peak force (METRICS.md, no reps skipped)."""
+    first, last = contractions[0].peak_force_n, contractions[-1].peak_force_n
+    return (first - last) / first * 100.0

@@ -1,0 +1,377 @@
+"""MPU-6050 driver against its register-level simulator on the simulated bus."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import numpy as np
+import pytest
+
+from spinecoach.drivers.bus import RetryingBus, read_block
+from spinecoach.drivers.imu_config import ImuConfig, may_have_overrun, open_imu
+from spinecoach.drivers.interfaces import ImuDriver
+from spinecoach.drivers.mpu6050 import Mpu6050
+from spinecoach.drivers.sim.bus import FaultPlan, SimBus
+from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
+from spinecoach.errors import ConfigError, SensorError, WrongChipError
+
+from imu_test_signals import (
+    FrameChecker,
+    FrameReadHook,
+    assert_si_within_one_lsb,
+    expected_codes,
+    moving_signal,
+    table_signal,
+)
+
+RATE_HZ = 1000.0
+
+
+def make_rig(
+    faults: FaultPlan | None = None, **chip_options: Any
+) -> tuple[Mpu6050Chip, SimBus, Mpu6050]:
+    chip = Mpu6050Chip(signal=moving_signal, **chip_options)
+    bus = SimBus([chip], faults=faults)
+    return chip, bus, Mpu6050(bus, bus.clock)
+
+
+def test_the_driver_satisfies_the_imu_interface() -> None:
+    _, bus, driver = make_rig()
+    assert isinstance(driver, Mpu6050)
+    typed: ImuDriver = driver
+    assert typed.info.kind == "imu" and typed.info.chip == "MPU-6050"
+    built = open_imu(bus, bus.clock, ImuConfig(chip="mpu6050", address=0x68, name="pelvis"))
+    assert isinstance(built, Mpu6050) and built.info.name == "pelvis"
+
+
+def test_start_writes_exactly_the_documented_sequence() -> None:
+    chip, _, driver = make_rig()
+    driver.start()
+    assert chip.register_writes == [
+        (0x6B, b"\x80"),  # PWR_MGMT_1: DEVICE_RESET
+        (0x6B, b"\x01"),  # PWR_MGMT_1: awake, CLKSEL=1 (PLL on the X gyro)
+        (0x19, bytes([0x00, 0x02, 0x18, 0x10])),  # SMPLRT_DIV 0, DLPF 98 Hz, +-2000 dps, +-8 g
+        (0x38, b"\x10"),  # INT_ENABLE: FIFO_OFLOW_EN
+        (0x23, b"\x78"),  # FIFO_EN: XG YG ZG ACCEL, no temperature
+        (0x6A, b"\x04"),  # USER_CTRL: FIFO_RESET with the FIFO disabled
+        (0x6A, b"\x40"),  # USER_CTRL: FIFO_EN
+    ]
+    assert driver.info.t0_s == driver.fifo_started_s > 0.1  # after the 100 ms reset wait
+
+
+@pytest.mark.parametrize(
+    ("gyro_dps", "accel_g", "dlpf_hz", "rate_hz", "registers", "lsb_per_dps", "lsb_per_g"),
+    [
+        (250, 2, 188, 1000.0, [0x00, 0x01, 0x00, 0x00], 131.0, 16384.0),
+        (500, 4, 98, 500.0, [0x01, 0x02, 0x08, 0x08], 65.5, 8192.0),
+        (1000, 16, 42, 200.0, [0x04, 0x03, 0x10, 0x18], 32.8, 2048.0),
+        (2000, 8, 5, 100.0, [0x09, 0x06, 0x18, 0x10], 16.4, 4096.0),
+        (2000, 8, 256, 1000.0, [0x07, 0x00, 0x18, 0x10], 16.4, 4096.0),  # DLPF off: 8 kHz / 8
+        (2000, 8, 256, 250.0, [0x1F, 0x00, 0x18, 0x10], 16.4, 4096.0),
+    ],
+)
+def test_ranges_filter_and_rate_reach_the_chip_and_its_output_rate(
+    gyro_dps: int,
+    accel_g: int,
+    dlpf_hz: int,
+    rate_hz: float,
+    registers: list[int],
+    lsb_per_dps: float,
+    lsb_per_g: float,
+) -> None:
+    chip = Mpu6050Chip()
+    bus = SimBus([chip])
+    driver = Mpu6050(
+        bus, bus.clock, rate_hz=rate_hz, gyro_range_dps=gyro_dps, accel_range_g=accel_g, dlpf_hz=dlpf_hz
+    )
+    driver.start()
+    assert (0x19, bytes(registers)) in chip.register_writes
+    assert driver.info.rate_hz == rate_hz
+    assert driver.info.gyro_dps_per_lsb == pytest.approx(1 / lsb_per_dps)
+    assert driver.info.accel_g_per_lsb == pytest.approx(1 / lsb_per_g)
+    frames = 0
+    for _ in range(50):
+        bus.clock.sleep(0.02)
+        frames += driver.drain().raw.shape[0]
+    level = read_block(bus, 0x68, 0x72, 2)
+    still_in_fifo = ((level[0] << 8) | level[1]) // 12
+    elapsed_s = bus.clock.monotonic_s() - driver.fifo_started_s
+    assert abs(frames + still_in_fifo - elapsed_s * rate_hz) <= 1
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"rate_hz": 300.0}, "rate_hz 300"),
+        ({"rate_hz": 2000.0, "dlpf_hz": 256}, "at most 1000"),
+        ({"gyro_range_dps": 300}, "250, 500, 1000, 2000"),
+        ({"accel_range_g": 3}, "2, 4, 8, 16"),
+        ({"dlpf_hz": 100}, "dlpf_hz 100"),
+        ({"address": 0x6A}, "0x68 or 0x69"),
+    ],
+)
+def test_impossible_settings_are_configuration_errors(options: dict[str, Any], words: str) -> None:
+    bus = SimBus([Mpu6050Chip()])
+    with pytest.raises(ConfigError, match=words):
+        Mpu6050(bus, bus.clock, **options)
+
+
+def test_a_different_chip_is_named_with_what_to_check() -> None:
+    chip, _, driver = make_rig(who_am_i=0x70)
+    with pytest.raises(WrongChipError) as info:
+        driver.start()
+    message = str(info.value)
+    assert "0x70" in message and "MPU-6500" in message and "AD0" in message and "0x68" in message
+    assert "\n" not in message
+    assert chip.register_writes == []  # nothing is written to a chip we do not know
+
+
+@pytest.mark.parametrize("retrying", [False, True])
+def test_an_absent_chip_says_check_wiring_and_i2cdetect(retrying: bool) -> None:
+    sim = SimBus([])
+    bus = RetryingBus(sim, backoff_s=0) if retrying else sim
+    driver = Mpu6050(bus, sim.clock, address=0x69, name="pelvis")
+    with pytest.raises(SensorError) as info:
+        driver.start()
+    message = str(info.value)
+    assert "0x69" in message and "pelvis" in message
+    assert "wiring" in message and "pull-ups" in message and "i2cdetect -y 1" in message
+    driver.close()  # never raises on an absent chip
+
+
+def test_two_mpus_on_one_bus_stream_their_own_signals() -> None:
+    def pelvis_signal(t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gyro, accel = moving_signal(t_s)
+        return -gyro, -accel
+
+    trunk_chip = Mpu6050Chip(0x68, signal=moving_signal)
+    pelvis_chip = Mpu6050Chip(0x69, signal=pelvis_signal)
+    bus = SimBus([trunk_chip, pelvis_chip])
+    trunk = Mpu6050(bus, bus.clock, address=0x68, name="trunk")
+    pelvis = Mpu6050(bus, bus.clock, address=0x69, name="pelvis")
+    trunk.start()
+    pelvis.start()
+    assert trunk_chip.register_writes == pelvis_chip.register_writes
+    checker = FrameChecker(trunk)
+    pelvis_frames = []
+    for _ in range(100):
+        bus.clock.sleep(0.01)
+        checker.check(trunk.drain())
+        pelvis_frames.append(pelvis.drain().raw)
+    assert checker.misaligned == 0 and checker.frames > 900
+    pelvis_raw = np.concatenate(pelvis_frames)
+    t_s = pelvis.fifo_started_s + np.arange(pelvis_raw.shape[0]) / RATE_HZ
+    assert np.abs(pelvis_raw - expected_codes(pelvis_signal, t_s, pelvis.info)).max() <= 1
+
+
+def test_each_drain_is_one_data_transfer_of_whole_frames() -> None:
+    chip, bus, driver = make_rig(frame_write_s=0.0008)
+    driver.start()
+    checker = FrameChecker(driver)
+    bus.clock.sleep(0.0202)  # 20 whole frames, the 21st being written
+    before = bus.counters.transactions
+    read = driver.drain()
+    assert bus.counters.transactions - before == 3  # INT_STATUS, FIFO_COUNT, frames
+    latched_count = (chip.regs[0x72] << 8) | chip.regs[0x73]
+    assert latched_count % 12 != 0  # the driver saw a partial frame ...
+    assert read.raw.shape == (20, 6) and read.raw.dtype == np.int16  # ... and left it there
+    checker.check(read)
+    bus.clock.sleep(0.01)
+    checker.check(driver.drain())  # the next drain starts with that frame, complete
+    assert checker.misaligned == 0 and checker.frames >= 30
+
+
+def drain_at_odd_moments(drains: int, seed: int) -> FrameChecker:
+    """Drains at random moments while the chip writes frames byte by byte, so FIFO counts
+    land anywhere, including in the middle of a frame."""
+    chip, bus, driver = make_rig(frame_write_s=0.0009)
+    driver.start()
+    checker = FrameChecker(driver)
+    rng = np.random.default_rng(seed)
+    waits_s = rng.uniform(0.0, 0.004, drains)
+    partial_counts = 0
+    for wait_s in waits_s:
+        bus.clock.sleep(float(wait_s))
+        read = driver.drain()
+        assert not read.overflowed and not read.reinitialised
+        checker.check(read)
+        partial_counts += ((chip.regs[0x72] << 8) | chip.regs[0x73]) % 12 != 0
+    assert partial_counts > drains // 10  # the partial-frame case really happened
+    return checker
+
+
+def test_drains_at_odd_fifo_counts_never_misalign_a_frame() -> None:
+    checker = drain_at_odd_moments(20_000, seed=1)
+    assert checker.misaligned == 0 and checker.frames > 20_000
+
+
+@pytest.mark.soak
+def test_drains_at_odd_fifo_counts_never_misalign_a_frame_soak() -> None:
+    checker = drain_at_odd_moments(100_000, seed=2)
+    assert checker.misaligned == 0 and checker.frames > 100_000
+
+
+def test_a_reader_stall_overflows_resets_the_fifo_then_frames_are_clean() -> None:
+    chip, bus, driver = make_rig(faults=FaultPlan(stalls=[(0.5, 0.150)]))
+    driver.start()
+    checker = FrameChecker(driver)
+    reads = []
+    while bus.clock.monotonic_s() < 1.0:
+        bus.clock.sleep(0.02)
+        read = driver.drain()
+        checker.check(read)
+        reads.append(read)
+    overflowed = [i for i, read in enumerate(reads) if read.overflowed]
+    assert len(overflowed) == 1
+    assert chip.overflows >= 1 and driver.stats.overflows == 1
+    # The FIFO was reset (disabled + reset, then enabled) after the start sequence.
+    assert chip.register_writes[-2:] == [(0x6A, b"\x04"), (0x6A, b"\x40")]
+    assert len(chip.register_writes) == 9
+    after = reads[overflowed[0] + 1 :]
+    assert all(read.raw.shape[0] > 0 for read in after)
+    assert checker.misaligned == 0
+
+
+def test_an_overflow_under_the_data_read_is_not_delivered_as_frames() -> None:
+    chip = Mpu6050Chip(signal=moving_signal)
+    sim = SimBus([chip])
+    # The reader loses the CPU between the level read and the data read: the chip overflows
+    # (dropping its oldest bytes) under it.
+    bus = FrameReadHook(sim, 0x74, lambda: sim.clock.sleep(0.2))
+    driver = Mpu6050(bus, sim.clock)  # type: ignore[arg-type]
+    driver.start()
+    checker = FrameChecker(driver)
+    sim.clock.sleep(0.03)
+    checker.check(driver.drain())
+    sim.clock.sleep(0.03)
+    bus.armed = True
+    read = driver.drain()
+    assert chip.overflows >= 1
+    assert read.overflowed and read.raw.shape == (0, 6)
+    checker.check(read)
+    for _ in range(20):
+        sim.clock.sleep(0.01)
+        checker.check(driver.drain())
+    assert checker.misaligned == 0 and checker.frames > 200
+
+
+def test_the_overrun_bound() -> None:
+    assert not may_have_overrun(240, 1024, 12, 1000.0, 0.006)
+    assert may_have_overrun(1008, 1024, 12, 1000.0, 0.0005)  # one more frame and it is full
+    assert may_have_overrun(240, 1024, 12, 1000.0, 0.2)  # a long stall inside the drain
+
+
+def test_a_failed_frame_read_resets_the_fifo_on_the_next_drain() -> None:
+    chip = Mpu6050Chip(signal=moving_signal)
+    sim = SimBus([chip])
+
+    def fail() -> None:
+        raise OSError(errno.EIO, "injected")
+
+    bus = FrameReadHook(sim, 0x74, fail)
+    driver = Mpu6050(bus, sim.clock)  # type: ignore[arg-type]
+    driver.start()
+    sim.clock.sleep(0.02)
+    bus.armed = True
+    with pytest.raises(OSError):
+        driver.drain()
+    read = driver.drain()
+    assert read.overflowed and read.raw.shape == (0, 6)
+    assert chip.register_writes[-2:] == [(0x6A, b"\x04"), (0x6A, b"\x40")]
+    checker = FrameChecker(driver)
+    sim.clock.sleep(0.02)
+    checker.check(driver.drain())
+    assert checker.frames >= 19 and checker.misaligned == 0
+
+
+def test_a_silent_reset_is_detected_and_no_frozen_frame_is_delivered() -> None:
+    chip = Mpu6050Chip(signal=moving_signal)
+    reset_at_s = 0.6
+    bus = SimBus([chip], faults=FaultPlan(chip_events=[(reset_at_s, chip.power_on_reset)]))
+    driver = Mpu6050(bus, bus.clock)
+    driver.start()
+    checker = FrameChecker(driver)
+    detected_at_s = None
+    while bus.clock.monotonic_s() < 1.2:
+        bus.clock.sleep(0.02)
+        drain_began_s = bus.clock.monotonic_s()
+        read = driver.drain()
+        checker.check(read)
+        if read.reinitialised:
+            assert detected_at_s is None
+            detected_at_s = drain_began_s
+            # Found at power-on defaults: no DEVICE_RESET, only the 30 ms gyro start-up.
+            assert bus.clock.monotonic_s() - drain_began_s < 0.035
+    assert detected_at_s is not None and detected_at_s - reset_at_s < 0.100
+    assert driver.stats.reinitialisations == 1
+    # Every frame delivered, before and after, is the signal at its time: none frozen or zero.
+    assert checker.misaligned == 0 and checker.frames > 900
+    assert chip.regs[0x6B] == 0x01 and chip.regs[0x6A] == 0x40
+
+
+def test_check_configuration_reads_back_and_repairs_a_reset_chip() -> None:
+    chip, bus, driver = make_rig()
+    driver.start()
+    start_writes = list(chip.register_writes)
+    assert driver.check_configuration() is False
+    chip.power_on_reset(bus.clock.monotonic_s())
+    assert chip.regs[0x6B] == 0x40  # asleep
+    assert driver.check_configuration() is True
+    # The chip reset itself: everything of start() but the DEVICE_RESET.
+    assert chip.register_writes[len(start_writes) :] == start_writes[1:]
+    assert driver.check_configuration() is False
+    # A configuration changed behind the driver's back (not a clean reset) gets a full reset.
+    bus.write_byte_data(0x68, 0x1B, 0x00)
+    writes_before = len(chip.register_writes)
+    assert driver.check_configuration() is True
+    assert chip.register_writes[writes_before:] == start_writes
+
+
+@pytest.mark.parametrize(("gyro_dps", "accel_g"), [(250, 2), (500, 4), (1000, 8), (2000, 16)])
+def test_codes_convert_to_si_within_one_lsb_and_saturate_at_full_scale(gyro_dps: int, accel_g: int) -> None:
+    table = np.random.default_rng(gyro_dps).uniform(-1.2, 1.2, size=(4096, 6))  # some beyond
+    signal = table_signal(table, gyro_dps, accel_g)
+    chip = Mpu6050Chip(signal=signal)
+    bus = SimBus([chip])
+    driver = Mpu6050(bus, bus.clock, gyro_range_dps=gyro_dps, accel_range_g=accel_g)
+    driver.start()
+    raws = []
+    for _ in range(20):
+        bus.clock.sleep(0.02)
+        raws.append(driver.drain().raw)
+    raw = np.concatenate(raws)
+    t_s = driver.fifo_started_s + np.arange(raw.shape[0]) / driver.info.rate_hz
+    assert raw.shape[0] > 390
+    assert_si_within_one_lsb(raw, signal(t_s), driver.info)
+
+
+def test_close_puts_the_chip_to_sleep() -> None:
+    chip, _, driver = make_rig()
+    driver.start()
+    driver.close()
+    assert chip.regs[0x6B] & 0x40
+
+
+def test_the_simulated_fifo_follows_the_register_map() -> None:
+    chip = Mpu6050Chip()
+    bus = SimBus([chip])
+    assert bus.read_byte_data(0x68, 0x75) == 0x68 and bus.read_byte_data(0x68, 0x6B) == 0x40
+    driver = Mpu6050(bus, bus.clock, rate_hz=100.0)
+    driver.start()
+    bus.clock.sleep(0.025)  # frames 0, 1 and 2 (10 ms apart)
+    assert read_block(bus, 0x68, 0x72, 2) == bytes([0, 36])
+    frame = read_block(bus, 0x68, 0x74, 12)
+    assert frame == bytes([0, 0, 0, 0, 0x10, 0x00] + [0] * 6)  # ax ay az = 0 0 4096, gyro 0
+    # COUNTL alone is a shadow: it changes only when COUNTH is read (RM 4.30).
+    assert bus.read_byte_data(0x68, 0x73) == 36
+    assert read_block(bus, 0x68, 0x72, 2) == bytes([0, 24])
+    read_block(bus, 0x68, 0x74, 24)
+    # An empty FIFO repeats the last byte read (RM 4.31).
+    assert read_block(bus, 0x68, 0x74, 3) == bytes([0, 0, 0])
+    # The data registers hold the latest sample.
+    assert read_block(bus, 0x68, 0x3B, 6) == bytes([0, 0, 0, 0, 0x10, 0x00])
+    # A silent reset leaves the chip asleep with everything at its reset value.
+    chip.power_on_reset(bus.clock.monotonic_s())
+    assert read_block(bus, 0x68, 0x3B, 6) == bytes(6)
+    assert bus.read_byte_data(0x68, 0x6B) == 0x40 and bus.read_byte_data(0x68, 0x23) == 0
