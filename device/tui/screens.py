@@ -169,7 +169,7 @@ class HomeScreen(CoachScreen):
                 "finish a set and it is listed here."
             )
         else:
-            note += " Exercises, protocols and recent sessions appear once it exists."
+            note += " Recent sessions are listed here once a set is stored."
         self.query_one("#home-note", Static).update(note)
 
     @staticmethod

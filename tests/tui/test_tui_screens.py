@@ -85,7 +85,7 @@ def test_live_screen_shows_the_set_and_its_keys_send_commands() -> None:
             assert "RUNNING" in status
             assert "Tempo 3-1-1-1" in panel_text(app, "#tempo")
             assert "▶Lower" in panel_text(app, "#tempo")
-            assert "Slow the lowering" in panel_text(app, "#cues")
+            assert "Lower slower: 2.0 s" in panel_text(app, "#cues")
             assert "last 4.2 s" in panel_text(app, "#hold")
             sensors = panel_text(app, "#sensors")
             assert "force 318 Hz degraded gaps 12" in sensors and "trunk 1000 Hz" in sensors
