@@ -83,10 +83,10 @@ def test_tempo_parsing() -> None:
 def test_config_layers_and_types(tmp_path: Path) -> None:
     device = tmp_path / "device.toml"
     user = tmp_path / "user.toml"
-    device.write_text('[store]\ncommit_interval_s = 2\n[coaching]\nmode = "tracking"\n')
+    device.write_text('[store]\ncommit_interval_s = 1\n[coaching]\nmode = "tracking"\n')
     user.write_text('[coaching]\nmode = "training"\n')
     config = load_config([device, user, tmp_path / "absent.toml"])
-    assert config["store"]["commit_interval_s"] == 2.0
+    assert config["store"]["commit_interval_s"] == 1.0
     assert isinstance(config["store"]["commit_interval_s"], float)
     assert config["coaching"]["mode"] == "training"
     assert config.sources == (device, user)
