@@ -29,7 +29,8 @@ KEY_FIGURES: dict[str, dict[str, bool]] = {
     "repeaters": {"mean_force_n": True, "fatigue_index_pct": False},
     "critical_force": {"critical_force_n": True, "w_prime_n_s": True},
     "sorensen": {"sorensen_hold_s": True},
-    "free": {"peak_concentric_speed_dps": True, "peak_force_n": True, "longest_hold_s": True},
+    "free": {"peak_rotation_speed_dps": True, "peak_concentric_speed_dps": True,
+             "peak_force_n": True, "longest_hold_s": True},
 }
 
 #: The figure whose trend over sessions is reported per protocol.
@@ -37,7 +38,7 @@ TREND_FIGURE = {
     "tempo_set": "mean_eccentric_s", "isometric_holds": "total_hold_s",
     "holds_with_transitions": "longest_hold_s", "max_pulls": "best_peak_force_n",
     "repeaters": "mean_force_n", "critical_force": "critical_force_n",
-    "sorensen": "sorensen_hold_s", "free": "peak_concentric_speed_dps",
+    "sorensen": "sorensen_hold_s", "free": "peak_rotation_speed_dps",
 }
 
 

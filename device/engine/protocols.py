@@ -160,6 +160,13 @@ def generic_metrics(
         peaks = [r.peak_force_n for r in reps if r.peak_force_n is not None]
         if peaks:
             out.append(Metric("rep_peak_force_n", max(peaks), "N"))
+        out += _optional(reps, (
+            ("stabilisation_s", "mean_stabilisation_s", "s", _mean),
+            ("sway_rms_deg", "mean_sway_rms_deg", "deg", _mean),
+            ("rotation_speed_dps", "peak_rotation_speed_dps", "deg/s", max),
+            ("onset_asynchrony_s", "mean_onset_asynchrony_s", "s", _mean),
+            ("band_stiffness_n_per_deg", "mean_band_stiffness_n_per_deg", "N/deg", _mean),
+        ))
         for i, rep in enumerate(reps, 1):
             out.append(Metric("rep_eccentric_s", rep.tempo.eccentric_s, "s", i))
             out.append(Metric("rep_mean_concentric_speed_dps", rep.mean_concentric_speed_dps,
@@ -170,6 +177,11 @@ def generic_metrics(
             Metric("longest_hold_s", max(h.duration_s for h in holds), "s"),
             Metric("total_hold_s", sum(h.duration_s for h in holds), "s"),
         ]
+        out += _optional(holds, (
+            ("stabilisation_s", "hold_stabilisation_s", "s", _mean),
+            ("sway_rms_deg", "hold_sway_rms_deg", "deg", _mean),
+            ("overshoot_deg", "hold_max_overshoot_deg", "deg", max),
+        ))
     if contractions:
         out += [
             Metric("contractions", len(contractions), "count"),
@@ -177,6 +189,25 @@ def generic_metrics(
             Metric("peak_rfd_n_per_s", max(c.peak_rfd_n_per_s for c in contractions), "N/s"),
         ]
     return out
+
+
+def _optional(results: Sequence[Any], fields: Sequence[tuple[str, str, str, Any]]) -> list[Metric]:
+    """Figures from result fields the kernels fill only when they apply (None otherwise)."""
+    out = []
+    for attribute, name, unit, combine in fields:
+        values = [v for r in results if (v := getattr(r, attribute, None)) is not None]
+        if values:
+            out.append(Metric(name, float(combine(values)), unit))
+    return out
+
+
+def hold_started_s(event: CoreEvent) -> float:
+    """When a hold began: the pipeline decides a hold after its minimum duration and reports the
+    start it found in ``data["start_s"]``; the event time is when it decided."""
+    data = event.data
+    if isinstance(data, dict) and isinstance(data.get("start_s"), (int, float)):
+        return float(data["start_s"])
+    return event.t_s
 
 
 def _mean(values: Any) -> float:
@@ -347,10 +378,10 @@ class IsometricHolds(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "hold_start" and self._hold_start_s is None:
-            self._hold_start_s = event.t_s
+            self._hold_start_s = hold_started_s(event)
             self._complete_cued = False
             self._rest_until_s = None
-            self._hold_started(event.t_s)
+            self._hold_started(self._hold_start_s)
             return [EngineEvent("hold_started", event.t_s, {
                 "n": self.attempts + 1, "holds": self.params["holds"], "target_s": self.target_s
             })]
@@ -694,7 +725,7 @@ class Sorensen(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "hold_start" and self._start_s is None:
-            self._start_s = event.t_s
+            self._start_s = hold_started_s(event)
             return [EngineEvent("hold_started", event.t_s, {"n": 1, "holds": 1,
                                                             "target_s": self.params["cap_s"]})]
         if event.kind == "hold_end" and isinstance(event.data, HoldResult) and self._start_s is not None:

@@ -336,7 +336,7 @@ class SessionRunner:
 #: The figures a one-line set summary shows, per protocol, in order.
 _HEADLINES: dict[str, tuple[str, ...]] = {
     "tempo_set": ("reps", "mean_rom_deg", "mean_eccentric_s", "eccentric_too_fast",
-                  "velocity_loss_pct"),
+                  "velocity_loss_pct", "mean_sway_rms_deg"),
     "isometric_holds": ("holds_completed", "holds_attempted", "longest_hold_s"),
     "holds_with_transitions": ("holds_completed", "holds_attempted", "transitions"),
     "max_pulls": ("trials", "best_peak_force_n", "best_peak_rfd_n_per_s"),
@@ -344,7 +344,8 @@ _HEADLINES: dict[str, tuple[str, ...]] = {
     "critical_force": ("critical_force_n", "w_prime_n_s", "cf_window_first_rep",
                        "cf_window_last_rep"),
     "sorensen": ("sorensen_hold_s",),
-    "free": ("reps", "holds", "contractions", "peak_concentric_speed_dps", "peak_force_n"),
+    "free": ("reps", "holds", "contractions", "peak_rotation_speed_dps", "mean_sway_rms_deg",
+             "peak_force_n"),
 }
 
 

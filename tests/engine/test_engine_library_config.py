@@ -32,6 +32,10 @@ def test_library_covers_every_design_exercise_with_motion_settings() -> None:
         if exercise.uses_force:
             assert exercise.load_cell, exercise.id
     assert library.get("dumbbell_row").eccentric_sign == -1
+    # The kernels take the extension limit as a magnitude: angle < -extension_limit_deg.
+    good_morning = library.get("banded_good_morning").motion_settings()
+    assert (good_morning.extension_limit_deg, good_morning.flexion_limit_deg) == (10.0, 100.0)
+    assert library.get("back_extension_hold").motion_settings().extension_limit_deg == -20.0
     assert library.get("rotational_throw").primary_axis == (1.0, 0.0, 0.0)
     assert library.get("back_extension_hold").protocol_params("isometric_holds")["holds"] == 5
 

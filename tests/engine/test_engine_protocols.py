@@ -192,3 +192,25 @@ def test_tracking_mode_and_per_exercise_overrides() -> None:
     assert engine.submit([EngineEvent("hold_started", 1.0, {})]) == []
     exercise_rules = rules_for(LIBRARY.get("back_extension_hold").cues)
     assert exercise_rules["hold_started"].message.startswith("Hold - breath held")
+
+
+def test_hold_timing_starts_where_the_pipeline_found_the_hold() -> None:
+    # The pipeline decides a hold 1 s after it began and reports the start in the data.
+    p = _protocol("isometric_holds", "back_extension_hold", holds=1)
+    out = _run(p, [CoreEvent("hold_start", 5.2, {"start_s": 4.2}),
+                   CoreEvent("hold_end", 9.0, HoldResult(4.2, 8.8, 4.6))], 20.0)
+    assert [(e.kind, e.t_s) for e in out] == [
+        ("hold_started", 5.2), ("hold_complete", pytest.approx(8.2)), ("set_complete", 9.0)]
+    assert p.targets_met()
+
+
+def test_optional_kernel_figures_are_summarised_when_present() -> None:
+    p = _protocol("free", "rotational_throw")
+    rep = RepResult(1.0, 2.0, 90.0, Tempo(0.6, 0.1, 0.3, 0.0), rotation_speed_dps=700.0,
+                    sway_rms_deg=1.5)
+    _run(p, [CoreEvent("rep", 2.0, rep),
+             CoreEvent("rep", 5.0, RepResult(4.0, 5.0, 80.0, Tempo(0.6, 0.1, 0.3, 0.0),
+                                             rotation_speed_dps=750.0))], 6.0)
+    metrics = {m.name: m.value for m in p.summary() if m.index is None}
+    assert metrics["peak_rotation_speed_dps"] == 750.0 and metrics["mean_sway_rms_deg"] == 1.5
+    assert "mean_stabilisation_s" not in metrics
