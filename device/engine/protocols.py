@@ -334,7 +334,9 @@ class TempoSet(SetProtocol):
 class IsometricHolds(SetProtocol):
     """Target seconds × holds with rest: cues hold started, complete, lost, and rest over.
 
-    A hold that ends before the target counts as an attempt ("band lost" cue). After each hold
+    "Complete" is cued once the hold has lasted the target plus the exercise's hold debounce
+    (+ 50 ms), the time the pipeline needs to report a break. A hold that ends before the target
+    counts as an attempt ("band lost" cue). After each hold
     the rest timer runs from the hold's end; starting the next hold early cancels it.
     """
 
@@ -360,7 +362,9 @@ class IsometricHolds(SetProtocol):
         out: list[EngineEvent] = []
         if self._hold_start_s is not None:
             out += self._during_hold(self._hold_start_s, t_s)
-            due = self._hold_start_s + self.target_s
+            # The pipeline reports a broken hold only after its debounce: wait that long past
+            # the target so "complete" is never cued for a hold that broke just before it.
+            due = self._hold_start_s + self.target_s + self.exercise.hold_debounce_s + 0.05
             if not self._complete_cued and t_s >= due:
                 self._complete_cued = True
                 out.append(EngineEvent("hold_complete", due, {
@@ -398,7 +402,7 @@ class IsometricHolds(SetProtocol):
     def _hold_ended(self, hold: HoldResult, t_s: float) -> list[EngineEvent]:
         self.attempts += 1
         out: list[EngineEvent] = []
-        if hold.duration_s >= self.target_s or self._complete_cued:
+        if hold.duration_s >= self.target_s:
             self.completed += 1
         else:
             out.append(EngineEvent("band_lost", t_s, {

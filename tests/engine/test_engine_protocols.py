@@ -80,9 +80,9 @@ def test_isometric_holds_complete_lost_and_rest_over() -> None:
     ]
     out = _run(p, events, 50.0)
     assert [(e.kind, e.t_s) for e in out] == [
-        ("hold_started", 1.0), ("hold_complete", 5.0), ("rest_over", 16.0),
+        ("hold_started", 1.0), ("hold_complete", 5.25), ("rest_over", 16.0),
         ("hold_started", 17.0), ("band_lost", 19.5), ("rest_over", 29.5),
-        ("hold_started", 30.0), ("hold_complete", 34.0), ("set_complete", 34.5),
+        ("hold_started", 30.0), ("hold_complete", 34.25), ("set_complete", 34.5),
     ]
     metrics = {m.name: m.value for m in p.summary() if m.index is None}
     assert metrics["holds_completed"] == 2 and metrics["holds_attempted"] == 3
@@ -200,8 +200,14 @@ def test_hold_timing_starts_where_the_pipeline_found_the_hold() -> None:
     out = _run(p, [CoreEvent("hold_start", 5.2, {"start_s": 4.2}),
                    CoreEvent("hold_end", 9.0, HoldResult(4.2, 8.8, 4.6))], 20.0)
     assert [(e.kind, e.t_s) for e in out] == [
-        ("hold_started", 5.2), ("hold_complete", pytest.approx(8.2)), ("set_complete", 9.0)]
+        ("hold_started", 5.2), ("hold_complete", pytest.approx(8.45)), ("set_complete", 9.0)]
     assert p.targets_met()
+    # A hold that broke 0.1 s before its target (reported after the debounce) is not complete.
+    short = _protocol("isometric_holds", "back_extension_hold", holds=1)
+    out = _run(short, [CoreEvent("hold_start", 5.2, {"start_s": 4.2}),
+                       CoreEvent("hold_end", 8.3, HoldResult(4.2, 8.1, 3.9))], 20.0)
+    assert [e.kind for e in out] == ["hold_started", "band_lost", "set_complete"]
+    assert not short.targets_met()
 
 
 def test_optional_kernel_figures_are_summarised_when_present() -> None:
