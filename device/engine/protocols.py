@@ -82,7 +82,15 @@ class SetProtocol:
         if t_s < self._now_s:
             return []
         self._now_s = t_s
-        return [] if self.done else self._due(t_s)
+        return [] if self.done else self._scheduled(t_s) + self._due(t_s)
+
+    def lookahead(self, t_s: float) -> list[EngineEvent]:
+        """Fixed-schedule events due by ``t_s`` (the last sample of a block that just arrived).
+
+        Only what no core event can change (a metronome, the repeaters' clock) fires here, so
+        the runner can buzz them before the pipeline has processed the block.
+        """
+        return [] if self.done else self._scheduled(t_s)
 
     def on_event(self, event: CoreEvent) -> list[EngineEvent]:
         """React to one core event (ignored once the set is complete)."""
@@ -109,6 +117,10 @@ class SetProtocol:
         """Force samples of the set (N at sample times s); most protocols need only events."""
 
     # Hooks for subclasses ---------------------------------------------------------------------
+
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
+        """Events on a fixed clock, independent of core events (see :meth:`lookahead`)."""
+        return []
 
     def _due(self, t_s: float) -> list[EngineEvent]:
         return []
@@ -264,7 +276,7 @@ class TempoSet(SetProtocol):
         self.velocity_loss_pct = 0.0
         self.stopped_on_velocity = False
 
-    def _due(self, t_s: float) -> list[EngineEvent]:
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
         out: list[EngineEvent] = []
         if not self.params["metronome"] or self._cycle_s <= 0:
             return out
@@ -594,7 +606,7 @@ class Repeaters(SetProtocol):
         np.add.at(self._count, k[inside], 1)
         np.maximum.at(self._peak, k[inside], force_n[inside])
 
-    def _due(self, t_s: float) -> list[EngineEvent]:
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
         out: list[EngineEvent] = []
         reps = self.params["reps"]
         while self._next_boundary < 2 * reps and not self.done:

@@ -40,6 +40,10 @@ from spinecoach.errors import SpinecoachError, UsageError
 
 SIDE_CHOICES = ("left", "right", "alternate")
 
+#: Thread switch interval (s) for a process that runs sessions: a cue waits at most about this
+#: long for the GIL held by the store's writer or the buzzer thread (Python's default is 5 ms).
+SWITCH_INTERVAL_S = 0.0005
+
 
 @dataclass(frozen=True)
 class SessionRequest:
@@ -175,7 +179,12 @@ def run_session(
     say: Callable[[str], None],
     pipeline_factory: PipelineFactory = core_pipeline,
 ) -> SessionReport:
-    """Feed ``blocks`` until the plan is done or the source ends; Ctrl-C stops the session."""
+    """Feed ``blocks`` until the plan is done or the source ends; Ctrl-C stops the session.
+
+    The caller should have shortened the interpreter's thread switch interval
+    (:data:`SWITCH_INTERVAL_S`): with the default 5 ms the store's writer thread can hold the
+    GIL that long while a cue waits.
+    """
     cues = CueEngine(rules_for(plan.exercise.cues), mode, haptics=config.get("coaching", "haptics"))
     runner = SessionRunner(plan, streams, cues=cues, haptics=haptics, store=store,
                            athlete=athlete, backend=backend, pipeline_factory=pipeline_factory,
