@@ -377,8 +377,9 @@ class Store:
                 op.seq = self._last_seq
                 self._queue.append(op)
                 self._queued_bytes += op.size
+            # No notify: the writer commits what has gathered every commit interval (a batch),
+            # and at once only when asked to flush.
             self._bound_memory()
-            self._cond.notify_all()
 
     def _bound_memory(self) -> None:
         """Drop the oldest raw chunks while the queue is over its bound (results are kept)."""
