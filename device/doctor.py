@@ -24,12 +24,13 @@ import numpy.typing as npt
 
 from spinecoach.drivers.bus import I2CBus, RetryingBus
 from spinecoach.drivers.interfaces import Clock, ImuDriver
+from spinecoach.drivers.lsm6dsox import Lsm6dsox
 from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.nau7802 import Nau7802
 from spinecoach.drivers.sim.bus import SimBus, SimChip
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
-from spinecoach.errors import SensorError
+from spinecoach.errors import SensorError, SpinecoachError
 
 #: errno values that mean "nobody acknowledged the address": the chip is not there.
 NO_ACK_ERRNOS = frozenset({errno.EREMOTEIO, errno.ENXIO})
@@ -292,14 +293,14 @@ class SamplingReport:
 ImuFactory = Callable[[I2CBus, Clock, Candidate, str], ImuDriver]
 
 
+#: Driver class of each IMU chip a role can hold (their defaults: MPU-6050 1 kHz, LSM6DSOX
+#: 833 Hz, as acquisition runs them).
+IMU_DRIVERS: dict[str, Callable[..., ImuDriver]] = {"MPU-6050": Mpu6050, "LSM6DSOX": Lsm6dsox}
+
+
 def build_imu(bus: I2CBus, clock: Clock, candidate: Candidate, name: str) -> ImuDriver:
-    """The IMU driver for a chip the probe found, with the acquisition defaults (1 kHz)."""
-    if candidate.chip == "MPU-6050":
-        return Mpu6050(bus, clock, address=candidate.address, name=name)
-    raise SensorError(
-        f"sampling the {candidate.chip} at 0x{candidate.address:02X} needs its driver, which "
-        "this build does not include; the probe above is still valid"
-    )
+    """The driver of an IMU the probe found, with the acquisition defaults."""
+    return IMU_DRIVERS[candidate.chip](bus, clock, address=candidate.address, name=name)
 
 
 class _ForceSampler:
@@ -365,7 +366,7 @@ def sample(
             continue
         try:
             imu = imu_factory(bus, clock, found, name.split()[0])
-        except SensorError as error:
+        except SpinecoachError as error:
             tallies.append(StreamTally(name, found.chip, "imu", 0.0, errors=[str(error)]))
             continue
         imus.append(_ImuSampler(imu, StreamTally(name, found.chip, "imu", imu.info.rate_hz)))
