@@ -187,8 +187,8 @@ def _wrong_id_message(found: Probe) -> str:
     rtc = " or a real-time clock (DS1307/DS3231) shares 0x68" if candidate.address == 0x68 else ""
     return (
         f"a different chip answers at 0x{candidate.address:02X}: register 0x{candidate.id_register:02X}"
-        f" reads 0x{found.id_value:02X}{what}, a {candidate.chip} reads 0x{candidate.expected_id:02X};"
-        f" check the board is a {candidate.chip} and that no other device{rtc} uses the address"
+        f" reads 0x{found.id_value:02X}{what}, an {candidate.chip} reads 0x{candidate.expected_id:02X};"
+        f" check the board is an {candidate.chip} and that no other device{rtc} uses the address"
     )
 
 
