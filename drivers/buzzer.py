@@ -64,7 +64,9 @@ class BuzzerUnavailable(SensorError):
     """The motor's GPIO pin cannot be driven (no GPIO on this machine, pin in use)."""
 
 
-def validate_patterns(patterns: Mapping[str, Sequence[HapticStep]]) -> dict[str, tuple[HapticStep, ...]]:
+def validate_patterns(
+    patterns: Mapping[str, Sequence[HapticStep]],
+) -> dict[str, tuple[HapticStep, ...]]:
     """Check every step (duty in 0..1, duration > 0); return the patterns as tuples."""
     checked: dict[str, tuple[HapticStep, ...]] = {}
     for name, steps in patterns.items():

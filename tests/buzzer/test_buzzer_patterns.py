@@ -58,7 +58,11 @@ def start(factory: MockFactory, **kwargs: object) -> tuple[Buzzer, MockPWMPin]:
 
 def test_timeline_helper_merges_equal_duties() -> None:
     assert timeline([(1.0, 0.125), (1.0, 0.25), (0.0, 0.125), (0.5, 0.125)]) == [
-        (0.0, 0.0), (0.0, 1.0), (0.375, 0.0), (0.125, 0.5), (0.125, 0.0),
+        (0.0, 0.0),
+        (0.0, 1.0),
+        (0.375, 0.0),
+        (0.125, 0.5),
+        (0.125, 0.0),
     ]
 
 
@@ -151,7 +155,9 @@ def test_unknown_pattern_names_the_known_ones(factory: MockFactory) -> None:
 
 
 @pytest.mark.parametrize("steps", [[], [(1.5, 0.1)], [(0.5, 0.0)], [(-0.1, 0.1)]])
-def test_invalid_patterns_are_refused(factory: MockFactory, steps: list[tuple[float, float]]) -> None:
+def test_invalid_patterns_are_refused(
+    factory: MockFactory, steps: list[tuple[float, float]]
+) -> None:
     with pytest.raises(ValueError, match="pattern 'bad'"):
         Buzzer(PIN, pin_factory=factory, patterns={"bad": steps})
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 import io
+from pathlib import Path
 
 import pytest
 
 from spinecoach.cli import main
-from spinecoach.doctor import Status, probe_rig, run_doctor, sample
+from spinecoach.doctor import Status, configured_bus_hz, probe_rig, run_doctor, sample
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.lsm6dsox_chip import Lsm6dsoxChip
@@ -150,7 +151,8 @@ def test_an_imu_driver_that_cannot_be_built_is_reported() -> None:
 
     bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()])
     out = io.StringIO()
-    assert run_doctor(bus, sim.clock, 0.5, out, "title", imu_factory=refuses) == 69  # type: ignore[arg-type]
+    status = run_doctor(bus, sim.clock, 0.5, out, "title", imu_factory=refuses)  # type: ignore[arg-type]
+    assert status == 69
     assert "error: gyro range 3000 dps not supported" in out.getvalue()
 
 
@@ -198,3 +200,24 @@ def test_chip_resets_while_sampling_are_counted() -> None:
     result = sample(bus, sim.clock, probe_rig(bus), seconds=2.0)
     trunk, load_cell = result.streams
     assert trunk.reinitialised == 1 and load_cell.reinitialised == 1
+
+
+def test_bus_speed_is_read_from_the_device_tree(tmp_path: Path) -> None:
+    node = tmp_path / "i2c-1" / "of_node"
+    node.mkdir(parents=True)
+    (node / "clock-frequency").write_bytes((100_000).to_bytes(4, "big"))
+    assert configured_bus_hz(1, tmp_path) == 100_000.0
+    assert configured_bus_hz(3, tmp_path) is None
+
+
+def test_a_100_khz_bus_needs_attention_with_the_dtparam_fix() -> None:
+    bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()])
+    out = io.StringIO()
+    assert run_doctor(bus, sim.clock, 0.5, out, "title", bus_hz=100_000.0) == 69
+    text = out.getvalue()
+    assert "bus speed   100 kHz: too slow" in text
+    assert "dtparam=i2c_arm_baudrate=400000" in text
+    assert text.splitlines()[-1] == "result: needs attention (see above)"
+    out = io.StringIO()
+    assert run_doctor(bus, sim.clock, 0.5, out, "title", bus_hz=400_000.0) == 0
+    assert "bus speed" not in out.getvalue()
