@@ -87,8 +87,12 @@ def test_play_returns_at_once_with_the_issue_time(factory: MockFactory) -> None:
         assert before <= issued_s <= returned and returned - before < 0.01
         time.sleep(0.05)
         assert buzzer.playing == "long" and buzzer.value == 1.0
-        # The motor came on within a few ms of the command.
-        assert pin.states[1].timestamp < 0.01 + (issued_s - before)
+        # The motor came on within a few ms of the command, and the buzzer says when.
+        assert pin.states[1].timestamp < TOLERANCE_S + (issued_s - before)
+        assert buzzer.last_onset is not None
+        name, issued_again_s, onset_s = buzzer.last_onset
+        assert (name, issued_again_s) == ("long", issued_s)
+        assert 0 <= onset_s - issued_s < TOLERANCE_S
 
 
 def test_new_pattern_preempts_the_current_one(factory: MockFactory) -> None:
