@@ -453,7 +453,7 @@ def format_probe(reports: Sequence[RoleReport]) -> list[str]:
 
 
 def format_sampling(report: SamplingReport) -> list[str]:
-    lines = [f"sampled for {report.seconds:.1f} s:"]
+    lines = [f"achieved over {report.seconds:.1f} s:"]
     width = max([len(s.name) for s in report.streams] + [3])
     for s in report.streams:
         rate = s.rate_hz(report.seconds)
@@ -508,6 +508,7 @@ def run_doctor(
     if not any(r.found for r in reports):
         print("nothing to sample: fix the chips above and run `spinecoach doctor` again", file=out)
         return SensorError.exit_status
+    print(f"sampling for {seconds:g} s ...", file=out, flush=True)
     sampling = sample(bus, clock, reports, seconds, imu_factory)
     for line in format_sampling(sampling):
         print(line, file=out)

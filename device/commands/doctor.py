@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sim:
         sim = SimBus(healthy_sim_chips())
         bus = RetryingBus(sim, sleep=sim.clock.sleep)
-        title = f"spinecoach doctor: simulated I2C bus {args.bus} (--sim), 400 kHz"
+        title = f"spinecoach doctor: simulated I2C bus {args.bus} (--sim), {sim.bus_hz / 1e3:g} kHz"
         return run_doctor(bus, sim.clock, args.seconds, sys.stdout, title, bus_hz=sim.bus_hz)
     try:
         raw = open_bus(args.bus)
