@@ -8,6 +8,7 @@ import textwrap
 import time
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
@@ -16,7 +17,10 @@ from spinecoach.errors import SpinecoachError
 
 PIN = 18
 #: Thread scheduling on a loaded 2-core CI machine: each interval within this of its target.
-TOLERANCE_S = 0.03
+#: Thread scheduling on a loaded 2-core CI machine: a transition may come this late, never
+#: earlier than EARLY_S before its time (the worker waits for absolute deadlines).
+LATE_S = 0.06
+EARLY_S = 0.002
 
 
 @pytest.fixture
@@ -43,10 +47,21 @@ def timeline(steps: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def assert_timeline(pin: MockPWMPin, expected: list[tuple[float, float]]) -> None:
+    """The pin went through exactly the expected duties, each change on time.
+
+    Times are compared from the first change on (gpiozero records intervals; their running sum
+    is the time since the motor came on): never early, at most ``LATE_S`` late, so a step is
+    never cut short and scheduling delays do not pile up.
+    """
     actual = [(state.timestamp, float(state.state)) for state in pin.states]
     assert [duty for _, duty in actual] == [duty for _, duty in expected], actual
-    for (actual_s, _), (expected_s, _) in zip(actual, expected, strict=True):
-        assert abs(actual_s - expected_s) <= TOLERANCE_S, (actual, expected)
+    assert actual[0][0] == 0.0
+    if len(actual) > 1:
+        assert actual[1][0] <= LATE_S, actual  # motor on soon after the command
+    actual_at = np.cumsum([interval for interval, _ in actual[2:]])
+    expected_at = np.cumsum([interval for interval, _ in expected[2:]])
+    assert np.all(actual_at >= expected_at - EARLY_S), (actual, expected)
+    assert np.all(actual_at <= expected_at + LATE_S), (actual, expected)
 
 
 def start(factory: MockFactory, **kwargs: object) -> tuple[Buzzer, MockPWMPin]:
@@ -88,11 +103,11 @@ def test_play_returns_at_once_with_the_issue_time(factory: MockFactory) -> None:
         time.sleep(0.05)
         assert buzzer.playing == "long" and buzzer.value == 1.0
         # The motor came on within a few ms of the command, and the buzzer says when.
-        assert pin.states[1].timestamp < TOLERANCE_S + (issued_s - before)
+        assert pin.states[1].timestamp < LATE_S + (issued_s - before)
         assert buzzer.last_onset is not None
         name, issued_again_s, onset_s = buzzer.last_onset
         assert (name, issued_again_s) == ("long", issued_s)
-        assert 0 <= onset_s - issued_s < TOLERANCE_S
+        assert 0 <= onset_s - issued_s < LATE_S
 
 
 def test_new_pattern_preempts_the_current_one(factory: MockFactory) -> None:
