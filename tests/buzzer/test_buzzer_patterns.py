@@ -64,6 +64,15 @@ def assert_timeline(pin: MockPWMPin, expected: list[tuple[float, float]]) -> Non
     assert np.all(actual_at <= expected_at + LATE_S), (actual, expected)
 
 
+def sleep_after_onset(buzzer: Buzzer, seconds: float) -> None:
+    """Sleep until ``seconds`` after the playing pattern drove its first step."""
+    deadline = time.monotonic() + 2.0
+    while buzzer.last_onset is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert buzzer.last_onset is not None
+    time.sleep(max(0.0, buzzer.last_onset[2] + seconds - time.monotonic()))
+
+
 def start(factory: MockFactory, **kwargs: object) -> tuple[Buzzer, MockPWMPin]:
     buzzer = Buzzer(PIN, pin_factory=factory, **kwargs)  # type: ignore[arg-type]
     pin = factory.pin(PIN)
@@ -99,8 +108,8 @@ def test_play_returns_at_once_with_the_issue_time(factory: MockFactory) -> None:
         before = time.monotonic()
         issued_s = buzzer.play("long")
         returned = time.monotonic()
-        assert before <= issued_s <= returned and returned - before < 0.01
-        time.sleep(0.05)
+        assert before <= issued_s <= returned and returned - before < LATE_S
+        sleep_after_onset(buzzer, 0.05)
         assert buzzer.playing == "long" and buzzer.value == 1.0
         # The motor came on within a few ms of the command, and the buzzer says when.
         assert pin.states[1].timestamp < LATE_S + (issued_s - before)
@@ -114,7 +123,7 @@ def test_new_pattern_preempts_the_current_one(factory: MockFactory) -> None:
     buzzer, pin = start(factory)
     with buzzer:
         buzzer.play("long")
-        time.sleep(0.1)
+        sleep_after_onset(buzzer, 0.1)
         buzzer.play("ramp")
         assert buzzer.wait_idle(timeout_s=2.0)
     expected = [(0.0, 0.0), (0.0, 1.0), (0.1, 0.3), (0.1, 0.55), (0.1, 0.8), (0.1, 1.0), (0.1, 0.0)]
@@ -125,7 +134,7 @@ def test_stop_switches_off_mid_pattern(factory: MockFactory) -> None:
     buzzer, pin = start(factory)
     with buzzer:
         buzzer.play("long")
-        time.sleep(0.1)
+        sleep_after_onset(buzzer, 0.1)
         buzzer.stop()
         assert buzzer.wait_idle(timeout_s=1.0)
         assert_timeline(pin, [(0.0, 0.0), (0.0, 1.0), (0.1, 0.0)])
@@ -134,7 +143,7 @@ def test_stop_switches_off_mid_pattern(factory: MockFactory) -> None:
 def test_close_mid_pattern_leaves_the_motor_off(factory: MockFactory) -> None:
     buzzer, pin = start(factory)
     buzzer.play("long")
-    time.sleep(0.1)
+    sleep_after_onset(buzzer, 0.1)
     buzzer.close()
     buzzer.close()  # idempotent
     assert_timeline(pin, [(0.0, 0.0), (0.0, 1.0), (0.1, 0.0)])
@@ -200,7 +209,9 @@ def test_motor_is_switched_off_at_interpreter_exit() -> None:
         atexit.register(lambda: print([float(s.state) for s in pin.states], flush=True))
         buzzer = Buzzer(18, pin_factory=factory)
         buzzer.play("long")
-        time.sleep(0.05)
+        deadline = time.monotonic() + 5.0
+        while buzzer.value != 1.0 and time.monotonic() < deadline:
+            time.sleep(0.001)
         print("on", buzzer.value, flush=True)
         """
     )
