@@ -284,3 +284,26 @@ def test_sim_rig_single_sample_force_polls_are_exact() -> None:
     polled = np.concatenate([force(t[i : i + 1]) for i in range(t.size)])
     assert np.array_equal(polled, force.evaluate(t))
     assert force.cache.misses <= 3
+
+
+@pytest.mark.parametrize("first_k", [0, 7])
+def test_sim_rig_cache_follows_an_anchored_chip_clock(first_k: int) -> None:
+    # A chip simulator's sample clock: t = anchor + k / rate from its latest wake-up; the
+    # clock restarts with a new anchor (reset, rate change). first_k > 0: the first samples
+    # were skipped (FIFO overflow), so the anchor cannot be inferred from the first request.
+    scenario = build_scenario("good_morning_tempo")
+    signal = scenario.imu_signal("trunk")
+    served: list[tuple[np.ndarray, np.ndarray]] = []
+    requested: list[np.ndarray] = []
+    for anchor, rate, count in ((0.0123456789, 1000.0, 3000), (3.0987654321, 500.0, 1500)):
+        k = np.arange(first_k, first_k + count, dtype=np.float64)
+        t = anchor + k / rate
+        for chunk in np.array_split(t, count // 17):
+            served.append(signal(chunk))
+            requested.append(chunk)
+    t_all = np.concatenate(requested)
+    direct = signal.evaluate(t_all)
+    assert np.array_equal(np.concatenate([s[0] for s in served]), direct[0])
+    assert np.array_equal(np.concatenate([s[1] for s in served]), direct[1])
+    if first_k == 0:
+        assert signal.cache.hits > 10 * signal.cache.misses
