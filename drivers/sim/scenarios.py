@@ -1,10 +1,11 @@
 """Scenarios: scripted sessions of the exercises in DESIGN.md, with their ground truth.
 
 A :class:`Scenario` bundles the rig (the signals the chip simulators sample), the streams it
-has, the exercise and protocol ids the engine maps, a seed, and the ground truth derived from
-the same scripts. ``build_scenario(name)`` builds one; ``SCENARIOS`` maps names to builders
-and ``DESCRIPTIONS`` to one-line descriptions (``spinecoach scenarios``). Building is cheap (tens of milliseconds): signals are
-evaluated lazily when sampled.
+has, the exercise and protocol ids of the engine's library (``device/exercises/*.toml``,
+``device/engine/protocols.py``), a seed, and the ground truth derived from the same scripts.
+``build_scenario(name)`` builds one; ``SCENARIOS`` maps names to builders and
+``DESCRIPTIONS`` to one-line descriptions (``spinecoach scenarios``). Building is cheap (tens
+of milliseconds): signals are evaluated lazily when sampled.
 
 Geometry (m) shared by the hinge scenarios: the hips are the pivot, 0.95 m above the floor
 standing; the trunk IMU sits 0.45 m up the spine and 0.10 m posterior of the spine's axis;
@@ -330,7 +331,7 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
     duration = flexion.end_s
     return b.scenario(
         exercise="back_extension_hold",
-        protocol="hold_set",
+        protocol="isometric_holds",
         duration_s=duration,
         imus={"trunk": trunk},
         primary="trunk",
@@ -346,11 +347,12 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
     b = _Builder("bridge_pelvic_shifts", seed)
     # Supine: flexion −90° (spine horizontal, back down); bridging rotates the trunk about the
     # shoulders to −115° (hips up), the pelvis a little further.
-    trunk_flexion = Script(-90.0).pause(3.0, label="lie")
-    trunk_flexion.move(-115.0, 1.5, label="bridge up").hold(30.0, label="bridge")
-    trunk_flexion.move(-90.0, 1.5, label="lower").pause(3.0, label="lie")
-    pelvis_flexion = Script(-90.0).pause(3.0).move(-118.0, 1.5).pause(30.0)
-    pelvis_flexion.move(-90.0, 1.5).pause(3.0)
+    # The exercise's IMU is the pelvis one (on the sacrum); the trunk IMU shows the lumbar angle.
+    pelvis_flexion = Script(-90.0).pause(3.0, label="lie")
+    pelvis_flexion.move(-118.0, 1.5, label="bridge up").hold(30.0, label="bridge")
+    pelvis_flexion.move(-90.0, 1.5, label="lower").pause(3.0, label="lie")
+    trunk_flexion = Script(-90.0).pause(3.0).move(-115.0, 1.5).pause(30.0)
+    trunk_flexion.move(-90.0, 1.5).pause(3.0)
     shift = Script(0.0).until(6.5)
     for offset in (0.04, 0.0, -0.04, 0.0, 0.04, 0.0, -0.04, 0.0):
         shift.move(offset, b.jitter(1.0), label="shift").pause(b.jitter(2.0))
@@ -370,18 +372,18 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
         pivot_m=(shoulders[0], shift, shoulders[2]),
         lever_m=(-0.55, 0.0, 0.03),
     )
-    duration = trunk_flexion.end_s
+    duration = pelvis_flexion.end_s
 
     def fill(truth: GroundTruth) -> None:
-        truth.holds.extend(holds_from_script(trunk_flexion, _angle_fn(trunk), duration))
+        truth.holds.extend(holds_from_script(pelvis_flexion, _angle_fn(pelvis), duration))
         truth.shifts.extend(shifts_from_script(shift))
 
     return b.scenario(
-        exercise="bridge_hold",
-        protocol="dynamic_hold",
+        exercise="bridge_lateral_shift",
+        protocol="holds_with_transitions",
         duration_s=duration,
         imus={"trunk": trunk, "pelvis": pelvis},
-        primary="trunk",
+        primary="pelvis",
         fill=fill,
     )
 
@@ -428,7 +430,7 @@ def sorensen_hold(seed: int = DEFAULT_SEED) -> Scenario:
     duration = flexion.end_s
     return b.scenario(
         exercise="sorensen_hold",
-        protocol="endurance_hold",
+        protocol="sorensen",
         duration_s=duration,
         imus={"trunk": trunk},
         primary="trunk",
@@ -441,6 +443,7 @@ def sorensen_hold(seed: int = DEFAULT_SEED) -> Scenario:
 def _pull_scenario(
     b: _Builder,
     *,
+    exercise: str,
     protocol: str,
     baseline_n: float,
     contractions: tuple[Contraction, ...],
@@ -460,7 +463,7 @@ def _pull_scenario(
             truth.fatigue_index_pct = fatigue_index_pct(truth.contractions)
 
     return b.scenario(
-        exercise="isometric_pull",
+        exercise=exercise,
         protocol=protocol,
         duration_s=last.onset_s + last.on_s + tail_s,
         imus={"trunk": b.segment("trunk", Constant(trunk_flexion_deg))},
@@ -488,7 +491,8 @@ def isometric_max_pulls(seed: int = DEFAULT_SEED) -> Scenario:
     )
     return _pull_scenario(
         b,
-        protocol="max_pull",
+        exercise="isometric_pull",
+        protocol="max_pulls",
         baseline_n=40.0,
         contractions=contractions,
         tail_s=6.0,
@@ -515,6 +519,7 @@ def repeaters_7_3(seed: int = DEFAULT_SEED) -> Scenario:
     )
     return _pull_scenario(
         b,
+        exercise="repeaters",
         protocol="repeaters",
         baseline_n=30.0,
         contractions=contractions,
@@ -529,13 +534,17 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
     b = _Builder("rotational_throws", seed)
     heading = Script(0.0).pause(3.0, label="stance")
     for rep in range(6):
-        side = 1.0 if rep < 3 else -1.0  # three throws to the left, then three to the right
-        heading.move(-50.0 * side, b.jitter(0.8), phase="eccentric", rep=rep, label="wind-up")
+        # Three throws to the right (wind-up turning left, heading increasing), then three
+        # mirrored to the left.
+        side = 1.0 if rep < 3 else -1.0
+        heading.move(50.0 * side, b.jitter(0.8), phase="eccentric", rep=rep, label="wind-up")
         heading.pause(b.jitter(0.15), phase="pause_lengthened", rep=rep)
-        heading.move(70.0 * side, b.jitter(0.30), phase="concentric", rep=rep, label="throw")
+        heading.move(-70.0 * side, b.jitter(0.30), phase="concentric", rep=rep, label="throw")
         heading.move(0.0, b.jitter(1.2), rep=rep, label="return")
         heading.pause(3.5, label="rest")
-    trunk = b.segment("trunk", Constant(20.0), heading=heading)
+    # The trunk stays upright, so turning about vertical is turning about the spine (sensor
+    # x), the working axis of the exercise.
+    trunk = b.segment("trunk", Constant(0.0), heading=heading)
 
     def vertical_speed_dps(t: FloatArray) -> FloatArray:
         omega, _ = trunk.earth_angular_velocity(t)
@@ -543,7 +552,8 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
 
     return b.scenario(
         exercise="rotational_throw",
-        protocol="throws",
+        protocol="free",
+        eccentric_sign=1,
         duration_s=heading.end_s,
         imus={"trunk": trunk},
         primary="trunk",

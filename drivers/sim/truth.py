@@ -20,7 +20,7 @@ JSON keys (format version 1), all times in seconds from the scenario start::
      "duration_s", "primary_placement", "primary_angle" ("flexion": rotation about sensor +y
      from upright; "heading": rotation about vertical, for throws), "tempo" (E-P-C-P string
      or null), "eccentric_sign" (+1 if the lengthening phase increases the primary angle, -1
-     if it decreases it, null), "fatigue_index_pct" (or null),
+     if it decreases it, of the first side for exercises done to both sides; null), "fatigue_index_pct" (or null),
      "reps": [{"index", "start_s", "end_s", "rom_deg", "phases": [{"kind", "start_s",
                "end_s", "threshold_start_s", "threshold_end_s"}], "sway_rms_deg",
                "peak_rotation_speed_dps"}],

@@ -100,7 +100,7 @@ def test_sim_rig_reps_have_contiguous_tempo_phases(name: str) -> None:
 
 
 def test_sim_rig_eccentric_direction_matches_the_angle_change() -> None:
-    for name in ("good_morning_tempo", "dumbbell_row_slow_eccentric"):
+    for name in ("good_morning_tempo", "dumbbell_row_slow_eccentric", "rotational_throws"):
         scenario = build_scenario(name)
         ecc = next(p for p in scenario.truth.reps[0].phases if p.kind == "eccentric")
         a0, a1 = scenario.primary_angle_deg(np.array([ecc.start_s, ecc.end_s]))
@@ -112,7 +112,7 @@ def test_sim_rig_eccentric_direction_matches_the_angle_change() -> None:
     [
         ("back_extension_holds", 5, 30.0),
         ("sorensen_hold", 1, 90.0),
-        ("bridge_pelvic_shifts", 1, -115.0),
+        ("bridge_pelvic_shifts", 1, -118.0),
     ],
 )
 def test_sim_rig_holds_are_the_in_band_intervals(name: str, count: int, target: float) -> None:
@@ -162,9 +162,8 @@ def test_sim_rig_throw_peak_rotation_speed_has_the_min_jerk_closed_form() -> Non
         assert rep.rom_deg == pytest.approx(120.0, abs=2.0)
     gyro, _ = scenario.imu_signal("trunk", ideal=True)(np.arange(0.0, scenario.duration_s, 0.0005))
     peak = max(r.peak_rotation_speed_dps for r in scenario.truth.reps)
-    # Flexed 20°, the vertical axis is (cos 20°, 0, sin 20°) in sensor axes.
-    axis = np.array([np.cos(np.radians(20)), 0.0, np.sin(np.radians(20))])
-    assert np.max(np.abs(gyro @ axis)) == pytest.approx(peak, rel=0.01)
+    # Upright, the vertical axis is the spine (sensor x): the gyro sees the rotation there.
+    assert np.max(np.abs(gyro[:, 0])) == pytest.approx(peak, rel=0.01)
 
 
 def test_sim_rig_single_leg_deadlift_sway_rms() -> None:
