@@ -68,6 +68,7 @@ TREMOR_BAND_HZ = (8.0, 12.0)
 #: One-line description of every scenario (`spinecoach scenarios`), without building it.
 DESCRIPTIONS: dict[str, str] = {
     "good_morning_tempo": "banded good morning, 8 reps at tempo 3-1-1-0, trunk IMU + band load cell",
+    "chained_good_morning": "chained good morning, 6 reps at tempo 3-1-1-1, trunk IMU + chain load cell",
     "dumbbell_row_slow_eccentric": "dumbbell row, 6 reps at tempo 4-1-1-1 (slow eccentric), IMU on the implement",
     "back_extension_holds": "back extension, 5 x 4 s end-range holds with 6 s rests, chain on the load cell",
     "bridge_pelvic_shifts": "bridge held 30 s with lateral pelvic shifts, trunk + pelvis IMUs",
@@ -256,31 +257,93 @@ def _angle_fn(motion: BodyMotion) -> Callable[[FloatArray], FloatArray]:
 # ------------------------------------------------------------------------------------------------
 # The scenarios
 # ------------------------------------------------------------------------------------------------
-def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
-    """Banded good morning, 8 reps at tempo 3-1-1-0, band tension on the load cell."""
-    b = _Builder("good_morning_tempo", seed)
-    flexion = Script(0.0).pause(3.0, label="stand")
-    for rep in range(8):
-        flexion.move(b.spread(85.0, 3.0), b.jitter(3.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-        flexion.move(0.0, b.jitter(1.0), phase="concentric", rep=rep)
-        flexion.pause(0.0, phase="pause_shortened", rep=rep)
-    flexion.pause(3.0, label="stand")
+def _tempo_set(
+    b: _Builder,
+    *,
+    start_deg: float,
+    end_range_deg: float,
+    spread_deg: float,
+    tempo_s: tuple[float, float, float, float],
+    reps: int,
+    concentric_first: bool = False,
+    lead_in_s: float = 3.0,
+    lead_out_s: float = 3.0,
+) -> Script:
+    """A set of reps at tempo E-P-C-P (s) between ``start_deg`` and ``end_range_deg`` (± a
+    seeded ``spread_deg`` per rep, durations ± 5 %). Hinges start with the eccentric; a row
+    starts with the concentric (``concentric_first``)."""
+    eccentric_s, pause_lengthened_s, concentric_s, pause_shortened_s = tempo_s
+    script = Script(start_deg).pause(lead_in_s, label="start position")
+    for rep in range(reps):
+        away = b.spread(end_range_deg, spread_deg)
+        if concentric_first:
+            script.move(away, b.jitter(concentric_s), phase="concentric", rep=rep)
+            script.pause(b.jitter(pause_shortened_s), phase="pause_shortened", rep=rep)
+            script.move(start_deg, b.jitter(eccentric_s), phase="eccentric", rep=rep)
+            script.pause(b.jitter(pause_lengthened_s), phase="pause_lengthened", rep=rep)
+        else:
+            script.move(away, b.jitter(eccentric_s), phase="eccentric", rep=rep)
+            script.pause(b.jitter(pause_lengthened_s), phase="pause_lengthened", rep=rep)
+            script.move(start_deg, b.jitter(concentric_s), phase="concentric", rep=rep)
+            script.pause(b.jitter(pause_shortened_s), phase="pause_shortened", rep=rep)
+    return script.pause(lead_out_s, label="start position")
+
+
+def _good_morning(
+    b: _Builder,
+    *,
+    exercise: str,
+    tempo_s: tuple[float, float, float, float],
+    reps: int,
+    end_range_deg: float,
+    load: Callable[[BodyMotion], ForceSource],
+) -> Scenario:
+    """A loaded good-morning set: trunk IMU, the ``load`` (band or chain) on the load cell."""
+    flexion = _tempo_set(
+        b, start_deg=0.0, end_range_deg=end_range_deg, spread_deg=3.0, tempo_s=tempo_s, reps=reps
+    )
     trunk = b.segment("trunk", flexion)
-    # A doubled light band from under the feet over the upper back: 1.50 m long standing,
-    # 1.07 m at 90° of flexion, rest length 0.90 m, so tension falls from ~150 N at lockout
-    # to ~45 N at the bottom (the variable resistance of a band).
-    band = Band(trunk, SHOULDER_ATTACH_M, (0.05, 0.0, 0.0), 250.0, 0.90)
     return b.scenario(
-        exercise="banded_good_morning",
+        exercise=exercise,
         protocol="tempo_set",
         duration_s=flexion.end_s,
         imus={"trunk": trunk},
         primary="trunk",
-        force=band,
-        tempo="3-1-1-0",
+        force=load(trunk),
+        tempo="-".join(f"{d:g}" for d in tempo_s),
         eccentric_sign=1,
         fill=lambda truth: truth.reps.extend(reps_from_script(flexion, trunk.flexion_deg)),
+    )
+
+
+def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
+    """Banded good morning, 8 reps at tempo 3-1-1-0, band tension on the load cell."""
+    # A doubled light band from under the feet over the upper back: 1.50 m long standing,
+    # 1.07 m at 90° of flexion, rest length 0.90 m, so tension falls from ~150 N at lockout
+    # to ~45 N at the bottom (the variable resistance of a band).
+    return _good_morning(
+        _Builder("good_morning_tempo", seed),
+        exercise="banded_good_morning",
+        tempo_s=(3, 1, 1, 0),
+        reps=8,
+        end_range_deg=85.0,
+        load=lambda trunk: Band(trunk, SHOULDER_ATTACH_M, (0.05, 0.0, 0.0), 250.0, 0.90),
+    )
+
+
+def chained_good_morning(seed: int = DEFAULT_SEED) -> Scenario:
+    """Chained good morning, 6 reps at tempo 3-1-1-1, chain weight on the load cell."""
+    # Two 5 kg/m chains hang from the bar on the shoulders (1.50 m up standing, ~1.05 m at
+    # the bottom): ~160 N of chain off the floor at lockout, ~115 N at the bottom.
+    return _good_morning(
+        _Builder("chained_good_morning", seed),
+        exercise="chained_good_morning",
+        tempo_s=(3, 1, 1, 1),
+        reps=6,
+        end_range_deg=80.0,
+        load=lambda trunk: Chain(
+            trunk, SHOULDER_ATTACH_M, mass_kg_per_m=10.0, length_m=1.8, rigging_n=15.0
+        ),
     )
 
 
@@ -289,13 +352,16 @@ def dumbbell_row_slow_eccentric(seed: int = DEFAULT_SEED) -> Scenario:
     b = _Builder("dumbbell_row_slow_eccentric", seed)
     # The implement IMU rides the dumbbell, swung by the arm about the shoulder: 0° = arm
     # hanging (sensor x up the arm), positive = pulled up and back.
-    flexion = Script(0.0).pause(3.0, label="hang")
-    for rep in range(6):
-        flexion.move(b.spread(70.0, 4.0), b.jitter(1.0), phase="concentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_shortened", rep=rep)
-        flexion.move(0.0, b.jitter(4.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-    flexion.pause(2.0, label="hang")
+    flexion = _tempo_set(
+        b,
+        start_deg=0.0,
+        end_range_deg=70.0,
+        spread_deg=4.0,
+        tempo_s=(4, 1, 1, 1),
+        reps=6,
+        concentric_first=True,
+        lead_out_s=2.0,
+    )
     implement = b.segment(
         "implement",
         flexion,
@@ -391,13 +457,15 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
 def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
     """Single-leg deadlift, 6 reps at tempo 3-1-2-1 with frontal-plane sway."""
     b = _Builder("single_leg_deadlift", seed)
-    flexion = Script(0.0).pause(3.0, label="stand")
-    for rep in range(6):
-        flexion.move(b.spread(80.0, 3.0), b.jitter(3.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-        flexion.move(0.0, b.jitter(2.0), phase="concentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_shortened", rep=rep)
-    flexion.pause(2.0, label="stand")
+    flexion = _tempo_set(
+        b,
+        start_deg=0.0,
+        end_range_deg=80.0,
+        spread_deg=3.0,
+        tempo_s=(3, 1, 2, 1),
+        reps=6,
+        lead_out_s=2.0,
+    )
     code = zlib.crc32(b"sldl-balance")
     # Balancing on one leg: frontal-plane sway of ~1.2° RMS and some hip opening (heading).
     balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=4)
@@ -569,6 +637,7 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
 #: Every scenario: name -> builder (listing order).
 SCENARIOS: dict[str, Callable[[int], Scenario]] = {
     "good_morning_tempo": good_morning_tempo,
+    "chained_good_morning": chained_good_morning,
     "dumbbell_row_slow_eccentric": dumbbell_row_slow_eccentric,
     "back_extension_holds": back_extension_holds,
     "bridge_pelvic_shifts": bridge_pelvic_shifts,

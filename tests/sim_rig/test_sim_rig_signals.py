@@ -195,6 +195,17 @@ def test_sim_rig_chain_force_is_piecewise_linear_in_height() -> None:
     np.testing.assert_allclose(chain.force_n(t), expected, atol=1e-9)
 
 
+def test_sim_rig_chained_good_morning_loads_most_at_lockout() -> None:
+    scenario = build_scenario("chained_good_morning")
+    t = np.arange(0.0, scenario.duration_s, 0.01)
+    force = scenario.rig.force.force_n(t)
+    angle = scenario.primary_angle_deg(t)
+    # Standing tall lifts more links off the floor than the bottom of the hinge.
+    assert force[np.argmin(angle)] > 150.0 and force[np.argmax(angle)] < 125.0
+    # Piecewise linear in height, and the bar height goes with the cosine of the flexion.
+    assert np.corrcoef(np.cos(np.radians(angle)), force)[0, 1] > 0.999
+
+
 def test_sim_rig_band_tension_grows_with_stretch() -> None:
     scenario = build_scenario("good_morning_tempo")
     band = scenario.rig.force

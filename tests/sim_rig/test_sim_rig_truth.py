@@ -74,7 +74,13 @@ def test_sim_rig_repeaters_fatigue_index() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["good_morning_tempo", "dumbbell_row_slow_eccentric", "single_leg_deadlift"]
+    "name",
+    [
+        "good_morning_tempo",
+        "chained_good_morning",
+        "dumbbell_row_slow_eccentric",
+        "single_leg_deadlift",
+    ],
 )
 def test_sim_rig_reps_have_contiguous_tempo_phases(name: str) -> None:
     scenario = build_scenario(name)
