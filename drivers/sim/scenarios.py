@@ -71,7 +71,7 @@ DESCRIPTIONS: dict[str, str] = {
     "chained_good_morning": "chained good morning, 6 reps at tempo 3-1-1-1, trunk IMU + chain load cell",
     "dumbbell_row_slow_eccentric": "dumbbell row, 6 reps at tempo 4-1-1-1 (slow eccentric), IMU on the implement",
     "back_extension_holds": "back extension, 5 x 4 s end-range holds with 6 s rests, chain on the load cell",
-    "bridge_pelvic_shifts": "bridge held 30 s with lateral pelvic shifts, trunk + pelvis IMUs",
+    "bridge_pelvic_shifts": "bridge held 30 s with lateral pelvic shifts, trunk + pelvis IMUs + hip band",
     "single_leg_deadlift": "single-leg deadlift, 6 reps at tempo 3-1-2-1 with frontal-plane sway",
     "sorensen_hold": "Sorensen hold: trunk horizontal ~70 s, slow fatigue sag, then the drop",
     "isometric_max_pulls": "isometric max pulls, 3 trials of 4 s, load cell at 320 SPS (RFD, impulse)",
@@ -409,7 +409,7 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
 
 
 def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
-    """Glute bridge held 30 s with lateral pelvic shifts, trunk and pelvis IMUs."""
+    """Glute bridge held 30 s with lateral pelvic shifts, trunk and pelvis IMUs, hip band."""
     b = _Builder("bridge_pelvic_shifts", seed)
     # Supine: flexion −90° (spine horizontal, back down); bridging rotates the trunk about the
     # shoulders to −115° (hips up), the pelvis a little further.
@@ -438,10 +438,16 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
         pivot_m=(shoulders[0], shift, shoulders[2]),
         lever_m=(-0.55, 0.0, 0.03),
     )
+    # A band across the front of the hips (0.60 m from the shoulders along the pelvis, 0.15 m
+    # anterior of the sacrum) anchored to the floor 0.6 m to the athlete's right: ~135 N in
+    # the bridge, ±12 N as the pelvis shifts away from or toward the anchor.
+    band = Band(pelvis, (-0.60, 0.0, -0.15), (0.5, -0.6, 0.0), 400.0, 0.45)
     duration = pelvis_flexion.end_s
 
     def fill(truth: GroundTruth) -> None:
-        truth.holds.extend(holds_from_script(pelvis_flexion, _angle_fn(pelvis), duration))
+        # The library's bridge hold band is ±8° (device/exercises/bridge_lateral_shift.toml).
+        holds = holds_from_script(pelvis_flexion, _angle_fn(pelvis), duration, tolerance_deg=8.0)
+        truth.holds.extend(holds)
         truth.shifts.extend(shifts_from_script(shift))
 
     return b.scenario(
@@ -450,6 +456,7 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
         duration_s=duration,
         imus={"trunk": trunk, "pelvis": pelvis},
         primary="pelvis",
+        force=band,
         fill=fill,
     )
 
@@ -502,8 +509,9 @@ def sorensen_hold(seed: int = DEFAULT_SEED) -> Scenario:
         duration_s=duration,
         imus={"trunk": trunk},
         primary="trunk",
+        # The library's Sørensen band is ±10° (device/exercises/sorensen_hold.toml).
         fill=lambda truth: truth.holds.extend(
-            holds_from_script(flexion, _angle_fn(trunk), duration)
+            holds_from_script(flexion, _angle_fn(trunk), duration, tolerance_deg=10.0)
         ),
     )
 

@@ -206,6 +206,17 @@ def test_sim_rig_chained_good_morning_loads_most_at_lockout() -> None:
     assert np.corrcoef(np.cos(np.radians(angle)), force)[0, 1] > 0.999
 
 
+def test_sim_rig_bridge_band_follows_the_lateral_shifts() -> None:
+    scenario = build_scenario("bridge_pelvic_shifts")
+    force = scenario.force_signal(ideal=True)
+    settled = np.array([s.end_s + 0.5 for s in scenario.truth.shifts])
+    offsets = np.array([s.offset_m for s in scenario.truth.shifts])
+    f = force(settled)
+    # Anchored on the athlete's right: shifting left stretches the band, right slackens it.
+    assert np.all(f[offsets > 0] > f[offsets == 0].max() + 10.0)
+    assert np.all(f[offsets < 0] < f[offsets == 0].min() - 10.0)
+
+
 def test_sim_rig_band_tension_grows_with_stretch() -> None:
     scenario = build_scenario("good_morning_tempo")
     band = scenario.rig.force
