@@ -53,6 +53,9 @@ IMU_RATE_HZ = 1000.0
 FORCE_RATE_HZ = 320.0
 #: Seed used when none is given (fixtures are made with it).
 DEFAULT_SEED = 1
+#: Slow processes (bias walk, drift, creep) are pre-computed at least this far (s): a scenario
+#: may be sampled past its script (the athlete then stands still), e.g. by a ten-minute soak.
+MIN_SPAN_S = 660.0
 
 HIP_HEIGHT_M = 0.95
 TRUNK_LEVER_M = (0.45, 0.0, 0.10)
@@ -202,7 +205,7 @@ class _Builder:
     ) -> Scenario:
         rig = Rig(
             seed=self.rig_seed,
-            span_s=duration_s + 60.0,
+            span_s=max(duration_s + 60.0, MIN_SPAN_S),
             imus={p: ImuMount(m, IMU_RATE_HZ) for p, m in imus.items()},
             force=force,
             force_rate_hz=FORCE_RATE_HZ,
