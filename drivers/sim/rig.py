@@ -44,11 +44,6 @@ FloatArray = npt.NDArray[np.float64]
 #: Standard gravity (m/s²) used to express specific force in g.
 G0_MPS2 = 9.80665
 
-#: Signature of an IMU signal: sample times (s) -> (gyro °/s (n×3), accel g (n×3)), sensor axes.
-ImuSignalFn = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
-#: Signature of a load-cell signal: sample times (s) -> force (N).
-ForceSignalFn = Callable[[FloatArray], FloatArray]
-
 _DEG = np.pi / 180.0
 #: The channel that stays at 0 (immutable, so one instance serves every default).
 ZERO = Constant(0.0)
@@ -108,6 +103,11 @@ class SlowProcess:
     t0_s: float
     step_s: float
     values: FloatArray
+    _grid: FloatArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grid = self.t0_s + self.step_s * np.arange(self.values.size, dtype=np.float64)
+        object.__setattr__(self, "_grid", grid)
 
     @classmethod
     def random_walk(
@@ -127,8 +127,7 @@ class SlowProcess:
         return cls(0.0, step_s, values)
 
     def __call__(self, t_s: FloatArray) -> FloatArray:
-        grid = self.t0_s + self.step_s * np.arange(self.values.size)
-        return np.interp(np.asarray(t_s, dtype=np.float64), grid, self.values)
+        return np.interp(np.asarray(t_s, dtype=np.float64), self._grid, self.values)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -485,10 +484,6 @@ class ImuErrorModel:
 
     def accel_noise_sd_g(self, rate_hz: float) -> float:
         return self.accel_noise_g_rthz * float(np.sqrt(rate_hz / 2.0))
-
-
-#: An error model with every imperfection switched off.
-NO_IMU_ERRORS = ImuErrorModel(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
