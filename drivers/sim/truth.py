@@ -4,32 +4,37 @@ The truth is derived from the same movement scripts and force models that genera
 signals, following the definitions of METRICS.md:
 
 - reps: start/end (s) of each excursion, its phases (eccentric, pause lengthened, concentric,
-  pause shortened, as scripted), range of motion (deg, max − min of the true primary angle over
-  the rep), and where relevant the sway RMS (deg) or peak rotation speed (°/s);
+  pause shortened) with their scripted boundaries and where METRICS.md's speed thresholds see
+  them, range of motion (deg, max − min of the true primary angle over the rep), and where
+  relevant the sway RMS (deg) or peak rotation speed (°/s);
 - holds: the interval in which the true primary angle stays inside target ± tolerance
   (``start_s``/``end_s``), plus the scripted still segment (``still_start_s``/``still_end_s``);
-- contractions (load cell): true onset, baseline, peak force, time to peak, force at 50-200 ms,
-  RFD over 50/100/150/200 ms, peak RFD (20 ms sliding window in the first 300 ms), impulse of
-  (force − baseline) over 100/200/300 ms and over the whole contraction, mean force over the
-  "on" time, all in closed form (see :class:`~spinecoach.drivers.sim.rig.Contraction`);
+- contractions (load cell): true rise start, METRICS.md onset, baseline, peak force, time to
+  peak, force and RFD at 50-200 ms, peak RFD (20 ms sliding window in the first 300 ms),
+  impulse of (force − baseline) over 100/200/300 ms and over the whole contraction, mean force
+  over the "on" time, all in closed form (see :class:`~spinecoach.drivers.sim.rig.Contraction`);
 - the true primary angle of every IMU placement sampled at 100 Hz (:class:`AngleCurve`).
 
 JSON keys (format version 1), all times in seconds from the scenario start::
 
     {"format": "spinecoach-truth", "version": 1, "scenario", "exercise", "protocol", "seed",
-     "duration_s", "primary_placement", "primary_angle" ("flexion": rotation about sensor +y
-     from upright; "heading": rotation about vertical, for throws), "tempo" (E-P-C-P string
-     or null), "eccentric_sign" (+1 if the lengthening phase increases the primary angle, -1
-     if it decreases it, of the first side for exercises done to both sides; null), "fatigue_index_pct" (or null),
-     "reps": [{"index", "start_s", "end_s", "rom_deg", "phases": [{"kind", "start_s",
-               "end_s", "threshold_start_s", "threshold_end_s"}], "sway_rms_deg",
-               "peak_rotation_speed_dps"}],
+     "duration_s", "primary_placement",
+     "primary_angle": "flexion" (rotation about sensor +y from upright) or "heading"
+                      (rotation about vertical, for throws),
+     "tempo": E-P-C-P string or null,
+     "eccentric_sign": +1 if the lengthening phase increases the primary angle, -1 if it
+                       decreases it (of the first side when both sides are worked), or null,
+     "fatigue_index_pct": number or null,
+     "reps": [{"index", "start_s", "end_s", "rom_deg",
+               "phases": [{"kind", "start_s", "end_s", "threshold_start_s",
+                           "threshold_end_s"}],
+               "sway_rms_deg", "peak_rotation_speed_dps"}],
      "holds": [{"index", "start_s", "end_s", "target_deg", "tolerance_deg",
                 "still_start_s", "still_end_s"}],
      "shifts": [{"start_s", "end_s", "offset_m"}],
      "contractions": [{"index", "rise_start_s", "onset_s", "threshold_n", "end_s", "on_s",
-                       "baseline_n", "peak_force_n",
-                       "time_to_peak_s", "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
+                       "baseline_n", "peak_force_n", "time_to_peak_s",
+                       "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
                        "peak_rfd_n_per_s", "impulse_n_s": {"100": ...},
                        "impulse_total_n_s", "mean_force_on_n"}],
      "angles": {"trunk": {"t0_s", "rate_hz", "angle_deg": [...]}}}
