@@ -390,7 +390,10 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
     # it (30°); the rest position hangs at 115°.
     flexion = Script(115.0).pause(3.0, label="rest")
     for hold in range(5):
-        flexion.move(30.0, b.jitter(1.5), label="rise")
+        # Late bracing: the trunk overshoots the end range by 1-6° and settles back in 0.4 s
+        # (the overshoot and stabilisation time the device reports as timing proxies).
+        flexion.move(30.0 - b.spread(3.5, 2.5), b.jitter(1.3), label="rise")
+        flexion.move(30.0, b.jitter(0.4), label="settle")
         flexion.hold(4.0, label="end-range hold")
         flexion.move(115.0, b.jitter(1.5), label="lower")
         flexion.pause(6.0 if hold < 4 else 3.0, label="rest")

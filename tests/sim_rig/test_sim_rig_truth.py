@@ -137,6 +137,22 @@ def test_sim_rig_holds_are_the_in_band_intervals(name: str, count: int, target: 
             assert hold.still_end_s - hold.still_start_s == pytest.approx(4.0)
 
 
+def test_sim_rig_hold_overshoot_and_stabilisation_time() -> None:
+    scenario = build_scenario("back_extension_holds")
+    for hold in scenario.truth.holds:
+        t = np.arange(hold.approach_start_s, hold.still_end_s, 1e-4)
+        angle = scenario.primary_angle_deg(t)
+        # Rising from 115° toward 30°: past the target means below it.
+        assert hold.overshoot_deg == pytest.approx(hold.target_deg - angle.min(), abs=1e-3)
+        assert 0.9 < hold.overshoot_deg < 6.1
+        settled = hold.approach_start_s + hold.stabilisation_s
+        after = np.linspace(settled + 1e-3, settled + 0.1, 200)
+        assert np.all(np.abs(scenario.primary_angle_deg(after) - hold.target_deg) <= 2.0)
+        # Within the last 100 ms before it, the angle was still outside the ±2° band.
+        before = np.linspace(settled - 0.1, settled - 1e-3, 200)
+        assert np.any(np.abs(scenario.primary_angle_deg(before) - hold.target_deg) > 2.0)
+
+
 def test_sim_rig_sorensen_ends_when_the_trunk_drops() -> None:
     scenario = build_scenario("sorensen_hold")
     hold = scenario.truth.holds[0]
