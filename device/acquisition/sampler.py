@@ -258,15 +258,18 @@ class Sampler:
         # Load cells first: their start-up (power-up, internal calibration) takes a while and
         # an IMU started before it would fill its FIFO meanwhile.
         for ch in [*self._forces, *self._imus]:
-            driver = ch.driver  # type: ignore[attr-defined]
-            driver.start()
+            ch.driver.start()  # type: ignore[attr-defined]
+        # The session's samples begin once every chip runs: frames an IMU took while another
+        # chip was starting (possibly an overflowing FIFO's worth) are drained and dropped, so
+        # index 0 is the first frame after this, one period later on average.
+        for ch in self._imus:
+            assert ch.driver is not None
+            ch.driver.drain()
             now = self._clock.monotonic_s()
-            # Index 0 of an IMU is its first FIFO frame: one period after start returned.
-            ch.info = replace(driver.info, t0_s=now - self._session_t + ch.info.period_s)
+            ch.info = replace(ch.driver.info, t0_s=now - self._session_t + ch.info.period_s)
             self._schedule_after_start(ch, now)
-        # Index 0 of a load cell is the first conversion read once every chip is running
-        # (those made while the IMUs were starting were never expected): it completed within
-        # half a period of then, on average.
+        # Index 0 of a load cell is the first conversion read from now on (it completed within
+        # half a period of now, on average).
         now = self._clock.monotonic_s()
         for fc in self._forces:
             fc.info = replace(fc.info, t0_s=now - self._session_t + fc.info.period_s / 2)

@@ -53,7 +53,10 @@ def _soak(seconds: float) -> None:
         assert account.delivered == delivered[name]
         assert account.gap_samples == gap_samples
         assert delivered[name] + gap_samples == account.expected  # 100 % accounted
-        assert gap_samples <= 1e-4 * account.expected  # at most 0.01 % in gaps
+    # At most 0.01 % of the samples in gaps (a conversion is lost when a FIFO transfer fails
+    # twice in a row while it waits: about one in 20 000).
+    total = sum(a.expected for a in accounts.values())
+    assert sum(a.gap_samples for a in accounts.values()) <= 1e-4 * total
     # None silently lost: the chips' own counts agree with the sampler's.
     assert accounts["force"].delivered == nau.conversions_read - read_before
     assert accounts["force"].gap_samples == nau.missed_conversions - missed_before
