@@ -9,7 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from spinecoach.drivers.sim.scenarios import build_scenario, scenario_names
 from spinecoach.drivers.sim.truth import GroundTruth
 from spinecoach.recording.native import scan_native
