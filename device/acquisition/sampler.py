@@ -79,7 +79,7 @@ class SamplerSettings:
     drain_after_conversions: int = 1
     #: Samples are handed on in blocks of about this much sample time per stream.
     block_s: float = 0.02
-    #: A poll this late (s) means the reader was descheduled: lost conversions are a stall.
+    #: An action this late (s) means the reader was descheduled: what is lost is a stall.
     stall_after_s: float = 0.05
 
 
@@ -252,13 +252,16 @@ class Sampler:
         return self._clock.monotonic_s() - self._session_t
 
     def start(self) -> None:
-        """Start every chip; a chip that does not answer raises its driver's one-line error."""
-        self._session_t = self._clock.monotonic_s()
-        self._wall_start = self._wall_clock()
+        """Start every chip; a chip that does not answer raises its driver's one-line error.
+
+        Session time zero is the moment every chip runs: ``duration_s`` counts from there.
+        """
         # Load cells first: their start-up (power-up, internal calibration) takes a while and
         # an IMU started before it would fill its FIFO meanwhile.
         for ch in [*self._forces, *self._imus]:
             ch.driver.start()  # type: ignore[attr-defined]
+        self._session_t = self._clock.monotonic_s()
+        self._wall_start = self._wall_clock()
         # The session's samples begin once every chip runs: frames an IMU took while another
         # chip was starting (possibly an overflowing FIFO's worth) are drained and dropped, so
         # index 0 is the first frame after this, one period later on average.
@@ -325,6 +328,7 @@ class Sampler:
             if due >= end_t:
                 break
             self._wait_until(due)
+            self._note_stall(due)
             if isinstance(channel, _ImuChannel):
                 self._service_imu(channel)
             elif isinstance(channel, _ForceChannel):
@@ -377,6 +381,14 @@ class Sampler:
             ahead = (due - self._session_t) - (self._wall_clock() - self._wall_start)
             if ahead > 0:
                 self._wall_sleep(ahead)
+
+    def _note_stall(self, since: float) -> None:
+        """If the clock moved on by more than ``stall_after_s`` since ``since`` (the loop was
+        descheduled, or held up inside a transfer), whatever the chips lose meanwhile is a
+        stall, whatever evidence shows it (an overflow, a missed-conversion count)."""
+        if self._clock.monotonic_s() - since > self.settings.stall_after_s:
+            for ch in self._channels:
+                ch.trouble = ch.trouble or "stall"
 
     @staticmethod
     def _lost_since(t_last: float, t_now: float, rate_hz: float) -> int:
@@ -438,6 +450,8 @@ class Sampler:
         except SensorError:
             self._failed(ch)
             return
+        finally:
+            self._note_stall(now)
         ch.failures = 0
         if read.overflowed or read.reinitialised:
             # The frames in the FIFO were discarded when the driver reset it (at about ``now``);
@@ -518,10 +532,9 @@ class Sampler:
         if fc.down:
             self._recover(fc)
             return
-        late = now - fc.next_action_t > self.settings.stall_after_s
-        self._poll(fc, now, late)
+        self._poll(fc, now)
 
-    def _poll(self, fc: _ForceChannel, now: float, late: bool = False) -> None:
+    def _poll(self, fc: _ForceChannel, now: float) -> None:
         assert fc.driver is not None
         half_period = fc.info.period_s / 2
         # Every half period on a fixed grid: the driver answers polls before its next
@@ -533,6 +546,8 @@ class Sampler:
         except SensorError:
             self._failed(fc)
             return
+        finally:
+            self._note_stall(now)
         fc.failures = 0
         if read.reinitialised:
             # The driver found the chip reset and started it again: its conversion count
@@ -545,7 +560,7 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
             else:
                 lost = read.missed
-            fc.add_gap(lost, fc.trouble or ("stall" if late else "missed_conversion"))
+            fc.add_gap(lost, fc.trouble or "missed_conversion")
         fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
         fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)

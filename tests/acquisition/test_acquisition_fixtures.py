@@ -53,7 +53,7 @@ def test_faults_fixture_carries_every_kind_of_gap() -> None:
     rec = scan_native(FIXTURES / f"{mf.FAULTS_NAME}.screc").recording
     assert rec.meta["faults"] == mf.FAULTS_SPEC
     reasons = {g.reason for s in [*rec.imu.values(), *rec.force.values()] for g in s.gaps}
-    assert {"outage", "fifo_overflow", "chip_reset"} <= reasons
+    assert {"outage", "stall", "chip_reset"} <= reasons
     for stream in [*rec.imu.values(), *rec.force.values()]:
         assert len(stream.index) + sum(g.count for g in stream.gaps) == int(stream.index[-1]) + 1
 
