@@ -16,7 +16,6 @@ import cProfile
 import pstats
 import time
 
-from spinecoach.acquisition.sampler import Sampler
 from spinecoach.acquisition.sim_rig import build_sim_rig
 
 SOAK_FAULTS = "121:0.01,110:0.001,5:0.001"
@@ -31,7 +30,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rig = build_sim_rig(args.scenario, faults=args.faults, fault_seed=7)
-    sampler = Sampler(rig.imus, rig.forces, rig.bus.clock)
+    sampler = rig.sampler()
     profiler = cProfile.Profile() if args.profile else None
     start = time.perf_counter()
     if profiler:

@@ -206,7 +206,9 @@ class Sampler:
     """Reads the given drivers on one :class:`Clock`; yields blocks of samples.
 
     ``pace_realtime`` holds a virtual clock to the wall clock (a simulated rig shown live);
-    with a real clock it has no effect. Use :meth:`blocks` for a synchronous run, or
+    with a real clock it has no effect. ``time_origin_s`` is the clock time that sample time
+    zero stands for (a simulated rig: 0, the scenario's own time, so recordings line up with
+    its ground truth); by default the moment every chip runs. Use :meth:`blocks` for a synchronous run, or
     :class:`~spinecoach.acquisition.thread.SamplerThread` for live use.
     """
 
@@ -219,8 +221,10 @@ class Sampler:
         pace_realtime: bool = False,
         wall_clock: Callable[[], float] = time.monotonic,
         wall_sleep: Callable[[float], None] = time.sleep,
+        time_origin_s: float | None = None,
     ) -> None:
         self.settings = settings or SamplerSettings()
+        self._origin_arg = time_origin_s
         self._clock = clock
         self._imus = [_ImuChannel(info=d.info, driver=d) for d in imus]
         self._forces = [_ForceChannel(info=d.info, driver=d) for d in forces]
@@ -232,6 +236,7 @@ class Sampler:
         self._wall_clock = wall_clock
         self._wall_sleep = wall_sleep
         self._session_t = 0.0
+        self._origin_t = 0.0
         self._wall_start = 0.0
         self._started = False
         self._finished = False
@@ -244,12 +249,13 @@ class Sampler:
 
     @property
     def session_start_s(self) -> float:
-        """Clock time (s) of the session's time zero."""
+        """Clock time (s) at which every chip was running: ``duration_s`` counts from here."""
         return self._session_t
 
-    def now_s(self) -> float:
-        """Session time (s) of the sampler's clock."""
-        return self._clock.monotonic_s() - self._session_t
+    @property
+    def time_origin_s(self) -> float:
+        """Clock time (s) of sample time zero (``t_s = t0_s + index / rate_hz``)."""
+        return self._origin_t
 
     def start(self) -> None:
         """Start every chip; a chip that does not answer raises its driver's one-line error.
@@ -261,6 +267,7 @@ class Sampler:
         for ch in [*self._forces, *self._imus]:
             ch.driver.start()  # type: ignore[attr-defined]
         self._session_t = self._clock.monotonic_s()
+        self._origin_t = self._session_t if self._origin_arg is None else self._origin_arg
         self._wall_start = self._wall_clock()
         # The session's samples begin once every chip runs: frames an IMU took while another
         # chip was starting (possibly an overflowing FIFO's worth) are drained and dropped, so
@@ -269,13 +276,13 @@ class Sampler:
             assert ch.driver is not None
             ch.driver.drain()
             now = self._clock.monotonic_s()
-            ch.info = replace(ch.driver.info, t0_s=now - self._session_t + ch.info.period_s)
+            ch.info = replace(ch.driver.info, t0_s=now - self._origin_t + ch.info.period_s)
             self._schedule_after_start(ch, now)
         # Index 0 of a load cell is the first conversion read from now on (it completed within
         # half a period of now, on average).
         now = self._clock.monotonic_s()
         for fc in self._forces:
-            fc.info = replace(fc.info, t0_s=now - self._session_t + fc.info.period_s / 2)
+            fc.info = replace(fc.info, t0_s=now - self._origin_t + fc.info.period_s / 2)
             fc.last_conversion_t = now
             self._schedule_after_start(fc, now)
         self._started = True

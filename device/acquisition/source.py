@@ -92,7 +92,12 @@ class ReplaySource(Source):
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
         blocks = replay_blocks(self.recording)
         if duration_s is not None:
-            blocks = (b for b in blocks if not len(b) or float(b.t_s[0]) < duration_s)
+            # Counted from the first sample, as a live session counts from its start.
+            starts = [s.info.t0_s + float(s.index[0]) / s.info.rate_hz
+                      for s in [*self.recording.imu.values(), *self.recording.force.values()]
+                      if len(s.index)]
+            end_t = min(starts, default=0.0) + duration_s
+            blocks = (b for b in blocks if not len(b) or float(b.t_s[0]) < end_t)
         return paced(blocks) if self.realtime else blocks
 
 
@@ -180,8 +185,7 @@ def open_sim_source(
     from spinecoach.acquisition.sim_rig import build_sim_rig
 
     rig = build_sim_rig(scenario_name, faults=faults, seed=seed)
-    sampler = Sampler(rig.imus, rig.forces, rig.bus.clock, settings=settings,
-                      pace_realtime=realtime)
+    sampler = rig.sampler(settings=settings, pace_realtime=realtime)
     scenario = rig.scenario
     meta = {
         "backend": f"sim:{scenario.name}",

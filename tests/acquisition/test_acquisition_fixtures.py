@@ -41,7 +41,7 @@ def test_every_scenario_has_a_complete_recording_and_truth(name: str) -> None:
         assert stream.raw is not None  # raw chip codes, SI values derived bit for bit
         assert len(stream.index) + sum(g.count for g in stream.gaps) == int(stream.index[-1]) + 1
         assert not stream.gaps  # a clean bus loses nothing
-    assert rec.duration_s == pytest.approx(scenario.duration_s, abs=0.5)
+    assert rec.duration_s == pytest.approx(scenario.duration_s, abs=0.01)
     text = (FIXTURES / f"{name}.truth.json").read_text()
     truth = GroundTruth.from_json(text)
     assert truth == scenario.truth
