@@ -366,13 +366,13 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
                 fc.add_gap(lost, fc.trouble or ("outage" if fc.down else "missed_conversion"))
         out: list[Block] = []
-        for ch in self._channels:
-            if ch.buffered:
-                ch.out.append(ch.close_block())
-            elif ch.pending_gaps:
-                ch.out.append(empty_block(ch.info, ch.take_gaps()))
-            out.extend(ch.out)
-            ch.out.clear()
+        for channel in self._channels:
+            if channel.buffered:
+                channel.out.append(channel.close_block())
+            elif channel.pending_gaps:
+                channel.out.append(empty_block(channel.info, channel.take_gaps()))
+            out.extend(channel.out)
+            channel.out.clear()
         return out
 
     def close(self) -> None:

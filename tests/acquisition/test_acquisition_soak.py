@@ -130,7 +130,7 @@ def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
 
 
 def test_silent_mpu_reset_on_the_simulated_rig() -> None:
-    sampler, blocks, _ = _collect("reset@4.01:0x68", 6.0)
+    _, blocks, _ = _collect("reset@4.01:0x68", 6.0)
     _, gaps = _stream(blocks, "trunk")
     assert [g.reason for g in gaps] == ["chip_reset"]
     info = next(b.info for b in blocks if b.info.name == "trunk")
