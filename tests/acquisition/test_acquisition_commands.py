@@ -238,3 +238,27 @@ def test_ctrl_c_finalises_the_recording(tmp_path: Path) -> None:
     scanned = scan_native(out)
     assert scanned.finalised and scanned.torn_tail_bytes == 0
     assert 0.3 < scanned.recording.duration_s < 5.0
+
+
+def test_hardware_source_leaves_out_a_silent_sensor_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from spinecoach.acquisition import source as source_module
+    from spinecoach.drivers import bus as bus_module
+    from spinecoach.drivers.sim.bus import SimBus
+    from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
+    from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
+    from spinecoach.errors import SensorError
+
+    # A Pi whose bus carries the trunk IMU and the load cell but no pelvis IMU. The drivers
+    # wait on the real clock here; the chips only see the wire time, which is enough to start.
+    monkeypatch.setattr(bus_module, "open_bus", lambda n: SimBus([Mpu6050Chip(0x68), Nau7802Chip()]))
+    monkeypatch.setattr(source_module.MonotonicClock, "sleep", lambda self, s: None)
+    source = source_module.open_hardware_source(1)
+    assert [s.name for s in source.streams] == ["trunk", "force"]
+    assert len(source.notes) == 1 and source.notes[0].startswith("pelvis IMU (mpu6050 at 0x69):")
+    assert "\n" not in source.notes[0]
+    source.close()
+    monkeypatch.setattr(bus_module, "open_bus", lambda n: SimBus([]))
+    with pytest.raises(SensorError, match="no sensor answered on /dev/i2c-1"):
+        source_module.open_hardware_source(1)
