@@ -271,12 +271,12 @@ class Sampler:
         self._wall_start = self._wall_clock()
         # The session's samples begin once every chip runs: frames an IMU took while another
         # chip was starting (possibly an overflowing FIFO's worth) are drained and dropped, so
-        # index 0 is the first frame after this, one period later on average.
+        # index 0 is the first frame after this, half a period later on average.
         for ch in self._imus:
             assert ch.driver is not None
             ch.driver.drain()
             now = self._clock.monotonic_s()
-            ch.info = replace(ch.driver.info, t0_s=now - self._origin_t + ch.info.period_s)
+            ch.info = replace(ch.driver.info, t0_s=now - self._origin_t + ch.info.period_s / 2)
             self._schedule_after_start(ch, now)
         # Index 0 of a load cell is the first conversion read from now on (it completed within
         # half a period of now, on average).
@@ -340,7 +340,10 @@ class Sampler:
                 self._service_imu(channel)
             elif isinstance(channel, _ForceChannel):
                 self._service_force(channel)
+            now = self._clock.monotonic_s()
             for ch in channels:
+                # A stream that stopped (an outage) still hands on what it holds in time.
+                ch.buffer_full(now, self.settings.block_s)
                 if ch.out:
                     yield from ch.out
                     ch.out.clear()
@@ -398,6 +401,27 @@ class Sampler:
                 ch.trouble = ch.trouble or "stall"
 
     @staticmethod
+    def _lost_to_restart(ch: _ImuChannel, fallback_t: float) -> int:
+        """Samples lost between the last drained frame and a restart of the IMU's FIFO (a
+        reset after an overflow, a re-initialisation); moves the count's anchor to the restart.
+
+        When the driver tells when the FIFO (re)started (``fifo_started_s``, as the drivers on
+        the shared FIFO base do), its next frame was sampled then: the frames in between are
+        ``floor((t_start - t_d) * rate_hz)``, so that frame gets the index of its true time. A
+        restart configures the chip first and may take a few ms more after enabling the FIFO,
+        so this matters. Otherwise the restart happened at about ``fallback_t`` and the
+        chip's next sample comes after it.
+        """
+        started = getattr(ch.driver, "fifo_started_s", None)
+        if isinstance(started, float) and ch.last_drain_t <= started <= fallback_t + 1.0:
+            lost = max(0, math.floor((started - ch.last_drain_t) * ch.info.rate_hz))
+            ch.last_drain_t = started
+            return lost
+        lost = Sampler._lost_since(ch.last_drain_t, fallback_t, ch.info.rate_hz)
+        ch.last_drain_t = fallback_t
+        return lost
+
+    @staticmethod
     def _lost_since(t_last: float, t_now: float, rate_hz: float) -> int:
         """Samples a chip made after the last one read at ``t_last`` up to ``t_now``."""
         return max(0, math.floor((t_now - t_last) * rate_hz + 0.5))
@@ -442,10 +466,8 @@ class Sampler:
             return False
         if reset:
             # The chip lost its configuration (and its FIFO) at some time since the last
-            # drain; the driver has configured it again, so it samples afresh from now.
-            after = self._clock.monotonic_s()
-            ch.add_gap(self._lost_since(ch.last_drain_t, after, ch.info.rate_hz), "chip_reset")
-            ch.last_drain_t = after
+            # drain; the driver has configured it again, so it samples afresh from then.
+            ch.add_gap(self._lost_to_restart(ch, self._clock.monotonic_s()), "chip_reset")
             ch.failures, ch.trouble = 0, None
             return False
         return True
@@ -461,15 +483,15 @@ class Sampler:
             self._note_stall(now)
         ch.failures = 0
         if read.overflowed or read.reinitialised:
-            # The frames in the FIFO were discarded when the driver reset it (at about ``now``);
-            # every sample since the last good drain is lost.
+            # The frames in the FIFO were discarded when the driver reset it (during this
+            # drain); every sample since the last good drain is lost.
             reason: GapReason = ch.trouble or (
                 "chip_reset" if read.reinitialised else "fifo_overflow"
             )
-            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz), reason)
+            ch.add_gap(self._lost_to_restart(ch, now), reason)
         ch.trouble = None
         raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
-        if len(raw) or read.overflowed or read.reinitialised:
+        if len(raw):
             # The anchor of the lost-sample count moves only with evidence of sampling: an
             # empty FIFO may be a chip that silently stopped.
             ch.last_drain_t = now
@@ -514,9 +536,13 @@ class Sampler:
         now = self._clock.monotonic_s()
         ch.down, ch.failures = False, 0
         if isinstance(ch, _ImuChannel):
-            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz),
-                       ch.trouble or "outage")
+            lost = self._lost_to_restart(ch, now)
+            restart_t = ch.last_drain_t
+            ch.add_gap(lost, ch.trouble or "outage")
             ch.trouble = None
+            self._schedule_after_start(ch, now)
+            ch.last_drain_t = restart_t
+            return True
         elif isinstance(ch, _ForceChannel):
             # The outage gap is counted at the first conversion; a restarted chip has
             # calibrated its offset afresh, so the tare no longer holds.

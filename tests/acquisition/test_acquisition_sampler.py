@@ -81,7 +81,7 @@ def test_stream_times_and_t0_come_from_the_start() -> None:
     assert adc.t_first < imu.t_first  # load cell first: its start-up would fill the FIFO
     # Session time zero is when every chip runs; index 0 is the next sample.
     assert sampler.session_start_s == pytest.approx(imu.t_first, abs=1e-3)
-    assert infos["trunk"].t0_s == pytest.approx(0.001, abs=2e-4)
+    assert infos["trunk"].t0_s == pytest.approx(0.0005, abs=2e-4)
     assert infos["force"].t0_s == pytest.approx(0.5 / 320, abs=2e-4)
     assert sampler.streams[0].t0_s == infos["trunk"].t0_s
     # The first force sample's time is its true conversion time within a period.
