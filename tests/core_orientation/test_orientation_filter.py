@@ -117,6 +117,7 @@ _STREAM = synthetic_motion(
 )
 _VALID = np.ones(_STREAM.gyro_dps.shape[0], dtype=bool)
 _VALID[[5, 700, 701, 702, 1500, 2999]] = False
+_VALID[2000:2030] = False  # a gap long enough to restart the low-passes
 
 
 def _whole() -> tuple[np.ndarray, OrientationFilter]:
