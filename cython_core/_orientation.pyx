@@ -433,7 +433,8 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
-                      const double* accel_g) noexcept nogil:
+                      const double* accel_g, double periods) noexcept nogil:
+    """One valid sample; ``periods`` sample periods have passed since the last valid one."""
     cdef double g[3]
     cdef double glp[3]
     cdef double a[3]
@@ -471,7 +472,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     for i in range(3):
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
-    rotation_quat(g, c.ts_s, dq)
+    rotation_quat(g, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
@@ -647,13 +648,19 @@ cdef void restart_after_gap(State* s) noexcept nogil:
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,
               const unsigned char* flags, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
+    cdef double periods
     for i in range(n):
         if flags == NULL or flags[i]:
+            periods = 1.0
             if s.invalid_run != 0.0:
                 if s.invalid_run >= c.gap_reset_n:
                     restart_after_gap(s)
+                else:
+                    # A short hole: the sensor kept turning, so integrate this sample's rate
+                    # over the held samples too rather than lose that rotation.
+                    periods += s.invalid_run
                 s.invalid_run = 0.0
-            step(s, c, &gyro[3 * i], &accel[3 * i])
+            step(s, c, &gyro[3 * i], &accel[3 * i], periods)
         else:
             s.invalid_run += 1.0
         output(s, c, &out[4 * i])
