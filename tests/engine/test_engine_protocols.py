@@ -220,3 +220,27 @@ def test_optional_kernel_figures_are_summarised_when_present() -> None:
     metrics = {m.name: m.value for m in p.summary() if m.index is None}
     assert metrics["peak_rotation_speed_dps"] == 750.0 and metrics["mean_sway_rms_deg"] == 1.5
     assert "mean_stabilisation_s" not in metrics
+
+
+def test_a_scenario_implies_exercise_protocol_and_its_prescription() -> None:
+    from spinecoach.backend import Backend
+    from spinecoach.config import load_config
+    from spinecoach.engine.session import ScenarioDefaults, SessionRequest, resolve_plan
+
+    def scenario(name: str) -> ScenarioDefaults:
+        return ScenarioDefaults("chained_good_morning", "tempo_set", {"reps": 6, "tempo": "3-1-1-1"})
+
+    config, sim = load_config([]), Backend.parse("sim:chained")
+    plan = resolve_plan(SessionRequest(), sim, config, scenario)
+    assert (plan.exercise.id, plan.protocol_id) == ("chained_good_morning", "tempo_set")
+    assert (plan.params["reps"], plan.params["tempo"]) == (6, "3-1-1-1")
+    plan = resolve_plan(SessionRequest(params=("reps=4",)), sim, config, scenario)
+    assert (plan.params["reps"], plan.params["tempo"]) == (4, "3-1-1-1")
+    plan = resolve_plan(SessionRequest(protocol="free"), sim, config, scenario)
+    assert plan.protocol_id == "free" and plan.params == {}
+    with pytest.raises(UsageError, match="--exercise"):
+        resolve_plan(SessionRequest(), Backend.parse("hardware"), config, scenario)
+    plan = resolve_plan(SessionRequest(exercise="bird_dog", side="alternate", sets=4),
+                        Backend.parse("hardware"), config, scenario)
+    assert plan.protocol_id == "isometric_holds" and [plan.side(n) for n in (1, 2, 3)] == [
+        "left", "right", "left"]
