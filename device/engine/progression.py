@@ -228,6 +228,10 @@ def _tempo_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetR
                       "Repeat the same prescription: the set was not completed yet, but control held.")
 
 
+def _every(count: float, thing: str) -> str:
+    return f"the {thing}" if count == 1 else f"all {count:.0f} {thing}s"
+
+
 def _holds_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetRow],
                 settings: ProgressionSettings) -> Suggestion:
     protocol = sets[-1].protocol
@@ -239,7 +243,7 @@ def _holds_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetR
     if tried and done == tried and all(s.targets_met for s in sets):
         new = target + settings.hold_step_s
         return Suggestion(ex, protocol, "progress", {"target_s": new},
-                          f"Hold {new:g} s next time: all {tried:.0f} holds reached "
+                          f"Hold {new:g} s next time: {_every(tried, 'hold')} reached "
                           f"{target:g} s inside the angle and force band.")
     if tried and done < tried / 2:
         new = max(1.0, target - settings.hold_step_s)

@@ -227,9 +227,10 @@ def _mean(values: Any) -> float:
     return float(sum(items) / len(items)) if items else float("nan")
 
 
-def _rep_event(rep: RepResult, t_s: float, n: int, of: object) -> EngineEvent:
+def _rep_event(rep: RepResult, t_s: float, n: int, of: int | None) -> EngineEvent:
+    """A counted rep; ``of`` is the prescribed number (None in free mode)."""
     return EngineEvent("rep", t_s, {
-        "n": n, "reps": of, "rom_deg": rep.rom_deg,
+        "n": n, "reps": of, "of": "" if of is None else f"/{of}", "rom_deg": rep.rom_deg,
         "eccentric_s": rep.tempo.eccentric_s, "concentric_s": rep.tempo.concentric_s,
     })
 
@@ -767,7 +768,7 @@ class Free(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "rep" and isinstance(event.data, RepResult):
-            return [_rep_event(event.data, event.t_s, len(self.reps), "-")]
+            return [_rep_event(event.data, event.t_s, len(self.reps), None)]
         if event.kind == "hold_end" and isinstance(event.data, HoldResult):
             return [EngineEvent("hold_measured", event.t_s, {"held_s": event.data.duration_s})]
         if event.kind == "contraction" and isinstance(event.data, ContractionResult):

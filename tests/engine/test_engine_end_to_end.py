@@ -99,8 +99,8 @@ def test_scenario_sessions_reach_their_figures(
     _check_replay(isolated, capsys)
 
 
-ALL = ["dumbbell_row_slow_eccentric", "bridge_pelvic_shifts", "single_leg_deadlift",
-       "rotational_throws"]
+ALL = ["chained_good_morning", "dumbbell_row_slow_eccentric", "bridge_pelvic_shifts",
+       "single_leg_deadlift", "rotational_throws"]
 
 
 @pytest.mark.soak
