@@ -63,7 +63,10 @@ class PhaseDetector:
         settings: MotionSettings = MotionSettings(),
         walkback_s: float = DEFAULT_WALKBACK_S,
         baseline_dps: float = DEFAULT_BASELINE_DPS,
+        filter_delay_samples: int = 0,
     ) -> None:
+        """``filter_delay_samples``: group delay of the low-pass the velocity went through; the
+        boundaries are moved back by it (see the kernel)."""
         self.rate_hz = _check_rate(rate_hz)
         if not settings.still_threshold_dps < settings.moving_threshold_dps:
             raise ValueError("still_threshold_dps must be below moving_threshold_dps")
@@ -73,6 +76,7 @@ class PhaseDetector:
             samples(settings.min_phase_s, rate_hz),
             samples(walkback_s, rate_hz),
             float(baseline_dps),
+            int(filter_delay_samples),
         )
 
     @property

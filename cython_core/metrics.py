@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
 
 FloatArray = npt.NDArray[np.float64]
@@ -244,11 +245,8 @@ def vertical_rate_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> Floa
     ``quat_wxyz`` rotates sensor vectors into the earth frame; the sensor-frame vertical is the
     third row of its rotation matrix.
     """
-    q = np.asarray(quat_wxyz, dtype=np.float64)
     g = np.asarray(gyro_dps, dtype=np.float64)
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    up = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
-    return np.asarray(np.sum(up * g, axis=1), dtype=np.float64)
+    return np.asarray(np.sum(up_in_sensor(quat_wxyz) * g, axis=1), dtype=np.float64)
 
 
 def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> float | None:
