@@ -69,6 +69,15 @@ def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float) -> floa
     return float(np.sum(0.5 * (ff[1:] + ff[:-1]) * np.diff(tt)))
 
 
+def _mean_on(f: FloatArray, half_n: float, peak_n: float) -> float:
+    """Mean force over the "on" time: from the first to the last sample at or above half of
+    the rise (so the rise and the release do not dilute a repeater's mean)."""
+    above = np.flatnonzero(f >= half_n)
+    if above.size == 0:
+        return peak_n
+    return float(np.mean(f[above[0] : above[-1] + 1]))
+
+
 def measure_contraction(
     force_n: FloatArray,
     first_sample: int,
@@ -156,7 +165,7 @@ def measure_contraction(
         impulse_n_s=impulse,  # type: ignore[arg-type]
         pretensioned=pretensioned,
         rate_hz=float(rate_hz),
-        mean_force_n=float(np.mean(f[onset:end])) if end > onset else peak,
+        mean_force_n=_mean_on(f[onset:end], half, peak),
         invalid_samples=int(invalid_samples),
         baseline_sd_n=float(baseline_sd_n),
         threshold_n=float(threshold),

@@ -52,6 +52,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Samples of the primary IMU used to choose the working axis when no exercise names it (s).
 AXIS_WINDOW_S = 10.0
+#: Earth-up in the sensor frame at the zero pose of a named exercise: upright, +x up the spine.
+ZERO_POSE_UP_SENSOR = np.array([1.0, 0.0, 0.0])
 #: Where the working axis is closer than this to vertical, gravity cannot reference rotation
 #: about it; the gyro rate about the axis carries the primary angle there (°).
 VERTICAL_AXIS_DEG = 20.0
@@ -365,7 +367,9 @@ class Pipeline:
         assert self._axis is not None and chain.zero_q is not None
         if chain.angle_state is None:
             axis = self._axis
-            up0 = up_in_sensor(chain.zero_q)[0]
+            # A named exercise measures from the trunk convention's upright pose (sensor +x up
+            # the spine, vertical), so targets are absolute; without one, from the first sample.
+            up0 = ZERO_POSE_UP_SENSOR if self._exercise_known else up_in_sensor(chain.zero_q)[0]
             ref = up0 - axis * float(up0 @ axis)
             if np.linalg.norm(ref) < 1e-6:  # axis vertical at the zero pose: any reference
                 ref = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
