@@ -85,10 +85,11 @@ def force_angle_curve(
     if a.size == 0:
         return {}
     bins = np.floor(a / bin_deg).astype(np.int64)
-    uniq, inv = np.unique(bins, return_inverse=True)
-    sums = np.bincount(inv, weights=f)
-    counts = np.bincount(inv)
-    return {float(b * bin_deg): float(s / c) for b, s, c in zip(uniq, sums, counts)}
+    lo = int(bins.min())
+    sums = np.bincount(bins - lo, weights=f)
+    counts = np.bincount(bins - lo)
+    used = np.flatnonzero(counts)
+    return {float((lo + i) * bin_deg): float(sums[i] / counts[i]) for i in used}
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
@@ -214,9 +215,9 @@ def stabilisation_time_s(
     keep = max(1, int(round(keep_s * rate_hz)))
     if a.size < keep:
         return None
-    inside = (np.abs(a - settled_deg) <= band_deg).astype(np.int64)
+    inside = np.concatenate(([0], np.cumsum(np.abs(a - settled_deg) <= band_deg)))
     # windows of `keep` samples that are wholly inside the band
-    full = np.convolve(inside, np.ones(keep, dtype=np.int64), mode="valid") == keep
+    full = (inside[keep:] - inside[:-keep]) == keep
     hit = np.flatnonzero(full)
     if hit.size == 0:
         return None

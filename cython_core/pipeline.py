@@ -60,6 +60,8 @@ VERTICAL_AXIS_DEG = 20.0
 #: Low-pass of the primary angular velocity: 2nd-order Butterworth at this cut-off (Hz), capped
 #: at 0.4 x the IMU rate; its group delay is taken off the phase boundaries.
 OMEGA_LOWPASS_HZ = 15.0
+#: Rate (Hz) the eccentric speed is decimated to (by a whole factor) before SPARC.
+SPARC_RATE_HZ = 100.0
 #: Window of the force spike (Hampel) filter (s, made odd and at least 3 samples), its
 #: threshold (robust SDs) and a floor (N) under which a deviation is noise, not a spike.
 HAMPEL_WINDOW_S = 0.01
@@ -110,6 +112,13 @@ class _ForceChain:
     last_input: float = 0.0  # last valid raw sample (held over invalid ones)
     to_skip: int = 0  # leading spike-filter outputs that precede the first sample
     ok_queue: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+
+
+def _cross3(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+    """Cross product of two 3-vectors (numpy's general cross costs far more per call)."""
+    a0, a1, a2 = (float(v) for v in np.asarray(a, dtype=np.float64))
+    b0, b1, b2 = (float(v) for v in np.asarray(b, dtype=np.float64))
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
 
 
 def _hold_invalid(x: FloatArray, ok: npt.NDArray[np.bool_], last: float) -> FloatArray:
@@ -372,10 +381,10 @@ class Pipeline:
             up0 = ZERO_POSE_UP_SENSOR if self._exercise_known else up_in_sensor(chain.zero_q)[0]
             ref = up0 - axis * float(up0 @ axis)
             if np.linalg.norm(ref) < 1e-6:  # axis vertical at the zero pose: any reference
-                ref = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
+                ref = _cross3(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
             ref /= np.linalg.norm(ref)
             chain.angle_state = PrimaryAngleState(
-                ref, np.cross(axis, ref), axis, float(np.sin(np.radians(VERTICAL_AXIS_DEG))))
+                ref, _cross3(axis, ref), axis, float(np.sin(np.radians(VERTICAL_AXIS_DEG))))
         n = len(q)
         angle = np.empty(n)
         rate = np.empty(n)
@@ -601,18 +610,26 @@ class Pipeline:
         return float(np.max(w)), float(np.mean(w)), w
 
     def _sway(self, a: int, b: int) -> float | None:
+        """RMS of the off-axis (frontal-plane) angle over samples [a, b): the rotation about the
+        axis perpendicular to the working axis and to the zero pose's vertical."""
         q = self._hist.get("quat", a, b)
         chain = self._imu[self.primary]  # type: ignore[index]
-        if len(q) < 2 or self._axis is None or chain.zero_q is None:
+        if len(q) < 2 or self._axis is None or chain.angle_state is None:
             return None
-        up0 = up_in_sensor(chain.zero_q)[0]
-        off = np.cross(up0, self._axis)
-        if np.linalg.norm(off) < 1e-6:
-            return None
-        try:
-            return metrics.sway_rms_deg(primary_angle_deg(q, off / np.linalg.norm(off), chain.zero_q))
-        except ValueError:
-            return None
+        ref = np.array([chain.angle_state.r0, chain.angle_state.r1, chain.angle_state.r2])
+        up0 = ref  # the zero pose's vertical projected off the working axis
+        off = _cross3(up0, self._axis)
+        off /= np.linalg.norm(off)
+        # reference for the off-axis angle: the zero-pose vertical projected off that axis
+        ref_off = up0 - off * float(up0 @ off)
+        ref_off /= np.linalg.norm(ref_off)
+        st = PrimaryAngleState(ref_off, _cross3(off, ref_off), off,
+                               float(np.sin(np.radians(VERTICAL_AXIS_DEG))))
+        ang = np.empty(len(q))
+        rate = np.empty(len(q))
+        primary_step(st, np.ascontiguousarray(q),
+                     np.ascontiguousarray(self._hist.get("gyro", a, b)), chain.rate_hz, ang, rate)
+        return metrics.sway_rms_deg(ang)
 
     def _measure_rep(self, s: RepSpan) -> RepResult:
         m = self.motion
@@ -634,7 +651,10 @@ class Pipeline:
         pc, mc, _ = self._speeds(*con)
         sparc = None
         if len(we) >= 4 and np.mean(we) > 0:
-            sparc = metrics.sparc(we, rate)
+            # The speed is low-passed at OMEGA_LOWPASS_HZ and SPARC looks at <= 10 Hz, so a
+            # ~100 Hz copy gives the same spectrum below 10 Hz at a fraction of the FFT cost.
+            q = max(1, int(rate // SPARC_RATE_HZ))
+            sparc = metrics.sparc(we[::q], rate / q)
         far = self._hist.get("angle", s.away_end, s.back_start)
         settled = float(np.mean(far)) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
         if m.hold_target_deg is not None:
