@@ -254,3 +254,76 @@ def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> flo
     """Peak angular speed about the vertical axis (°/s), e.g. of a rotational throw."""
     r = vertical_rate_dps(quat_wxyz, gyro_dps)
     return float(np.max(np.abs(r))) if r.size else None
+
+
+# --------------------------------------------------------------------------- movement bounds
+#: Normalised speed profiles (area 1 over u in [0, 1]) of a point-to-point movement:
+#: minimum jerk (Flash & Hogan 1985) and a half-cosine position profile.
+BELL_PROFILES = {
+    "min_jerk": lambda u: 30.0 * u * u * (1.0 - u) ** 2,
+    "cosine": lambda u: 0.5 * np.pi * np.sin(np.pi * u),
+}
+#: A fitted movement is used only if it explains this share of the speed's variance.
+BELL_MIN_R2 = 0.9
+#: Rate (Hz) the speed is averaged down to for the fit.
+BELL_FIT_RATE_HZ = 100.0
+
+
+def _bell(t: FloatArray, t0: float, dur: float, delta: float, profile) -> FloatArray:  # type: ignore[no-untyped-def]
+    u = (t - t0) / dur
+    inside = (u > 0.0) & (u < 1.0)
+    out = np.zeros_like(t)
+    out[inside] = delta / dur * profile(u[inside])
+    return out
+
+
+def fit_movement_bounds(
+    t_s: FloatArray, rate_dps: FloatArray, delta_deg: float, start_s: float, end_s: float
+) -> tuple[float, float, float, str] | None:
+    """Start and end (s) of one movement from a bell-shaped fit of its angular speed.
+
+    A voluntary point-to-point movement leaves and reaches rest smoothly, so speed thresholds
+    see it late (a minimum-jerk start rises as t²). Fitting the whole speed profile with the
+    minimum-jerk and the half-cosine bell (amplitude fixed by the angle change ``delta_deg``;
+    start and duration by Gauss-Newton from the thresholded ``start_s``/``end_s``) recovers
+    where the speed truly leaves and reaches zero. Returns (start, end, R², profile) of the
+    better fit, or None if neither explains BELL_MIN_R2 of the variance or the fit runs away.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    v = np.asarray(rate_dps, dtype=np.float64)
+    length = end_s - start_s
+    if length <= 0 or t.size < 8 or delta_deg == 0:
+        return None
+    var = float(np.sum((v - v.mean()) ** 2))
+    if var <= 0:
+        return None
+    best: tuple[float, float, float, str] | None = None
+    best_sse = np.inf
+    for name, profile in BELL_PROFILES.items():
+        p = np.array([start_s - 0.05 * length, 1.1 * length])
+        for _ in range(12):
+            r = _bell(t, p[0], p[1], delta_deg, profile) - v
+            h = 1e-3 * max(length, 0.05)
+            j0 = (_bell(t, p[0] + h, p[1], delta_deg, profile) - v - r) / h
+            j1 = (_bell(t, p[0], p[1] + h, delta_deg, profile) - v - r) / h
+            jac = np.stack([j0, j1], axis=1)
+            step, *_ = np.linalg.lstsq(jac, -r, rcond=None)
+            # keep each step small against the movement so the fit cannot jump to a neighbour
+            step = np.clip(step, -0.2 * length, 0.2 * length)
+            p = p + step
+            if p[1] <= 0.1 * length:
+                break
+            if abs(step[0]) < 1e-5 and abs(step[1]) < 1e-5:
+                break
+        if p[1] <= 0.1 * length:
+            continue
+        sse = float(np.sum((_bell(t, p[0], p[1], delta_deg, profile) - v) ** 2))
+        if sse < best_sse:
+            best_sse = sse
+            best = (float(p[0]), float(p[0] + p[1]), 1.0 - sse / var, name)
+    if best is None or best[2] < BELL_MIN_R2:
+        return None
+    # a fit far from what the thresholds saw is a different movement, not a refinement
+    if abs(best[0] - start_s) > 0.4 * length + 0.05 or abs(best[1] - end_s) > 0.4 * length + 0.05:
+        return None
+    return best

@@ -244,7 +244,9 @@ class Pipeline:
         # DC group delay of a 2nd-order Butterworth: sqrt(2) / (2 pi fc)
         self._delay_n = int(round(np.sqrt(2.0) / (2 * np.pi * cutoff) * rate))
         self._phases = PhaseDetector(rate, m, filter_delay_samples=self._delay_n)
-        self._hist = SampleHistory({"angle": (), "omega": (), "quat": (4,), "gyro": (3,)})
+        self._hist = SampleHistory(
+            {"angle": (), "rate": (), "omega": (), "quat": (4,), "gyro": (3,)})
+        self._last_rep_end_s: float | None = None
         self._tracker = RepTracker(
             m.min_rom_deg,
             lambda i: self._hist.at("angle", i),
@@ -396,7 +398,7 @@ class Pipeline:
         n = len(q)
         angle, raw_omega = self._angles(chain, q, gyro)
         omega = self._omega_lp.update(raw_omega)
-        self._hist.append(angle=angle, omega=omega, quat=q, gyro=gyro)
+        self._hist.append(angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
         start = self._n
         self._n += n
         events: list[CoreEvent] = []
@@ -631,14 +633,40 @@ class Pipeline:
                      np.ascontiguousarray(self._hist.get("gyro", a, b)), chain.rate_hz, ang, rate)
         return metrics.sway_rms_deg(ang)
 
+    def _swing_bounds(self, a: int, b: int, direction: int, decided: int) -> tuple[float, float]:
+        """Start and end (s) of the swing the detector saw as samples [a, b), refined by a
+        bell-shaped fit of its speed (metrics.fit_movement_bounds) when one fits.
+
+        The fit window depends only on the swing and on the samples up to the one that decided
+        the rep (and history kept by ``_trim``), so it is the same for any split into blocks."""
+        t_a, t_b = self._t(a), self._t(b)
+        length = b - a
+        margin = samples(HISTORY_MARGIN_S, self._rate) - 1
+        lo = max(a - min(length // 2, margin), 0)
+        hi = min(b + length // 2, decided + 1)
+        q = max(1, int(round(self._rate / metrics.BELL_FIT_RATE_HZ)))
+        n = (hi - lo) // q * q
+        if n < 8 * q:
+            return t_a, t_b
+        speed = np.clip(self._hist.get("rate", lo, lo + n) * direction, 0.0, None)
+        speed = speed.reshape(-1, q).mean(axis=1)
+        t = self._t(lo) + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / self._rate
+        fit = metrics.fit_movement_bounds(t, speed, float(np.sum(speed)) * q / self._rate, t_a, t_b)
+        return (t_a, t_b) if fit is None else (fit[0], fit[1])
+
     def _measure_rep(self, s: RepSpan) -> RepResult:
         m = self.motion
         rate = self._rate
         away_ecc = (not self._exercise_known) or s.away_dir * m.eccentric_sign > 0
-        away_s = (s.away_end - s.start) / rate
-        far_s = (s.back_start - s.away_end) / rate
-        back_s = (s.end - s.back_start) / rate
-        rest_s = s.rest_pause / rate
+        t_start, t_away_end = self._swing_bounds(s.start, s.away_end, s.away_dir, s.decided)
+        t_back_start, t_end = self._swing_bounds(s.back_start, s.end, -s.away_dir, s.decided)
+        if t_away_end > t_back_start:  # a turn without a pause: the bells meet
+            t_away_end = t_back_start = 0.5 * (t_away_end + t_back_start)
+        away_s = t_away_end - t_start
+        far_s = t_back_start - t_away_end
+        back_s = t_end - t_back_start
+        rest_s = 0.0 if self._last_rep_end_s is None else max(0.0, t_start - self._last_rep_end_s)
+        self._last_rep_end_s = t_end
         if away_ecc:
             tempo = Tempo(away_s, far_s, back_s, rest_s)
             ecc, con = (s.start, s.away_end), (s.back_start, s.end)
@@ -676,8 +704,8 @@ class Pipeline:
         if self._force_name is not None:
             fields = self._rep_force(s, ecc, con)
         return RepResult(
-            start_s=self._t(s.start),
-            end_s=self._t(s.end),
+            start_s=t_start,
+            end_s=t_end,
             rom_deg=rom,
             tempo=tempo,
             peak_eccentric_speed_dps=pe,
