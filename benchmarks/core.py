@@ -8,7 +8,7 @@ fed IMU and force blocks covering the same time, as the sampler does. ``analyze`
 measured from a temporary interchange CSV. With the ``bench`` extra installed (vqf, imufusion)
 their filters run on the same data in the same run; the ratios compare the pipeline (whole
 array, as ``analyze`` runs it) with VQF's and imufusion's own fastest call.
-Times are the best of a few repeats (time.perf_counter), so another process's load inflates
+Times are the best of --repeats runs (default 3) (time.perf_counter), so another process's load inflates
 them less.
 """
 
@@ -63,9 +63,13 @@ def synthetic(seconds: float, seed: int = 0) -> dict[str, np.ndarray]:
             "tf": tf, "force": force}
 
 
-def best_of(fn: Callable[[], None], repeats: int = 3) -> float:
+#: Repeats per measurement (the best is kept); set from --repeats.
+REPEATS = [3]
+
+
+def best_of(fn: Callable[[], None], repeats: int | None = None) -> float:
     best = np.inf
-    for _ in range(repeats):
+    for _ in range(repeats or REPEATS[0]):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
@@ -238,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="synthetic data length (s)")
     parser.add_argument("--json", action="store_true", help="print a JSON copy of the results")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (best kept)")
     args = parser.parse_args(argv)
+    REPEATS[0] = max(1, args.repeats)
     d = synthetic(args.seconds)
     n_imu = len(d["t"])
     # block size 1 is dominated by per-call overhead; 10 s of it is plenty to measure that
