@@ -23,16 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from spinecoach.analysis import analyze_recording
-from spinecoach.core.detect import HoldDetector, PhaseDetector
 from spinecoach.core._primary import PrimaryAngleState, primary_step
+from spinecoach.core.detect import HoldDetector, PhaseDetector
 from spinecoach.core.filters import HampelFilter, LowPassFilter, LowPassSettings
 from spinecoach.core.force import ContractionDetector
 from spinecoach.core.orientation import OrientationFilter
 from spinecoach.core.pipeline import Pipeline, hampel_settings
-from spinecoach.drivers.blocks import StreamInfo as Info
 from spinecoach.core.results import MotionSettings
+from spinecoach.drivers.blocks import StreamInfo as Info
 from spinecoach.recording.load import load_recording
 
 IMU_HZ = 1000.0
@@ -117,7 +116,7 @@ def stage_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, dict[str, flo
 
     def force_chain(size: int) -> None:
         # force blocks covering the same time as `size` IMU samples
-        fsize = max(1, int(round(size * FORCE_HZ / IMU_HZ)))
+        fsize = max(1, round(size * FORCE_HZ / IMU_HZ))
         hampel = HampelFilter(hampel_settings(FORCE_HZ))
         det = ContractionDetector(FORCE_HZ)
         ok = np.ones(n_force, bool)
@@ -132,7 +131,7 @@ def stage_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, dict[str, flo
         out[name] = {}
         for size in (*BLOCKS, n_imu):
             key = "all" if size == n_imu else str(size)
-            out[name][key] = best_of(lambda: fn(size)) / n_imu * 1e9
+            out[name][key] = best_of(lambda fn=fn, size=size: fn(size)) / n_imu * 1e9
     return out
 
 
@@ -158,7 +157,7 @@ def pipeline_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
 
     out = {}
     for size in (*BLOCKS, n_imu):
-        out["all" if size == n_imu else str(size)] = best_of(lambda: run(size)) / n_imu * 1e9
+        out["all" if size == n_imu else str(size)] = best_of(lambda size=size: run(size)) / n_imu * 1e9
     return out
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core._detect import HoldKernelState, PhaseKernelState, hold_step, phase_step
 from spinecoach.core.results import MotionSettings
 
 FloatArray = npt.NDArray[np.float64]
 
+#: Motion settings with METRICS.md's defaults (no exercise).
+DEFAULT_MOTION = MotionSettings()
 #: Longest walk back from a threshold crossing to the movement's baseline (s).
 DEFAULT_WALKBACK_S = 1.0
 #: Speed below which the walk back (or forward) from a threshold crossing stops at the first
@@ -28,7 +29,7 @@ DEFAULT_BASELINE_DPS = 2.0
 
 def samples(seconds: float, rate_hz: float) -> int:
     """``seconds`` as a whole number of samples at ``rate_hz`` (at least 1)."""
-    return max(1, int(round(seconds * rate_hz)))
+    return max(1, round(seconds * rate_hz))
 
 
 def _check_rate(rate_hz: float) -> float:
@@ -60,7 +61,7 @@ class PhaseDetector:
     def __init__(
         self,
         rate_hz: float,
-        settings: MotionSettings = MotionSettings(),
+        settings: MotionSettings = DEFAULT_MOTION,
         walkback_s: float = DEFAULT_WALKBACK_S,
         baseline_dps: float = DEFAULT_BASELINE_DPS,
         filter_delay_samples: int = 0,
@@ -143,7 +144,7 @@ class HoldDetector:
             float(lo_deg),
             float(hi_deg),
             float(force_tolerance_frac),
-            int(round(debounce_s * rate_hz)),
+            round(debounce_s * rate_hz),
             samples(min_hold_s, rate_hz),
         )
 
@@ -349,7 +350,7 @@ class RepTracker:
 
 
 def detect_phases(
-    omega_dps: npt.ArrayLike, rate_hz: float, settings: MotionSettings = MotionSettings()
+    omega_dps: npt.ArrayLike, rate_hz: float, settings: MotionSettings = DEFAULT_MOTION
 ) -> list[PhaseChange]:
     """Phase changes of a whole recording (batch form of :class:`PhaseDetector`)."""
     return PhaseDetector(rate_hz, settings).update(omega_dps)
@@ -359,7 +360,7 @@ def count_reps(
     angle_deg: npt.ArrayLike,
     omega_dps: npt.ArrayLike,
     rate_hz: float,
-    settings: MotionSettings = MotionSettings(),
+    settings: MotionSettings = DEFAULT_MOTION,
 ) -> list[RepSpan]:
     """Reps of a whole recording from its primary angle and (filtered) angular velocity."""
     angle = _as_1d(angle_deg, "angle_deg")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core._force import ForceKernelState, force_step
 from spinecoach.core.results import ContractionResult, CoreEvent
 
@@ -49,7 +48,10 @@ class ForceSettings:
 
     def samples(self, seconds: float, rate_hz: float) -> int:
         """``seconds`` as a whole number of samples at ``rate_hz`` (at least 1)."""
-        return max(1, int(round(seconds * rate_hz)))
+        return max(1, round(seconds * rate_hz))
+
+
+DEFAULT_FORCE_SETTINGS = ForceSettings()
 
 
 def _interp(t_s: FloatArray, f: FloatArray, at_s: float) -> float | None:
@@ -87,7 +89,7 @@ def measure_contraction(
     baseline_sd_n: float,
     rate_hz: float,
     t0_s: float = 0.0,
-    settings: ForceSettings = ForceSettings(),
+    settings: ForceSettings = DEFAULT_FORCE_SETTINGS,
     invalid_samples: int = 0,
 ) -> ContractionResult | None:
     """Figures of one contraction from its samples.
@@ -182,7 +184,7 @@ class ContractionDetector:
     counted in the result.
     """
 
-    def __init__(self, rate_hz: float, settings: ForceSettings = ForceSettings(), t0_s: float = 0.0):
+    def __init__(self, rate_hz: float, settings: ForceSettings = DEFAULT_FORCE_SETTINGS, t0_s: float = 0.0):
         if not (rate_hz > 0 and np.isfinite(rate_hz)):
             raise ValueError(f"rate_hz must be a positive number, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
@@ -281,7 +283,7 @@ class ContractionDetector:
 def detect_contractions(
     force_n: npt.ArrayLike,
     rate_hz: float,
-    settings: ForceSettings = ForceSettings(),
+    settings: ForceSettings = DEFAULT_FORCE_SETTINGS,
     valid: npt.ArrayLike | None = None,
     t0_s: float = 0.0,
 ) -> list[ContractionResult]:

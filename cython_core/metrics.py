@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
 
@@ -42,7 +41,10 @@ class SparcSettings:
     amplitude_threshold: float = 0.05
 
 
-def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = SparcSettings()) -> float:
+DEFAULT_SPARC = SparcSettings()
+
+
+def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAULT_SPARC) -> float:
     """Spectral arc length of a speed profile (dimensionless, <= 0; closer to 0 = smoother).
 
     Balasubramanian, Melendez-Calderon, Burdet, "A robust and sensitive metric for quantifying
@@ -212,7 +214,7 @@ def stabilisation_time_s(
     """Time from ``onset`` to the first sample from which the angle stays within ±band of the
     settled value for ``keep_s``; None if it never does within the data."""
     a = np.asarray(angle_deg, dtype=np.float64)[onset:]
-    keep = max(1, int(round(keep_s * rate_hz)))
+    keep = max(1, round(keep_s * rate_hz))
     if a.size < keep:
         return None
     inside = np.concatenate(([0], np.cumsum(np.abs(a - settled_deg) <= band_deg)))

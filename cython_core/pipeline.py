@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core import metrics
-from spinecoach.core.angles import largest_excursion_axis, primary_angle_deg, up_in_sensor
+from spinecoach.core._primary import PrimaryAngleState, primary_step
+from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
 from spinecoach.core.detect import (
     HoldChange,
     HoldDetector,
@@ -37,7 +37,6 @@ from spinecoach.core.filters import HampelFilter, HampelSettings, LowPassFilter,
 from spinecoach.core.force import ContractionDetector, ForceSettings
 from spinecoach.core.history import SampleHistory
 from spinecoach.core.orientation import OrientationFilter, OrientationSettings
-from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core.results import (
     AnalysisResult,
     ContractionResult,
@@ -50,6 +49,8 @@ from spinecoach.core.results import (
 
 FloatArray = npt.NDArray[np.float64]
 
+DEFAULT_FORCE = ForceSettings()
+DEFAULT_ORIENTATION = OrientationSettings()
 #: Samples of the primary IMU used to choose the working axis when no exercise names it (s).
 AXIS_WINDOW_S = 10.0
 #: Earth-up in the sensor frame at the zero pose of a named exercise: upright, +x up the spine.
@@ -165,8 +166,8 @@ class Pipeline:
         self,
         streams: Sequence[StreamLike],
         motion: MotionSettings | None = None,
-        force_settings: ForceSettings = ForceSettings(),
-        orientation_settings: OrientationSettings = OrientationSettings(),
+        force_settings: ForceSettings = DEFAULT_FORCE,
+        orientation_settings: OrientationSettings = DEFAULT_ORIENTATION,
         primary_imu: str | None = None,
         primary_axis: npt.ArrayLike | None = None,
         on_orientation: Callable[[str, FloatArray, FloatArray], None] | None = None,
@@ -225,7 +226,7 @@ class Pipeline:
             self._setup_primary(self._imu[self.primary].rate_hz)
         for f in self._force.values():
             f_hist = SampleHistory({"force": ()})
-            setattr(f, "history", f_hist)
+            f.history = f_hist
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -242,7 +243,7 @@ class Pipeline:
         cutoff = min(OMEGA_LOWPASS_HZ, 0.4 * rate)
         self._omega_lp = LowPassFilter(rate, LowPassSettings(cutoff, 2))
         # DC group delay of a 2nd-order Butterworth: sqrt(2) / (2 pi fc)
-        self._delay_n = int(round(np.sqrt(2.0) / (2 * np.pi * cutoff) * rate))
+        self._delay_n = round(np.sqrt(2.0) / (2 * np.pi * cutoff) * rate)
         self._phases = PhaseDetector(rate, m, filter_delay_samples=self._delay_n)
         self._hist = SampleHistory(
             {"angle": (), "rate": (), "omega": (), "quat": (4,), "gyro": (3,)})
@@ -644,7 +645,7 @@ class Pipeline:
         margin = samples(HISTORY_MARGIN_S, self._rate) - 1
         lo = max(a - min(length // 2, margin), 0)
         hi = min(b + length // 2, decided + 1)
-        q = max(1, int(round(self._rate / metrics.BELL_FIT_RATE_HZ)))
+        q = max(1, round(self._rate / metrics.BELL_FIT_RATE_HZ))
         n = (hi - lo) // q * q
         if n < 8 * q:
             return t_a, t_b
@@ -809,11 +810,11 @@ class Pipeline:
         curves = [r.force_angle for r in self._reps if r.force_angle]
         if not curves:
             return list(self._reps)
-        set_con = metrics.mean_curve([dict((a, f) for a, f in c["concentric"]) for c in curves])
+        set_con = metrics.mean_curve([{a: f for a, f in c["concentric"]} for c in curves])
         out = []
         for r in self._reps:
             if r.force_angle:
-                rep_con = dict((a, f) for a, f in r.force_angle["concentric"])
+                rep_con = {a: f for a, f in r.force_angle["concentric"]}
                 r = replace(r, sticking_region_deg=metrics.sticking_region(rep_con, set_con))
             out.append(r)
         return out
@@ -831,7 +832,7 @@ class Pipeline:
         curves = [r.force_angle for r in reps if r.force_angle]
         if curves:
             set_curves = {
-                label: metrics.mean_curve([dict((a, f) for a, f in c[label]) for c in curves])
+                label: metrics.mean_curve([{a: f for a, f in c[label]} for c in curves])
                 for label in ("concentric", "eccentric")
             }
             out["force_angle_set"] = {

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core.angles import inclination_deg, largest_excursion_axis, primary_angle_deg
 from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from core_detect_synth import cosine_moves, hinge_set, imu_from_angle
-
 from spinecoach.analysis import EXERCISES, analyze_recording, motion_for, summary_text
 from spinecoach.cli import main
 from spinecoach.drivers.blocks import StreamInfo
@@ -94,7 +93,7 @@ def test_cli_orientation_csv_and_reps_without_exercise(tmp_path, capsys):
     assert lines[0] == "Time (s),Quaternion W,Quaternion X,Quaternion Y,Quaternion Z,Inclination (deg)"
     assert len(lines) == 1 + len(rec.imu["trunk"].index)
     table = np.loadtxt(out, delimiter=",", skiprows=1)
-    t, angle, _, _ = cosine_moves(hinge_set(3), 100.0)
+    _t, angle, _, _ = cosine_moves(hinge_set(3), 100.0)
     # inclination of the spine axis = the flexion angle of this synthetic movement
     assert np.max(np.abs(table[:, 5] - angle)) < 2.0
     assert np.allclose(np.linalg.norm(table[:, 1:5], axis=1), 1.0, atol=1e-5)

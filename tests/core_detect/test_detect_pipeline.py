@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from core_detect_synth import Segment, cosine_moves, hinge_set, imu_from_angle
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from spinecoach.core.pipeline import Pipeline
-from spinecoach.drivers.blocks import StreamInfo as Info
 from spinecoach.core.results import MotionSettings
+from spinecoach.drivers.blocks import StreamInfo as Info
 
 HINGE = MotionSettings(primary_axis=(0.0, 1.0, 0.0), eccentric_sign=1)
 
@@ -49,7 +47,7 @@ def streams(rate=200.0, force_rate=80.0, force=True):
 
 def test_hinge_set_reps_tempo_and_force_curve():
     rate = 200.0
-    t, angle, gyro, accel, tf, force, edges = session(rate)
+    _t, _angle, gyro, accel, _tf, force, edges = session(rate)
     p = Pipeline(streams(rate), HINGE)
     events = run(p, gyro, accel, force, 50, 20)
     res = p.finish()
@@ -79,7 +77,7 @@ def test_hinge_set_reps_tempo_and_force_curve():
 
 def test_no_exercise_counts_reps_about_the_axis_of_largest_excursion():
     rate = 100.0
-    t, angle, omega, _ = cosine_moves(hinge_set(3, rom_deg=40.0), rate)
+    _t, angle, omega, _ = cosine_moves(hinge_set(3, rom_deg=40.0), rate)
     gyro, accel = imu_from_angle(angle, omega, axis="z")
     p = Pipeline(streams(rate, force=False), None)
     run(p, gyro, accel, None, 64, 0)
@@ -93,7 +91,7 @@ def test_no_exercise_counts_reps_about_the_axis_of_largest_excursion():
 @given(st.integers(1, 400), st.integers(1, 200))
 def test_pipeline_streaming_equals_batch(imu_block, force_block):
     rate = 100.0
-    t, angle, gyro, accel, tf, force, _ = session(rate, 50.0, n_reps=2)
+    _t, _angle, gyro, accel, _tf, force, _ = session(rate, 50.0, n_reps=2)
     force = force.copy()
     force[int(1.0 * 50) : int(1.5 * 50)] += 400.0  # a contraction too
     ref = Pipeline(streams(rate, 50.0), HINGE)
@@ -107,7 +105,7 @@ def test_pipeline_streaming_equals_batch(imu_block, force_block):
 def test_holds_with_force_and_gaps():
     rate = 100.0
     segs = [Segment(1.0), Segment(1.0, -10.0), Segment(5.0), Segment(1.0, 0.0), Segment(1.0)]
-    t, angle, omega, edges = cosine_moves(segs, rate)
+    t, angle, omega, _edges = cosine_moves(segs, rate)
     gyro, accel = imu_from_angle(angle, omega)
     motion = MotionSettings(primary_axis=(0, 1, 0), hold_target_deg=-10.0, hold_tolerance_deg=5.0,
                             min_rom_deg=5.0)
