@@ -113,6 +113,7 @@ class _ForceChain:
     last_input: float = 0.0  # last valid raw sample (held over invalid ones)
     to_skip: int = 0  # leading spike-filter outputs that precede the first sample
     ok_queue: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    history: SampleHistory = field(default_factory=lambda: SampleHistory({"force": ()}))
 
 
 def _cross3(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
@@ -207,7 +208,7 @@ class Pipeline:
         self._force_name = next(iter(self._force), None)
         axis = self.motion.primary_axis if self.motion.primary_axis is not None else primary_axis
         self._axis: FloatArray | None = None if axis is None else self._unit(axis)
-        self._pending_axis: list[tuple[npt.NDArray[np.int64], FloatArray, FloatArray, FloatArray]] = []
+        self._pending_axis: list[tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]] = []
         self._pending_axis_n = 0
         self._primary_ready = False
         self._reps: list[RepResult] = []
@@ -224,9 +225,6 @@ class Pipeline:
         self._limit_state = 0
         if self.primary is not None:
             self._setup_primary(self._imu[self.primary].rate_hz)
-        for f in self._force.values():
-            f_hist = SampleHistory({"force": ()})
-            f.history = f_hist
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -318,7 +316,7 @@ class Pipeline:
 
     def _buffer_for_axis(self, chain: _ImuChain, gyro: FloatArray, accel: FloatArray,
                          ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
-        self._pending_axis.append((np.zeros(0, np.int64), gyro, accel, ok))
+        self._pending_axis.append((gyro, accel, ok))
         self._pending_axis_n += len(ok)
         if self._pending_axis_n < samples(AXIS_WINDOW_S, chain.rate_hz):
             return []
@@ -326,9 +324,9 @@ class Pipeline:
 
     def _decide_axis(self, window_n: int) -> list[CoreEvent]:
         chain = self._imu[self.primary]  # type: ignore[index]
-        gyro = np.concatenate([p[1] for p in self._pending_axis])
-        accel = np.concatenate([p[2] for p in self._pending_axis])
-        ok = np.concatenate([p[3] for p in self._pending_axis])
+        gyro = np.concatenate([p[0] for p in self._pending_axis])
+        accel = np.concatenate([p[1] for p in self._pending_axis])
+        ok = np.concatenate([p[2] for p in self._pending_axis])
         self._pending_axis = []
         try:
             self._axis = largest_excursion_axis(gyro[:window_n], ok[:window_n])
@@ -487,7 +485,7 @@ class Pipeline:
         if len(f) == 0:
             return []
         if self.primary is not None:  # force vs angle and holds need the recent force
-            hist: SampleHistory = chain.history  # type: ignore[attr-defined]
+            hist: SampleHistory = chain.history
             hist.append(force=f)
         chain.n_out += len(f)
         self._live["force_n"] = float(f[-1])
@@ -511,7 +509,7 @@ class Pipeline:
         if self._force_name is None:
             return np.full(len(t_s), np.nan)
         c = self._force[self._force_name]
-        hist: SampleHistory = c.history  # type: ignore[attr-defined]
+        hist: SampleHistory = c.history
         if hist.stop == 0:
             return np.full(len(t_s), np.nan)
         n = np.floor((t_s - c.t0_s) * c.rate_hz + 1e-9).astype(np.int64) - c.index0
@@ -526,7 +524,7 @@ class Pipeline:
         if self._force_name is None:
             return np.zeros(0), np.zeros(0)
         c = self._force[self._force_name]
-        hist: SampleHistory = c.history  # type: ignore[attr-defined]
+        hist: SampleHistory = c.history
         a = int(np.ceil((t_a - c.t0_s) * c.rate_hz - 1e-9)) - c.index0
         b = int(np.ceil((t_b - c.t0_s) * c.rate_hz - 1e-9)) - c.index0
         a = max(a, hist.start)
@@ -766,7 +764,7 @@ class Pipeline:
             c = self._force[self._force_name]
             t_keep = self._t(keep_from)
             f_keep = int(np.floor((t_keep - c.t0_s) * c.rate_hz)) - c.index0 - 1
-            c.history.trim(f_keep)  # type: ignore[attr-defined]
+            c.history.trim(f_keep)
         del self._onsets[:-8]
 
     def finish(self) -> AnalysisResult:
@@ -802,8 +800,8 @@ class Pipeline:
         )
 
     def _duration(self) -> float:
-        ends = [c.t0_s + (c.next_index - 1) / c.rate_hz
-                for c in [*self._imu.values(), *self._force.values()] if c.next_index is not None]
+        chains: list[_ImuChain | _ForceChain] = [*self._imu.values(), *self._force.values()]
+        ends = [c.t0_s + (c.next_index - 1) / c.rate_hz for c in chains if c.next_index is not None]
         return float(max(ends, default=0.0))
 
     def _reps_with_set_figures(self) -> list[RepResult]:
