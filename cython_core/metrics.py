@@ -107,10 +107,10 @@ def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_A
     """Slope (N/°) of a least-squares line through the curve's bin centres; None under 2 bins."""
     if len(curve) < 2:
         return None
-    x = np.array(list(curve.keys())) + bin_deg / 2
-    y = np.array(list(curve.values()))
-    slope = np.polyfit(x, y, 1)[0]
-    return float(slope)
+    x = np.fromiter(curve.keys(), dtype=np.float64) + bin_deg / 2
+    y = np.fromiter(curve.values(), dtype=np.float64)
+    dx = x - x.mean()
+    return float(dx @ (y - y.mean()) / (dx @ dx))
 
 
 def sticking_region(
@@ -308,8 +308,13 @@ def fit_movement_bounds(
             h = 1e-3 * max(length, 0.05)
             j0 = (_bell(t, p[0] + h, p[1], delta_deg, profile) - v - r) / h
             j1 = (_bell(t, p[0], p[1] + h, delta_deg, profile) - v - r) / h
-            jac = np.stack([j0, j1], axis=1)
-            step, *_ = np.linalg.lstsq(jac, -r, rcond=None)
+            # Gauss-Newton step from the 2x2 normal equations
+            a00, a01, a11 = float(j0 @ j0), float(j0 @ j1), float(j1 @ j1)
+            g0, g1 = -float(j0 @ r), -float(j1 @ r)
+            det = a00 * a11 - a01 * a01
+            if not det > 1e-12 * max(a00 * a11, 1e-300):
+                break
+            step = np.array([(a11 * g0 - a01 * g1) / det, (a00 * g1 - a01 * g0) / det])
             # keep each step small against the movement so the fit cannot jump to a neighbour
             step = np.clip(step, -0.2 * length, 0.2 * length)
             p = p + step
