@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
 from spinecoach.drivers.blocks import StreamInfo
@@ -77,3 +78,17 @@ def test_contractions_match_the_analytic_force(name):
             expected = np.trapezoid(ideal(tt) - got.baseline_n, tt)
             assert got.impulse_n_s[f"0-{ms}"] == pytest.approx(expected, rel=0.02)
         assert got.mean_force_n == pytest.approx(want.mean_force_on_n + want.baseline_n, rel=0.05)
+
+
+def test_sorensen_hold_time():
+    sc = build_scenario("sorensen_hold")
+    h = sc.truth.holds[0]
+    # the figure itself, on the true angle: exact to a sample
+    t = np.arange(0.0, sc.duration_s, 0.001)
+    held = sorensen_hold_time_s(sc.primary_angle_deg(t), 1000.0, h.target_deg, h.tolerance_deg)
+    assert held == pytest.approx(h.end_s - h.start_s, abs=0.002)
+    # and from the IMU through the pipeline
+    res = analyse(sc, MotionSettings(primary_axis=FLEXION, hold_target_deg=h.target_deg,
+                                     hold_tolerance_deg=h.tolerance_deg))
+    assert len(res.holds) == 1
+    assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.2)
