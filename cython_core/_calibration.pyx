@@ -37,7 +37,8 @@ def track_zero(const double[::1] force_n, double[::1] out_n, unsigned char[::1] 
                 state[I_STARTED] = 1.0
             else:
                 state[I_SMOOTH] += smooth_alpha * (f - state[I_SMOOTH])
-            if fabs(f - state[I_ZERO]) <= unloaded_band_n and fabs(f - state[I_SMOOTH]) <= still_band_n:
+            if (fabs(f - state[I_ZERO]) <= unloaded_band_n
+                    and fabs(f - state[I_SMOOTH]) <= still_band_n):
                 state[I_QUIET] += 1.0
             else:
                 state[I_QUIET] = 0.0

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core import _calibration
 from spinecoach.core.angles import quaternion_from_matrix, up_in_sensor
 from spinecoach.errors import SpinecoachError
@@ -271,7 +270,9 @@ def gyro_bias_at_rest(
             f"the IMU was not still (SD {sd.max():.2f} °/s, mean {np.abs(mean).max():.2f} °/s): "
             f"let it lie still for {settings.window_s:g} s and capture the bias again"
         )
-    return GyroBias(tuple(float(v) for v in mean), tuple(float(v) for v in sd))
+    return GyroBias(
+        (float(mean[0]), float(mean[1]), float(mean[2])), (float(sd[0]), float(sd[1]), float(sd[2]))
+    )
 
 
 def mounting_alignment(

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core import _filters
 
 #: Second-order sections are rows [b0, b1, b2, a0, a1, a2] with a0 = 1 (scipy's ``sos`` layout).

@@ -102,11 +102,11 @@ class Frame:
 class Event:
     """A detection or a coaching cue at sample time ``t_s`` (s).
 
-    ``kind``: the core event kind (``rep``, ``hold_start``, ``hold_end``, ``contraction``,
-    ``limit``, ``phase``, ``movement_onset``, ``contraction_onset``) or an engine cue name
-    (``eccentric_too_fast``, ``set_complete``, ``rest_over`` …). ``message``: the on-screen text,
-    empty when the event is not shown as a cue. ``pattern``: the haptic pattern name sent to the
-    buzzer, empty for none. ``data``: the result as JSON (e.g. a RepResult for ``rep``).
+    ``kind``: a core event kind (``rep``, ``hold_start``, ``hold_end``, ``contraction``,
+    ``limit``) or ``cue`` for a coaching cue. ``message``: the on-screen text, empty when the
+    event is not shown as a cue. ``pattern``: the haptic pattern name sent to the buzzer, empty
+    for none. ``data``: the result as JSON (e.g. a RepResult for ``rep``; ``{"rule": NAME}``
+    naming the engine's cue rule for ``cue``).
     """
 
     t_s: float

@@ -1,22 +1,38 @@
-"""A measurement session speaking the hub protocol: blocks in, hub messages out (no Textual).
+"""A coached session speaking the hub protocol: blocks in, hub messages out (no Textual).
 
-:class:`HubSession` is what both the coach's in-process feed and the daemon run: it feeds each
-block to the measurement pipeline, turns the pipeline's live values into decimated ``frame``
-messages and its core events into ``event`` messages, keeps the ``state`` (set counters, sensor
-health, mode) and answers commands. Everything runs on sample time, so a replay produces exactly
-the messages the live session produced.
+:class:`HubSession` is what both the coach's in-process feed and the daemon run. With an
+exercise it drives the engine's :class:`~spinecoach.engine.runner.SessionRunner` (protocol,
+cues, buzzer, store); without one it runs the bare measurement pipeline, which only measures.
+Either way it turns the pipeline's live values into decimated ``frame`` messages, core events
+and cues into ``event`` messages, set starts and ends into ``state`` and ``summary`` messages,
+tracks sensor health and answers commands. Everything that decides what happens reads sample
+time only, so a replay produces exactly the messages the live session produced.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass, replace
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, is_dataclass, replace
+from typing import Any
 
 from spinecoach import __version__
-from spinecoach.core.results import CoreEvent, HoldResult, RepResult
-from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.core.results import CoreEvent, MotionSettings
+from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
+from spinecoach.engine.cues import Cue, CueEngine, rules_for
+from spinecoach.engine.library import Library, parse_tempo
+from spinecoach.engine.protocols import Metric, protocol_params
+from spinecoach.engine.runner import (
+    Haptics,
+    PipelineFactory,
+    PipelineLike,
+    SessionPlan,
+    SessionRunner,
+    SetReport,
+    core_pipeline,
+)
+from spinecoach.engine.store import Store
+from spinecoach.errors import SpinecoachError
 from spinecoach.hub.messages import (
     PHASES,
     Ack,
@@ -33,27 +49,8 @@ from spinecoach.hub.sensors import SensorMonitor
 
 #: Sensor health is re-sent at most this often (s of sample time) unless a status changes.
 SENSOR_REFRESH_S = 1.0
-
-
-class LiveValues(Protocol):
-    """The pipeline's newest values (sample time s, primary angle °, angular speed °/s, N)."""
-
-    t_s: float
-    angle_deg: float | None
-    speed_dps: float | None
-    force_n: float | None
-    phase: str
-
-
-class Measure(Protocol):
-    """The streaming measurement pipeline as the session uses it."""
-
-    def process(self, block: Block) -> Sequence[CoreEvent]:
-        """Feed one block; return the core events it completed, in sample-time order."""
-
-    @property
-    def live(self) -> LiveValues | None:
-        """Values at the last processed sample (None before the first)."""
+#: Core event kinds not sent as events: too frequent, and the frame carries the phase.
+QUIET_KINDS = frozenset({"phase", "movement_onset", "contraction_onset"})
 
 
 def result_json(data: Any) -> dict[str, Any]:
@@ -67,50 +64,109 @@ def result_json(data: Any) -> dict[str, Any]:
     return {"value": data}
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class _TappedPipeline:
+    """A pipeline handed to the runner, remembered so the session can read its live values."""
+
+    def __init__(self, inner: PipelineLike) -> None:
+        self.inner = inner
+        self.fed = False
+
+    def feed_imu(self, name: str, index: Any, gyro_dps: Any, accel_g: Any, valid: Any) -> list[CoreEvent]:
+        self.fed = True
+        return self.inner.feed_imu(name, index, gyro_dps, accel_g, valid)
+
+    def feed_force(self, name: str, index: Any, force_n: Any, valid: Any) -> list[CoreEvent]:
+        self.fed = True
+        return self.inner.feed_force(name, index, force_n, valid)
+
+    def finish(self) -> Any:
+        return self.inner.finish()
+
+    @property
+    def live(self) -> dict[str, Any]:
+        return dict(getattr(self.inner, "live", {}) or {})
+
+
+def _feed(pipeline: PipelineLike, block: Block) -> list[CoreEvent]:
+    if isinstance(block, ImuBlock):
+        return pipeline.feed_imu(block.info.name, block.index, block.gyro_dps, block.accel_g,
+                                 block.valid)
+    assert isinstance(block, ForceBlock)
+    return pipeline.feed_force(block.info.name, block.index, block.force_n, block.valid)
+
+
+@dataclass
+class SessionChoice:
+    """What the next session runs: athlete, exercise and protocol ids, side, mode."""
+
+    athlete: str = ""
+    exercise: str = ""
+    protocol: str = ""
+    side: str = "none"
+    mode: str = "training"
 
 
 class HubSession:
-    """One session: measurement, set bookkeeping and sensor health as hub messages.
+    """One coach session: measurement, engine, sensor health and commands as hub messages.
 
-    ``autostart``: open the first set at once (a replay is one recorded set; the standalone coach
-    on sensors waits for ``start_set``). ``meta``: recording metadata (exercise, protocol, side).
+    ``library``: the exercise library (None: measure only, whatever the choice says).
+    ``autostart``: start a session at once (a replay, the demo); otherwise ``start_set`` does.
+    ``store``/``haptics``: where sets are stored and cues buzzed (None: neither).
+    ``problems``: a list the store appends its one-line problem reports to; each is shown as a
+    cue (kind ``cue``, rule ``store``).
     """
 
     def __init__(
         self,
-        measure: Measure,
+        streams: Sequence[StreamInfo],
         backend: str,
-        streams: Sequence[StreamInfo] = (),
+        choice: SessionChoice,
         *,
+        library: Library | None = None,
         demo: bool = False,
-        athlete: str = "",
-        exercise: str = "",
-        protocol: str = "free",
-        side: str = "none",
         autostart: bool = False,
+        store: Store | None = None,
+        haptics: Haptics | None = None,
+        pipeline_factory: PipelineFactory = core_pipeline,
+        problems: list[str] | None = None,
     ) -> None:
-        self._measure = measure
+        self._streams = list(streams)
+        # The store reports trouble (disk full, read-only) from its own thread by appending
+        # here; list.append and pop(0) are atomic, and the session shows each once.
+        self._problems = problems if problems is not None else []
         self._backend = backend
+        self._choice = choice
+        self._library = library
         self._demo = demo
-        self._monitor = SensorMonitor(list(streams))
-        self._decimator = FrameDecimator()
-        self._state = State(
-            athlete=athlete,
-            exercise=exercise,
-            protocol=protocol,
-            target={"side": side},
-            sensors=self._monitor.statuses(),
-        )
         self._autostart = autostart
+        self._store = store
+        self._haptics = haptics
+        self._pipeline_factory = pipeline_factory
+        self._monitor = SensorMonitor(self._streams)
+        self._decimator = FrameDecimator()
+        self._runner: SessionRunner | None = None
+        self._cues: CueEngine | None = None
+        self._set_pipeline: _TappedPipeline | None = None
+        self._idle_pipeline: PipelineLike | None = None
+        self._reports_seen = 0
+        self._pending: list[Message] = []
         self._hold_start_s: float | None = None
         self._sensors_sent_s = -math.inf
         self._now_s = 0.0
-        self._set_reps: list[RepResult] = []
-        self._set_holds: list[HoldResult] = []
-        self._set_peaks_n: list[float] = []
-        self._session_sets: list[Summary] = []
+        self._state = State(
+            athlete=choice.athlete,
+            exercise=choice.exercise,
+            protocol=choice.protocol or self._default_protocol(choice.exercise),
+            target=self._target(),
+            sensors=self._monitor.statuses(),
+            mode=choice.mode,  # type: ignore[arg-type]
+        )
 
     # --- Stage -------------------------------------------------------------------------------
 
@@ -119,174 +175,289 @@ class HubSession:
 
     def start(self) -> list[Message]:
         if self._autostart:
-            return self._start_set()
+            self._open_session()
         return [self._state]
 
     def process(self, block: Block) -> list[Message]:
-        out: list[Message] = []
+        if len(block) == 0:
+            return []
         self._monitor.add(block)
-        for core_event in self._measure.process(block):
-            out.extend(self._on_core_event(core_event))
-        live = self._measure.live
-        if live is not None:
-            self._now_s = max(self._now_s, live.t_s)
-            frame = self._frame(live)
-            if self._decimator.offer(frame) is not None:
-                out.append(frame)
-        out.extend(self._sensor_state())
+        self._now_s = max(self._now_s, float(block.t_s[-1]))
+        if self._set_pipeline is not None:
+            self._set_pipeline.fed = False
+        if self._runner is not None and not self._runner.finished:
+            self._runner.feed(block)
+            self._check_set_end()
+        elif self._runner is None and self._autostart_bare():
+            for event in _feed(self._bare(), block):
+                self._on_core_event(event)
+        tapped = self._set_pipeline
+        if tapped is None or not tapped.fed:
+            # Between sets (rest, before the first, after the last) the display still moves.
+            _feed(self._idle(), block)
+            live = getattr(self._idle(), "live", {}) or {}
+        else:
+            live = tapped.live
+        self._frame(live)
+        self._sensor_state()
+        while self._problems:
+            self._pending.append(
+                Event(self._now_s, "cue", self._problems.pop(0), "", {"rule": "store"})
+            )
+        out, self._pending = self._pending, []
         return out
 
     def handle(self, command: Command) -> list[Message]:
-        cmd = command.cmd
-        state = self._state
-        if cmd == "start_set":
-            if state.set_state == "running":
-                return [Ack(cmd, False, "a set is already running: Enter stops it")]
-            return [Ack(cmd, True, f"set {state.set_no + 1} started"), *self._start_set()]
-        if cmd == "stop_set":
-            if state.set_state != "running":
-                return [Ack(cmd, False, "no set is running: Enter starts one")]
-            return [Ack(cmd, True, f"set {state.set_no} stopped"), *self._stop_set()]
-        if cmd == "set_mode":
-            self._state = replace(state, mode=command.args["mode"])
-            return [Ack(cmd, True, f"mode {command.args['mode']}"), self._state]
-        if cmd == "tag_side":
-            self._state = replace(state, target={**state.target, "side": command.args["side"]})
-            return [Ack(cmd, True, f"side {command.args['side']}"), self._state]
-        if cmd == "select_athlete":
-            self._state = replace(state, athlete=command.args["name"])
-            return [Ack(cmd, True, f"athlete {command.args['name']}"), self._state]
-        if cmd in ("select_exercise", "select_protocol"):
-            if state.set_state == "running":
-                return [Ack(cmd, False, "stop the set first (Enter), then choose")]
-            field = "exercise" if cmd == "select_exercise" else "protocol"
-            self._state = replace(state, **{field: command.args["name"]})
-            return [Ack(cmd, True, f"{field} {command.args['name']}"), self._state]
-        return [Ack(cmd, False, self._refusal(cmd))]
-
-    def _refusal(self, cmd: str) -> str:
-        if self._backend.startswith("replay"):
-            return f"{cmd.replace('_', ' ')} needs the sensors: this is a recording"
-        return f"{cmd.replace('_', ' ')} is done by the daemon's calibration, not this session"
+        try:
+            ack = self._command(command)
+        except SpinecoachError as error:
+            ack = Ack(command.cmd, False, str(error))
+        out = [ack, *self._pending]
+        self._pending = []
+        return out
 
     def finish(self) -> list[Message]:
-        out: list[Message] = []
-        if self._state.set_state == "running":
-            out.extend(self._stop_set())
+        if self._runner is not None and not self._runner.finished:
+            self._runner.finish()
+            self._check_set_end()
         self._state = replace(self._state, set_state="done")
-        out.append(self._state)
-        out.append(self._session_summary())
+        self._pending.append(self._state)
+        if self._runner is not None:
+            self._pending.append(self._session_summary())
+        out, self._pending = self._pending, []
         return out
 
-    # --- internals ---------------------------------------------------------------------------
+    # --- commands ----------------------------------------------------------------------------
 
-    def _frame(self, live: LiveValues) -> Frame:
-        phase = live.phase if live.phase in PHASES else "moving"
-        hold_s = live.t_s - self._hold_start_s if self._hold_start_s is not None else 0.0
-        return Frame(
-            t_s=live.t_s,
-            angle_deg=_finite(live.angle_deg),
-            speed_dps=_finite(live.speed_dps),
-            force_n=_finite(live.force_n),
-            phase=phase,  # type: ignore[arg-type]
-            hold_s=max(0.0, hold_s),
+    def _running(self) -> bool:
+        return self._runner is not None and not self._runner.finished
+
+    def _command(self, command: Command) -> Ack:
+        cmd, args = command.cmd, command.args
+        if cmd == "start_set":
+            if self._running():
+                return Ack(cmd, False, "a session is running: Enter stops it")
+            if not self._open_session():
+                return Ack(cmd, False, "choose an exercise first (h: home)")
+            return Ack(cmd, True, "session started: the set begins with the next samples")
+        if cmd == "stop_set":
+            if not self._running():
+                return Ack(cmd, False, "no set is running: Enter starts one")
+            assert self._runner is not None
+            self._runner.finish("stopped")
+            self._check_set_end()
+            self._state = replace(self._state, set_state="done")
+            self._pending.extend([self._state, self._session_summary()])
+            return Ack(cmd, True, "stopped")
+        if cmd == "set_mode":
+            self._choice.mode = args["mode"]
+            if self._cues is not None:
+                self._cues.mode = args["mode"]
+            self._set_state(mode=args["mode"])
+            return Ack(cmd, True, f"{args['mode']} mode")
+        if cmd == "tag_side":
+            self._choice.side = args["side"]
+            self._set_state(target={**self._state.target, "side": args["side"]})
+            return Ack(cmd, True, f"side {args['side']} from the next set")
+        if cmd in ("select_athlete", "select_exercise", "select_protocol"):
+            if self._running():
+                return Ack(cmd, False, "stop the session first (Enter), then choose")
+            return self._select(cmd, args["name"])
+        if self._backend.startswith("replay"):
+            return Ack(cmd, False, f"{cmd.replace('_', ' ')} needs the sensors: this is a recording")
+        return Ack(cmd, False, f"{cmd.replace('_', ' ')}: use `spinecoach calibrate` on the device")
+
+    def _select(self, cmd: str, name: str) -> Ack:
+        if cmd == "select_athlete":
+            self._choice.athlete = name
+            self._set_state(athlete=name)
+            return Ack(cmd, True, f"athlete {name}")
+        if self._library is None:
+            return Ack(cmd, False, "no exercise library on this device")
+        if cmd == "select_exercise":
+            exercise = self._library.get(name)  # UsageError names the choices
+            self._choice.exercise = exercise.id
+            self._choice.protocol = exercise.default_protocol
+        else:
+            if not self._choice.exercise:
+                return Ack(cmd, False, "choose an exercise first")
+            protocol_params(name, self._library.get(self._choice.exercise))  # validates the id
+            self._choice.protocol = name
+        self._idle_pipeline = None  # the exercise's motion settings apply to the display too
+        self._set_state(exercise=self._choice.exercise, protocol=self._choice.protocol,
+                        target=self._target())
+        what = "exercise" if cmd == "select_exercise" else "protocol"
+        return Ack(cmd, True, f"{what} {name.replace('_', ' ')}")
+
+    # --- sessions and sets -------------------------------------------------------------------
+
+    def _plan(self) -> SessionPlan | None:
+        if self._library is None or not self._choice.exercise:
+            return None
+        exercise = self._library.get(self._choice.exercise)
+        protocol = self._choice.protocol or exercise.default_protocol
+        side = None if self._choice.side == "none" else self._choice.side
+        return SessionPlan(exercise, protocol, protocol_params(protocol, exercise), sides=(side,))
+
+    def _default_protocol(self, exercise_id: str) -> str:
+        if self._library is None or not exercise_id or exercise_id not in self._library:
+            return "free" if not exercise_id else ""
+        return self._library.get(exercise_id).default_protocol
+
+    def _open_session(self) -> bool:
+        """A new engine session with the current choice; False when there is no exercise."""
+        plan = self._plan()
+        if plan is None:
+            return self._autostart  # measure-only sessions start with the samples
+        self._cues = CueEngine(rules_for(plan.exercise.cues), self._choice.mode)
+        self._runner = SessionRunner(
+            plan, self._streams, cues=self._cues, haptics=self._haptics, store=self._store,
+            athlete=self._choice.athlete or "default", backend=self._backend,
+            pipeline_factory=self._tap, on_cue=self._on_cue, on_event=self._on_core_event,
+        )
+        self._reports_seen = 0
+        return True
+
+    def _autostart_bare(self) -> bool:
+        """Measure-only (no exercise): the bare pipeline runs as the set."""
+        if self._state.set_state == "idle" and self._autostart:
+            self._set_state(set_state="running", set_no=1, rep_no=0)
+        return self._state.set_state == "running"
+
+    def _bare(self) -> PipelineLike:
+        if self._set_pipeline is None:
+            self._set_pipeline = _TappedPipeline(self._pipeline_factory(self._streams, None))  # type: ignore[arg-type]
+        return self._set_pipeline
+
+    def _idle(self) -> PipelineLike:
+        if self._idle_pipeline is None:
+            self._idle_pipeline = self._pipeline_factory(self._streams, self._motion())  # type: ignore[arg-type]
+        return self._idle_pipeline
+
+    def _motion(self) -> MotionSettings | None:
+        plan = self._plan()
+        return plan.exercise.motion_settings() if plan is not None else None
+
+    def _tap(self, streams: list[StreamInfo], motion: MotionSettings) -> PipelineLike:
+        """The runner's pipeline factory: a set starts."""
+        self._set_pipeline = _TappedPipeline(self._pipeline_factory(streams, motion))
+        self._hold_start_s = None
+        self._set_state(set_state="running", set_no=self._state.set_no + 1, rep_no=0,
+                        target=self._target())
+        return self._set_pipeline
+
+    def _check_set_end(self) -> None:
+        runner = self._runner
+        if runner is None:
+            return
+        while self._reports_seen < len(runner.reports):
+            report = runner.reports[self._reports_seen]
+            self._reports_seen += 1
+            self._pending.append(_set_summary(report))
+            self._set_pipeline = None
+            self._set_state(set_state="done" if runner.finished else "rest")
+
+    def _session_summary(self) -> Summary:
+        reports = self._runner.reports if self._runner is not None else []
+        rows: list[dict[str, Any]] = []
+        totals: dict[str, float | int | str | None] = {"sets": len(reports)}
+        for report in reports:
+            figures = report.figures()
+            rows.append({"set": report.number, "status": report.status, **figures})
+            for name, value in figures.items():
+                if name.startswith(("peak_", "best_", "longest_")):
+                    old = totals.get(name)
+                    totals[name] = value if not isinstance(old, float) else max(old, value)
+                elif name in ("reps", "holds", "contractions"):
+                    old_count = totals.get(name)
+                    totals[name] = int(value) + (old_count if isinstance(old_count, int) else 0)
+        return Summary("session", 0, self._choice.exercise, totals, rows)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def _target(self) -> dict[str, Any]:
+        """The prescription for the state's ``target``."""
+        target: dict[str, Any] = {"side": self._choice.side}
+        plan = self._plan()
+        if plan is None:
+            return target
+        params, exercise = plan.params, plan.exercise
+        if "reps" in params:
+            target["reps"] = params["reps"]
+        if "holds" in params:
+            target["reps"] = params["holds"]
+        if plan.protocol_id in ("tempo_set", "free"):
+            tempo = parse_tempo(params["tempo"]) if params.get("tempo") else exercise.tempo
+            target["tempo_s"] = [tempo.eccentric_s, tempo.pause_lengthened_s,
+                                 tempo.concentric_s, tempo.pause_shortened_s]
+        if "target_s" in params:
+            target["hold_s"] = params["target_s"] or exercise.hold_target_s
+        if "rest_s" in params:
+            target["rest_s"] = params["rest_s"]
+        target["sets"] = plan.sets
+        return target
+
+    def _set_state(self, **changes: Any) -> None:
+        self._state = replace(self._state, **changes)
+        self._pending.append(self._state)
+
+    def _on_core_event(self, event: CoreEvent) -> None:
+        if event.kind == "hold_start":
+            self._hold_start_s = event.t_s
+        elif event.kind == "hold_end":
+            self._hold_start_s = None
+        if event.kind in QUIET_KINDS:
+            return
+        self._pending.append(Event(event.t_s, event.kind, "", "", result_json(event.data)))
+        if event.kind == "rep":
+            self._set_state(rep_no=self._state.rep_no + 1)
+
+    def _on_cue(self, cue: Cue) -> None:
+        self._pending.append(
+            Event(cue.t_s, "cue", cue.message, cue.pattern or "", {"rule": cue.kind})
         )
 
-    def _on_core_event(self, core_event: CoreEvent) -> list[Message]:
-        kind, data = core_event.kind, core_event.data
-        message = ""
-        if kind == "phase" or kind == "movement_onset" or kind == "contraction_onset":
-            # Too frequent to list; the frame carries the phase.
-            return []
-        if kind == "hold_start":
-            self._hold_start_s = core_event.t_s
-        elif kind == "hold_end":
-            self._hold_start_s = None
-            if isinstance(data, HoldResult):
-                self._set_holds.append(data)
-        elif kind == "rep" and isinstance(data, RepResult):
-            self._set_reps.append(data)
-            self._state = replace(self._state, rep_no=len(self._set_reps))
-        elif kind == "contraction":
-            peak = getattr(data, "peak_force_n", None)
-            if isinstance(peak, (int, float)):
-                self._set_peaks_n.append(float(peak))
-        elif kind == "limit":
-            values = result_json(data)
-            message = (
-                f"Past the limit: {values.get('angle_deg', float('nan')):.0f}° "
-                f"(limit {values.get('limit_deg', float('nan')):.0f}°)"
-            )
-        out: list[Message] = [
-            Event(core_event.t_s, kind, message, "", result_json(data)),
-        ]
-        if kind == "rep":
-            out.append(self._state)
-        return out
+    def _frame(self, live: dict[str, Any]) -> None:
+        phase = live.get("phase", "still")
+        frame = Frame(
+            t_s=self._now_s,
+            angle_deg=_finite(live.get("angle_deg")),
+            speed_dps=_finite(live.get("omega_dps")),
+            force_n=_finite(live.get("force_n")),
+            phase=phase if phase in PHASES else "moving",  # type: ignore[arg-type]
+            hold_s=self._now_s - self._hold_start_s if self._hold_start_s is not None else 0.0,
+        )
+        if self._decimator.offer(frame) is not None:
+            self._pending.append(frame)
 
-    def _sensor_state(self) -> list[Message]:
+    def _sensor_state(self) -> None:
         statuses = self._monitor.statuses()
         changed = {n: s.status for n, s in statuses.items()} != {
             n: s.status for n, s in self._state.sensors.items()
         }
-        if not changed and self._now_s - self._sensors_sent_s < SENSOR_REFRESH_S:
-            return []
-        self._sensors_sent_s = self._now_s
-        self._state = replace(self._state, sensors=statuses)
-        return [self._state]
-
-    def _start_set(self) -> list[Message]:
-        self._set_reps, self._set_holds, self._set_peaks_n = [], [], []
-        self._state = replace(
-            self._state, set_state="running", set_no=self._state.set_no + 1, rep_no=0
-        )
-        return [self._state]
-
-    def _stop_set(self) -> list[Message]:
-        summary = self._set_summary()
-        self._session_sets.append(summary)
-        self._state = replace(self._state, set_state="rest")
-        return [summary, self._state]
-
-    def _set_summary(self) -> Summary:
-        reps, holds = self._set_reps, self._set_holds
-        figures: dict[str, float | int | str | None] = {"reps": len(reps)}
-        if reps:
-            figures["mean_rom_deg"] = _mean([r.rom_deg for r in reps])
-            figures["mean_eccentric_s"] = _mean([r.tempo.eccentric_s for r in reps])
-            figures["mean_concentric_s"] = _mean([r.tempo.concentric_s for r in reps])
-            figures["peak_eccentric_speed_dps"] = max(r.peak_eccentric_speed_dps for r in reps)
-        peaks = [r.peak_force_n for r in reps if r.peak_force_n is not None] + self._set_peaks_n
-        figures["peak_force_n"] = max(peaks) if peaks else None
-        if holds:
-            figures["holds"] = len(holds)
-            figures["best_hold_s"] = max(h.duration_s for h in holds)
-        rows = [
-            {
-                "rom_deg": r.rom_deg,
-                "eccentric_s": r.tempo.eccentric_s,
-                "concentric_s": r.tempo.concentric_s,
-                "peak_eccentric_speed_dps": r.peak_eccentric_speed_dps,
-                "peak_force_n": r.peak_force_n,
-            }
-            for r in reps
-        ] + [{"hold_s": h.duration_s, "mean_force_n": h.mean_force_n} for h in holds]
-        return Summary("set", self._state.set_no, self._state.exercise, figures, rows)
-
-    def _session_summary(self) -> Summary:
-        sets = self._session_sets
-        reps = sum(int(s.figures.get("reps") or 0) for s in sets)
-        peaks = [float(p) for s in sets if isinstance(p := s.figures.get("peak_force_n"), float)]
-        holds = [float(h) for s in sets if isinstance(h := s.figures.get("best_hold_s"), float)]
-        figures: dict[str, float | int | str | None] = {
-            "sets": len(sets),
-            "reps": reps,
-            "peak_force_n": max(peaks) if peaks else None,
-            "best_hold_s": max(holds) if holds else None,
-        }
-        rows = [{"set": s.set_no, **{k: v for k, v in s.figures.items()}} for s in sets]
-        return Summary("session", 0, self._state.exercise, figures, rows)
+        if changed or self._now_s - self._sensors_sent_s >= SENSOR_REFRESH_S:
+            self._sensors_sent_s = self._now_s
+            self._set_state(sensors=statuses)
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
+def _set_summary(report: SetReport) -> Summary:
+    """A finished set's figures (whole-set metrics) and rows (per-rep/per-trial metrics)."""
+    figures: dict[str, float | int | str | None] = {
+        m.name: _figure(m) for m in report.metrics if m.index is None
+    }
+    figures["status"] = report.status
+    if report.targets_met is not None:
+        figures["targets"] = "met" if report.targets_met else "not met"
+    rows: dict[int, dict[str, Any]] = {}
+    for m in report.metrics:
+        if m.index is not None:
+            rows.setdefault(m.index, {})[m.name] = _figure(m)
+    return Summary("set", report.number, report.exercise, figures,
+                   [rows[k] for k in sorted(rows)])
+
+
+def _figure(metric: Metric) -> float | int | None:
+    if metric.unit in ("count", "rep") and math.isfinite(metric.value):
+        return int(metric.value)
+    return metric.value if math.isfinite(metric.value) else None
+

@@ -10,6 +10,7 @@ from spinecoach.hub.messages import MAX_FRAME_RATE_HZ, Ack, Command
 from spinecoach.tui.catalogue import Catalogue, EmptyCatalogue
 from spinecoach.tui.feed import CoachFeed
 from spinecoach.tui.model import CoachModel
+from spinecoach.tui.render import CONSOLE_GLYPHS, UNICODE_GLYPHS, Glyphs
 from spinecoach.tui.screens import (
     CalibrationScreen,
     CoachScreen,
@@ -26,15 +27,16 @@ from textual.screen import Screen
 
 #: Most redraws per second: the pull timer's rate (the frame rate, so no frame waits).
 MAX_REDRAW_HZ = MAX_FRAME_RATE_HZ
-#: Theme used on 16-colour terminals (the Linux console): ANSI colours only.
+#: Theme of the Linux-console look: the 16 ANSI colours only.
 ANSI_THEME = "ansi-dark"
 FULL_THEME = "textual-dark"
 
 
-def wants_ansi(environ: dict[str, str] | None = None) -> bool:
-    """True on a terminal that has only the 16 ANSI colours (the Linux console, TERM=linux)."""
+def wants_console(environ: dict[str, str] | None = None) -> bool:
+    """True on the Linux console (TERM=linux: 16 colours, a 512-glyph font), or when asked for
+    with SPINECOACH_CONSOLE=1."""
     env = os.environ if environ is None else environ
-    return env.get("TERM", "") == "linux" or env.get("SPINECOACH_ANSI", "") == "1"
+    return env.get("TERM", "") == "linux" or env.get("SPINECOACH_CONSOLE", "") == "1"
 
 
 class CoachApp(App[int]):
@@ -74,14 +76,14 @@ class CoachApp(App[int]):
         feed: CoachFeed,
         catalogue: Catalogue | None = None,
         *,
-        ansi: bool = False,
+        console: bool = False,
         start_mode: str = "live",
     ) -> None:
         super().__init__()
         self.feed = feed
         self.catalogue: Catalogue = catalogue or EmptyCatalogue()
         self.model = CoachModel()
-        self.ansi = ansi
+        self.console_look = console
         self.redraws = 0
         self._start_mode = start_mode
         self._drawn: tuple[int, str] | None = None
@@ -90,7 +92,7 @@ class CoachApp(App[int]):
     # --- lifecycle ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.theme = ANSI_THEME if self.ansi else FULL_THEME
+        self.theme = ANSI_THEME if self.console_look else FULL_THEME
         self.switch_mode(self._start_mode)
         self.feed.start()
         self.set_interval(1.0 / MAX_REDRAW_HZ, self.pull)
@@ -136,24 +138,33 @@ class CoachApp(App[int]):
         ack = self.model.last_ack
         if ack is None:
             return ""
-        return ("✓ " if ack.ok else "✗ ") + (ack.message or ack.cmd.replace("_", " "))
+        mark = self.glyphs.ok if ack.ok else self.glyphs.fail
+        return f"{mark} " + (ack.message or ack.cmd.replace("_", " "))
+
+    @property
+    def glyphs(self) -> Glyphs:
+        """Symbols for this terminal: console-font-safe ones in the console look."""
+        return CONSOLE_GLYPHS if self.console_look else UNICODE_GLYPHS
 
     def replay_label(self) -> str:
         """Position, speed and pause state of a replay ("" when live)."""
         replay = self.feed.replay
         if replay is None:
             return ""
+        glyphs = self.glyphs
         if replay.finished:
-            state = "■ end"
+            state = f"{glyphs.end} end"
         else:
-            state = "❚❚ paused" if replay.paused else "▶"
+            state = f"{glyphs.pause} paused" if replay.paused else glyphs.play
         return (
             f"{state} {replay.position_s:.0f}/{replay.duration_s:.0f} s {replay.speed:g}×"
         )
 
-    def set_ansi(self, ansi: bool) -> None:
-        self.ansi = ansi
-        self.theme = ANSI_THEME if ansi else FULL_THEME
+    def set_console(self, console: bool) -> None:
+        """Switch the Linux-console look (16 ANSI colours, console-font glyphs) on or off."""
+        self.console_look = console
+        self.theme = ANSI_THEME if console else FULL_THEME
+        self._drawn = None
 
     # --- actions -----------------------------------------------------------------------------
 

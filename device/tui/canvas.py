@@ -1,7 +1,8 @@
-"""A braille dot canvas for line plots in a text terminal (no Textual; works on any console font
-with the Unicode braille block).
+"""Dot canvases for line plots in a text terminal (no Textual).
 
-Each character cell holds 2×4 dots (U+2800 + dot bits), so a 60×10 cell plot has 120×40 dots.
+:class:`BrailleCanvas` puts 2×4 dots in each character cell (U+2800 + dot bits), so a 60×10 cell
+plot has 120×40 dots. The Linux console's fonts hold at most 512 glyphs and no braille, so
+:class:`BlockCanvas` draws with the half blocks every console font has (▀ ▄ █: 1×2 dots a cell).
 Lines between consecutive points are drawn dot by dot, so a curve stays continuous however
 sparse its points are. Every cell remembers which series drew last in it, for its colour.
 """
@@ -49,6 +50,9 @@ class Range:
 class BrailleCanvas:
     """A ``width``×``height`` cell grid of braille dots."""
 
+    CELL_W = 2
+    CELL_H = 4
+
     def __init__(self, width: int, height: int) -> None:
         self.width = max(1, width)
         self.height = max(1, height)
@@ -57,20 +61,28 @@ class BrailleCanvas:
 
     @property
     def dots_x(self) -> int:
-        return self.width * 2
+        return self.width * self.CELL_W
 
     @property
     def dots_y(self) -> int:
-        return self.height * 4
+        return self.height * self.CELL_H
+
+    @staticmethod
+    def _bit(dot_row: int, dot_col: int) -> int:
+        return _DOT_BITS[dot_row][dot_col]
+
+    @staticmethod
+    def _char(bits: int) -> str:
+        return chr(BRAILLE_BASE + bits)
 
     def set_dot(self, x: int, y: int, series: int = 0) -> None:
         """Set dot (x, y), y counted from the *bottom*; dots outside the grid are ignored."""
         if not (0 <= x < self.dots_x and 0 <= y < self.dots_y):
             return
         row_from_top = self.dots_y - 1 - y
-        cell_row, dot_row = divmod(row_from_top, 4)
-        cell_col, dot_col = divmod(x, 2)
-        self._bits[cell_row][cell_col] |= _DOT_BITS[dot_row][dot_col]
+        cell_row, dot_row = divmod(row_from_top, self.CELL_H)
+        cell_col, dot_col = divmod(x, self.CELL_W)
+        self._bits[cell_row][cell_col] |= self._bit(dot_row, dot_col)
         self._owner[cell_row][cell_col] = series
 
     def line(self, x0: int, y0: int, x1: int, y1: int, series: int = 0) -> None:
@@ -121,10 +133,29 @@ class BrailleCanvas:
     def rows(self) -> list[list[tuple[str, int]]]:
         """Each cell as (character, series that drew last or -1), top row first."""
         return [
-            [(chr(BRAILLE_BASE + bits), owner) for bits, owner in zip(bit_row, owner_row)]
+            [(self._char(bits), owner) for bits, owner in zip(bit_row, owner_row)]
             for bit_row, owner_row in zip(self._bits, self._owner)
         ]
 
     def text(self) -> str:
         """The grid as plain text, one line per cell row."""
         return "\n".join("".join(ch for ch, _ in row) for row in self.rows())
+
+
+#: Half-block characters by (upper, lower) dot bits.
+_HALF_BLOCKS = (" ", "▀", "▄", "█")
+
+
+class BlockCanvas(BrailleCanvas):
+    """The same canvas with 1×2 dots a cell in half blocks, for console fonts without braille."""
+
+    CELL_W = 1
+    CELL_H = 2
+
+    @staticmethod
+    def _bit(dot_row: int, dot_col: int) -> int:
+        return 1 << dot_row
+
+    @staticmethod
+    def _char(bits: int) -> str:
+        return _HALF_BLOCKS[bits]

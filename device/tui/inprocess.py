@@ -189,7 +189,7 @@ class InProcessFeed:
                 self._run_live()
             else:
                 self._run_replay(self.replay, list(self._blocks))
-        except Exception as error:  # handed to the UI, which ends and the launcher raises it
+        except Exception as error:  # noqa: BLE001 - handed to the UI, which ends and the launcher raises it
             self.error = error
 
     def _open(self) -> Stage:

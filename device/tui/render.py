@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from spinecoach.hub.messages import Frame, SensorStatus, State, Summary
-from spinecoach.tui.canvas import BrailleCanvas, Range
+from spinecoach.tui.canvas import BlockCanvas, BrailleCanvas, Range
 from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecord
 
 #: Series colours, oldest to newest; the newest rep is drawn last, in the last colour.
@@ -21,6 +22,25 @@ FORCE_WINDOW_S = 10.0
 
 SET_STATE_STYLE = {"idle": "white", "running": "bold green", "rest": "bold yellow", "done": "cyan"}
 SENSOR_STYLE = {"ok": "green", "degraded": "yellow", "stale": "red", "missing": "red"}
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    """Symbols the coach draws with. The Linux console's fonts (512 glyphs at most) have box
+    drawing, block elements and Latin-1 but no braille and few symbols, hence a second set."""
+
+    canvas: type[BrailleCanvas]
+    sensor: str
+    play: str
+    pause: str
+    end: str
+    ok: str
+    fail: str
+    current: str
+
+
+UNICODE_GLYPHS = Glyphs(BrailleCanvas, "●", "▶", "❚❚", "■", "✓", "✗", "▶")
+CONSOLE_GLYPHS = Glyphs(BlockCanvas, "*", ">", "||", "[]", "+", "x", ">")
 
 
 def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
@@ -45,6 +65,7 @@ def plot_text(
     styles: Sequence[str] = SERIES_STYLES,
     empty_message: str = "",
     x_labels: tuple[str, str] | None = None,
+    glyphs: Glyphs = UNICODE_GLYPHS,
 ) -> Text:
     """A braille line plot with a y axis on the left and the x range underneath.
 
@@ -54,7 +75,7 @@ def plot_text(
     label_w = max(len(f"{y_range.high:.0f}"), len(f"{y_range.low:.0f}"), len(y_unit)) + 1
     plot_w = max(1, width - label_w - 1)
     plot_h = max(1, height - 1)
-    canvas = BrailleCanvas(plot_w, plot_h)
+    canvas = glyphs.canvas(plot_w, plot_h)
     for index, points in enumerate(series):
         canvas.plot(points, x_range, y_range, series=index)
     text = Text(no_wrap=True, overflow="crop")
@@ -77,7 +98,9 @@ def plot_text(
     return text
 
 
-def force_time_text(model: CoachModel, width: int, height: int) -> Text:
+def force_time_text(
+    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS
+) -> Text:
     """Force (N) over the last :data:`FORCE_WINDOW_S` seconds of sample time."""
     latest = model.latest
     frames = [f for f in model.frames if f.force_n is not None]
@@ -91,10 +114,14 @@ def force_time_text(model: CoachModel, width: int, height: int) -> Text:
     points = [(f.t_s, float(f.force_n)) for f in frames if f.force_n is not None]
     y_range = _force_range([p[1] for p in points])
     empty = "no load cell" if latest is not None and not points else "waiting for data"
-    return plot_text([points], width, height, x_range, y_range, "N", " s", ("cyan",), empty)
+    return plot_text(
+        [points], width, height, x_range, y_range, "N", " s", ("cyan",), empty, glyphs=glyphs
+    )
 
 
-def force_angle_text(model: CoachModel, width: int, height: int) -> Text:
+def force_angle_text(
+    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS
+) -> Text:
     """Force (N) against the primary angle (°) for the last reps, newest on top."""
     reps = model.curve_reps()
     curves = [rep.curve for rep in reps]
@@ -104,7 +131,8 @@ def force_angle_text(model: CoachModel, width: int, height: int) -> Text:
     y_range = _force_range(forces)
     styles = SERIES_STYLES[-len(curves):] if curves else SERIES_STYLES
     return plot_text(
-        curves, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep"
+        curves, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep",
+        glyphs=glyphs,
     )
 
 
@@ -149,7 +177,7 @@ def _title(name: str) -> str:
     return name.replace("_", " ")
 
 
-def tempo_text(model: CoachModel) -> Text:
+def tempo_text(model: CoachModel, glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
     """The four tempo slots against the target; the current slot is bar-filled by elapsed time."""
     target = model.target_tempo_s()
     text = Text(no_wrap=True, overflow="crop")
@@ -161,7 +189,7 @@ def tempo_text(model: CoachModel) -> Text:
         current = slot == model.tempo_slot
         goal = target[i] if target else None
         shown = elapsed if current else last[i]
-        marker = "▶" if current else " "
+        marker = glyphs.current if current else " "
         text.append(f"{marker}{TEMPO_LABELS[slot]:<6}", style="bold" if current else "dim")
         text.append(_bar(shown, goal, 10, current))
         text.append(f" {fmt(shown, 1)}/{fmt(goal, 1)} s\n", style="" if current else "dim")
@@ -237,7 +265,7 @@ def cues_text(model: CoachModel, lines: int) -> Text:
     return text
 
 
-def sensors_text(state: State, ack: str = "") -> Text:
+def sensors_text(state: State, ack: str = "", glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
     """One line: each sensor's status, rate and gaps; then the last command answer."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if not state.sensors:
@@ -245,16 +273,16 @@ def sensors_text(state: State, ack: str = "") -> Text:
     for i, (name, sensor) in enumerate(sorted(state.sensors.items())):
         if i:
             text.append("  ")
-        text.append_text(_sensor(name, sensor))
+        text.append_text(_sensor(name, sensor, glyphs))
     if ack:
-        text.append("  │ " + ack, style="italic")
+        text.append("  | " + ack, style="italic")
     return text
 
 
-def _sensor(name: str, sensor: SensorStatus) -> Text:
+def _sensor(name: str, sensor: SensorStatus, glyphs: Glyphs) -> Text:
     style = SENSOR_STYLE.get(sensor.status, "")
     text = Text()
-    text.append("● ", style=style)
+    text.append(f"{glyphs.sensor} ", style=style)
     text.append(f"{name} {sensor.rate_hz:.0f} Hz")
     if sensor.status != "ok":
         text.append(f" {sensor.status}", style=style)

@@ -43,9 +43,10 @@ class CoachScreen(Screen[None]):
 
     def show(self, model: CoachModel) -> None:
         """Redraw everything on this screen from ``model``."""
+        self.set_class(model.demo, "demo")
+        self.set_class(self.coach.console_look, "console")
         for panel in self.query(ModelPanel):
             panel.show(model)
-        self.set_class(model.demo, "demo")
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ class LiveScreen(CoachScreen):
     """The set in progress: plots, tempo, hold, cues, reps, sensors."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "toggle_set", "Start/stop set"),
+        Binding("enter", "toggle_set", "Start/stop set", key_display="Enter"),
         Binding("t", "tare", "Tare"),
         Binding("m", "toggle_mode", "Mode"),
     ]
@@ -63,17 +64,24 @@ class LiveScreen(CoachScreen):
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
         with Horizontal(id="plots"):
-            yield ModelPanel(render.force_time_text, id="force-time", classes="plot")
-            yield ModelPanel(render.force_angle_text, id="force-angle", classes="plot")
+            yield ModelPanel(
+                lambda m, w, h: render.force_time_text(m, w, h, self.coach.glyphs),
+                id="force-time", classes="plot",
+            )
+            yield ModelPanel(
+                lambda m, w, h: render.force_angle_text(m, w, h, self.coach.glyphs),
+                id="force-angle", classes="plot",
+            )
         with Horizontal(id="middle"):
-            yield ModelPanel(lambda m, w, h: render.tempo_text(m), id="tempo")
+            yield ModelPanel(lambda m, w, h: render.tempo_text(m, self.coach.glyphs), id="tempo")
             with Vertical(id="side"):
                 yield ModelPanel(lambda m, w, h: render.readout_text(m), id="readout")
                 yield ModelPanel(lambda m, w, h: render.hold_text(m), id="hold")
                 yield ModelPanel(lambda m, w, h: render.cues_text(m, h), id="cues")
         yield RowsTable(tuple(name for name, _ in render.REP_COLUMNS), id="reps")
         yield ModelPanel(
-            lambda m, w, h: render.sensors_text(m.state, self.coach.ack_line()), id="sensors"
+            lambda m, w, h: render.sensors_text(m.state, self.coach.ack_line(), self.coach.glyphs),
+            id="sensors",
         )
         yield Footer()
 
@@ -161,7 +169,7 @@ class HomeScreen(CoachScreen):
                 "finish a set and it is listed here."
             )
         else:
-            note += " Exercises, protocols and recent sessions appear once it exists."
+            note += " Recent sessions are listed here once a set is stored."
         self.query_one("#home-note", Static).update(note)
 
     @staticmethod
@@ -289,6 +297,7 @@ class HistoryScreen(CoachScreen):
         text = render.plot_text(
             [points], width, max(2, height - 1), x_range, y_range, chosen.unit, "", ("green",),
             x_labels=(chosen.points[0].label, chosen.points[-1].label) if points else None,
+            glyphs=self.coach.glyphs,
         )
         text.append("\n" + (chosen.suggestion or ""), style="bold")
         return text
@@ -424,7 +433,8 @@ class SettingsScreen(CoachScreen):
                    id="mode"),
             Option(f"Side tag of this set: {side}", id="side"),
             Option(
-                "Colours: " + ("16-colour ANSI" if self.coach.ansi else "full colour"),
+                "Look: "
+                + ("Linux console (16 colours, no braille)" if self.coach.console_look else "full colour"),
                 id="colours",
             ),
         ]
@@ -451,7 +461,7 @@ class SettingsScreen(CoachScreen):
             side = SIDE_CYCLE.get(str(state.target.get("side", "none")), "none")
             self.coach.send(Command("tag_side", {"side": side}))
         elif event.option.id == "colours":
-            self.coach.set_ansi(not self.coach.ansi)
+            self.coach.set_console(not self.coach.console_look)
             self.show(self.coach.model)
 
 

@@ -7,7 +7,6 @@ import pytest
 from conftest import quat_from_rotvec, quat_mul
 from hypothesis import given
 from hypothesis import strategies as st
-
 from spinecoach.core.angles import primary_angle_deg, quaternion_conjugate, quaternion_to_matrix
 from spinecoach.core.calibration import (
     CalibrationError,

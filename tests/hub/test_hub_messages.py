@@ -31,8 +31,8 @@ EXAMPLES = [
     Hello(daemon="0.1.0", backend="replay:demo.screc", demo=True),
     Frame(t_s=1.25, angle_deg=42.5, speed_dps=-30.0, force_n=310.0, phase="eccentric", hold_s=0.0),
     Frame(t_s=2.0, angle_deg=None, speed_dps=None, force_n=12.0),
-    Event(t_s=3.5, kind="eccentric_too_fast", message="Slow the lowering", pattern="double",
-          data={"speed_dps": 95.0}),
+    Event(t_s=3.5, kind="cue", message="Lower slower", pattern="warning",
+          data={"rule": "eccentric_too_fast"}),
     State(
         athlete="Sam", exercise="hip_hinge", protocol="tempo_3010", set_state="running",
         set_no=2, rep_no=5, target={"reps": 8, "tempo_s": [3, 0, 1, 0]},

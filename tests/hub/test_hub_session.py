@@ -1,121 +1,180 @@
-"""HubSession: frames decimated by sample time, events, set bookkeeping, commands, summaries."""
+"""HubSession: frames by sample time, core events and cues, sets through the engine, commands."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
-from spinecoach.drivers.blocks import Block, ForceBlock, StreamInfo
-from spinecoach.hub.messages import Ack, Command, Event, Frame, State, Summary
-from spinecoach.hub.session import HubSession
+import pytest
+from spinecoach.core.results import CoreEvent, HoldResult, MotionSettings, RepResult, Tempo
+from spinecoach.drivers.blocks import ForceBlock, StreamInfo
+from spinecoach.engine.library import load_library
+from spinecoach.hub.messages import Ack, Command, Event, Frame, Hello, State, Summary
+from spinecoach.hub.session import HubSession, SessionChoice
 
 RATE_HZ = 1000.0
 INFO = StreamInfo(name="force", kind="force", rate_hz=RATE_HZ)
+LIBRARY = load_library()
 
 
-@dataclass
-class Live:
-    t_s: float
-    angle_deg: float | None
-    speed_dps: float | None
-    force_n: float | None
-    phase: str
+def rep(start_s: float, end_s: float, eccentric_s: float) -> RepResult:
+    return RepResult(start_s=start_s, end_s=end_s, rom_deg=55.0,
+                     tempo=Tempo(eccentric_s, 0.5, 1.0, 0.5), peak_eccentric_speed_dps=60.0,
+                     mean_concentric_speed_dps=50.0, peak_force_n=300.0)
 
 
-class ScriptedMeasure:
-    """Emits a scripted core event when the samples pass its time."""
+class ScriptedPipeline:
+    """Stands in for the measurement pipeline: scripted core events at their sample times."""
 
-    def __init__(self, events: list[CoreEvent]) -> None:
+    made: ClassVar[list[ScriptedPipeline]] = []
+
+    def __init__(self, streams: list[StreamInfo], motion: MotionSettings | None,
+                 events: list[CoreEvent]) -> None:
+        self.motion = motion
         self.events = sorted(events, key=lambda e: e.t_s)
-        self.live: Live | None = None
+        self._live: dict[str, Any] = {"t_s": 0.0, "angle_deg": None, "omega_dps": None,
+                                      "force_n": None, "phase": "still"}
+        ScriptedPipeline.made.append(self)
 
-    def process(self, block: Block) -> list[CoreEvent]:
-        assert isinstance(block, ForceBlock)
-        t_end = float(block.t_s[-1])
-        self.live = Live(t_end, 10.0, float("nan"), float(block.force_n[-1]), "eccentric")
+    def feed_imu(self, name: str, index: Any, gyro_dps: Any, accel_g: Any, valid: Any) -> list:
+        raise AssertionError("no IMU in these tests")
+
+    def feed_force(self, name: str, index: Any, force_n: Any, valid: Any) -> list[CoreEvent]:
+        t_end = float(index[-1]) / RATE_HZ
+        self._live.update(t_s=t_end, angle_deg=30.0, omega_dps=float("nan"),
+                          force_n=float(force_n[-1]), phase="eccentric")
         due = [e for e in self.events if e.t_s <= t_end]
         self.events = self.events[len(due):]
         return due
 
+    def finish(self) -> None:
+        return None
 
-def blocks(duration_s: float, block_n: int = 10) -> list[ForceBlock]:
+    @property
+    def live(self) -> dict[str, Any]:
+        return dict(self._live)
+
+
+def factory(events: list[CoreEvent]):  # type: ignore[no-untyped-def]
+    ScriptedPipeline.made = []
+    return lambda streams, motion: ScriptedPipeline(streams, motion, list(events))
+
+
+def blocks(start_s: float, end_s: float, block_n: int = 10) -> list[ForceBlock]:
     out = []
-    for start in range(0, int(duration_s * RATE_HZ), block_n):
+    for start in range(int(start_s * RATE_HZ), int(end_s * RATE_HZ), block_n):
         index = np.arange(start, start + block_n, dtype=np.int64)
         out.append(ForceBlock(INFO, index, np.full(block_n, 50.0), np.ones(block_n, bool)))
     return out
 
 
-REP = RepResult(start_s=0.2, end_s=0.9, rom_deg=55.0, tempo=Tempo(0.3, 0.1, 0.2, 0.1),
-                peak_eccentric_speed_dps=120.0, peak_force_n=300.0)
-HOLD = HoldResult(start_s=1.0, end_s=1.5, duration_s=0.5, mean_force_n=200.0)
-
-
-def run(session: HubSession, duration_s: float) -> list:
-    out = [session.hello(), *session.start()]
-    for block in blocks(duration_s):
+def run(session: HubSession, start_s: float, end_s: float) -> list:
+    out: list = []
+    for block in blocks(start_s, end_s):
         out.extend(session.process(block))
     return out
 
 
-def test_frames_are_decimated_to_30_hz_of_sample_time_and_non_finite_become_none() -> None:
-    session = HubSession(ScriptedMeasure([]), "replay:x.screc", [INFO], autostart=True)
-    out = run(session, 2.0)
-    frames = [m for m in out if isinstance(m, Frame)]
-    assert 58 <= len(frames) <= 61
-    assert frames[0].speed_dps is None and frames[0].angle_deg == 10.0
-    assert out[0].backend == "replay:x.screc" and not out[0].demo
+def tempo_session(events: list[CoreEvent], **kwargs: Any) -> HubSession:
+    choice = SessionChoice(athlete="Sam", exercise="banded_good_morning")
+    return HubSession([INFO], "replay:x.screc", choice, library=LIBRARY,
+                      pipeline_factory=factory(events), **kwargs)
 
 
-def test_reps_and_holds_count_and_summarise() -> None:
+def test_a_tempo_set_runs_through_the_engine_with_cues_reps_and_a_summary() -> None:
     events = [
         CoreEvent("phase", 0.1, "eccentric"),
-        CoreEvent("rep", 0.9, REP),
-        CoreEvent("hold_start", 1.0),
-        CoreEvent("hold_end", 1.5, HOLD),
-        CoreEvent("limit", 1.6, {"angle_deg": 72.0, "limit_deg": 70.0}),
+        CoreEvent("phase", 0.7, "still"),  # a 0.6 s lowering: far too fast for 3 s
+        CoreEvent("rep", 2.0, rep(0.1, 2.0, eccentric_s=0.6)),
+        CoreEvent("rep", 5.0, rep(2.0, 5.0, eccentric_s=3.0)),
+        CoreEvent("hold_start", 5.5),
+        CoreEvent("hold_end", 6.0, HoldResult(5.5, 6.0, 0.5)),
     ]
-    session = HubSession(ScriptedMeasure(events), "hardware", [INFO], exercise="hip_hinge",
-                         autostart=True)
-    out = run(session, 2.0)
-    kinds = [m.kind for m in out if isinstance(m, Event)]
-    assert kinds == ["rep", "hold_start", "hold_end", "limit"]  # phases stay in the frames
-    rep = next(m for m in out if isinstance(m, Event) and m.kind == "rep")
-    assert rep.data["tempo"]["eccentric_s"] == 0.3 and rep.data["rom_deg"] == 55.0
-    limit = next(m for m in out if isinstance(m, Event) and m.kind == "limit")
-    assert limit.message == "Past the limit: 72° (limit 70°)"
-    holding = [m.hold_s for m in out if isinstance(m, Frame) and 1.0 < m.t_s < 1.5]
-    assert holding and holding[-1] > 0.4
+    session = tempo_session(events, autostart=True)
+    assert isinstance(session.hello(), Hello)
+    first = session.start()[0]
+    assert first.exercise == "banded_good_morning" and first.protocol == "tempo_set"
+    assert first.target["tempo_s"] == [3.0, 1.0, 1.0, 0.0] and first.target["reps"] >= 1
+    out = run(session, 0.0, 6.5)
+
     states = [m for m in out if isinstance(m, State)]
-    assert states[-1].rep_no == 1 and states[-1].set_state == "running"
-    assert states[-1].sensors["force"].status == "ok"
+    assert states[0].set_state == "running" and states[0].set_no == 1
+    assert states[-1].rep_no == 2 and states[-1].sensors["force"].status == "ok"
+    reps = [m for m in out if isinstance(m, Event) and m.kind == "rep"]
+    assert [r.data["tempo"]["eccentric_s"] for r in reps] == [0.6, 3.0]
+    cues = [m for m in out if isinstance(m, Event) and m.kind == "cue"]
+    too_fast = [c for c in cues if c.data["rule"] == "eccentric_too_fast"]
+    assert too_fast and too_fast[0].pattern == "warning" and "Lower slower" in too_fast[0].message
+    assert any(c.data["rule"] == "metronome" for c in cues)  # the tempo metronome ticks
+    assert not any(isinstance(m, Event) and m.kind == "phase" for m in out)
+    holding = [m.hold_s for m in out if isinstance(m, Frame) and 5.5 < m.t_s < 6.0]
+    assert holding and 0.4 < holding[-1] <= 0.5
+    frames = [m for m in out if isinstance(m, Frame)]
+    assert 190 <= len(frames) <= 196  # 6.5 s at 30 Hz
+    assert frames[-1].speed_dps is None and frames[-1].force_n == 50.0
 
     end = session.finish()
     set_summary = next(m for m in end if isinstance(m, Summary) and m.scope == "set")
-    assert set_summary.figures["reps"] == 1 and set_summary.figures["best_hold_s"] == 0.5
-    assert set_summary.figures["peak_force_n"] == 300.0
-    assert len(set_summary.rows) == 2
+    assert set_summary.figures["reps"] == 2 and set_summary.figures["status"] == "stopped"
+    assert set_summary.figures["mean_rom_deg"] == pytest.approx(55.0)
+    assert len(set_summary.rows) == 2  # per-rep metrics
     session_summary = next(m for m in end if isinstance(m, Summary) and m.scope == "session")
-    assert session_summary.figures == {"sets": 1, "reps": 1, "peak_force_n": 300.0,
-                                       "best_hold_s": 0.5}
+    assert session_summary.figures["sets"] == 1 and session_summary.figures["reps"] == 2
     assert [m for m in end if isinstance(m, State)][-1].set_state == "done"
 
 
-def test_commands_manage_sets_and_refuse_what_does_not_apply() -> None:
-    session = HubSession(ScriptedMeasure([]), "replay:x.screc", [INFO])
+def test_tracking_mode_silences_the_buzzer_patterns() -> None:
+    events = [CoreEvent("phase", 0.1, "eccentric"), CoreEvent("phase", 0.7, "still"),
+              CoreEvent("rep", 2.0, rep(0.1, 2.0, eccentric_s=0.6))]
+    session = tempo_session(events, autostart=True)
+    session.start()
+    ack = session.handle(Command("set_mode", {"mode": "tracking"}))
+    assert ack[0] == Ack("set_mode", True, "tracking mode") and ack[1].mode == "tracking"
+    out = run(session, 0.0, 3.0)
+    cues = [m for m in out if isinstance(m, Event) and m.kind == "cue"]
+    assert cues and all(c.pattern == "" for c in cues)
+
+
+def test_without_an_exercise_the_bare_pipeline_measures() -> None:
+    events = [CoreEvent("rep", 1.0, rep(0.1, 1.0, eccentric_s=0.4))]
+    session = HubSession([INFO], "replay:y.csv", SessionChoice(), library=LIBRARY,
+                         pipeline_factory=factory(events), autostart=True)
+    assert session.start()[0].protocol == "free"
+    out = run(session, 0.0, 1.5)
+    assert ScriptedPipeline.made[0].motion is None
+    assert [m.kind for m in out if isinstance(m, Event)] == ["rep"]
+    assert [m for m in out if isinstance(m, State)][-1].rep_no == 1
+    assert not any(m.kind == "cue" for m in out if isinstance(m, Event))
+
+
+def test_commands_start_stop_and_choose() -> None:
+    session = tempo_session([], autostart=False)
     assert session.start()[0].set_state == "idle"
-    out = session.handle(Command("start_set"))
-    assert out[0] == Ack("start_set", True, "set 1 started") and out[1].set_state == "running"
-    assert session.handle(Command("start_set"))[0].ok is False
-    assert session.handle(Command("select_exercise", {"name": "bridge"}))[0].ok is False
+    out = run(session, 0.0, 0.5)  # idle: the display still moves
+    assert any(isinstance(m, Frame) for m in out)
+    assert all(not isinstance(m, State) or m.set_state == "idle" for m in out)
+
+    refused = session.handle(Command("select_exercise", {"name": "no_such_thing"}))[0]
+    assert not refused.ok and "no_such_thing" in refused.message
+    out = session.handle(Command("select_exercise", {"name": "back_extension_hold"}))
+    assert out[0].ok and out[1].protocol == "isometric_holds" and out[1].target["hold_s"] > 0
+    out = session.handle(Command("select_protocol", {"name": "free"}))
+    assert out[0].ok and out[1].protocol == "free"
+    assert not session.handle(Command("select_protocol", {"name": "juggling"}))[0].ok
+
+    assert session.handle(Command("start_set"))[0].ok
+    assert not session.handle(Command("start_set"))[0].ok
+    assert not session.handle(Command("select_exercise", {"name": "bridge"}))[0].ok
+    out = run(session, 0.5, 1.0)
+    assert next(m for m in out if isinstance(m, State)).set_state == "running"
     out = session.handle(Command("stop_set"))
-    assert out[0].ok and isinstance(out[1], Summary) and out[2].set_state == "rest"
-    assert session.handle(Command("stop_set"))[0].ok is False
-    out = session.handle(Command("select_exercise", {"name": "bridge"}))
-    assert out[1].exercise == "bridge"
-    assert session.handle(Command("set_mode", {"mode": "tracking"}))[1].mode == "tracking"
-    assert session.handle(Command("tag_side", {"side": "left"}))[1].target["side"] == "left"
+    assert out[0] == Ack("stop_set", True, "stopped")
+    assert any(isinstance(m, Summary) and m.scope == "set" for m in out)
+    assert [m for m in out if isinstance(m, State)][-1].set_state == "done"
+    assert not session.handle(Command("stop_set"))[0].ok
+
+    out = session.handle(Command("tag_side", {"side": "left"}))
+    assert out[1].target["side"] == "left"
     assert session.handle(Command("select_athlete", {"name": "Kim"}))[1].athlete == "Kim"
     tare = session.handle(Command("tare"))[0]
     assert not tare.ok and "recording" in tare.message

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from spinecoach.hub.messages import Ack, Command, Frame, State
-from spinecoach.tui.app import MAX_REDRAW_HZ, CoachApp, wants_ansi
+from spinecoach.tui.app import MAX_REDRAW_HZ, CoachApp, wants_console
 from spinecoach.tui.catalogue import EmptyCatalogue
 from spinecoach.tui.feed import ScriptedFeed
 from spinecoach.tui.screens import (
@@ -85,7 +85,7 @@ def test_live_screen_shows_the_set_and_its_keys_send_commands() -> None:
             assert "RUNNING" in status
             assert "Tempo 3-1-1-1" in panel_text(app, "#tempo")
             assert "▶Lower" in panel_text(app, "#tempo")
-            assert "Slow the lowering" in panel_text(app, "#cues")
+            assert "Lower slower: 2.0 s" in panel_text(app, "#cues")
             assert "last 4.2 s" in panel_text(app, "#hold")
             sensors = panel_text(app, "#sensors")
             assert "force 318 Hz degraded gaps 12" in sensors and "trunk 1000 Hz" in sensors
@@ -254,9 +254,9 @@ def test_settings_toggle_mode_side_and_colours() -> None:
                 Command("set_mode", {"mode": "tracking"}),
                 Command("tag_side", {"side": "right"}),
             ]
-            assert app.ansi and app.theme == "ansi-dark"
+            assert app.console_look and app.theme == "ansi-dark"
             options = screen.query_one("#settings", OptionList)
-            assert "16-colour ANSI" in str(options.get_option_at_index(2).prompt)
+            assert "Linux console" in str(options.get_option_at_index(2).prompt)
 
     asyncio.run(run())
 
@@ -308,7 +308,7 @@ def test_refused_commands_show_why() -> None:
     asyncio.run(run())
 
 
-def test_ansi_is_chosen_on_the_linux_console() -> None:
-    assert wants_ansi({"TERM": "linux"})
-    assert not wants_ansi({"TERM": "xterm-256color"})
-    assert wants_ansi({"TERM": "xterm", "SPINECOACH_ANSI": "1"})
+def test_the_console_look_is_chosen_on_the_linux_console() -> None:
+    assert wants_console({"TERM": "linux"})
+    assert not wants_console({"TERM": "xterm-256color"})
+    assert wants_console({"TERM": "xterm", "SPINECOACH_CONSOLE": "1"})

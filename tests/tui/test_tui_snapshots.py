@@ -1,4 +1,4 @@
-"""Snapshots of every screen at 80×24 and 120×40, and the live set in 16-colour ANSI.
+"""Snapshots of every screen at 80×24 and 120×40, and the live set in the Linux-console look (16 colours, half-block plots).
 
 Fixed data (tests/tui/tui_fixture_session.py), no clock-dependent text. After a deliberate change
 of the look, review the new pictures and accept them with ``pytest tests/tui --snapshot-update``.
@@ -28,8 +28,8 @@ async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
 
 
-def _app(demo: bool = False, ansi: bool = False) -> CoachApp:
-    return CoachApp(ScriptedFeed(session_messages(demo=demo)), catalogue(), ansi=ansi)
+def _app(demo: bool = False, console: bool = False) -> CoachApp:
+    return CoachApp(ScriptedFeed(session_messages(demo=demo)), catalogue(), console=console)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -44,5 +44,5 @@ def test_screen_snapshot(snap_compare, screen: str, size: tuple[int, int]) -> No
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
 
-def test_live_demo_snapshot_in_ansi_colours(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(demo=True, ansi=True), terminal_size=(80, 24), run_before=_settle)
+def test_live_demo_snapshot_in_the_console_look(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(demo=True, console=True), terminal_size=(80, 24), run_before=_settle)

@@ -143,13 +143,14 @@ def session_messages(reps: int = REPS, demo: bool = False) -> list[Posted]:
         out.extend(frames)
         out.append(_rep_event(rep, t, end))
         if rep == 1:
-            out.append(Event(t_s=t + 2.0, kind="eccentric_too_fast", message="Slow the lowering",
-                             pattern="double"))
+            out.append(Event(t_s=t + 2.0, kind="cue", message="Lower slower: 2.0 s, aim for 3 s",
+                             pattern="warning", data={"rule": "eccentric_too_fast"}))
         out.append(_state(rep + 1))
         t = end
     out.append(Event(t_s=t, kind="hold_end", data={"duration_s": 4.2, "end_reason": "released"}))
-    out.append(Event(t_s=t, kind="limit", message="Flexion limit passed (62° > 60°)",
-                     pattern="long", data={"angle_deg": 62.0, "limit_deg": 60.0}))
+    out.append(Event(t_s=t, kind="limit", data={"angle_deg": 62.0, "limit_deg": 60.0}))
+    out.append(Event(t_s=t + 0.1, kind="cue", message="Past the limit: 62 deg (limit 60)",
+                     pattern="warning", data={"rule": "angle_limit"}))
     # The athlete is mid-way through lowering the next rep.
     frames, _ = _rep_frames(reps, t)
     out.extend(frames[:45])

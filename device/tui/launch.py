@@ -1,0 +1,144 @@
+"""Assembling the coach: which feed (sensors, simulated rig, demo, a recording), which catalogue,
+and running it."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from spinecoach.backend import Backend
+from spinecoach.config import Config, load_config
+from spinecoach.drivers.blocks import Block
+from spinecoach.engine.library import Library, load_library
+from spinecoach.engine.progression import ProgressionSettings
+from spinecoach.errors import SensorError
+from spinecoach.hub.session import HubSession, SessionChoice
+from spinecoach.tui.app import CoachApp, wants_console
+from spinecoach.tui.catalogue import Catalogue
+from spinecoach.tui.feed import CoachFeed
+from spinecoach.tui.inprocess import InProcessFeed, ReplayTransport
+from spinecoach.tui.store_catalogue import StoreCatalogue
+
+#: Block length a replay is cut into (s): one frame's worth, so frames keep the full 30 Hz.
+REPLAY_BLOCK_S = 1.0 / 30.0
+
+
+def demo_path() -> Path:
+    """The bundled demo recording."""
+    return Path(str(resources.files("spinecoach") / "data" / "demo.screc"))
+
+
+def replay_feed(
+    path: str | os.PathLike[str],
+    *,
+    speed: float = 1.0,
+    paused: bool = False,
+    demo: bool = False,
+    loop: bool = False,
+    config: Config | None = None,
+) -> InProcessFeed:
+    """A feed replaying ``path`` through the coached session (nothing stored, no buzzer).
+
+    The recording's metadata names its exercise (and protocol, athlete, side) when it has them;
+    without an exercise the session only measures. Raises DataFormatError for a bad file.
+    """
+    from spinecoach.recording.load import load_recording
+
+    config = config or load_config()
+    library = load_library(config.exercises_dir())
+    recording = load_recording(path)
+    meta = recording.meta
+    exercise = str(meta.get("exercise") or "")
+    choice = SessionChoice(
+        athlete=str(meta.get("athlete") or ("demo" if demo else "")),
+        exercise=exercise if exercise in library else "",
+        protocol=str(meta.get("protocol") or ""),
+        side=str(meta.get("side") or "none"),
+        mode=str(config.get("coaching", "mode")),
+    )
+    streams = recording.streams
+    blocks: list[Block] = list(recording.blocks(REPLAY_BLOCK_S))
+    backend = str(Backend("replay", str(path)))
+
+    def make_stage() -> HubSession:
+        return HubSession(streams, backend, SessionChoice(**vars(choice)), library=library,
+                          demo=demo, autostart=True)
+
+    transport = ReplayTransport(recording.duration_s, speed=speed, paused=paused)
+    return InProcessFeed(make_stage, blocks, transport, loop=loop)
+
+
+def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
+    """A feed on the sensors (``hardware``) or the simulated rig (``sim:SCENARIO``, in real time).
+
+    On the sensors sessions are stored and cues buzz; the coach starts a session with Enter once
+    an exercise is chosen. A scenario runs its own exercise and protocol at once.
+    Raises SensorError when no sensor answers.
+    """
+    from spinecoach.acquisition.source import open_source
+    from spinecoach.engine.session import open_store, scenario_defaults
+    from spinecoach.engine.sources import make_haptics
+
+    config = config or load_config()
+    library = load_library(config.exercises_dir())
+    source = open_source(backend, realtime=True)
+    blocks = source.blocks()  # starts the chips: the stream table is final after this
+    streams = list(source.streams)
+    exercise, protocol = ("", "")
+    if backend.kind == "sim":
+        exercise, protocol = scenario_defaults(backend.target)
+    choice = SessionChoice(
+        athlete=str(config.get("device", "athlete")),
+        exercise=exercise,
+        protocol=protocol,
+        mode=str(config.get("coaching", "mode")),
+    )
+    stored = backend.kind == "hardware"
+    problems: list[str] = []
+    store = open_store(config, problems.append) if stored else None
+    haptics = make_haptics(backend, config)
+    session = HubSession(streams, str(backend), choice, library=library,
+                         autostart=backend.kind == "sim", store=store, haptics=haptics,
+                         problems=problems)
+
+    def close() -> None:
+        source.close()
+        if store is not None:
+            store.close()
+
+    return InProcessFeed(lambda: session, blocks, on_close=close)
+
+
+def standalone_feed(force_demo: bool = False, backend: Backend | None = None) -> CoachFeed:
+    """The sensors when they answer, else the demo recording (looping, with the banner).
+
+    ``backend`` other than ``hardware`` is used as given (a scenario or a recording).
+    """
+    if backend is not None and backend.kind == "replay":
+        return replay_feed(backend.path)
+    if backend is not None and backend.kind == "sim":
+        return live_feed(backend)
+    if not force_demo:
+        try:
+            return live_feed(Backend("hardware"))
+        except SensorError:
+            pass  # no bus, or no chip answered: the demo says so on screen
+    return replay_feed(demo_path(), demo=True, loop=True)
+
+
+def default_catalogue(config: Config | None = None) -> Catalogue:
+    """The exercise library and session store on this machine."""
+    config = config or load_config()
+    library: Library = load_library(config.exercises_dir())
+    return StoreCatalogue(library, config.state_dir(), ProgressionSettings.from_config(config))
+
+
+def run_coach(feed: CoachFeed, *, console: bool = False, catalogue: Catalogue | None = None) -> int:
+    """Run the coach until the user quits; a session error ends it and is raised here."""
+    app = CoachApp(feed, catalogue or default_catalogue(), console=console or wants_console())
+    app.run()
+    error = getattr(feed, "error", None)
+    if error is not None:
+        raise error
+    return app.return_code or 0
