@@ -38,9 +38,9 @@ def test_rep_counts_exact_and_rom(name):
     for got, want in zip(res.reps, truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.5)
         # Minimum-jerk movements under postural sway: the bell fit puts rep starts and ends
-        # within 50 ms of the scripted ones (most within 20 ms; see the README).
-        assert abs(got.start_s - want.start_s) < 0.05
-        assert abs(got.end_s - want.end_s) < 0.05
+        # within 70 ms of the scripted ones (most within 20 ms; see the README).
+        assert abs(got.start_s - want.start_s) < 0.07
+        assert abs(got.end_s - want.end_s) < 0.07
 
 
 def test_holds_found_with_their_durations():
