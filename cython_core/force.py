@@ -120,7 +120,15 @@ def measure_contraction(
     below = np.flatnonzero(f[: rise + 1] <= threshold)
     onset = int(below[-1]) + 1 if below.size else 0
     t = t0_s + (first_sample + np.arange(len(f), dtype=np.float64)) / rate_hz
+    # The onset sample is the first of the final run above the threshold; its time is where
+    # the force crossed the threshold, interpolated between it and the sample before, so the
+    # windowed figures do not depend on where the sample clock happened to fall.
     t_on = float(t[onset])
+    f_on = float(f[onset])
+    if onset > 0 and f[onset] > f[onset - 1]:
+        frac = (threshold - f[onset - 1]) / (f[onset] - f[onset - 1])
+        t_on = float(t[onset - 1] + min(max(frac, 0.0), 1.0) / rate_hz)
+        f_on = float(np.interp(t_on, t[onset - 1 : onset + 1], f[onset - 1 : onset + 1]))
     peak_idx = onset + int(np.argmax(f[onset:end])) if end > onset else trig + peak_rel
     peak = float(f[peak_idx])
     pre_n = s.samples(s.pretension_window_s, rate_hz)
@@ -131,7 +139,6 @@ def measure_contraction(
     last = min(len(f), max(end + 1, onset + 1))
     t_c = t[:last]
     f_c = f[:last]
-    f_on = float(f[onset])
     force_at: dict[str, float | None] = {}
     for ms in s.force_at_ms:
         force_at[str(ms)] = _interp(t_c, f_c, t_on + ms / 1000.0)
@@ -141,7 +148,8 @@ def measure_contraction(
         rfd[f"0-{ms}"] = None if f_w is None else (f_w - f_on) / (ms / 1000.0)
     # Peak RFD: largest slope over a sliding window within the first peak_rfd_search_s.
     w = s.peak_rfd_window_s
-    starts = t_c[(t_c >= t_on) & (t_c <= t_on + s.peak_rfd_search_s - w + 1e-12)]
+    later = t_c[(t_c > t_on) & (t_c <= t_on + s.peak_rfd_search_s - w + 1e-12)]
+    starts = np.concatenate(([t_on], later))
     starts = starts[starts + w <= t_c[-1] + 1e-12]
     if starts.size:
         slopes = (np.interp(starts + w, t_c, f_c) - np.interp(starts, t_c, f_c)) / w

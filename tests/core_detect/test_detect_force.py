@@ -43,8 +43,8 @@ def test_rfd_impulse_and_force_at_match_analytic_within_2_percent(rate_hz):
     (c,) = detect_contractions(f, rate_hz)
     # Onset: the first sample above baseline + 20 N (SD is 0 here, so the floor applies).
     t_cross = 4.0 - 0.08 * np.log(1 - 20.0 / 800.0)
-    assert c.onset_s - t_cross >= -1e-9
-    assert c.onset_s - t_cross < 1.0 / rate_hz + 1e-9
+    # the crossing, interpolated between the samples either side of it
+    assert abs(c.onset_s - t_cross) < 0.02 / rate_hz
     assert c.rate_hz == rate_hz
     t_on = c.onset_s
     f_on = analytic_force(t_on)
@@ -172,11 +172,16 @@ def test_jumps_onset_peak_impulse_hand_checked(name):
     onset = rise
     while f[onset - 1] > thr:
         onset -= 1
-    assert first.onset_s == pytest.approx(onset / rate)
+    # the onset sample's crossing, interpolated from the sample before it
+    assert onset / rate - 1 / rate <= first.onset_s <= onset / rate
+    f0, f1 = f[onset - 1], f[onset]
+    assert first.onset_s == pytest.approx((onset - 1 + (thr - f0) / (f1 - f0)) / rate)
     # Impulse over the contraction, by hand (trapezoid of f - baseline from onset to end).
     end = round(first.end_s * rate)
     g = f[onset : end + 1] - mean
-    assert first.impulse_n_s["contraction"] == pytest.approx(np.trapezoid(g, dx=1 / rate), rel=1e-6)
+    # (from the onset sample; the kernel starts at the interpolated crossing just before it,
+    # a sliver of < 1 ms at ~threshold force)
+    assert first.impulse_n_s["contraction"] == pytest.approx(np.trapezoid(g, dx=1 / rate), rel=1e-3)
     if name == "single-dj.csv":
         assert mean < 5.0  # the drop jump starts from an empty plate
     else:
