@@ -229,7 +229,9 @@ class RepTracker:
     """Turns committed phase changes into reps (METRICS.md "Rep").
 
     A rep is a swing of at least ``min_rom_deg`` away from the start position followed by a
-    return of at least ``max(min_rom_deg, min_return_frac x excursion)``. Movements in the same
+    return of at least ``max(min_rom_deg, min_return_frac x excursion)``; a return that sweeps
+    on past the start by ``min_rom_deg`` or more (a throw) continues the rep, which then ends on
+    the way back from the far side. Movements in the same
     direction separated by a short stop belong to one swing; a stop at the far end is the
     far pause. The rep is decided when its return movement stops or reverses.
     ``angle_at(sample)`` and ``extreme_in(a, b, dir)`` read the angle history.
@@ -329,6 +331,15 @@ class RepTracker:
                     self._stage = "away"
                 return []
             self._back_end = b
+            if self._excursion(b) <= -self.min_rom_deg:
+                # the return swept on past the start by a full range (a throw: wind-up, throw
+                # through): the far side is an excursion of the same rep, which ends on the
+                # way back from there
+                self._dir = -self._dir
+                self._extreme = self._extreme_in(a, b, self._dir)
+                self._away_end = b
+                self._stage = "away"
+                return []
             excursion = self._excursion(self._extreme)
             returned = (self._angle_at(self._extreme) - self._angle_at(b)) * self._dir
             if returned >= max(self.min_rom_deg, self.min_return_frac * excursion):

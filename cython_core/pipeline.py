@@ -97,6 +97,7 @@ class _ImuChain:
     index0: int = 0
     zero_q: FloatArray | None = None
     angle_state: PrimaryAngleState | None = None
+    heading_deg: float = 0.0
     primed: bool = False
 
 
@@ -375,6 +376,8 @@ class Pipeline:
         of vertical the gyro rate about the axis carries the angle (see ``_primary.pyx``).
         """
         assert self._axis is not None and chain.zero_q is not None
+        if self.motion.primary_angle == "heading":
+            return self._heading(chain, q, gyro)
         if chain.angle_state is None:
             axis = self._axis
             # A named exercise measures from the trunk convention's upright pose (sensor +x up
@@ -391,6 +394,16 @@ class Pipeline:
         rate = np.empty(n)
         primary_step(chain.angle_state, np.ascontiguousarray(q), np.ascontiguousarray(gyro),
                      chain.rate_hz, angle, rate)
+        return angle, rate
+
+    def _heading(self, chain: _ImuChain, q: FloatArray, gyro: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Rotation about the earth vertical (°) and its rate (°/s): the gyro projected on the
+        sensor-frame vertical, accumulated sample by sample from the last angle."""
+        up = up_in_sensor(q)
+        rate = up[:, 0] * gyro[:, 0] + up[:, 1] * gyro[:, 1] + up[:, 2] * gyro[:, 2]
+        steps = np.concatenate(([chain.heading_deg], rate / chain.rate_hz))
+        angle = np.add.accumulate(steps)[1:]
+        chain.heading_deg = float(angle[-1])
         return angle, rate
 
     def _process_primary(self, chain: _ImuChain, q: FloatArray, gyro: FloatArray) -> list[CoreEvent]:

@@ -48,8 +48,9 @@ EXERCISES: dict[str, MotionSettings] = {
     # bridges and pelvic tilts: raising the hips extends (angle down) = concentric
     "bridge": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=10.0),
     "pelvic-tilt": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=5.0),
-    # rotational medicine-ball throws: rotation about the spine
-    "rotational-throw": MotionSettings(primary_axis=_SPINE_AXIS, eccentric_sign=1, min_rom_deg=30.0),
+    # rotational medicine-ball throws: rotation about the vertical (heading)
+    "rotational-throw": MotionSettings(
+        primary_axis=_SPINE_AXIS, eccentric_sign=1, min_rom_deg=30.0, primary_angle="heading"),
 }
 
 #: Mounting axis whose inclination goes into the orientation CSV: sensor +x, up the spine.

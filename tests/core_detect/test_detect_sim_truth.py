@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spinecoach.analysis import EXERCISES
 from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
@@ -98,3 +99,13 @@ def test_sorensen_hold_time():
                                      hold_tolerance_deg=h.tolerance_deg))
     assert len(res.holds) == 1
     assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.2)
+
+
+def test_rotational_throws_reps_and_rotation_speed():
+    sc = build_scenario("rotational_throws")
+    res = analyse(sc, EXERCISES["rotational-throw"])
+    assert len(res.reps) == len(sc.truth.reps)
+    for got, want in zip(res.reps, sc.truth.reps):
+        assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.0)
+        assert got.rotation_speed_dps == pytest.approx(want.peak_rotation_speed_dps, rel=0.02)
+        assert abs(got.start_s - want.start_s) < 0.07 and abs(got.end_s - want.end_s) < 0.07
