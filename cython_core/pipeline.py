@@ -624,26 +624,17 @@ class Pipeline:
         return float(np.max(w)), float(np.mean(w)), w
 
     def _sway(self, a: int, b: int) -> float | None:
-        """RMS of the off-axis (frontal-plane) angle over samples [a, b): the rotation about the
-        axis perpendicular to the working axis and to the zero pose's vertical."""
+        """RMS about its mean of the off-axis (frontal-plane) angle over samples [a, b): the tilt
+        of the working axis itself out of the horizontal (for a hinge about the left-right axis,
+        the lateral lean), asin(up · axis); heading-free at any flexion."""
         q = self._hist.get("quat", a, b)
-        chain = self._imu[self.primary]  # type: ignore[index]
-        if len(q) < 2 or self._axis is None or chain.angle_state is None:
+        if len(q) < 2 or self._axis is None:
             return None
-        ref = np.array([chain.angle_state.r0, chain.angle_state.r1, chain.angle_state.r2])
-        up0 = ref  # the zero pose's vertical projected off the working axis
-        off = _cross3(up0, self._axis)
-        off /= np.linalg.norm(off)
-        # reference for the off-axis angle: the zero-pose vertical projected off that axis
-        ref_off = up0 - off * float(up0 @ off)
-        ref_off /= np.linalg.norm(ref_off)
-        st = PrimaryAngleState(ref_off, _cross3(off, ref_off), off,
-                               float(np.sin(np.radians(VERTICAL_AXIS_DEG))))
-        ang = np.empty(len(q))
-        rate = np.empty(len(q))
-        primary_step(st, np.ascontiguousarray(q),
-                     np.ascontiguousarray(self._hist.get("gyro", a, b)), chain.rate_hz, ang, rate)
-        return metrics.sway_rms_deg(ang)
+        up = up_in_sensor(q)
+        ax = self._axis
+        tilt = np.degrees(np.arcsin(np.clip(up[:, 0] * ax[0] + up[:, 1] * ax[1] + up[:, 2] * ax[2],
+                                            -1.0, 1.0)))
+        return metrics.sway_rms_deg(tilt)
 
     def _swing_bounds(self, a: int, b: int, direction: int, decided: int) -> tuple[float, float]:
         """Start and end (s) of the swing the detector saw as samples [a, b), refined by a

@@ -109,3 +109,10 @@ def test_rotational_throws_reps_and_rotation_speed():
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.0)
         assert got.rotation_speed_dps == pytest.approx(want.peak_rotation_speed_dps, rel=0.02)
         assert abs(got.start_s - want.start_s) < 0.07 and abs(got.end_s - want.end_s) < 0.07
+
+
+def test_single_leg_deadlift_sway():
+    sc = build_scenario("single_leg_deadlift")
+    res = analyse(sc, MotionSettings(primary_axis=FLEXION, eccentric_sign=1))
+    for got, want in zip(res.reps, sc.truth.reps):
+        assert got.sway_rms_deg == pytest.approx(want.sway_rms_deg, abs=0.3)
