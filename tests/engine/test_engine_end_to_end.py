@@ -6,10 +6,6 @@ from pathlib import Path
 
 import pytest
 
-# The measurement pipeline arrives from the core's branch; until it is merged there is nothing
-# to run end to end (the engine's own tests drive it with scripted core events).
-pytest.importorskip("spinecoach.core.pipeline")
-
 from spinecoach.cli import main
 from spinecoach.drivers.sim.scenarios import build_scenario
 from spinecoach.engine.reader import StoreReader
