@@ -113,23 +113,26 @@ class CoachApp(App[int]):
             if isinstance(item, Ack):
                 self._note = ""
         drawn = (self.model.revision, self.replay_label())
-        if drawn == self._drawn:
+        screen = self.screen
+        if drawn == self._drawn or not isinstance(screen, CoachScreen) or not screen.ready:
             return
         self._drawn = drawn
-        screen = self.screen
-        if isinstance(screen, CoachScreen):
-            self.redraws += 1
-            screen.show(self.model)
+        self.redraws += 1
+        screen.show(self.model)
 
     # --- what screens ask of the app ---------------------------------------------------------
 
     def send(self, command: Command) -> None:
         self.feed.send(command)
 
+    def invalidate(self) -> None:
+        """Redraw at the next pull even if nothing changed (a screen appeared)."""
+        self._drawn = None
+
     def note(self, text: str) -> None:
         """Show a one-line hint in the command-answer slot."""
         self._note = text
-        self._drawn = None
+        self.invalidate()
 
     def ack_line(self) -> str:
         """The last command answer (or hint) as one line."""
@@ -164,7 +167,7 @@ class CoachApp(App[int]):
         """Switch the Linux-console look (16 ANSI colours, console-font glyphs) on or off."""
         self.console_look = console
         self.theme = ANSI_THEME if console else FULL_THEME
-        self._drawn = None
+        self.invalidate()
 
     # --- actions -----------------------------------------------------------------------------
 

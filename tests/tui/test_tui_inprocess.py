@@ -232,3 +232,41 @@ def test_a_failing_session_is_kept_for_the_app_to_raise() -> None:
     wait_for(lambda: feed.error is not None)
     feed.close()
     assert isinstance(feed.error, ValueError)
+
+
+def test_replay_keys_in_the_app_drive_the_transport() -> None:
+    import asyncio
+
+    from spinecoach.tui.app import CoachApp
+
+    recording = force_recording(30.0)
+    transport = ReplayTransport(recording.duration_s, speed=1.0, paused=True)
+    feed = InProcessFeed(EchoStage, list(recording.blocks(1 / 30)), transport)
+
+    async def run() -> None:
+        app = CoachApp(feed)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.1)
+            assert app.replay_label() == "❚❚ paused 0/30 s 1×"
+            await pilot.press("right", "right")
+            await pilot.pause(0.2)
+            assert transport.position_s == pytest.approx(10.0, abs=0.05)
+            await pilot.press("left")
+            await pilot.pause(0.2)
+            assert transport.position_s == pytest.approx(5.0, abs=0.05)
+            await pilot.press("plus", "plus", "plus")
+            assert transport.speed == 8.0
+            await pilot.press("minus")
+            assert transport.speed == 4.0
+            await pilot.press("space")
+            assert not transport.paused
+            await pilot.pause(0.3)
+            assert transport.position_s > 5.5
+            assert "▶" in app.replay_label() and "4×" in app.replay_label()
+            status = str(app.screen.query_one(".status").render())
+            assert "▶" in status and "/30 s 4×" in status
+            latest = app.model.latest
+            assert latest is not None and latest.t_s > 5.5
+
+    asyncio.run(run())
+    assert not feed._thread.is_alive()  # the app closed the feed on exit
