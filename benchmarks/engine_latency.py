@@ -44,7 +44,7 @@ def measure(scenario: str, state_dir: Path) -> tuple[list[int], int, float]:
             yield block
 
     try:
-        with open_blocks(backend, plan.exercise) as (streams, blocks):
+        with open_blocks(backend) as (streams, blocks):
             report = run_session(plan, streams, counting(blocks), config, store=store,
                                  haptics=haptics, athlete="bench", backend=str(backend),
                                  mode="training", say=lambda _line: None)

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from spinecoach.core.angles import heading_free_error_deg
 from spinecoach.core.orientation import OrientationFilter, OrientationSettings
 

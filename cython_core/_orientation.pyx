@@ -62,6 +62,7 @@ ctypedef struct Coeffs:
     double accel_norm2_low   # g², squared norm bounds of a usable accelerometer sample
     double accel_norm2_high
     double gyro_delay_s
+    double gap_reset_n     # invalid samples in a row that restart the low-passes
 
 ctypedef struct State:
     double q_gyro[4]
@@ -85,6 +86,7 @@ ctypedef struct State:
     double r_n
     double r_z[18]
     double rb_z[4]
+    double invalid_run     # invalid samples in a row so far
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -124,6 +126,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.accel_norm2_low = max(0.0, 1.0 - v["accel_reject"]) ** 2
     c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
     c.gyro_delay_s = v["gyro_delay_s"]
+    c.gap_reset_n = v["gap_reset_n"]
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -192,7 +195,8 @@ cdef inline void rotation_quat(const double* rate, double dt, double* dq) noexce
         # Half angle below 0.1 rad: Taylor series to h^8, exact to double precision there and
         # much cheaper than sin and cos.
         c = 1.0 - h2 * (0.5 - h2 * (1.0 / 24.0 - h2 * (1.0 / 720.0 - h2 / 40320.0)))
-        sc = 0.5 * dt * (1.0 - h2 * (1.0 / 6.0 - h2 * (1.0 / 120.0 - h2 * (1.0 / 5040.0 - h2 / 362880.0))))
+        sc = 1.0 / 120.0 - h2 * (1.0 / 5040.0 - h2 / 362880.0)
+        sc = 0.5 * dt * (1.0 - h2 * (1.0 / 6.0 - h2 * sc))
     else:
         n = sqrt(n2)
         c = cos(0.5 * n * dt)
@@ -254,13 +258,13 @@ cdef inline double clip(double v, double limit) noexcept nogil:
 cdef inline void mat3_mul(const double* a, const double* b, double* out,
                           bint transpose_b) noexcept nogil:
     """out = a·b (or a·bᵀ) for row-major 3×3 matrices; out must not alias a or b."""
-    cdef int i, j, l
+    cdef int i, j, m
     cdef double acc
     for i in range(3):
         for j in range(3):
             acc = 0.0
-            for l in range(3):
-                acc += a[3 * i + l] * (b[3 * j + l] if transpose_b else b[3 * l + j])
+            for m in range(3):
+                acc += a[3 * i + m] * (b[3 * j + m] if transpose_b else b[3 * m + j])
             out[3 * i + j] = acc
 
 
@@ -368,6 +372,17 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         s.bias[i] = clip(s.bias[i], c.bias_limit)
 
 
+cdef inline void start_block(State* s) noexcept nogil:
+    """Empty the accumulators of the slow path's block means."""
+    cdef int i
+    s.slow_count = 0.0
+    s.acc_count = 0.0
+    for i in range(3):
+        s.acc_sum[i] = 0.0
+    for i in range(9):
+        s.r_sum[i] = 0.0
+
+
 cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     """Accelerometer low-pass, inclination correction and bias update for one block."""
     cdef double mean[3]
@@ -410,12 +425,7 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
         bias_update(s, c, ae, corrected)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
-    s.slow_count = 0.0
-    s.acc_count = 0.0
-    for i in range(3):
-        s.acc_sum[i] = 0.0
-    for i in range(9):
-        s.r_sum[i] = 0.0
+    start_block(s)
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
@@ -509,10 +519,12 @@ cdef class Kernel:
     cdef State* s
 
     def __cinit__(self, cnp.ndarray coeffs, cnp.ndarray state):
-        if (cnp.PyArray_TYPE(coeffs) != cnp.NPY_DOUBLE or cnp.PyArray_TYPE(state) != cnp.NPY_DOUBLE
+        if (cnp.PyArray_TYPE(coeffs) != cnp.NPY_DOUBLE
+                or cnp.PyArray_TYPE(state) != cnp.NPY_DOUBLE
                 or not cnp.PyArray_ISCARRAY(coeffs) or not cnp.PyArray_ISCARRAY(state)
-                or cnp.PyArray_SIZE(coeffs) != COEFFS_SIZE or cnp.PyArray_SIZE(state) != STATE_SIZE):
-            raise ValueError("Kernel needs writable contiguous float64 coefficient and state arrays")
+                or cnp.PyArray_SIZE(coeffs) != COEFFS_SIZE
+                or cnp.PyArray_SIZE(state) != STATE_SIZE):
+            raise ValueError("Kernel needs contiguous float64 coefficient and state arrays")
         self.coeffs = coeffs
         self.state = state
         self.c = <Coeffs*> cnp.PyArray_DATA(coeffs)
@@ -550,6 +562,15 @@ cdef class Kernel:
         run(self.s, self.c, gyro, accel, flags, n, <double*> cnp.PyArray_DATA(out))
         return out
 
+    def set_bias(self, double bx, double by, double bz, double variance):
+        """Start the bias estimate at (bx, by, bz) rad/s with covariance variance·I."""
+        cdef int i
+        self.s.bias[0] = bx
+        self.s.bias[1] = by
+        self.s.bias[2] = bz
+        for i in range(9):
+            self.s.p[i] = variance if i % 4 == 0 else 0.0
+
     def hold(self):
         """The output a held (invalid) sample would give now: [w, x, y, z]."""
         cdef double q[4]
@@ -584,10 +605,41 @@ cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nog
         q[3] = s.q6[3]
 
 
+cdef void restart_after_gap(State* s) noexcept nogil:
+    """Forget what the low-passes and the rest timer hold after a long gap.
+
+    The rotation during the gap is lost, so q_gyro is off by it and the accelerometer history
+    (kept in the inertial frame) no longer matches new samples. Restarting the low-passes from
+    their running-mean start lets the next block's correction set the inclination at once.
+    The attitude, the bias and its covariance are kept.
+    """
+    cdef int i
+    s.rest_n = 0.0
+    s.rest_count = 0.0
+    s.rest = 0.0
+    for i in range(6):
+        s.rest_gyro_z[i] = 0.0
+        s.rest_acc_z[i] = 0.0
+        s.acc_z[i] = 0.0
+    start_block(s)
+    for i in range(18):
+        s.r_z[i] = 0.0
+    for i in range(4):
+        s.rb_z[i] = 0.0
+    s.acc_n = 0.0
+    s.r_n = 0.0
+
+
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,
               const unsigned char* flags, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
         if flags == NULL or flags[i]:
+            if s.invalid_run != 0.0:
+                if s.invalid_run >= c.gap_reset_n:
+                    restart_after_gap(s)
+                s.invalid_run = 0.0
             step(s, c, &gyro[3 * i], &accel[3 * i])
+        else:
+            s.invalid_run += 1.0
         output(s, c, &out[4 * i])

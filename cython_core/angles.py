@@ -161,3 +161,44 @@ def heading_free_error_deg(q_est: npt.ArrayLike, q_ref: npt.ArrayLike) -> npt.ND
     norm2 = np.sum(err * err, axis=1)
     cos_half = np.sqrt(np.clip((err[:, 0] ** 2 + err[:, 3] ** 2) / norm2, 0.0, 1.0))
     return np.degrees(2.0 * np.arccos(cos_half))
+
+
+def quaternion_from_matrix(matrix: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Unit quaternion [w, x, y, z] (w >= 0) of a 3×3 rotation matrix (Shepperd's method).
+
+    The largest of w², x², y², z² is taken from the trace terms so the division below never
+    loses precision.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (3, 3):
+        raise ValueError(f"matrix must be 3×3, got {m.shape}")
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
+    k = int(np.argmax(candidates))
+    if k == 0:
+        s = 2.0 * np.sqrt(1.0 + trace)
+        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif k == 1:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif k == 2:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
+    quat = np.asarray(q, dtype=np.float64)
+    quat /= np.linalg.norm(quat)
+    return quat if quat[0] >= 0 else -quat
+
+
+def quaternion_to_matrix(q: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """3×3 rotation matrix of one unit quaternion [w, x, y, z] (v_out = R · v_in)."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )

@@ -156,6 +156,7 @@ def measure_contraction(
         impulse_n_s=impulse,  # type: ignore[arg-type]
         pretensioned=pretensioned,
         rate_hz=float(rate_hz),
+        mean_force_n=float(np.mean(f[onset:end])) if end > onset else peak,
         invalid_samples=int(invalid_samples),
         baseline_sd_n=float(baseline_sd_n),
         threshold_n=float(threshold),

@@ -17,7 +17,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core import _orientation
 from spinecoach.core.filters import butterworth_lowpass_sos, time_constant_cutoff_hz
 from spinecoach.errors import DataFormatError
@@ -36,11 +35,27 @@ class OrientationSettings:
     accel_time_constant_s
         Time constant of the 2nd-order Butterworth low-pass applied to the accelerometer in the
         inertial frame (the VQF paper's tau_acc). Longer rejects more movement acceleration but
-        lets gyro errors (scale, bias) act for longer. 3 s is the paper's default; 2 s measured
-        best on BROAD trial 07 (fast rotation) and is the default here.
+        lets gyro errors (scale, bias) act for longer. The paper's default is 3 s; 2 s measured
+        best on BROAD trial 07 (fast rotation; 1.5-3 s are within 0.03° of it).
     accel_reject_g
-        An accelerometer sample whose norm differs from 1 g by more than this is not used for the
-        inclination (fast movement or an impact); the gyroscope carries the attitude through.
+        An accelerometer sample whose norm is more than this away from 1 g (an impact, a drop)
+        is left out; the gyroscope carries the attitude through. Hard rejection of ordinary
+        movement acceleration hurts (it biases the mean), so the default only catches impacts.
+    gyro_delay_s
+        Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
+        with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
+        depending on their filter setting (MPU-6050 datasheet, register 26: 1.9 ms at 188 Hz
+        bandwidth, 2.8 ms at 98 Hz, 4.8 ms at 42 Hz). The default 2.6 ms is the delay measured
+        between BROAD's IMU and its optical reference; a driver that knows its chip's setting
+        should pass it. Set 0 for none. A wrong value costs rate × error (0.26° at 100 °/s per
+        2.6 ms).
+    correction_rate_hz
+        Rate of the slow path (accelerometer low-pass, inclination correction, bias Kalman
+        filter), which runs on block means; about 50 Hz loses nothing against the 0.1 Hz
+        low-pass and keeps the per-sample cost small.
+    gap_reset_s
+        A run of invalid samples at least this long (an acquisition gap: the rotation during it
+        is lost) restarts the low-passes so the next correction re-levels at once.
     rest_*
         Rest detection: the gyroscope within ``rest_gyro_threshold_dps`` and the accelerometer
         within ``rest_accel_threshold_g`` of their own low-passes (time constant
@@ -48,7 +63,7 @@ class OrientationSettings:
     bias_*
         Gyro-bias Kalman filter: initial SD, forgetting time, the SD in motion and at rest, the
         weight of the (unobservable) vertical component's pull to zero, and the limit to which
-        the estimate is clipped.
+        the estimate is clipped (VQF paper defaults).
     motion_bias_estimation, rest_bias_estimation
         Switch the two bias measurements (both on by default).
     """
@@ -57,6 +72,7 @@ class OrientationSettings:
     accel_reject_g: float = 2.0
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
+    gap_reset_s: float = 0.1
     rest_filter_time_constant_s: float = 0.5
     rest_gyro_threshold_dps: float = 2.0
     rest_accel_threshold_g: float = 0.05
@@ -164,6 +180,21 @@ class OrientationFilter:
         """Current gyro-bias estimate (°/s), shape (3,)."""
         return np.asarray(_orientation.bias(self._state), dtype=np.float64) / _DEG
 
+    def seed_bias_dps(self, bias_dps: npt.ArrayLike, sd_dps: float = 0.05) -> None:
+        """Start the bias estimate from a separate capture (calibration.gyro_bias_at_rest).
+
+        ``sd_dps`` is how far the capture may be off; the filter keeps refining from there.
+        """
+        bias = np.asarray(bias_dps, dtype=np.float64)
+        if bias.shape != (3,) or not np.isfinite(bias).all():
+            raise ValueError(f"bias_dps must be 3 finite values in °/s, got {bias_dps!r}")
+        if not (math.isfinite(sd_dps) and sd_dps > 0):
+            raise ValueError(f"sd_dps must be positive, got {sd_dps!r}")
+        limit = self._settings.bias_limit_dps
+        if np.any(np.abs(bias) > limit):
+            raise ValueError(f"bias_dps {bias.tolist()} exceeds bias_limit_dps ({limit:g} °/s)")
+        self._kernel.set_bias(*(bias * _DEG), (sd_dps * _DEG) ** 2)
+
     @property
     def rest(self) -> bool:
         """True when rest was detected at the last processed sample."""
@@ -230,6 +261,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "rest_bias_on": s.rest_bias_estimation,
             "accel_reject": s.accel_reject_g,
             "gyro_delay_s": s.gyro_delay_s,
+            "gap_reset_n": float(max(1, round(s.gap_reset_s * rate_hz))),
         },
     )
     return coeffs

@@ -111,6 +111,7 @@ class ContractionResult:
     impulse_n_s: dict[str, float] = field(default_factory=dict)
     pretensioned: bool = False
     rate_hz: float = 0.0
+    mean_force_n: float = 0.0
     invalid_samples: int = 0
     baseline_sd_n: float = 0.0
     threshold_n: float = 0.0

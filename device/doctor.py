@@ -24,8 +24,10 @@ import numpy.typing as npt
 
 from spinecoach.drivers.bus import I2CBus, RetryingBus
 from spinecoach.drivers.interfaces import Clock, ImuDriver
+from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.nau7802 import Nau7802
-from spinecoach.drivers.sim.bus import SimBus
+from spinecoach.drivers.sim.bus import SimBus, SimChip
+from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
 from spinecoach.errors import SensorError
 
@@ -48,10 +50,11 @@ BUS_SPEED_FIX = (
 ENABLE_I2C_FIX = "enable I2C (sudo raspi-config nonint do_i2c 0, then reboot)"
 #: Achieved rates below this fraction of nominal are reported as a problem.
 RATE_TOLERANCE = 0.05
-#: Acquisition cadence while sampling: the load cell is polled every millisecond (half its
-#: 3.1 ms period at 320 SPS), the IMU FIFOs drained every 10 ms (well before they fill).
+#: Acquisition cadence while sampling: the load cell is polled every millisecond (under half
+#: its 3.1 ms period at 320 SPS); the IMU FIFOs are drained every 5 ms, so one drain (5 frames,
+#: about 1.6 ms on the wire at 400 kHz) never hides two load-cell conversions.
 FORCE_POLL_S = 0.001
-IMU_DRAIN_S = 0.010
+IMU_DRAIN_S = 0.005
 
 
 class Status(StrEnum):
@@ -289,27 +292,49 @@ class SamplingReport:
 ImuFactory = Callable[[I2CBus, Clock, Candidate, str], ImuDriver]
 
 
+def build_imu(bus: I2CBus, clock: Clock, candidate: Candidate, name: str) -> ImuDriver:
+    """The IMU driver for a chip the probe found, with the acquisition defaults (1 kHz)."""
+    if candidate.chip == "MPU-6050":
+        return Mpu6050(bus, clock, address=candidate.address, name=name)
+    raise SensorError(
+        f"sampling the {candidate.chip} at 0x{candidate.address:02X} needs its driver, which "
+        "this build does not include; the probe above is still valid"
+    )
+
+
 class _ForceSampler:
     def __init__(self, driver: Nau7802, tally: StreamTally) -> None:
         self.driver = driver
         self.tally = tally
+        self.skip_missed_once = False
 
     def step(self) -> None:
         read = self.driver.poll()
         tally = self.tally
-        tally.missed += read.missed
+        if read.code is not None and self.skip_missed_once:
+            self.skip_missed_once = False
+        else:
+            tally.missed += read.missed
         tally.reinitialised += read.reinitialised
         if read.code is not None:
             tally.delivered += 1
             tally.saturated += read.saturated
 
 
+#: Every this many drains the IMU's configuration is read back (a silent reset shows up).
+IMU_CHECK_EVERY_DRAINS = 20
+
+
 class _ImuSampler:
     def __init__(self, driver: ImuDriver, tally: StreamTally) -> None:
         self.driver = driver
         self.tally = tally
+        self.drains = 0
 
     def step(self) -> None:
+        self.drains += 1
+        if self.drains % IMU_CHECK_EVERY_DRAINS == 0 and self.driver.check_configuration():
+            self.tally.reinitialised += 1
         read = self.driver.drain()
         tally = self.tally
         tally.delivered += int(read.raw.shape[0])
@@ -322,37 +347,45 @@ def sample(
     clock: Clock,
     reports: Sequence[RoleReport],
     seconds: float,
-    imu_factory: ImuFactory | None = None,
+    imu_factory: ImuFactory = build_imu,
 ) -> SamplingReport:
     """Start the drivers of the chips found and read them for ``seconds`` at the live cadence."""
     force: list[_ForceSampler] = []
     imus: list[_ImuSampler] = []
-    closers: list[Callable[[], None]] = []
     tallies: list[StreamTally] = []
     for report in reports:
         found = report.found
-        if found is None or (report.role.kind == "imu" and imu_factory is None):
+        if found is None:
             continue
         name = report.role.name
-        sampler: _ForceSampler | _ImuSampler
         if report.role.kind == "force":
             nau = Nau7802(bus, clock, address=found.address)
-            sampler = _ForceSampler(nau, StreamTally(name, found.chip, "force", nau.info.rate_hz))
-        else:
-            assert imu_factory is not None
+            force.append(_ForceSampler(nau, StreamTally(name, found.chip, "force", nau.info.rate_hz)))
+            tallies.append(force[-1].tally)
+            continue
+        try:
             imu = imu_factory(bus, clock, found, name.split()[0])
-            sampler = _ImuSampler(imu, StreamTally(name, found.chip, "imu", imu.info.rate_hz))
-        tallies.append(sampler.tally)
-        closers.append(sampler.driver.close)
+        except SensorError as error:
+            tallies.append(StreamTally(name, found.chip, "imu", 0.0, errors=[str(error)]))
+            continue
+        imus.append(_ImuSampler(imu, StreamTally(name, found.chip, "imu", imu.info.rate_hz)))
+        tallies.append(imus[-1].tally)
+    # The load cell first: its start-up (LDO settling, calibration) takes about 0.2 s, longer
+    # than an IMU FIFO holds, so an IMU started before it would overflow.
+    everyone: list[_ForceSampler | _ImuSampler] = [*force, *imus]
+    started: list[_ForceSampler | _ImuSampler] = []
+    for sampler in everyone:
         try:
             sampler.driver.start()
+            started.append(sampler)
         except SensorError as error:
             sampler.tally.errors.append(str(error))
-            continue
-        if isinstance(sampler, _ForceSampler):
-            force.append(sampler)
-        else:
-            imus.append(sampler)
+    closers = [sampler.driver.close for sampler in everyone]
+    force = [s for s in force if s in started]
+    imus = [s for s in imus if s in started]
+    # Conversions overwritten while the IMUs started belong before the sampling window.
+    for load_cell in force:
+        load_cell.skip_missed_once = True
     stats_before = (bus.stats.transactions, bus.stats.retries, bus.stats.failures)
     inner = bus.inner
     wire_before = inner.counters.wire_time_s if isinstance(inner, SimBus) else 0.0
@@ -433,7 +466,7 @@ def run_doctor(
     seconds: float,
     out: TextIO,
     title: str,
-    imu_factory: ImuFactory | None = None,
+    imu_factory: ImuFactory = build_imu,
 ) -> int:
     """Probe, sample and print the report; return 0 when the rig is healthy, else 69."""
     print(title, file=out)
@@ -478,6 +511,10 @@ def _sim_force_n(t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 40.0 + 150.0 * (1.0 - np.cos(2.0 * math.pi * t_s / 3.0))
 
 
-def healthy_sim_chips() -> list[Nau7802Chip]:
-    """Simulated chips of a healthy rig for ``doctor --sim``."""
-    return [Nau7802Chip(signal=_sim_force_n, counts_per_n=17.11, noise_counts=40.0)]
+def healthy_sim_chips() -> list[SimChip]:
+    """Simulated chips of a healthy rig for ``doctor --sim``: a trunk MPU-6050 at rest and a
+    load cell under band pulls (no pelvis IMU: it is optional)."""
+    return [
+        Mpu6050Chip(address=0x68),
+        Nau7802Chip(signal=_sim_force_n, counts_per_n=17.11, noise_counts=40.0),
+    ]

@@ -35,8 +35,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from gpiozero import PWMOutputDevice
+from gpiozero.exc import BadPinFactory, GPIOZeroError
 
-from spinecoach.errors import SpinecoachError
+from spinecoach.errors import SensorError, SpinecoachError
 
 HapticStep = tuple[float, float]
 """One step of a pattern: (duty 0..1, duration_s)."""
@@ -57,6 +58,10 @@ PATTERNS: Mapping[str, tuple[HapticStep, ...]] = {
 
 class UnknownPatternError(SpinecoachError, ValueError):
     """A haptic pattern name that is not defined."""
+
+
+class BuzzerUnavailable(SensorError):
+    """The motor's GPIO pin cannot be driven (no GPIO on this machine, pin in use)."""
 
 
 def validate_patterns(patterns: Mapping[str, Sequence[HapticStep]]) -> dict[str, tuple[HapticStep, ...]]:
@@ -90,9 +95,20 @@ class Buzzer:
         patterns: Mapping[str, Sequence[HapticStep]] = PATTERNS,
     ) -> None:
         self.patterns = validate_patterns(patterns)
-        self._device = PWMOutputDevice(
-            pin, initial_value=0.0, frequency=frequency_hz, pin_factory=pin_factory
-        )
+        try:
+            self._device = PWMOutputDevice(
+                pin, initial_value=0.0, frequency=frequency_hz, pin_factory=pin_factory
+            )
+        except BadPinFactory as error:
+            raise BuzzerUnavailable(
+                f"no GPIO on this machine for the buzzer ({error}): run on a Raspberry Pi with "
+                "lgpio installed, or without the buzzer"
+            ) from error
+        except GPIOZeroError as error:
+            raise BuzzerUnavailable(
+                f"cannot drive BCM pin {pin} for the buzzer ({error}): check the pin number and "
+                "that no other program uses it"
+            ) from error
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._request: tuple[str, float] | None = None
@@ -179,7 +195,11 @@ class Buzzer:
 
     def _take_request(self) -> str | None:
         with self._lock:
-            request, self._request = self._request, None
+            request = self._request
+            # Marked playing before the request is cleared, so wait_idle() never sees a gap.
+            if request is not None and request[0]:
+                self._playing = request[0]
+            self._request = None
         self._wake.clear()
         if self._request is not None:  # a play() raced the clear: keep its wake-up
             self._wake.set()

@@ -1,5 +1,5 @@
 """What the two IMU drivers share: their configuration record, option checking, the identity
-probe, drain statistics and the overrun bound.
+probe and the :class:`FifoImu` base class.
 
 :class:`ImuConfig` is what a backend reads from its configuration to build a driver with
 :func:`open_imu`; the drivers themselves take plain keyword arguments.
@@ -7,7 +7,7 @@ probe, drain statistics and the overrun bound.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -15,22 +15,19 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from spinecoach.errors import ConfigError, SensorError
+from spinecoach.drivers.blocks import StreamInfo
+from spinecoach.drivers.bus import I2CBus
+from spinecoach.drivers.interfaces import Clock, FifoRead
+from spinecoach.errors import ConfigError, SensorError, SensorTimeout, WrongChipError
 
 if TYPE_CHECKING:
-    from spinecoach.drivers.bus import I2CBus
-    from spinecoach.drivers.interfaces import Clock, ImuDriver
+    from spinecoach.drivers.interfaces import ImuDriver
 
 ImuChip = Literal["mpu6050", "lsm6dsox"]
 
 #: A drain that found nothing: zero frames of gx gy gz ax ay az codes.
 EMPTY_RAW: npt.NDArray[np.int16] = np.empty((0, 6), dtype=np.int16)
 EMPTY_RAW.flags.writeable = False
-
-#: Relative tolerance of a chip's sample clock used when bounding how many samples can have
-#: arrived in a time window (MPU-6050 PLL: +-1 % over temperature; LSM6DSOX ODR: +-1 % typ.).
-#: 5 % leaves room for both without making the bound useless.
-SAMPLE_CLOCK_TOLERANCE = 0.05
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -70,7 +67,9 @@ def open_imu(bus: I2CBus, clock: Clock, config: ImuConfig) -> ImuDriver:
     raise ConfigError(f"unknown IMU chip {config.chip!r}: use 'mpu6050' or 'lsm6dsox'")
 
 
-def _common_options(config: ImuConfig, default_address: int, default_rate_hz: float) -> dict[str, Any]:
+def _common_options(
+    config: ImuConfig, default_address: int, default_rate_hz: float
+) -> dict[str, Any]:
     return {
         "address": default_address if config.address is None else config.address,
         "name": config.name,
@@ -86,14 +85,18 @@ def pick_option(chip: str, option: str, value: K, table: Mapping[K, V]) -> V:
         return table[value]
     except (KeyError, TypeError):
         allowed = ", ".join(str(key) for key in table)
-        raise ConfigError(f"{chip} {option} {value!r} is not supported: use one of {allowed}") from None
+        raise ConfigError(
+            f"{chip} {option} {value!r} is not supported: use one of {allowed}"
+        ) from None
 
 
 def check_address(chip: str, address: int, allowed: tuple[int, ...], pin_hint: str) -> None:
     """Raise :class:`ConfigError` for an address the chip cannot have."""
     if address not in allowed:
         choices = " or ".join(f"0x{a:02X}" for a in allowed)
-        raise ConfigError(f"{chip} address 0x{address:02X} is impossible: use {choices} ({pin_hint})")
+        raise ConfigError(
+            f"{chip} address 0x{address:02X} is impossible: use {choices} ({pin_hint})"
+        )
 
 
 def probe_identity(bus: I2CBus, address: int, register: int, chip: str, name: str) -> int:
@@ -108,20 +111,6 @@ def probe_identity(bus: I2CBus, address: int, register: int, chip: str, name: st
         ) from error
 
 
-def may_have_overrun(
-    bytes_seen: int, capacity_bytes: int, frame_bytes: int, rate_hz: float, window_s: float
-) -> bool:
-    """True when the FIFO may have overrun during a drain.
-
-    ``bytes_seen`` were in the FIFO when its level was read; ``window_s`` is the time from the
-    start of the status read to the end of the data read. If the samples that can have arrived
-    in that window (rate with :data:`SAMPLE_CLOCK_TOLERANCE`, plus one) would not have fitted,
-    the chip may have dropped its oldest bytes under the read, so the data cannot be trusted.
-    """
-    arrivals = math.ceil(max(window_s, 0.0) * rate_hz * (1.0 + SAMPLE_CLOCK_TOLERANCE)) + 1
-    return bytes_seen + arrivals * frame_bytes > capacity_bytes
-
-
 @dataclass
 class DrainStats:
     """Counters of one IMU driver since construction."""
@@ -130,3 +119,159 @@ class DrainStats:
     frames: int = 0
     overflows: int = 0
     reinitialisations: int = 0
+
+
+class FifoImu:
+    """What the MPU-6050 and LSM6DSOX drivers share: identity check, stream info, FIFO restart
+    bookkeeping, overflow and silent-reset handling, configuration read-back.
+
+    A subclass sets the class constants and implements :meth:`_configure` (everything after
+    the identity check), :meth:`_restart_fifo` (which ends with :meth:`_fifo_restarted`) and
+    :meth:`_read_configuration`; ``expected_registers`` is what the latter must return.
+    """
+
+    CHIP = ""
+    WHO_AM_I_REGISTER = 0
+    WHO_AM_I_VALUE = 0
+    #: Identity values of relatives that answer at the same addresses -> their names.
+    KNOWN_IDENTITIES: Mapping[int, str] = {}
+    #: What to check on the board when the address or identity is wrong.
+    ADDRESS_PIN_HINT = ""
+
+    def __init__(
+        self,
+        bus: I2CBus,
+        clock: Clock,
+        address: int,
+        name: str,
+        rate_hz: float,
+        gyro_dps_per_lsb: float,
+        accel_g_per_lsb: float,
+    ) -> None:
+        self._bus: I2CBus = bus
+        self._clock: Clock = clock
+        self._address: int = address
+        self._info = StreamInfo(
+            name=name,
+            kind="imu",
+            rate_hz=rate_hz,
+            chip=self.CHIP,
+            gyro_dps_per_lsb=gyro_dps_per_lsb,
+            accel_g_per_lsb=accel_g_per_lsb,
+        )
+        #: The configuration as it must read back (register -> value).
+        self.expected_registers: dict[int, int] = {}
+        self._started: bool = False
+        self._fifo_suspect = False
+        self._fifo_started_s: float = 0.0
+        self._last_data_s: float = 0.0
+        self.stats: DrainStats = DrainStats()
+
+    @property
+    def info(self) -> StreamInfo:
+        """Stream identity and scales; ``t0_s`` is the clock time the FIFO first started."""
+        return self._info
+
+    @property
+    def address(self) -> int:
+        return self._address
+
+    @property
+    def fifo_started_s(self) -> float:
+        """Clock time (s) of the latest FIFO (re)start: the first frame after it is sampled at
+        or after this time (after an overflow or re-initialisation the caller places the next
+        frames with it)."""
+        return self._fifo_started_s
+
+    def start(self) -> None:
+        """Check identity, reset, configure ranges/filter/rate, start the FIFO empty.
+
+        Raises :class:`SensorError` for an absent chip, :class:`WrongChipError` for another
+        chip at the address, :class:`SensorTimeout` if the reset never completes.
+        """
+        self._initialise()
+        if not self._started:
+            self._info = dataclasses.replace(self._info, t0_s=self._fifo_started_s)
+            self._started = True
+
+    def check_configuration(self) -> bool:
+        """Read the configuration back; if it is not what :meth:`start` wrote (a brown-out put
+        the chip back at its power-on defaults), configure it again and return True."""
+        found = self._read_configuration()
+        if found == self.expected_registers:
+            return False
+        self._initialise(found)
+        self.stats.reinitialisations += 1
+        return True
+
+    # -- for subclasses ----------------------------------------------------------------------
+    def _initialise(self, found: dict[int, int] | None = None) -> None:
+        """Identity check, then the chip's own configuration; ``found`` is the configuration
+        read back when this is a re-initialisation."""
+        identity = probe_identity(
+            self._bus, self._address, self.WHO_AM_I_REGISTER, self.CHIP, self._info.name
+        )
+        if identity != self.WHO_AM_I_VALUE:
+            relative = self.KNOWN_IDENTITIES.get(identity)
+            what = f"an {relative}" if relative else f"not an {self.CHIP}"
+            raise WrongChipError(
+                f"the chip at 0x{self._address:02X} ({self._info.name}) reports WHO_AM_I "
+                f"0x{identity:02X}, {what} "
+                f"(an {self.CHIP} reports 0x{self.WHO_AM_I_VALUE:02X}): "
+                f"fit an {self.CHIP} or configure the right chip; "
+                f"check the {self.ADDRESS_PIN_HINT} "
+                "and that no other device shares the address"
+            )
+        self._configure(found)
+
+    def _configure(self, found: dict[int, int] | None) -> None:
+        raise NotImplementedError
+
+    def _restart_fifo(self) -> None:
+        raise NotImplementedError
+
+    def _read_configuration(self) -> dict[int, int]:
+        raise NotImplementedError
+
+    def _reset_timeout(self, what: str) -> SensorTimeout:
+        return SensorTimeout(
+            f"{self.CHIP} ({self._info.name}) at 0x{self._address:02X} did not finish its {what}: "
+            "power-cycle the sensor and check its supply voltage"
+        )
+
+    def _fifo_suspect_until_restarted(self) -> None:
+        """A transfer failed part-way: the FIFO's frame boundary is unknown until it restarts."""
+        self._fifo_suspect = True
+
+    def _fifo_needs_restart(self) -> bool:
+        return self._fifo_suspect
+
+    def _set_rate_hz(self, rate_hz: float) -> None:
+        """The chip's actual output rate (e.g. after reading its clock trim)."""
+        self._info = dataclasses.replace(self._info, rate_hz=rate_hz)
+
+    def _fifo_restarted(self) -> None:
+        self._fifo_started_s = self._clock.monotonic_s()
+        self._last_data_s = self._fifo_started_s
+        self._fifo_suspect = False
+
+    def _delivered(self, raw: npt.NDArray[np.int16]) -> FifoRead:
+        if raw.shape[0]:
+            self._last_data_s = self._clock.monotonic_s()
+        self.stats.frames += raw.shape[0]
+        return FifoRead(raw=raw)
+
+    def _overflowed(self) -> FifoRead:
+        """Restart the FIFO; its content is dropped (the caller records a gap)."""
+        self._fifo_suspect = True  # stays set if the restart fails on the bus
+        self._restart_fifo()
+        self.stats.overflows += 1
+        return FifoRead(raw=EMPTY_RAW, overflowed=True)
+
+    def _nothing_ready(self) -> FifoRead:
+        """An empty drain; if frames are overdue (more than 5 periods, at least 5 ms), the chip
+        may have reset silently: check its configuration."""
+        overdue_s = max(5.0 / self._info.rate_hz, 0.005)
+        if self._clock.monotonic_s() - self._last_data_s > overdue_s and self.check_configuration():
+            return FifoRead(raw=EMPTY_RAW, reinitialised=True)
+        return FifoRead(raw=EMPTY_RAW)

@@ -16,22 +16,12 @@ drains whole frames only, and on any sign of overflow resets the FIFO and discar
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.bus import I2CBus, read_block
-from spinecoach.drivers.imu_config import (
-    EMPTY_RAW,
-    DrainStats,
-    check_address,
-    may_have_overrun,
-    pick_option,
-    probe_identity,
-)
+from spinecoach.drivers.imu_config import FifoImu, check_address, pick_option
 from spinecoach.drivers.interfaces import Clock, FifoRead
-from spinecoach.errors import ConfigError, SensorTimeout, WrongChipError
+from spinecoach.errors import ConfigError
 
 CHIP = "MPU-6050"
 
@@ -79,14 +69,24 @@ GYRO_STARTUP_S = 0.030  # PS §6.1 gyroscope start-up time, typ. 30 ms
 RESET_POLLS = 5
 
 #: FS_SEL -> sensitivity (LSB per deg/s), PS §6.1.
-GYRO_SCALES: dict[int, tuple[int, float]] = {250: (0, 131.0), 500: (1, 65.5), 1000: (2, 32.8), 2000: (3, 16.4)}
+GYRO_SCALES: dict[int, tuple[int, float]] = {
+    250: (0, 131.0),
+    500: (1, 65.5),
+    1000: (2, 32.8),
+    2000: (3, 16.4),
+}
 #: AFS_SEL -> sensitivity (LSB per g), PS §6.2.
-ACCEL_SCALES: dict[int, tuple[int, float]] = {2: (0, 16384.0), 4: (1, 8192.0), 8: (2, 4096.0), 16: (3, 2048.0)}
+ACCEL_SCALES: dict[int, tuple[int, float]] = {
+    2: (0, 16384.0),
+    4: (1, 8192.0),
+    8: (2, 4096.0),
+    16: (3, 2048.0),
+}
 #: Gyro bandwidth (Hz) -> DLPF_CFG, RM §4.3. 256 Hz is DLPF_CFG=0: filter off, gyro at 8 kHz.
 DLPF_CONFIGS: dict[int, int] = {256: 0, 188: 1, 98: 2, 42: 3, 20: 4, 10: 5, 5: 6}
 MAX_RATE_HZ = 1000.0  # the accelerometer's output rate (RM §4.2): faster repeats samples
 
-#: What check_configuration reads from a chip that has just powered up (RM §3: every register
+#: What check_configuration reads from a chip that has just powered up (RM §4: every register
 #: 0x00 except PWR_MGMT_1 = 0x40, asleep).
 POWER_ON_VALUES = {
     SMPLRT_DIV: 0,
@@ -100,7 +100,13 @@ POWER_ON_VALUES = {
 }
 
 #: Identity values of relatives that answer at the same addresses.
-KNOWN_IDENTITIES = {0x70: "MPU-6500", 0x71: "MPU-9250", 0x73: "MPU-9255", 0x74: "MPU-6515", 0x98: "ICM-20689"}
+KNOWN_IDENTITIES = {
+    0x70: "MPU-6500",
+    0x71: "MPU-9250",
+    0x73: "MPU-9255",
+    0x74: "MPU-6515",
+    0x98: "ICM-20689",
+}
 
 
 def gyro_output_rate_hz(dlpf_cfg: int) -> float:
@@ -125,13 +131,19 @@ def sample_rate_divider(rate_hz: float, dlpf_cfg: int) -> int:
     )
 
 
-class Mpu6050:
+class Mpu6050(FifoImu):
     """An MPU-6050 at ``address`` (0x68: AD0 low, 0x69: AD0 high) streaming through its FIFO.
 
     ``rate_hz``: output data rate, 1000/(1+n) Hz (or 8000/(1+n) Hz up to 1 kHz with
     ``dlpf_hz=256``, the filter off); ``gyro_range_dps``: 250/500/1000/2000;
     ``accel_range_g``: 2/4/8/16; ``dlpf_hz``: gyro low-pass bandwidth 256 (off)/188/98/42/20/10/5.
     """
+
+    CHIP = CHIP
+    WHO_AM_I_REGISTER = WHO_AM_I
+    WHO_AM_I_VALUE = WHO_AM_I_VALUE
+    KNOWN_IDENTITIES = KNOWN_IDENTITIES
+    ADDRESS_PIN_HINT = "AD0 pin (low = 0x68, high = 0x69)"
 
     def __init__(
         self,
@@ -144,20 +156,19 @@ class Mpu6050:
         accel_range_g: int = 8,
         dlpf_hz: int = 98,
     ) -> None:
-        check_address(CHIP, address, ADDRESSES, "AD0 pin low = 0x68, high = 0x69")
-        self._bus = bus
-        self._clock = clock
-        self._address = address
-        self._dlpf_cfg = pick_option(CHIP, "dlpf_hz", dlpf_hz, DLPF_CONFIGS)
-        self._divider = sample_rate_divider(rate_hz, self._dlpf_cfg)
+        check_address(CHIP, address, ADDRESSES, self.ADDRESS_PIN_HINT)
+        dlpf_cfg = pick_option(CHIP, "dlpf_hz", dlpf_hz, DLPF_CONFIGS)
+        divider = sample_rate_divider(rate_hz, dlpf_cfg)
         fs_sel, gyro_lsb_per_dps = pick_option(CHIP, "gyro_range_dps", gyro_range_dps, GYRO_SCALES)
         afs_sel, accel_lsb_per_g = pick_option(CHIP, "accel_range_g", accel_range_g, ACCEL_SCALES)
-        self._rate_hz = gyro_output_rate_hz(self._dlpf_cfg) / (1 + self._divider)
-        #: Configuration as it must read back (register -> value); USER_CTRL's reset bits
-        #: clear themselves so the enabled FIFO reads back as FIFO_EN alone.
-        self.expected_registers: dict[int, int] = {
-            SMPLRT_DIV: self._divider,
-            CONFIG: self._dlpf_cfg,
+        rate_hz = gyro_output_rate_hz(dlpf_cfg) / (1 + divider)
+        super().__init__(
+            bus, clock, address, name, rate_hz, 1.0 / gyro_lsb_per_dps, 1.0 / accel_lsb_per_g
+        )
+        # USER_CTRL's reset bits clear themselves: the running FIFO reads back as FIFO_EN.
+        self.expected_registers = {
+            SMPLRT_DIV: divider,
+            CONFIG: dlpf_cfg,
             GYRO_CONFIG: fs_sel << 3,
             ACCEL_CONFIG: afs_sel << 3,
             FIFO_EN: FIFO_EN_ACCEL_GYRO,
@@ -165,108 +176,40 @@ class Mpu6050:
             USER_CTRL: USER_FIFO_EN,
             PWR_MGMT_1: PWR_CLKSEL_PLL_XGYRO,
         }
-        self._info = StreamInfo(
-            name=name,
-            kind="imu",
-            rate_hz=self._rate_hz,
-            chip=CHIP,
-            gyro_dps_per_lsb=1.0 / gyro_lsb_per_dps,
-            accel_g_per_lsb=1.0 / accel_lsb_per_g,
-        )
-        self._started = False
-        self._fifo_suspect = False
-        self._fifo_started_s = 0.0
-        self._last_data_s = 0.0
-        self.stats = DrainStats()
-
-    # -- ImuDriver ---------------------------------------------------------------------------
-    @property
-    def info(self) -> StreamInfo:
-        """Stream identity and scales; ``t0_s`` is the clock time the FIFO first started."""
-        return self._info
-
-    @property
-    def address(self) -> int:
-        return self._address
-
-    @property
-    def fifo_started_s(self) -> float:
-        """Clock time (s) of the latest FIFO (re)start: the first frame after it is sampled
-        at or after this time (after an overflow or re-initialisation the caller places the
-        next frames with it)."""
-        return self._fifo_started_s
-
-    def start(self) -> None:
-        """Check identity, reset, wake on the gyro PLL, configure, enable and clear the FIFO.
-
-        Raises :class:`SensorError` for an absent chip, :class:`WrongChipError` for another
-        chip at the address, :class:`SensorTimeout` if the reset never completes.
-        """
-        self._initialise()
-        if not self._started:
-            self._info = dataclasses.replace(self._info, t0_s=self._fifo_started_s)
-            self._started = True
 
     def drain(self) -> FifoRead:
         """Read every whole frame in the FIFO (one transfer), leaving a partial frame behind.
 
-        Three transactions: INT_STATUS, FIFO_COUNT, then the frames. An overflow (flag set,
-        count at capacity, or so little room that the chip may have overwritten bytes during
-        this drain) resets the FIFO and returns ``overflowed=True`` with no frames. A drain
-        that finds nothing when frames are overdue checks the configuration, so a silent
-        reset is caught within a few sample periods.
+        Three transactions: FIFO_COUNT, the frames, then INT_STATUS. The overflow flag is read
+        *after* the frames: it latches any overflow since the previous drain's read, including
+        one that happened between the count and the frames (the oldest bytes dropped under the
+        reader), so frames are only delivered when it is clear. An overflow (count at
+        capacity, or the flag) resets the FIFO and returns ``overflowed=True`` with no frames.
+        A drain that finds nothing when frames are overdue checks the configuration, so a
+        silent reset is caught within a few sample periods.
         """
         self.stats.drains += 1
-        if self._fifo_suspect:
+        if self._fifo_needs_restart():
             return self._overflowed()
-        t_begin = self._clock.monotonic_s()
-        status = self._bus.read_byte_data(self._address, INT_STATUS)
         level = read_block(self._bus, self._address, FIFO_COUNTH, 2)
         count = (level[0] << 8) | level[1]
-        if status & INT_FIFO_OFLOW or count >= FIFO_CAPACITY_BYTES:
+        if count >= FIFO_CAPACITY_BYTES:  # after an overflow the FIFO stays full
             return self._overflowed()
         n_bytes = count - count % FRAME_BYTES
         if n_bytes == 0:
             return self._nothing_ready()
         try:
             data = read_block(self._bus, self._address, FIFO_R_W, n_bytes)
+            status = self._bus.read_byte_data(self._address, INT_STATUS)
         except OSError:
-            # Some bytes may have left the FIFO before the failure: its frame boundary is
-            # unknown until it is reset, which the next drain does.
-            self._fifo_suspect = True
+            # Bytes may have left the FIFO before the failure, or its overflow flag is unread:
+            # the frame boundary is unknown until the FIFO is reset, which the next drain does.
+            self._fifo_suspect_until_restarted()
             raise
-        t_end = self._clock.monotonic_s()
-        if may_have_overrun(count, FIFO_CAPACITY_BYTES, FRAME_BYTES, self._rate_hz, t_end - t_begin):
+        if status & INT_FIFO_OFLOW:
             return self._overflowed()
-        self._last_data_s = t_end
         frames = np.frombuffer(data, dtype=">i2").reshape(-1, 6)
-        raw = frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16)
-        self.stats.frames += raw.shape[0]
-        return FifoRead(raw=raw)
-
-    def check_configuration(self) -> bool:
-        """Read the configuration back; if it is not what :meth:`start` wrote (a brown-out put
-        the chip back at its power-on defaults: asleep, FIFO off), start again and return True."""
-        block = read_block(self._bus, self._address, SMPLRT_DIV, FIFO_EN - SMPLRT_DIV + 1)
-        power = read_block(self._bus, self._address, USER_CTRL, 2)
-        int_enable = self._bus.read_byte_data(self._address, INT_ENABLE)
-        found = {
-            SMPLRT_DIV: block[0],
-            CONFIG: block[CONFIG - SMPLRT_DIV],
-            GYRO_CONFIG: block[GYRO_CONFIG - SMPLRT_DIV],
-            ACCEL_CONFIG: block[ACCEL_CONFIG - SMPLRT_DIV],
-            FIFO_EN: block[FIFO_EN - SMPLRT_DIV],
-            INT_ENABLE: int_enable,
-            USER_CTRL: power[0],
-            PWR_MGMT_1: power[1],
-        }
-        if found == self.expected_registers:
-            return False
-        # A chip found exactly at its power-on defaults has just reset itself: skip the
-        # DEVICE_RESET and its 100 ms wait (the other sensors on the bus are waiting too).
-        self._initialise(reset=found != POWER_ON_VALUES)
-        self.stats.reinitialisations += 1
-        return True
+        return self._delivered(frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16))
 
     def close(self) -> None:
         """Put the chip to sleep (PWR_MGMT_1 SLEEP); an absent chip is not an error here."""
@@ -275,18 +218,27 @@ class Mpu6050:
         except OSError:
             pass
 
-    # -- internals ---------------------------------------------------------------------------
-    def _initialise(self, reset: bool = True) -> None:
-        identity = probe_identity(self._bus, self._address, WHO_AM_I, CHIP, self._info.name)
-        if identity != WHO_AM_I_VALUE:
-            raise WrongChipError(self._wrong_chip_message(identity))
-        bus, address = self._bus, self._address
-        if reset:
+    # -- FifoImu -----------------------------------------------------------------------------
+    def _read_configuration(self) -> dict[int, int]:
+        block = read_block(self._bus, self._address, SMPLRT_DIV, FIFO_EN - SMPLRT_DIV + 1)
+        power = read_block(self._bus, self._address, USER_CTRL, 2)
+        found = {
+            register: block[register - SMPLRT_DIV]
+            for register in (SMPLRT_DIV, CONFIG, GYRO_CONFIG, ACCEL_CONFIG, FIFO_EN)
+        }
+        found[INT_ENABLE] = self._bus.read_byte_data(self._address, INT_ENABLE)
+        found[USER_CTRL], found[PWR_MGMT_1] = power[0], power[1]
+        return found
+
+    def _configure(self, found: dict[int, int] | None) -> None:
+        bus, address, expected = self._bus, self._address, self.expected_registers
+        # A chip found exactly at its power-on defaults has just reset itself: skip the
+        # DEVICE_RESET and its 100 ms wait (the other sensors on the bus are waiting too).
+        if found != POWER_ON_VALUES:
             self._reset_device()
         bus.write_byte_data(address, PWR_MGMT_1, PWR_CLKSEL_PLL_XGYRO)
         # The PLL and gyros need their start-up time before the first frame is worth keeping.
         self._clock.sleep(GYRO_STARTUP_S)
-        expected = self.expected_registers
         # SMPLRT_DIV..ACCEL_CONFIG are consecutive: one auto-incrementing block write.
         bus.write_i2c_block_data(
             address,
@@ -305,37 +257,11 @@ class Mpu6050:
             if not bus.read_byte_data(address, PWR_MGMT_1) & PWR_DEVICE_RESET:
                 return
             self._clock.sleep(RESET_SETTLE_S)
-        raise SensorTimeout(
-            f"{CHIP} ({self._info.name}) at 0x{address:02X} did not finish its reset: "
-            "power-cycle the sensor and check its supply voltage"
-        )
+        raise self._reset_timeout("reset")
 
     def _restart_fifo(self) -> None:
         """Disable + reset the FIFO, enable it again, clear a stale overflow flag."""
         self._bus.write_byte_data(self._address, USER_CTRL, USER_FIFO_RESET)
         self._bus.write_byte_data(self._address, USER_CTRL, USER_FIFO_EN)
-        self._fifo_started_s = self._clock.monotonic_s()
-        self._last_data_s = self._fifo_started_s
+        self._fifo_restarted()
         self._bus.read_byte_data(self._address, INT_STATUS)
-        self._fifo_suspect = False
-
-    def _overflowed(self) -> FifoRead:
-        self._fifo_suspect = True  # stays set if the restart fails on the bus
-        self._restart_fifo()
-        self.stats.overflows += 1
-        return FifoRead(raw=EMPTY_RAW, overflowed=True)
-
-    def _nothing_ready(self) -> FifoRead:
-        overdue_s = max(5.0 / self._rate_hz, 0.005)
-        if self._clock.monotonic_s() - self._last_data_s > overdue_s and self.check_configuration():
-            return FifoRead(raw=EMPTY_RAW, reinitialised=True)
-        return FifoRead(raw=EMPTY_RAW)
-
-    def _wrong_chip_message(self, identity: int) -> str:
-        relative = KNOWN_IDENTITIES.get(identity)
-        what = f"an {relative}" if relative else "not an MPU-6050"
-        return (
-            f"the chip at 0x{self._address:02X} ({self._info.name}) reports WHO_AM_I 0x{identity:02X}, "
-            f"{what} (an MPU-6050 reports 0x68): fit an MPU-6050 or configure the right chip; "
-            "check the AD0 pin (low = 0x68, high = 0x69) and that no other device shares the address"
-        )

@@ -9,7 +9,7 @@ step by step inside :meth:`poll` when a silent chip reset is found: the sampler 
 draining the IMU FIFO while the load cell powers up and calibrates again.
 
 A typical :meth:`poll` is one transaction (``PU_CTRL``: conversion ready? chip still
-configured?) or two (plus the 3-byte ``ADCO`` block read); polls less than half a conversion
+configured?) or two (plus the 3-byte ``ADCO`` block read); polls within 0.9 of a conversion
 period after the previous conversion do not touch the bus at all.
 """
 
@@ -212,6 +212,7 @@ class Nau7802:
         self._next_check_s = 0.0
         self._ready_lo_s: float | None = None
         self._ready_hi_s = 0.0
+        self._cal_busy_seen_s = 0.0
         self._last_evidence_s = 0.0
         self._latest_not_ready_s: float | None = None
         #: Times the chip was found reset and re-initialised.
@@ -309,9 +310,11 @@ class Nau7802:
         its conversion ready after the latest poll that found nothing and less than a period
         before the read; the whole number of periods between the two intervals' midpoints is
         the count of conversions since, and the intersection of the carried-over interval with
-        the observation is the new, narrower interval. Polled every half period or faster the interval converges to
-        well under a period, so the counts are exact apart from a possible one-conversion
-        shift right after a stall.
+        the observation is the new, narrower interval. Polled every half period or faster
+        the interval converges to well under a period, so the counts are exact apart from a
+        possible one-conversion shift right after a stall. The first interval is the end of
+        the calibration, so the first read counts the conversions before it too (uncertain
+        only if the reader stalled for over a period during the calibration).
         """
         period = self.period_est_s
         obs_lo = now_s - period
@@ -423,12 +426,15 @@ class Nau7802:
         self._cal_attempts += 1
         self._bus.write_byte_data(self.address, REG_CTRL2, self.ctrl2 | CTRL2_CALS)
         self._phase = _Phase.CALIBRATING
+        self._cal_busy_seen_s = self._clock.monotonic_s()
         self._deadline_s = now_s + CALIBRATION_TIMEOUT_PERIODS * self._period_s
         self._gate_s = 0.0
 
     def _check_calibration(self, now_s: float) -> None:
         ctrl2 = self._bus.read_byte_data(self.address, REG_CTRL2)
+        answered_s = self._clock.monotonic_s()
         if ctrl2 & CTRL2_CALS:
+            self._cal_busy_seen_s = answered_s
             if now_s > self._deadline_s:
                 self._phase = _Phase.OFF
                 raise SensorTimeout(
@@ -449,7 +455,11 @@ class Nau7802:
                 "and that the bridge output is within the input range"
             )
         self._phase = _Phase.RUNNING
-        self._t0_s = now_s + self._period_s
+        # Conversions follow the end of the calibration, which happened in this interval:
+        # tracked as the ready time of "conversion -1", so the first read also counts the
+        # conversions overwritten before it.
+        self._ready_lo_s, self._ready_hi_s = self._cal_busy_seen_s, answered_s
+        self._t0_s = 0.5 * (self._cal_busy_seen_s + answered_s) + self._period_s
         self._last_evidence_s = now_s
         self._next_check_s = now_s + CONFIG_CHECK_INTERVAL_S
 

@@ -1,20 +1,27 @@
 """The sampler: drains IMU FIFOs and polls load cells, accounting for every expected sample.
 
-One loop, one clock. Each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO of
-1024 bytes holds 85 frames, 85 ms at 1 kHz, so a drain comes at least four times before it could
-overflow) and its configuration read back every ``config_check_interval_s`` (40 ms, so a silent
-reset is found well within 100 ms). Each load cell is polled every half conversion period; the
-driver answers a poll that comes before its next conversion is due without a bus transfer, and
-counts conversions that were overwritten unread (``AdcRead.missed``).
+One loop, one clock, one bus. Each load cell is polled every half conversion period; the driver
+answers a poll that comes before its next conversion is due without a bus transfer, and counts
+conversions that were overwritten unread (``AdcRead.missed``). The ADC holds one conversion
+only, so a long IMU FIFO burst on the shared bus (20 frames at 400 kHz take 5.5 ms, longer than
+a 320 SPS period, and a failed transfer is repeated whole) would cost conversions. With a load
+cell, the IMUs are therefore drained right after each ``drain_after_conversions``-th conversion
+has been read (every 3.1 ms at 320 SPS: a 1 ms burst, 3 ms even when retried twice, which ends
+before the conversion after next), their configuration read back after a conversion of its own
+instead of a drain, and the load cell polled again as soon as a burst ends. Without a load cell,
+or while it is silent, each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO
+of 1024 bytes holds 85 frames, 85 ms at 1 kHz). Each IMU's configuration is read back about
+every ``config_check_interval_s`` (40 ms, so a silent reset is found well within 100 ms).
+Samples are handed on in blocks of about ``block_s`` (20 ms) of sample time per stream.
 
 Sample indices and the accounting
 ----------------------------------
 A sample's index counts the chip's own samples: FIFO frames are numbered consecutively, and a
 load-cell conversion comes ``1 + missed`` indices after the previous one (across a restart of
-the chip, ``round(dt * rate_hz)`` for the time ``dt`` between the two).
-When samples are lost the sampler's clock counts them from the nominal rate: after a successful
-drain at clock time ``t_d`` that ended at index ``L``, the chip's samples up to clock time ``t``
-are ``L + floor((t - t_d) * rate_hz + 1/2)`` (the last drained frame was sampled within one period
+the chip, ``round(dt * rate_hz)`` for the time ``dt`` between the two). When samples are lost
+the sampler's clock counts them from the nominal rate: after a successful drain at clock time
+``t_d`` that ended at index ``L``, the chip's samples up to clock time ``t`` are
+``L + floor((t - t_d) * rate_hz + 1/2)`` (the last drained frame was sampled within one period
 before ``t_d``: on average half a period). A FIFO overflow, a run of bus errors, an outage or a
 chip reset therefore becomes one :class:`~spinecoach.drivers.blocks.Gap` whose length is right
 within one sample, placed where the samples are missing.
@@ -37,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
+import numpy.typing as npt
 from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.drivers.interfaces import Clock, ForceDriver, ImuDriver
@@ -59,16 +66,19 @@ class SamplerSettings:
     """Cadences of the sampler (s) and its patience with a failing chip."""
 
     drain_interval_s: float = 0.02
-    #: Read-back of each IMU's configuration: every second drain, so a silent reset is
-    #: found within 40 ms plus one drain.
+    #: Read-back of each IMU's configuration (a silent reset is found within this plus one
+    #: drain).
     config_check_interval_s: float = 0.04
     #: A chip whose transfers have failed (after the bus's own retries) for this long without
     #: one success counts as gone (bus outage, unplugged): the sampler then tries to start it
     #: again every ``reinit_interval_s``. Shorter runs of failures are ``bus_error`` gaps.
     down_after_s: float = 0.1
     reinit_interval_s: float = 0.2
-    #: Load-cell samples are handed on in blocks of this much sample time.
-    force_block_s: float = 0.02
+    #: With a load cell on the bus, the IMUs are drained right after every this many of its
+    #: conversions (see the module docstring).
+    drain_after_conversions: int = 1
+    #: Samples are handed on in blocks of about this much sample time per stream.
+    block_s: float = 0.02
     #: A poll this late (s) means the reader was descheduled: lost conversions are a stall.
     stall_after_s: float = 0.05
 
@@ -85,7 +95,11 @@ class StreamAccount:
 
 @dataclass
 class _Channel:
-    """Book-keeping common to both kinds of stream."""
+    """Book-keeping common to both kinds of stream.
+
+    Samples wait in a buffer until it spans ``block_s``; a gap first closes the buffer into a
+    block (a block's gaps come before its samples), and finished blocks wait in ``out``.
+    """
 
     info: StreamInfo
     next_index: int = 0
@@ -93,16 +107,23 @@ class _Channel:
     gap_samples: int = 0
     gap_records: int = 0
     pending_gaps: list[Gap] = field(default_factory=list)
+    out: list[Block] = field(default_factory=list)
+    buffered: int = 0
+    buffer_start_t: float = 0.0
     failures: int = 0
     failing_since_t: float = 0.0
     down: bool = False
     trouble: GapReason | None = None
     next_action_t: float = 0.0
 
-    def add_gap(self, start: int, count: int, reason: GapReason) -> None:
+    def add_gap(self, count: int, reason: GapReason) -> None:
+        """``count`` samples from the next index are lost."""
         if count <= 0:
             return
-        self.pending_gaps.append(Gap(self.info.name, start, count, reason))
+        if self.buffered:
+            self.out.append(self.close_block())
+        self.pending_gaps.append(Gap(self.info.name, self.next_index, count, reason))
+        self.next_index += count
         self.gap_samples += count
         self.gap_records += 1
 
@@ -111,12 +132,43 @@ class _Channel:
         self.pending_gaps.clear()
         return gaps
 
+    def close_block(self) -> Block:
+        """The buffered samples (and pending gaps) as one block."""
+        raise NotImplementedError
+
+    def buffer_full(self, now: float, block_s: float) -> None:
+        if self.buffered and now - self.buffer_start_t >= block_s:
+            self.out.append(self.close_block())
+
 
 @dataclass
 class _ImuChannel(_Channel):
     driver: ImuDriver | None = None
     last_drain_t: float = 0.0
     next_check_t: float = 0.0
+    #: Paced by a load cell: a check is due at the next conversion, instead of a drain.
+    check_owed: bool = False
+    check_requested: bool = False
+    raw: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    valid: list[npt.NDArray[np.bool_]] = field(default_factory=list)
+
+    def add_frames(self, raw: npt.NDArray[np.int16], valid: npt.NDArray[np.bool_], now: float) -> None:
+        if not self.buffered:
+            self.buffer_start_t = now
+        self.raw.append(raw)
+        self.valid.append(valid)
+        self.buffered += len(raw)
+        self.delivered += len(raw)
+        self.next_index += len(raw)
+
+    def close_block(self) -> Block:
+        n = self.buffered
+        raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
+        valid = np.concatenate(self.valid) if self.valid else np.empty(0, dtype=bool)
+        index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
+        gyro, accel = imu_si(raw, self.info)
+        self.raw, self.valid, self.buffered = [], [], 0
+        return ImuBlock(self.info, index, gyro, accel, valid, raw, self.take_gaps())
 
 
 @dataclass
@@ -126,11 +178,28 @@ class _ForceChannel(_Channel):
     started: bool = False
     #: The chip was (re)started since the last conversion: count lost ones from the clock.
     resync: bool = False
+    conversions_since_drain: int = 0
     tare_stale: bool = False
-    index: list[int] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
-    block_start_t: float = 0.0
+
+    def add_conversion(self, code: int, valid: bool, now: float) -> None:
+        if not self.buffered:
+            self.buffer_start_t = now
+        self.codes.append(code)
+        self.valid.append(valid)
+        self.buffered += 1
+        self.delivered += 1
+        self.next_index += 1
+
+    def close_block(self) -> Block:
+        n = self.buffered
+        raw = np.asarray(self.codes, dtype=np.int32)
+        index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
+        block = ForceBlock(self.info, index, force_si(raw, self.info),
+                           np.asarray(self.valid, dtype=bool), raw, self.take_gaps())
+        self.codes, self.valid, self.buffered = [], [], 0
+        return block
 
 
 class Sampler:
@@ -155,7 +224,8 @@ class Sampler:
         self._clock = clock
         self._imus = [_ImuChannel(info=d.info, driver=d) for d in imus]
         self._forces = [_ForceChannel(info=d.info, driver=d) for d in forces]
-        names = [c.info.name for c in [*self._imus, *self._forces]]
+        self._channels: list[_Channel] = [*self._imus, *self._forces]
+        names = [c.info.name for c in self._channels]
         if len(set(names)) != len(names):
             raise ValueError(f"stream names must be unique, got {names}")
         self._pace = pace_realtime
@@ -170,7 +240,7 @@ class Sampler:
     @property
     def streams(self) -> list[StreamInfo]:
         """Stream infos (IMUs first), with ``t0_s`` set once :meth:`start` has run."""
-        return [c.info for c in [*self._imus, *self._forces]]
+        return [c.info for c in self._channels]
 
     @property
     def session_start_s(self) -> float:
@@ -185,22 +255,31 @@ class Sampler:
         """Start every chip; a chip that does not answer raises its driver's one-line error."""
         self._session_t = self._clock.monotonic_s()
         self._wall_start = self._wall_clock()
-        for ch in [*self._imus, *self._forces]:
+        # Load cells first: their start-up (power-up, internal calibration) takes a while and
+        # an IMU started before it would fill its FIFO meanwhile.
+        for ch in [*self._forces, *self._imus]:
             driver = ch.driver  # type: ignore[attr-defined]
             driver.start()
             now = self._clock.monotonic_s()
-            # Index 0 is the chip's first sample after start: one period after it returned.
+            # Index 0 of an IMU is its first FIFO frame: one period after start returned.
             ch.info = replace(driver.info, t0_s=now - self._session_t + ch.info.period_s)
             self._schedule_after_start(ch, now)
-            if isinstance(ch, _ForceChannel):
-                ch.last_conversion_t = ch.block_start_t = now
+        # Index 0 of a load cell is the first conversion read once every chip is running
+        # (those made while the IMUs were starting were never expected): it completed within
+        # half a period of then, on average.
+        now = self._clock.monotonic_s()
+        for fc in self._forces:
+            fc.info = replace(fc.info, t0_s=now - self._session_t + fc.info.period_s / 2)
+            fc.last_conversion_t = now
+            self._schedule_after_start(fc, now)
         self._started = True
 
     def set_tare(self, name: str, offset_counts: float) -> None:
         """New tare of load-cell stream ``name`` (ADC counts at zero force); clears a stale tare."""
         for fc in self._forces:
             if fc.info.name == name:
-                self._flush_force(fc)
+                if fc.buffered:
+                    fc.out.append(fc.close_block())
                 fc.info = replace(fc.info, force_offset_counts=offset_counts)
                 fc.tare_stale = False
                 return
@@ -212,16 +291,17 @@ class Sampler:
         return {fc.info.name: fc.tare_stale for fc in self._forces}
 
     def accounts(self) -> dict[str, StreamAccount]:
-        """Delivered, gap and expected samples per stream (blocks handed out so far)."""
+        """Delivered, gap and expected samples per stream, counting blocks handed out so far."""
         out = {}
-        for ch in [*self._imus, *self._forces]:
-            pending = sum(g.count for g in ch.pending_gaps)
-            buffered = len(ch.index) if isinstance(ch, _ForceChannel) else 0
+        for ch in self._channels:
+            held_gaps = [*ch.pending_gaps, *(g for b in ch.out for g in b.gaps)]
+            held = ch.buffered + sum(len(b) for b in ch.out)
+            held_gap_samples = sum(g.count for g in held_gaps)
             out[ch.info.name] = StreamAccount(
-                delivered=ch.delivered - buffered,
-                gap_samples=ch.gap_samples - pending,
-                expected=ch.next_index - pending - buffered,
-                gap_records=ch.gap_records - len(ch.pending_gaps),
+                delivered=ch.delivered - held,
+                gap_samples=ch.gap_samples - held_gap_samples,
+                expected=ch.next_index - held - held_gap_samples,
+                gap_records=ch.gap_records - len(held_gaps),
             )
         return out
 
@@ -235,16 +315,21 @@ class Sampler:
         if not self._started:
             self.start()
         end_t = math.inf if duration_s is None else self._session_t + duration_s
+        channels = self._channels
         while True:
-            channel = min([*self._imus, *self._forces], key=lambda c: c.next_action_t)
+            channel = min(channels, key=lambda c: c.next_action_t)
             due = channel.next_action_t
             if due >= end_t:
                 break
             self._wait_until(due)
             if isinstance(channel, _ImuChannel):
-                yield from self._service_imu(channel)
-            else:
-                yield from self._service_force(channel)
+                self._service_imu(channel)
+            elif isinstance(channel, _ForceChannel):
+                self._service_force(channel)
+            for ch in channels:
+                if ch.out:
+                    yield from ch.out
+                    ch.out.clear()
         self._wait_until(end_t)
         yield from self.finish()
 
@@ -253,37 +338,33 @@ class Sampler:
         if self._finished or not self._started:
             return []
         self._finished = True
-        out: list[Block] = []
         now = self._clock.monotonic_s()
         for ch in self._imus:
             if not ch.down:
-                out.extend(self._drain(ch, now))
+                self._drain(ch, now)
             if ch.down or ch.trouble is not None:
                 lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
-                ch.add_gap(ch.next_index, lost, ch.trouble or "outage")
-                ch.next_index += lost
-            if ch.pending_gaps:
-                out.append(empty_block(ch.info, ch.take_gaps()))
+                ch.add_gap(lost, ch.trouble or "outage")
         for fc in self._forces:
             if not fc.down:
-                out.extend(self._poll(fc, now))
-            lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
+                self._poll(fc, now)
             if fc.started or fc.down:
-                fc.add_gap(fc.next_index, lost, fc.trouble or ("outage" if fc.down else "missed_conversion"))
-                fc.next_index += lost
-            block = self._flush_force(fc)
-            if block is not None:
-                out.append(block)
+                lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
+                fc.add_gap(lost, fc.trouble or ("outage" if fc.down else "missed_conversion"))
+        out: list[Block] = []
+        for ch in self._channels:
+            if ch.buffered:
+                ch.out.append(ch.close_block())
+            elif ch.pending_gaps:
+                ch.out.append(empty_block(ch.info, ch.take_gaps()))
+            out.extend(ch.out)
+            ch.out.clear()
         return out
 
     def close(self) -> None:
         """Put every chip to sleep (drivers never raise on an absent chip)."""
-        for ch in self._imus:
-            assert ch.driver is not None
-            ch.driver.close()
-        for fc in self._forces:
-            assert fc.driver is not None
-            fc.driver.close()
+        for ch in self._channels:
+            ch.driver.close()  # type: ignore[attr-defined]
 
     def _wait_until(self, due: float) -> None:
         now = self._clock.monotonic_s()
@@ -300,69 +381,78 @@ class Sampler:
         return max(0, math.floor((t_now - t_last) * rate_hz + 0.5))
 
     # -- IMU ----------------------------------------------------------------------------------
-    def _service_imu(self, ch: _ImuChannel) -> list[Block]:
+    def _service_imu(self, ch: _ImuChannel) -> None:
         s = self.settings
         now = self._clock.monotonic_s()
         if ch.down:
             self._recover(ch)
-            return []
-        ch.next_action_t = max(ch.next_action_t + s.drain_interval_s, now + s.drain_interval_s / 4)
-        if now >= ch.next_check_t - s.drain_interval_s / 2:
-            ch.next_check_t = now + s.config_check_interval_s
-            assert ch.driver is not None
-            try:
-                reset = ch.driver.check_configuration()
-            except SensorError:
-                self._failed(ch)
-                return []
-            if reset:
-                # The chip lost its configuration (and its FIFO) at some time since the last
-                # drain; the driver has configured it again, so it samples afresh from now.
-                after = self._clock.monotonic_s()
-                lost = self._lost_since(ch.last_drain_t, after, ch.info.rate_hz)
-                ch.add_gap(ch.next_index, lost, "chip_reset")
-                ch.next_index += lost
-                ch.last_drain_t = after
-                ch.failures, ch.trouble = 0, None
-                return []
-        return self._drain(ch, now)
+            return
+        paced = bool(self._forces)
+        if paced:
+            # Paced by the load cell's conversions (see ``drain_after_conversions``); the
+            # timer is the fallback while no conversion comes.
+            ch.next_action_t = now + s.drain_interval_s
+            if ch.check_requested:
+                ch.check_requested = False
+                self._check_imu(ch)
+                return
+        else:
+            ch.next_action_t = max(ch.next_action_t + s.drain_interval_s,
+                                   now + s.drain_interval_s / 4)
+            # Due when it would otherwise wait a whole drain longer than the interval.
+            if now >= ch.next_check_t - s.drain_interval_s / 2 and not self._check_imu(ch):
+                return
+        self._drain(ch, now)
+        if paced and ch.failures == 0 and now >= ch.next_check_t:
+            ch.check_owed = True
+        # The load cell may have a conversion waiting since before this burst: read it now.
+        for fc in self._forces:
+            fc.next_action_t = min(fc.next_action_t, self._clock.monotonic_s())
 
-    def _drain(self, ch: _ImuChannel, now: float) -> list[Block]:
+    def _check_imu(self, ch: _ImuChannel) -> bool:
+        """Read the configuration back; False when the drain must be skipped this time."""
+        ch.next_check_t = self._clock.monotonic_s() + self.settings.config_check_interval_s
+        assert ch.driver is not None
+        try:
+            reset = ch.driver.check_configuration()
+        except SensorError:
+            self._failed(ch)
+            return False
+        if reset:
+            # The chip lost its configuration (and its FIFO) at some time since the last
+            # drain; the driver has configured it again, so it samples afresh from now.
+            after = self._clock.monotonic_s()
+            ch.add_gap(self._lost_since(ch.last_drain_t, after, ch.info.rate_hz), "chip_reset")
+            ch.last_drain_t = after
+            ch.failures, ch.trouble = 0, None
+            return False
+        return True
+
+    def _drain(self, ch: _ImuChannel, now: float) -> None:
         assert ch.driver is not None
         try:
             read = ch.driver.drain()
         except SensorError:
             self._failed(ch)
-            return []
+            return
         ch.failures = 0
         if read.overflowed or read.reinitialised:
             # The frames in the FIFO were discarded when the driver reset it (at about ``now``);
             # every sample since the last good drain is lost.
-            lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
             reason: GapReason = ch.trouble or (
                 "chip_reset" if read.reinitialised else "fifo_overflow"
             )
-            ch.add_gap(ch.next_index, lost, reason)
-            ch.next_index += lost
+            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz), reason)
         ch.trouble = None
         raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
         if len(raw) or read.overflowed or read.reinitialised:
             # The anchor of the lost-sample count moves only with evidence of sampling: an
             # empty FIFO may be a chip that silently stopped.
             ch.last_drain_t = now
-        if len(raw) == 0 and not ch.pending_gaps:
-            return []
-        # Frames handed over together with a reset cannot be trusted (frozen registers).
-        valid = np.full(len(raw), not read.reinitialised)
-        return [self._imu_block(ch, raw, valid)]
-
-    def _imu_block(self, ch: _ImuChannel, raw: np.ndarray, valid: np.ndarray) -> ImuBlock:
-        n = len(raw)
-        index = np.arange(ch.next_index, ch.next_index + n, dtype=np.int64)
-        ch.next_index += n
-        ch.delivered += n
-        gyro, accel = imu_si(raw, ch.info)
-        return ImuBlock(ch.info, index, gyro, accel, valid, raw, ch.take_gaps())
+        if len(raw):
+            # Frames handed over together with a reset cannot be trusted (frozen registers).
+            ch.add_frames(raw, np.full(len(raw), not read.reinitialised), now)
+        ch.buffer_full(now, self.settings.block_s)
 
     def _failed(self, ch: _Channel) -> None:
         """A transfer failed after the bus's retries."""
@@ -374,24 +464,21 @@ class Sampler:
         if now - ch.failing_since_t >= self.settings.down_after_s:
             ch.down = True
             ch.trouble = "outage"
-            ch.next_action_t = self._clock.monotonic_s() + self.settings.reinit_interval_s
+            ch.next_action_t = now + self.settings.reinit_interval_s
 
-    def _recover(self, first: _Channel) -> None:
-        """Try to start a chip that went down; if it answers, start every other down chip now.
+    def _recover(self, trigger: _Channel) -> None:
+        """Try to start every chip that went down, load cells first as at start.
 
         Chips on one bus usually go down together; restarting them in one pass, before any
-        further reads, keeps the slow start of one (an MPU-6050 reset takes 100 ms) from
-        costing another stream a second gap right after its outage gap.
+        further reads, keeps the slow start of one (a NAU7802 calibrates for 200 ms) from
+        overflowing the FIFO of an IMU restarted before it, which would add a second gap right
+        after the outage gap.
         """
-        first.next_action_t = self._clock.monotonic_s() + self.settings.reinit_interval_s
-        if not self._restart(first):
-            return
-        for other in [*self._imus, *self._forces]:
-            if other.down and other is not first:
-                if not self._restart(other):
-                    other.next_action_t = (
-                        self._clock.monotonic_s() + self.settings.reinit_interval_s
-                    )
+        for ch in [*self._forces, *self._imus]:
+            if ch.down and not self._restart(ch):
+                ch.next_action_t = self._clock.monotonic_s() + self.settings.reinit_interval_s
+                if ch is trigger:
+                    return  # the bus is still out: the others would fail the same way
 
     def _restart(self, ch: _Channel) -> bool:
         """Start the chip of ``ch`` again; False when it still does not answer."""
@@ -403,9 +490,8 @@ class Sampler:
         now = self._clock.monotonic_s()
         ch.down, ch.failures = False, 0
         if isinstance(ch, _ImuChannel):
-            lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
-            ch.add_gap(ch.next_index, lost, ch.trouble or "outage")
-            ch.next_index += lost
+            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz),
+                       ch.trouble or "outage")
             ch.trouble = None
         elif isinstance(ch, _ForceChannel):
             # The outage gap is counted at the first conversion; a restarted chip has
@@ -424,15 +510,15 @@ class Sampler:
             ch.next_action_t = now + ch.info.period_s / 2
 
     # -- load cell ----------------------------------------------------------------------------
-    def _service_force(self, fc: _ForceChannel) -> list[Block]:
+    def _service_force(self, fc: _ForceChannel) -> None:
         now = self._clock.monotonic_s()
         if fc.down:
             self._recover(fc)
-            return []
+            return
         late = now - fc.next_action_t > self.settings.stall_after_s
-        return self._poll(fc, now, late)
+        self._poll(fc, now, late)
 
-    def _poll(self, fc: _ForceChannel, now: float, late: bool = False) -> list[Block]:
+    def _poll(self, fc: _ForceChannel, now: float, late: bool = False) -> None:
         assert fc.driver is not None
         half_period = fc.info.period_s / 2
         # Every half period on a fixed grid: the driver answers polls before its next
@@ -443,54 +529,38 @@ class Sampler:
             read = fc.driver.poll()
         except SensorError:
             self._failed(fc)
-            return []
+            return
         fc.failures = 0
         if read.reinitialised:
             # The driver found the chip reset and started it again: its conversion count
             # starts afresh, so the lost ones are counted from the clock at the next one.
             fc.trouble, fc.tare_stale, fc.resync = "chip_reset", True, True
         if read.code is None:
-            return []
-        out: list[Block] = []
+            return
         if fc.started:
             if fc.resync:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
             else:
                 lost = read.missed
-            if lost > 0:
-                # Samples before the gap go out first: a block's gaps precede its samples.
-                block = self._flush_force(fc)
-                if block is not None:
-                    out.append(block)
-                reason: GapReason = fc.trouble or ("stall" if late else "missed_conversion")
-                fc.add_gap(fc.next_index, lost, reason)
-                fc.next_index += lost
+            fc.add_gap(lost, fc.trouble or ("stall" if late else "missed_conversion"))
         fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
-        if not fc.index:
-            fc.block_start_t = now
-        fc.index.append(fc.next_index)
-        fc.codes.append(read.code)
-        fc.valid.append(not (read.saturated or read.reinitialised))
-        fc.next_index += 1
-        fc.delivered += 1
-        if fc.pending_gaps or now - fc.block_start_t >= self.settings.force_block_s:
-            block = self._flush_force(fc)
-            if block is not None:
-                out.append(block)
-        return out
+        fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)
+        if fc is self._forces[0]:
+            self._pace_imus(fc, now)
+        fc.buffer_full(now, self.settings.block_s)
 
-    def _flush_force(self, fc: _ForceChannel) -> ForceBlock | None:
-        if not fc.index and not fc.pending_gaps:
-            return None
-        raw = np.asarray(fc.codes, dtype=np.int32)
-        block = ForceBlock(
-            fc.info,
-            np.asarray(fc.index, dtype=np.int64),
-            force_si(raw, fc.info),
-            np.asarray(fc.valid, dtype=bool),
-            raw,
-            fc.take_gaps(),
-        )
-        fc.index, fc.codes, fc.valid = [], [], []
-        return block
+    def _pace_imus(self, fc: _ForceChannel, now: float) -> None:
+        """After a conversion of the pacing load cell: drain the IMUs every
+        ``drain_after_conversions`` conversions, and read an IMU's configuration back in
+        place of a drain when it is owed, so no burst on the bus carries both."""
+        fc.conversions_since_drain += 1
+        if fc.conversions_since_drain < self.settings.drain_after_conversions:
+            return
+        fc.conversions_since_drain = 0
+        for ch in self._imus:
+            if ch.down:
+                continue
+            if ch.check_owed:
+                ch.check_owed, ch.check_requested = False, True
+            ch.next_action_t = min(ch.next_action_t, now)

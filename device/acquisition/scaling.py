@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import StreamInfo
 
 

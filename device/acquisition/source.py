@@ -20,12 +20,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from spinecoach.acquisition.replay import paced, replay_blocks
 from spinecoach.acquisition.sampler import Sampler, SamplerSettings
 from spinecoach.backend import Backend
 from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.drivers.interfaces import ForceDriver, ImuDriver
 from spinecoach.errors import SensorError, UsageError
 from spinecoach.recording.load import load_recording
 from spinecoach.recording.model import Recording
@@ -67,7 +68,7 @@ class Source:
     def close(self) -> None:
         """Release chips and buses."""
 
-    def __enter__(self) -> Source:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -210,7 +211,9 @@ def open_hardware_source(
         ("pelvis IMU (MPU-6050 at 0x69)", Mpu6050(bus, clock, PELVIS_IMU_ADDRESS, name="pelvis")),
         ("load cell (NAU7802 at 0x2A)", Nau7802(bus, clock, LOAD_CELL_ADDRESS)),
     ]
-    imus, forces, notes = [], [], []
+    imus: list[ImuDriver] = []
+    forces: list[ForceDriver] = []
+    notes: list[str] = []
     for label, driver in candidates:
         try:
             driver.start()

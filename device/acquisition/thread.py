@@ -62,7 +62,7 @@ class SamplerThread:
             self._spilled.clear()
             for info, gaps in leftovers:
                 self._offer(empty_block(info, tuple(gaps)), wait=True)
-        except BaseException as error:  # handed to the consumer, who decides
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consuming thread
             self._error = error
         finally:
             self._put_end()

@@ -3,7 +3,7 @@
 Without options: the most recent sessions. ``--session ID``: its sets with their figures and a
 left/right comparison. ``--exercise ID``: bests, the trend over recent sessions and the
 suggestion for the next session, each explained in one sentence. ``--exercises`` lists the
-library.
+library. ``--replay-set ID`` replays a stored set and checks its figures are reproduced.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from spinecoach.engine.library import load_library
 from spinecoach.engine.progression import History, ProgressionSettings, compare_sides, suggest
 from spinecoach.engine.reader import StoreReader
 from spinecoach.engine.runner import SetReport, headline
+from spinecoach.engine.session import verify_set
 from spinecoach.engine.store import db_path
+from spinecoach.errors import DataFormatError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     which.add_argument("--session", type=int, metavar="ID", help="show one session's sets")
     which.add_argument("--exercise", metavar="ID", help="bests, trend and next-session suggestion")
     which.add_argument("--exercises", action="store_true", help="list the exercise library")
+    which.add_argument("--replay-set", type=int, metavar="ID",
+                       help="replay a stored set's raw recording through the engine and check "
+                       "that every stored figure is reproduced exactly")
     parser.add_argument("--athlete", default=None, help="athlete (default: [device] athlete)")
     parser.add_argument("--limit", type=int, default=20, help="sessions listed (default 20)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -42,6 +47,17 @@ def run(args: argparse.Namespace) -> int:
     config = load_config([args.config] if args.config else None, required=bool(args.config))
     if args.exercises:
         return _exercises(config, args.json)
+    if args.replay_set is not None:
+        with StoreReader(config.state_dir()) as reader:
+            row = reader.set(args.replay_set)
+            differ = verify_set(reader, row, config)
+        if differ:
+            for line in differ:
+                print(line)
+            raise DataFormatError(f"set {row.id} did not replay to its stored figures "
+                                  f"({len(differ)} differ); the exercise file may have changed")
+        print(f"set {row.id}: replay reproduces all stored figures exactly")
+        return 0
     if not db_path(config.state_dir()).exists() and args.session is None:
         print(f"no sessions stored yet in {config.state_dir()}")
         return 0

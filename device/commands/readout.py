@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-
 from spinecoach.acquisition.source import (
     SamplerSource,
     Source,

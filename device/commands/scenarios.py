@@ -1,7 +1,7 @@
 """`spinecoach scenarios`: list the simulated-rig scenarios, or write one's ground truth.
 
-    spinecoach scenarios                       # one "name  description" per line
-    spinecoach scenarios --truth NAME [--seed N] [--out FILE]
+spinecoach scenarios                       # one "name  description" per line
+spinecoach scenarios --truth NAME [--seed N] [--out FILE]
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--athlete", default=None, help="athlete name (default: [device] athlete)")
     parser.add_argument("--mode", choices=("training", "tracking"), default=None,
                         help="training: live cues; tracking: measure only")
+    parser.add_argument("--realtime", action="store_true",
+                        help="pace a simulated rig or a replay to the wall clock "
+                        "(default: as fast as possible)")
     parser.add_argument("--headless", action="store_true",
                         help="print cues and summaries as text lines instead of the coach screen")
     parser.add_argument("--config", type=Path, default=None, help="read this configuration file")
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     haptics = None
     try:
         haptics = make_haptics(backend, config)
-        with open_blocks(backend, plan.exercise) as (streams, blocks):
+        with open_blocks(backend, realtime=args.realtime) as (streams, blocks):
             report = run_session(
                 plan, streams, blocks, config, store=store, haptics=haptics, athlete=athlete,
                 backend=str(backend), mode=mode, say=_say,

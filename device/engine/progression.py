@@ -58,6 +58,8 @@ class Trend:
     unit: str
     values: tuple[float, ...]
     slope_per_session: float
+    #: Start time (UTC) of the session of each value.
+    started_utc: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if len(self.values) < 2:
@@ -154,18 +156,19 @@ class History:
         figure = TREND_FIGURE.get(protocol)
         if figure is None:
             return None
-        values, unit = [], ""
+        values, started, unit = [], [], ""
         for session in self.sessions()[-last:]:
             per_set = [self._figures[s.id].get(figure, math.nan) for s in session
                        if s.protocol == protocol]
             per_set = [v for v in per_set if math.isfinite(v)]
             if per_set:
                 values.append(max(per_set))
+                started.append(session[0].started_utc)
                 unit = self._units[session[0].id].get(figure, unit)
         if not values:
             return None
         slope = float(np.polyfit(np.arange(len(values)), values, 1)[0]) if len(values) >= 2 else 0.0
-        return Trend(figure, unit, tuple(values), slope)
+        return Trend(figure, unit, tuple(values), slope, tuple(started))
 
 
 def suggest(history: History, settings: ProgressionSettings) -> Suggestion | None:

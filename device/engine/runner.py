@@ -43,7 +43,8 @@ class PipelineLike(Protocol):
     def finish(self) -> Any: ...
 
 
-PipelineFactory = Callable[[list[StreamInfo], MotionSettings], PipelineLike]
+#: Makes the pipeline of one set: (the session's streams, the exercise) -> pipeline.
+PipelineFactory = Callable[[list[StreamInfo], Exercise], PipelineLike]
 
 
 class Haptics(Protocol):
@@ -52,11 +53,15 @@ class Haptics(Protocol):
     def play(self, name: str) -> None: ...
 
 
-def core_pipeline(streams: list[StreamInfo], motion: MotionSettings) -> PipelineLike:
-    """The real measurement pipeline (imported late: the engine also runs on scripted events)."""
+def core_pipeline(streams: list[StreamInfo], exercise: Exercise) -> PipelineLike:
+    """The real measurement pipeline with the exercise's motion settings, its primary angle from
+    the exercise's IMU placement when that stream is present (imported late: the engine also
+    runs on scripted events)."""
     from spinecoach.core.pipeline import Pipeline
 
-    return Pipeline(list(streams), motion)
+    imus = [s.name for s in streams if s.kind == "imu"]
+    primary = exercise.imu if exercise.imu in imus else None
+    return Pipeline(list(streams), exercise.motion_settings(), primary_imu=primary)
 
 
 @dataclass
@@ -141,6 +146,27 @@ class _ActiveSet:
     side: str | None
     start_s: float
     end_s: float
+    #: (event kind, start time) of every result the pipeline reported as an event.
+    seen: set[tuple[str, float]] = field(default_factory=set)
+
+
+def _result_key(kind: str, data: object) -> tuple[str, float] | None:
+    if kind == "rep" and isinstance(data, RepResult):
+        return kind, data.start_s
+    if kind == "hold_end" and isinstance(data, HoldResult):
+        return kind, data.start_s
+    if kind == "contraction" and isinstance(data, ContractionResult):
+        return kind, data.onset_s
+    return None
+
+
+def _closed_at_finish(result: Any, seen: set[tuple[str, float]]) -> list[CoreEvent]:
+    """Results the pipeline closed only at ``finish()`` (open at the end of the data), as events."""
+    events = [CoreEvent("rep", r.end_s, r) for r in getattr(result, "reps", ())]
+    events += [CoreEvent("hold_end", h.end_s, h) for h in getattr(result, "holds", ())]
+    events += [CoreEvent("contraction", c.end_s, c) for c in getattr(result, "contractions", ())]
+    return sorted((e for e in events if _result_key(e.kind, e.data) not in seen),
+                  key=lambda e: e.t_s)
 
 
 class SessionRunner:
@@ -232,10 +258,11 @@ class SessionRunner:
         self._deliver(self.cues.advance(event.t_s))
         if self._on_event is not None:
             self._on_event(event)
-        if self.store is not None and active.set_id is not None and isinstance(
-            event.data, (RepResult, HoldResult, ContractionResult)
-        ) and event.kind in ("rep", "hold_end", "contraction"):
-            self.store.add_result(active.set_id, event.data)
+        key = _result_key(event.kind, event.data)
+        if key is not None:
+            active.seen.add(key)
+            if self.store is not None and active.set_id is not None:
+                self.store.add_result(active.set_id, event.data)
         self._engine_events(active.protocol.on_event(event))
 
     def _engine_events(self, events: list[EngineEvent]) -> None:
@@ -262,7 +289,7 @@ class SessionRunner:
         side = self.plan.side(number)
         exercise = self.plan.exercise
         protocol = make_protocol(self.plan.protocol_id, exercise, self.plan.params, start_s)
-        pipeline = self.pipeline_factory(self.streams, exercise.motion_settings())
+        pipeline = self.pipeline_factory(self.streams, exercise)
         prescription = describe(protocol)
         set_id = None
         if self.store is not None and self.session_id is not None:
@@ -276,7 +303,8 @@ class SessionRunner:
     def _end_set(self, status: str) -> SetReport:
         active = self._active
         assert active is not None
-        active.pipeline.finish()
+        for event in _closed_at_finish(active.pipeline.finish(), active.seen):
+            self._core_event(active, event)
         protocol = active.protocol
         end_s = protocol.done_s if protocol.done_s is not None else active.end_s
         metrics = protocol.summary()

@@ -6,6 +6,7 @@ The command ``spinecoach session`` and the daemon both build sessions through
 
 from __future__ import annotations
 
+import math
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from spinecoach.engine.progression import (
     suggest,
 )
 from spinecoach.engine.protocols import protocol_params
-from spinecoach.engine.reader import StoreReader
+from spinecoach.engine.reader import SetRow, StoreReader
 from spinecoach.engine.runner import (
     Haptics,
     PipelineFactory,
@@ -32,6 +33,7 @@ from spinecoach.engine.runner import (
     SessionReport,
     SessionRunner,
     core_pipeline,
+    replay_set,
 )
 from spinecoach.engine.store import Store, db_path
 from spinecoach.errors import SpinecoachError, UsageError
@@ -68,15 +70,24 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def scenario_defaults(name: str) -> tuple[str, str]:
-    """The exercise and protocol a simulated scenario was made for."""
-    from spinecoach.drivers.sim import scenarios
+#: Names the simulated scenarios use for what the library and the protocols call otherwise.
+SCENARIO_ALIASES = {
+    "hold_set": "isometric_holds",
+    "dynamic_hold": "holds_with_transitions",
+    "endurance_hold": "sorensen",
+    "max_pull": "max_pulls",
+    "throws": "free",
+    "bridge_hold": "bridge_lateral_shift",
+}
 
-    try:
-        scenario = scenarios.get(name)
-    except KeyError:
-        raise UsageError(f"unknown scenario {name!r}; `spinecoach scenarios` lists them") from None
-    return scenario.exercise, scenario.protocol
+
+def scenario_defaults(name: str) -> tuple[str, str]:
+    """The exercise and protocol a simulated scenario was made for (library/protocol ids)."""
+    from spinecoach.drivers.sim.scenarios import build_scenario
+
+    scenario = build_scenario(name)  # UsageError naming the known scenarios
+    return (SCENARIO_ALIASES.get(scenario.exercise, scenario.exercise),
+            SCENARIO_ALIASES.get(scenario.protocol, scenario.protocol))
 
 
 def resolve_plan(
@@ -111,6 +122,31 @@ def resolve_plan(
     if request.sets < 1:
         raise UsageError("--sets must be at least 1")
     return SessionPlan(exercise, protocol_id, params, request.sets, request.set_rest_s, sides)
+
+
+def plan_for_set(row: SetRow, config: Config) -> SessionPlan:
+    """The plan a stored set ran with (exercise from the current library, stored parameters)."""
+    exercise = load_library(config.exercises_dir()).get(row.exercise)
+    params = protocol_params(row.protocol, exercise, row.params)
+    return SessionPlan(exercise, row.protocol, params, sides=(row.side,))
+
+
+def verify_set(
+    reader: StoreReader, row: SetRow, config: Config,
+    pipeline_factory: PipelineFactory = core_pipeline,
+) -> list[str]:
+    """Replay a stored set through the engine; the figures that differ from the stored ones."""
+    stored = {(m.name, m.index): m.value for m in reader.metrics(row.id)}
+    report = replay_set(reader.blocks(row.id), plan_for_set(row, config),
+                        reader.recording(row.id).streams, pipeline_factory)
+    replayed = {(m.name, m.index): m.value for m in report.metrics}
+    differ = []
+    for key in sorted(stored.keys() | replayed.keys(), key=lambda k: (k[0], k[1] or 0)):
+        a, b = stored.get(key, math.nan), replayed.get(key, math.nan)
+        if not (a == b or (math.isnan(a) and math.isnan(b))):
+            name = key[0] if key[1] is None else f"{key[0]}[{key[1]}]"
+            differ.append(f"{name}: stored {a!r}, replayed {b!r}")
+    return differ
 
 
 def open_store(config: Config, on_problem: Callable[[str], None]) -> Store:

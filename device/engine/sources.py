@@ -1,6 +1,6 @@
 """Where a session's samples and buzzer come from, per backend.
 
-Samples: :func:`spinecoach.acquisition.open_source` (hardware chips, a simulated rig, or a
+Samples: :func:`spinecoach.acquisition.source.open_source` (hardware chips, a simulated rig, or a
 replayed recording). Buzzer: the vibration motor on its GPIO pin for ``hardware``; for ``sim``
 and ``replay`` the same :class:`~spinecoach.drivers.buzzer.Buzzer` code on gpiozero's mock pins,
 so the cue path (and its latency) is exercised exactly as on the device.
@@ -15,17 +15,19 @@ from typing import Any
 from spinecoach.backend import Backend
 from spinecoach.config import Config
 from spinecoach.drivers.blocks import Block, StreamInfo
-from spinecoach.engine.library import Exercise
 
 
 @contextmanager
 def open_blocks(
-    backend: Backend, exercise: Exercise | None = None
+    backend: Backend, realtime: bool = False
 ) -> Iterator[tuple[list[StreamInfo], Iterator[Block]]]:
-    """The stream table and the block iterator of ``backend``; the source is closed after."""
-    from spinecoach.acquisition import open_source
+    """The stream table and the block iterator of ``backend``; the source is closed after.
 
-    with open_source(backend) as source:
+    ``realtime`` paces a simulated rig or a replay to the wall clock (hardware always is).
+    """
+    from spinecoach.acquisition.source import open_source
+
+    with open_source(backend, realtime=realtime) as source:
         for note in getattr(source, "notes", []):
             print(f"spinecoach: {note}", flush=True)
         blocks = source.blocks()  # starts the chips: the stream table is final after this

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import Gap, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
 from spinecoach.recording.model import ForceStream, ImuStream, Recording

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, ImuBlock, StreamInfo
 
 

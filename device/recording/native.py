@@ -27,13 +27,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.acquisition.scaling import force_si, imu_si
-from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
+from spinecoach.drivers.blocks import Block, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
 from spinecoach.recording.model import ForceStream, ImuStream, Recording
 
@@ -336,7 +335,7 @@ class RecordingWriter:
             self._closed = True
             os.close(self._fd)
 
-    def __enter__(self) -> RecordingWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -419,19 +418,19 @@ def _decode_samples(
         expected += (count + 7) // 8
     if expected != len(payload) or (flags & FLAG_SI_F32 and flags & FLAG_SI_F64):
         return False
+    si: npt.NDArray[np.float64]
     if flags & FLAG_RAW:
-        dtype = np.dtype("<i2") if info.kind == "imu" else np.dtype("<i4")
-        size = count * width * dtype.itemsize
-        raw = np.frombuffer(payload, dtype=dtype, count=count * width, offset=pos)
-        raw = raw.astype(np.int16 if info.kind == "imu" else np.int32)
+        code_type = np.dtype("<i2") if info.kind == "imu" else np.dtype("<i4")
+        codes = np.frombuffer(payload, dtype=code_type, count=count * width, offset=pos)
+        raw = codes.astype(np.int16 if info.kind == "imu" else np.int32)
         if info.kind == "imu":
             raw = raw.reshape(count, 6)
-        pos += size
+        pos += count * width * code_type.itemsize
     if flags & (FLAG_SI_F32 | FLAG_SI_F64):
-        dtype = np.dtype("<f4") if flags & FLAG_SI_F32 else np.dtype("<f8")
-        si = np.frombuffer(payload, dtype=dtype, count=count * width, offset=pos)
-        si = si.astype(np.float64).reshape(count, width)
-        pos += count * width * dtype.itemsize
+        value_type = np.dtype("<f4") if flags & FLAG_SI_F32 else np.dtype("<f8")
+        values = np.frombuffer(payload, dtype=value_type, count=count * width, offset=pos)
+        si = values.astype(np.float64).reshape(count, width)
+        pos += count * width * value_type.itemsize
     elif raw is not None:
         if info.kind == "imu":
             gyro, accel = imu_si(raw, info)
@@ -441,8 +440,8 @@ def _decode_samples(
     else:
         return False
     if flags & FLAG_INVALID:
-        valid = np.unpackbits(np.frombuffer(payload, np.uint8, offset=pos), count=count)
-        valid = valid.astype(bool)
+        bits = np.unpackbits(np.frombuffer(payload, np.uint8, offset=pos), count=count)
+        valid = bits.astype(bool)
     else:
         valid = np.ones(count, dtype=bool)
     parts.index.append(np.arange(first, first + count, dtype=np.int64))

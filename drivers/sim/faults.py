@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from spinecoach.drivers.bus import TRANSIENT_ERRNOS
 from spinecoach.drivers.sim.bus import FaultPlan
 from spinecoach.drivers.sim.rig import Spike
@@ -171,7 +170,9 @@ def faults_from_spec(
     )
 
 
-def load_cell_spikes(spec: str | FaultSpec, duration_s: float, *, seed: int = 0) -> tuple[Spike, ...]:
+def load_cell_spikes(
+    spec: str | FaultSpec, duration_s: float, *, seed: int = 0
+) -> tuple[Spike, ...]:
     """The load-cell spikes of ``spec`` over ``duration_s``: the scheduled ones plus, for
     ``spikes@RATE:N``, a seeded Poisson process of that rate, sorted by time."""
     parsed = parse_fault_spec(spec) if isinstance(spec, str) else spec

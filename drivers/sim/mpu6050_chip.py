@@ -2,7 +2,7 @@
 
 Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
 
-- registers start at their reset values (RM §3: 0x00 except PWR_MGMT_1 = 0x40, asleep, and
+- registers start at their reset values (RM §4: 0x00 except PWR_MGMT_1 = 0x40, asleep, and
   WHO_AM_I = 0x68); DEVICE_RESET and :meth:`Mpu6050Chip.power_on_reset` restore them;
 - burst accesses auto-increment the register address, except on FIFO_R_W (RM §4.31);
 - while awake, samples are taken at ``t = t_anchor + k / rate`` (k = 0, 1, ...) where the rate
@@ -15,7 +15,8 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
   moves; FIFO_OFLOW_INT is set in INT_STATUS when FIFO_OFLOW_EN is set in INT_ENABLE (the
   stricter reading of RM §4.16) and cleared by reading INT_STATUS;
 - FIFO_COUNT is latched when FIFO_COUNTH is read (RM §4.30); reading an empty FIFO returns the
-  last byte read (RM §4.31);
+  last byte read (RM §4.31); a FIFO burst takes what the FIFO held when the burst began (placed
+  from its length at ``bus_hz``), samples arriving during it are stored after it;
 - codes are the signal times the datasheet sensitivity of the configured full scale, rounded
   and saturated to int16. The DLPF is not modelled (the signal is sampled as given).
 """
@@ -69,7 +70,9 @@ ImuSignal = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
 
 #: Register addresses of the simulated map (0x00..0x75 used, the rest reads 0).
 REGISTER_SPACE = 256
-READ_ONLY = frozenset({INT_STATUS, *range(ACCEL_XOUT_H, GYRO_XOUT_H + 6), FIFO_COUNTH, FIFO_COUNTH + 1, WHO_AM_I})
+READ_ONLY = frozenset(
+    {INT_STATUS, *range(ACCEL_XOUT_H, GYRO_XOUT_H + 6), FIFO_COUNTH, FIFO_COUNTH + 1, WHO_AM_I}
+)
 #: Writes to these change the sample schedule.
 SCHEDULE_REGISTERS = frozenset({SMPLRT_DIV, CONFIG, FIFO_EN, USER_CTRL, PWR_MGMT_1})
 ROOM_TEMPERATURE_C = 25.0
@@ -113,22 +116,76 @@ class SampleSchedule:
         # The small epsilon keeps a sample that falls exactly on now_s despite rounding.
         return math.floor((now_s - self.anchor_s) * self.rate_hz + 1e-9)
 
-    def take_due(self, now_s: float, keep: int) -> tuple[FloatArray, int]:
-        """Times of the samples that came due since the last call (at most the last ``keep``)
-        and how many earlier ones were passed over."""
+    def take_due(self, now_s: float, keep: int) -> tuple[npt.NDArray[np.int64], int]:
+        """Indices of the samples that came due since the last call (at most the last
+        ``keep``) and how many earlier ones were passed over."""
         if not self.running:
-            return np.empty(0), 0
+            return np.empty(0, dtype=np.int64), 0
         last = self.last_due(now_s)
         first = self.next_k
         if last < first:
-            return np.empty(0), 0
+            return np.empty(0, dtype=np.int64), 0
         self.next_k = last + 1
         skipped = max(0, last - first + 1 - keep)
-        k = np.arange(first + skipped, last + 1, dtype=np.float64)
-        return self.anchor_s + k / self.rate_hz, skipped
+        return np.arange(first + skipped, last + 1, dtype=np.int64), skipped
+
+    def times(self, k: npt.NDArray[np.int64]) -> FloatArray:
+        """Sample times (s) of indices ``k`` of the current run."""
+        return self.anchor_s + k / self.rate_hz
 
 
-class Mpu6050Chip:
+class SimImuChip:
+    """What both IMU simulators share: address, identity, the measured signal, a register file,
+    the FIFO bytes, the sample schedule, the write log and the silent power-on reset."""
+
+    def __init__(
+        self, address: int, signal: ImuSignal, who_am_i: int, temperature_c: float
+    ) -> None:
+        self.address = address
+        self.signal = signal
+        self.who_am_i = who_am_i
+        self.temperature_c = temperature_c
+        #: Every write as (first register, bytes), for tests.
+        self.register_writes: list[tuple[int, bytes]] = []
+        #: How many times the FIFO overflowed.
+        self.overflows = 0
+        self.regs = bytearray(REGISTER_SPACE)
+        self.fifo = bytearray()
+        self._schedule = SampleSchedule()
+        #: SCL rate (Hz) the chip assumes to place a burst read in time (see
+        #: :meth:`_burst_began_s`); the simulated bus's default.
+        self.bus_hz = 400_000.0
+
+    def power_on_reset(self, now_s: float) -> None:
+        """A silent brown-out: every register back to its reset value (the chip asleep or
+        powered down, the FIFO off and empty); the data registers keep nothing."""
+        self._advance(now_s)
+        self._reset_registers()
+
+    def catch_up(self, now_s: float) -> None:
+        """Store every sample due by ``now_s`` in the FIFO now (the chip otherwise does it on
+        the next access that needs it); for tests that look into :attr:`fifo`."""
+        self._advance(now_s)
+
+    def _burst_began_s(self, length: int, now_s: float) -> float:
+        """When a FIFO burst of ``length`` bytes that ends at ``now_s`` began.
+
+        The simulated bus hands the chip the time at the end of a transfer. A long FIFO read
+        empties the FIFO faster than samples arrive, so samples are stored up to the start of
+        the burst, the burst takes what was there, and the samples that arrived during it are
+        stored after: storing them all first would overflow a nearly full FIFO that the real
+        chip never overflows. (1 register byte + the data, 2 address bytes; 9 clocks a byte.)
+        """
+        return now_s - ((length + 3) * 9 + 2) / self.bus_hz
+
+    def _advance(self, now_s: float) -> None:
+        raise NotImplementedError
+
+    def _reset_registers(self) -> None:
+        raise NotImplementedError
+
+
+class Mpu6050Chip(SimImuChip):
     """Simulated MPU-6050 at ``address`` measuring ``signal`` (default: at rest, z up).
 
     ``who_am_i`` lets tests impersonate a relative (0x70: MPU-6500); ``clock_error_ppm`` makes
@@ -146,17 +203,9 @@ class Mpu6050Chip:
         temperature_c: float = ROOM_TEMPERATURE_C,
         frame_write_s: float = 0.0,
     ) -> None:
-        self.address = address
+        super().__init__(address, signal, who_am_i, temperature_c)
         self.frame_write_s = frame_write_s
-        self.signal = signal
-        self.who_am_i = who_am_i
         self.clock_error_ppm = clock_error_ppm
-        self.temperature_c = temperature_c
-        self.register_writes: list[tuple[int, bytes]] = []
-        self.overflows = 0
-        self.regs = bytearray(REGISTER_SPACE)
-        self.fifo = bytearray()
-        self._schedule = SampleSchedule()
         self._last_fifo_byte = 0
         self._columns: list[int] = []
         self._reset_registers()
@@ -195,13 +244,6 @@ class Mpu6050Chip:
         self._advance(now_s)
         for offset, value in enumerate(data):
             self._write_register((register + offset) % REGISTER_SPACE, value, now_s)
-
-    # -- events ------------------------------------------------------------------------------
-    def power_on_reset(self, now_s: float) -> None:
-        """A silent brown-out: every register back to its reset value (asleep, FIFO off, FIFO
-        empty); the data registers keep nothing."""
-        self._advance(now_s)
-        self._reset_registers()
 
     @property
     def sample_rate_hz(self) -> float:
@@ -290,11 +332,11 @@ class Mpu6050Chip:
             return
         frame_bytes = 2 * len(self._columns)
         # Only the samples that can still be in a full FIFO are generated.
-        t_s, skipped = schedule.take_due(now_s, FIFO_CAPACITY_BYTES // frame_bytes + 2)
+        k, skipped = schedule.take_due(now_s, FIFO_CAPACITY_BYTES // frame_bytes + 2)
         if skipped:
             # Everything older is overwritten anyway; appending the kept samples overflows.
             self.fifo.clear()
-        frames = self._codes(t_s)[:, self._columns].astype(">i2")
+        frames = self._codes(schedule.times(k))[:, self._columns].astype(">i2")
         self._append_fifo(frames.tobytes())
         if self.regs[INT_ENABLE] & INT_DATA_RDY:
             self.regs[INT_STATUS] |= INT_DATA_RDY
@@ -326,11 +368,12 @@ class Mpu6050Chip:
         return max(0, frame_bytes - max(written, 0))
 
     def _pop_fifo(self, length: int, now_s: float) -> bytes:
-        self._advance(now_s)
+        began_s = self._burst_began_s(length, now_s)
+        self._advance(began_s)
         fifo = self.fifo
-        readable = max(0, len(fifo) - self._unwritten_bytes(now_s))
+        readable = max(0, len(fifo) - self._unwritten_bytes(began_s))
         taken = bytes(fifo[: min(length, readable)])
-        del fifo[: len(taken)]
+        del fifo[: len(taken)]  # samples due during the burst stay pending until the next access
         if taken:
             self._last_fifo_byte = taken[-1]
         if len(taken) < length:

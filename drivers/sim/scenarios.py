@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from spinecoach.drivers.sim.motion import Channel, Constant, Scaled, Script, Sum, Wobble
 from spinecoach.drivers.sim.rig import (
     Band,
@@ -32,6 +31,7 @@ from spinecoach.drivers.sim.rig import (
     ImuMount,
     ImuSignal,
     IsometricPulls,
+    LoadCellErrorModel,
     Rig,
     Spike,
 )
@@ -118,7 +118,9 @@ class Scenario:
     def primary_angle_deg(self, t_s: FloatArray, placement: str | None = None) -> FloatArray:
         """The exact true primary angle (deg) at ``t_s`` (flexion, or heading for throws)."""
         motion = self.motion(placement)
-        channel = motion.heading_deg if self.truth.primary_angle == "heading" else motion.flexion_deg
+        channel = (
+            motion.heading_deg if self.truth.primary_angle == "heading" else motion.flexion_deg
+        )
         return channel.evaluate(np.asarray(t_s, dtype=np.float64)).value
 
 
@@ -135,6 +137,7 @@ class _Builder:
             np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0]
         )
         self.rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+        self.load_cell_errors = LoadCellErrorModel()
 
     def jitter(self, value: float, fraction: float = 0.05) -> float:
         """``value`` scaled by a uniform factor in 1 ± ``fraction`` (tempo variation)."""
@@ -147,10 +150,12 @@ class _Builder:
     def sway(self, what: str, rms_deg: float = SWAY_RMS_DEG) -> Channel:
         """Postural sway plus physiological tremor for the channel ``what``."""
         code = zlib.crc32(f"{self.name}/{what}".encode())
+        # Few components each: every one costs two sines per sample, and three incommensurate
+        # frequencies already look irregular.
         return Sum(
             (
-                Wobble.seeded([self.seed, code, 1], rms_deg, SWAY_BAND_HZ),
-                Wobble.seeded([self.seed, code, 2], TREMOR_RMS_DEG, TREMOR_BAND_HZ),
+                Wobble.seeded([self.seed, code, 1], rms_deg, SWAY_BAND_HZ, components=3),
+                Wobble.seeded([self.seed, code, 2], TREMOR_RMS_DEG, TREMOR_BAND_HZ, components=2),
             )
         )
 
@@ -199,6 +204,7 @@ class _Builder:
             imus={p: ImuMount(m, IMU_RATE_HZ) for p, m in imus.items()},
             force=force,
             force_rate_hz=FORCE_RATE_HZ,
+            load_cell_errors=self.load_cell_errors,
         )
         angles = {
             placement: AngleCurve.sample(
@@ -273,7 +279,7 @@ def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
         force=band,
         tempo="3-1-1-0",
         eccentric_sign=1,
-        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, _angle_fn(trunk))),
+        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, trunk.flexion_deg)),
     )
 
 
@@ -303,7 +309,7 @@ def dumbbell_row_slow_eccentric(seed: int = DEFAULT_SEED) -> Scenario:
         primary="implement",
         tempo="4-1-1-1",
         eccentric_sign=-1,
-        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, _angle_fn(implement))),
+        fill=lambda truth: truth.reps.extend(reps_from_script(flexion, implement.flexion_deg)),
     )
 
 
@@ -392,8 +398,8 @@ def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
     flexion.pause(2.0, label="stand")
     code = zlib.crc32(b"sldl-balance")
     # Balancing on one leg: frontal-plane sway of ~1.2° RMS and some hip opening (heading).
-    balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=7)
-    hip_opening = Wobble.seeded([seed, code, 2], 0.8, (0.2, 1.0))
+    balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=4)
+    hip_opening = Wobble.seeded([seed, code, 2], 0.8, (0.2, 1.0), components=3)
     trunk = b.segment("trunk", flexion, lean=balance, heading=hip_opening)
     lean_fn = _value_fn(trunk.lean_deg)
     return b.scenario(
@@ -405,7 +411,7 @@ def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
         tempo="3-1-2-1",
         eccentric_sign=1,
         fill=lambda truth: truth.reps.extend(
-            reps_from_script(flexion, _angle_fn(trunk), sway_fn=lean_fn)
+            reps_from_script(flexion, trunk.flexion_deg, sway_fn=lean_fn)
         ),
     )
 
@@ -446,8 +452,10 @@ def _pull_scenario(
     pulls = IsometricPulls(baseline_n, contractions)
     last = contractions[-1]
 
+    noise_sd_n = b.load_cell_errors.noise_sd_n
+
     def fill(truth: GroundTruth) -> None:
-        truth.contractions.extend(contractions_truth(contractions, baseline_n))
+        truth.contractions.extend(contractions_truth(contractions, baseline_n, noise_sd_n))
         if with_fatigue_index:
             truth.fatigue_index_pct = fatigue_index_pct(truth.contractions)
 
@@ -543,7 +551,7 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
         # Throws turn at ~750 °/s: a finer curve keeps linear interpolation within 0.02°.
         angle_rate_hz=250.0,
         fill=lambda truth: truth.reps.extend(
-            reps_from_script(heading, _value_fn(trunk.heading_deg), speed_fn=vertical_speed_dps)
+            reps_from_script(heading, trunk.heading_deg, speed_fn=vertical_speed_dps)
         ),
     )
 

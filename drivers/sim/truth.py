@@ -22,11 +22,13 @@ JSON keys (format version 1), all times in seconds from the scenario start::
      or null), "eccentric_sign" (+1 if the lengthening phase increases the primary angle, -1
      if it decreases it, null), "fatigue_index_pct" (or null),
      "reps": [{"index", "start_s", "end_s", "rom_deg", "phases": [{"kind", "start_s",
-               "end_s"}], "sway_rms_deg", "peak_rotation_speed_dps"}],
+               "end_s", "threshold_start_s", "threshold_end_s"}], "sway_rms_deg",
+               "peak_rotation_speed_dps"}],
      "holds": [{"index", "start_s", "end_s", "target_deg", "tolerance_deg",
                 "still_start_s", "still_end_s"}],
      "shifts": [{"start_s", "end_s", "offset_m"}],
-     "contractions": [{"index", "onset_s", "end_s", "on_s", "baseline_n", "peak_force_n",
+     "contractions": [{"index", "rise_start_s", "onset_s", "threshold_n", "end_s", "on_s",
+                       "baseline_n", "peak_force_n",
                        "time_to_peak_s", "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
                        "peak_rfd_n_per_s", "impulse_n_s": {"100": ...},
                        "impulse_total_n_s", "mean_force_on_n"}],
@@ -46,8 +48,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from spinecoach.drivers.sim.motion import Script
+from spinecoach.drivers.sim.motion import Channel, Script, Segment
 from spinecoach.drivers.sim.rig import Contraction
 from spinecoach.errors import DataFormatError
 
@@ -62,8 +63,13 @@ RFD_WINDOWS_MS: tuple[int, ...] = (50, 100, 150, 200)
 IMPULSE_WINDOWS_MS: tuple[int, ...] = (100, 200, 300)
 PEAK_RFD_WINDOW_S = 0.020
 PEAK_RFD_SEARCH_S = 0.300
-#: METRICS.md onset floor (N): a contraction ends when force is back below baseline + floor.
+#: METRICS.md onset threshold: baseline + max(k·SD, floor); a contraction ends when force is
+#: back below baseline + floor.
+ONSET_K_SD = 5.0
 ONSET_FLOOR_N = 20.0
+#: METRICS.md phase thresholds: moving above 10 °/s, still below 5 °/s (hysteresis).
+MOVING_THRESHOLD_DPS = 10.0
+STILL_THRESHOLD_DPS = 5.0
 #: Default hold tolerance (deg) of METRICS.md.
 HOLD_TOLERANCE_DEG = 5.0
 #: Sampling used to find extrema and band crossings of the analytic angle (s).
@@ -75,11 +81,21 @@ ANGLE_CURVE_RATE_HZ = 100.0
 @dataclass(frozen=True)
 class PhaseTruth:
     """One movement phase: ``kind`` is eccentric, pause_lengthened, concentric or
-    pause_shortened."""
+    pause_shortened.
+
+    ``start_s``/``end_s`` are the scripted boundaries: a minimum-jerk move starts and ends at
+    zero speed, so these are where the movement truly begins and ends.
+    ``threshold_start_s``/``threshold_end_s`` are the same phase as METRICS.md's speed
+    thresholds see it on the noise-free primary angular speed: a move from |ω| rising above
+    10 °/s to |ω| falling below 5 °/s, a pause between the neighbouring moves' crossings.
+    A detector that follows METRICS.md should match these to within its filter delay.
+    """
 
     kind: str
     start_s: float
     end_s: float
+    threshold_start_s: float
+    threshold_end_s: float
 
     @property
     def duration_s(self) -> float:
@@ -131,10 +147,22 @@ class ShiftTruth:
 
 @dataclass(frozen=True)
 class ContractionTruth:
-    """Force-development figures of one contraction (N, s, N/s, N·s), exact."""
+    """Force-development figures of one contraction (N, s, N/s, N·s), exact.
+
+    ``rise_start_s`` is where the force truly leaves the baseline. ``onset_s`` is METRICS.md's
+    onset on the noise-free force: where it passes baseline + ``threshold_n``
+    (max(5 × the load cell's noise SD, 20 N)), the start of the final run above threshold.
+    Every windowed figure is measured from ``onset_s`` as METRICS.md defines it: force at
+    onset + w, RFD = (F(onset + w) − F(onset)) / w, peak RFD over 20 ms windows starting in
+    the first 300 ms, impulse of (F − baseline) from the onset. ``end_s``: force back down to
+    baseline + 20 N after release. ``mean_force_on_n``: mean force from the onset to the
+    release (the "on" time of a repeater).
+    """
 
     index: int
+    rise_start_s: float
     onset_s: float
+    threshold_n: float
     end_s: float
     on_s: float
     baseline_n: float
@@ -149,11 +177,13 @@ class ContractionTruth:
 
     @classmethod
     def from_model(
-        cls, index: int, contraction: Contraction, baseline_n: float
+        cls, index: int, contraction: Contraction, baseline_n: float, noise_sd_n: float
     ) -> ContractionTruth:
         """Closed forms for ``F = baseline + A(1 − e^(−s/τ)) − D s`` (see Contraction)."""
         c = contraction
         a, tau, d, on = c.amplitude_n, c.tau_rise_s, c.decline_n_per_s, c.on_s
+        threshold = max(ONSET_K_SD * noise_sd_n, ONSET_FLOOR_N)
+        s_on = _threshold_crossing(c, threshold)
         # dF/ds = (A/τ) e^(−s/τ) − D is decreasing, so the peak is where it vanishes (or the
         # end of the "on" time), and the steepest 20 ms window starts at the onset.
         s_peak = on if d <= 0 else min(on, max(0.0, tau * float(np.log(a / (tau * d)))))
@@ -162,21 +192,48 @@ class ContractionTruth:
         # u_end, and the tail's impulse to there is τr (net_release − floor).
         u_end = c.tau_relax_s * float(np.log(max(net_release, ONSET_FLOOR_N) / ONSET_FLOOR_N))
         tail = c.tau_relax_s * (net_release - ONSET_FLOOR_N) if net_release > ONSET_FLOOR_N else 0
+        impulse_at_onset = c.impulse_net(s_on)
         return cls(
             index=index,
-            onset_s=c.onset_s,
+            rise_start_s=c.onset_s,
+            onset_s=c.onset_s + s_on,
+            threshold_n=threshold,
             end_s=c.onset_s + on + u_end,
             on_s=on,
             baseline_n=baseline_n,
             peak_force_n=baseline_n + c.net_at(s_peak),
-            time_to_peak_s=s_peak,
-            force_at_n={str(w): baseline_n + c.net_at(w / 1000) for w in RFD_WINDOWS_MS},
-            rfd_n_per_s={str(w): c.net_at(w / 1000) / (w / 1000) for w in RFD_WINDOWS_MS},
-            peak_rfd_n_per_s=c.net_at(PEAK_RFD_WINDOW_S) / PEAK_RFD_WINDOW_S,
-            impulse_n_s={str(w): c.impulse_net(w / 1000) for w in IMPULSE_WINDOWS_MS},
-            impulse_total_n_s=c.impulse_net(on) + float(tail),
-            mean_force_on_n=baseline_n + c.impulse_net(on) / on,
+            time_to_peak_s=s_peak - s_on,
+            force_at_n={str(w): baseline_n + c.net_at(s_on + w / 1000) for w in RFD_WINDOWS_MS},
+            rfd_n_per_s={
+                str(w): (c.net_at(s_on + w / 1000) - threshold) / (w / 1000) for w in RFD_WINDOWS_MS
+            },
+            peak_rfd_n_per_s=(c.net_at(s_on + PEAK_RFD_WINDOW_S) - threshold) / PEAK_RFD_WINDOW_S,
+            impulse_n_s={
+                str(w): c.impulse_net(s_on + w / 1000) - impulse_at_onset
+                for w in IMPULSE_WINDOWS_MS
+            },
+            impulse_total_n_s=c.impulse_net(on) - impulse_at_onset + float(tail),
+            mean_force_on_n=baseline_n + (c.impulse_net(on) - impulse_at_onset) / (on - s_on),
         )
+
+
+def _threshold_crossing(c: Contraction, threshold_n: float) -> float:
+    """Time after the rise start (s) at which the net force reaches ``threshold_n``.
+
+    Without within-rep decline ``s = −τ ln(1 − thr/A)``; the decline term is then removed by
+    Newton's method on ``A(1 − e^(−s/τ)) − D s − thr`` (converges to machine precision in a
+    few steps: the function is smooth and concave).
+    """
+    a, tau, d = c.amplitude_n, c.tau_rise_s, c.decline_n_per_s
+    s = -tau * float(np.log1p(-threshold_n / a))
+    for _ in range(50):
+        f = c.net_at(s) - threshold_n
+        slope = a / tau * float(np.exp(-s / tau)) - d
+        step = f / slope
+        s -= step
+        if abs(step) < 1e-15:
+            break
+    return s
 
 
 @dataclass(frozen=True)
@@ -240,7 +297,14 @@ class GroundTruth:
                     "end_s": r.end_s,
                     "rom_deg": r.rom_deg,
                     "phases": [
-                        {"kind": p.kind, "start_s": p.start_s, "end_s": p.end_s} for p in r.phases
+                        {
+                            "kind": p.kind,
+                            "start_s": p.start_s,
+                            "end_s": p.end_s,
+                            "threshold_start_s": p.threshold_start_s,
+                            "threshold_end_s": p.threshold_end_s,
+                        }
+                        for p in r.phases
                     ],
                     "sway_rms_deg": r.sway_rms_deg,
                     "peak_rotation_speed_dps": r.peak_rotation_speed_dps,
@@ -266,7 +330,9 @@ class GroundTruth:
             "contractions": [
                 {
                     "index": c.index,
+                    "rise_start_s": c.rise_start_s,
                     "onset_s": c.onset_s,
+                    "threshold_n": c.threshold_n,
                     "end_s": c.end_s,
                     "on_s": c.on_s,
                     "baseline_n": c.baseline_n,
@@ -321,10 +387,7 @@ class GroundTruth:
                         start_s=float(r["start_s"]),
                         end_s=float(r["end_s"]),
                         rom_deg=float(r["rom_deg"]),
-                        phases=tuple(
-                            PhaseTruth(str(p["kind"]), float(p["start_s"]), float(p["end_s"]))
-                            for p in r["phases"]
-                        ),
+                        phases=tuple(PhaseTruth(**p) for p in r["phases"]),
                         sway_rms_deg=r["sway_rms_deg"],
                         peak_rotation_speed_dps=r["peak_rotation_speed_dps"],
                     )
@@ -376,9 +439,26 @@ def dense_times(start_s: float, end_s: float, step_s: float = TRUTH_STEP_S) -> F
     return np.linspace(start_s, end_s, n + 1)
 
 
+def _speed_window(channel: Channel, move: Segment) -> tuple[float, float]:
+    """When |rate| of ``channel`` first rises above the moving threshold inside ``move`` and
+    then first falls below the still threshold (s, linearly interpolated between samples)."""
+    t = dense_times(move.start_s, move.end_s + 0.5)
+    speed = np.abs(channel.evaluate(t).rate)
+    above = np.flatnonzero(speed > MOVING_THRESHOLD_DPS)
+    if above.size == 0:
+        return move.start_s, move.end_s  # too slow for the thresholds: keep the script's
+    i = int(above[0])
+    up = _crossing(t, speed, MOVING_THRESHOLD_DPS, max(i - 1, 0), i)
+    below = np.flatnonzero(speed[i:] < STILL_THRESHOLD_DPS)
+    if below.size == 0:
+        return up, move.end_s
+    j = i + int(below[0])
+    return up, _crossing(t, speed, STILL_THRESHOLD_DPS, j - 1, j)
+
+
 def reps_from_script(
     script: Script,
-    angle_fn: AngleFn,
+    primary: Channel,
     *,
     sway_fn: AngleFn | None = None,
     speed_fn: AngleFn | None = None,
@@ -386,10 +466,25 @@ def reps_from_script(
     """Reps from the segments labelled with a rep number.
 
     A rep runs from the start of its first move to the end of its last move; its phases are
-    its labelled segments in time order. ``rom_deg`` is max − min of ``angle_fn`` over the rep;
-    ``sway_fn`` gives the RMS about the mean of the off-axis angle over the rep; ``speed_fn``
-    the peak of |speed| over the rep (e.g. rotation speed about vertical).
+    its labelled segments in time order (a trailing pause at the start position belongs to
+    the rep's tempo even though it follows ``end_s``). ``primary`` is the full primary-angle
+    channel (script plus sway): ``rom_deg`` is its max − min over the rep and its rate gives
+    the phases' threshold boundaries. ``sway_fn`` gives the RMS about the mean of the
+    off-axis angle over the rep; ``speed_fn`` the peak of |speed| over the rep (e.g. rotation
+    speed about vertical).
     """
+    all_moves = [s for s in script.segments if s.kind == "move"]
+    windows = {id(m): _speed_window(primary, m) for m in all_moves}
+
+    def threshold_bounds(segment: Segment) -> tuple[float, float]:
+        if segment.kind == "move":
+            return windows[id(segment)]
+        before = [m for m in all_moves if m.end_s <= segment.start_s]
+        after = [m for m in all_moves if m.start_s >= segment.end_s]
+        start = windows[id(before[-1])][1] if before else segment.start_s
+        end = windows[id(after[0])][0] if after else segment.end_s
+        return start, end
+
     reps: list[RepTruth] = []
     numbers = sorted({s.rep for s in script.segments if s.rep >= 0})
     for number in numbers:
@@ -397,7 +492,7 @@ def reps_from_script(
         moves = [s for s in segments if s.kind == "move"]
         start_s, end_s = moves[0].start_s, moves[-1].end_s
         t = dense_times(start_s, end_s)
-        angle = angle_fn(t)
+        angle = primary.evaluate(t).value
         sway = None
         if sway_fn is not None:
             off = sway_fn(t)
@@ -409,7 +504,11 @@ def reps_from_script(
                 start_s=start_s,
                 end_s=end_s,
                 rom_deg=float(angle.max() - angle.min()),
-                phases=tuple(PhaseTruth(s.phase, s.start_s, s.end_s) for s in segments if s.phase),
+                phases=tuple(
+                    PhaseTruth(s.phase, s.start_s, s.end_s, *threshold_bounds(s))
+                    for s in segments
+                    if s.phase
+                ),
                 sway_rms_deg=sway,
                 peak_rotation_speed_dps=speed,
             )
@@ -471,16 +570,17 @@ def holds_from_script(
 
 def shifts_from_script(script: Script) -> list[ShiftTruth]:
     """Every move of a displacement script (lateral pelvis position, m) as a shift."""
-    return [
-        ShiftTruth(s.start_s, s.end_s, s.to_value) for s in script.segments if s.kind == "move"
-    ]
+    return [ShiftTruth(s.start_s, s.end_s, s.to_value) for s in script.segments if s.kind == "move"]
 
 
 def contractions_truth(
-    contractions: Sequence[Contraction], baseline_n: float
+    contractions: Sequence[Contraction], baseline_n: float, noise_sd_n: float
 ) -> list[ContractionTruth]:
-    """Closed-form truth of each contraction."""
-    return [ContractionTruth.from_model(i, c, baseline_n) for i, c in enumerate(contractions)]
+    """Closed-form truth of each contraction (``noise_sd_n``: the load cell's noise SD)."""
+    return [
+        ContractionTruth.from_model(i, c, baseline_n, noise_sd_n)
+        for i, c in enumerate(contractions)
+    ]
 
 
 def fatigue_index_pct(contractions: Sequence[ContractionTruth]) -> float:

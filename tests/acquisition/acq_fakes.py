@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.interfaces import AdcRead, FifoRead
 from spinecoach.drivers.sim.bus import VirtualClock

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from acq_fakes import FakeAdc, FakeImu, Faults
-
 from spinecoach import cli
 from spinecoach.acquisition.replay import paced, replay_blocks
 from spinecoach.acquisition.sampler import Sampler

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from acq_fakes import FakeAdc, FakeImu, Faults, StallingClock, decode_tick
-
 from spinecoach.acquisition.sampler import Sampler, SamplerSettings
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, ImuBlock
@@ -55,7 +54,8 @@ def test_clean_run_delivers_every_sample_with_the_chips_own_index() -> None:
     assert not gaps
     ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
     np.testing.assert_array_equal(index, ticks)
-    assert len(index) == pytest.approx(10_000, abs=60)  # 10 s less the start-up delays
+    assert imu.t_first is not None
+    assert len(index) == pytest.approx((10.0 - imu.t_first) * 1000, abs=2)
     f_index, f_gaps, f_blocks = _stream(blocks, "force")
     assert not f_gaps
     codes = np.concatenate([b.raw for b in f_blocks])  # type: ignore[misc]
@@ -75,10 +75,14 @@ def test_clean_run_delivers_every_sample_with_the_chips_own_index() -> None:
 
 def test_stream_times_and_t0_come_from_the_start() -> None:
     clock = VirtualClock(start_s=100.0)
-    sampler, blocks = _run([FakeImu(clock)], [FakeAdc(clock)], clock, 1.0)
+    imu, adc = FakeImu(clock), FakeAdc(clock)
+    sampler, blocks = _run([imu], [adc], clock, 1.0)
     infos = {b.info.name: b.info for b in blocks}
-    assert 0 < infos["trunk"].t0_s < 0.06
-    assert 0.05 < infos["force"].t0_s < 0.08
+    assert imu.t_first is not None and adc.t_first is not None
+    # Session time of index 0: the chip's first sample, one period after it started.
+    assert infos["trunk"].t0_s == pytest.approx(imu.t_first - 100.0 + 0.001, abs=1e-3)
+    assert infos["force"].t0_s == pytest.approx(imu.t_first - 100.0, abs=1 / 320)
+    assert adc.t_first < imu.t_first  # load cell first: its start-up would fill the FIFO
     assert sampler.streams[0].t0_s == infos["trunk"].t0_s
 
 
@@ -93,7 +97,7 @@ def test_150ms_stall_gives_one_gap_of_the_stall_length() -> None:
     # After the gap every frame sits at its true index (within one sample), none misaligned.
     ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
     assert np.abs(index - ticks).max() <= 1
-    f_index, f_gaps, _ = _stream(blocks, "force")
+    _, f_gaps, _ = _stream(blocks, "force")
     assert len(f_gaps) == 1 and f_gaps[0].reason == "stall"
     assert f_gaps[0].count / 320 == pytest.approx(0.150, abs=0.01)
 
@@ -102,7 +106,7 @@ def test_stall_gap_length_matches_the_lost_frames_exactly_within_5ms() -> None:
     for stall_s in (0.090, 0.150, 0.400):
         clock = StallingClock(stall_at_s=2.0005, stall_s=stall_s)
         imu = FakeImu(clock)
-        sampler, blocks = _run([imu], [], clock, 4.0)
+        _, blocks = _run([imu], [], clock, 4.0)
         _, gaps, mine = _stream(blocks, "trunk")
         ticks = np.concatenate([decode_tick(b.raw) for b in mine])  # type: ignore[arg-type]
         true_lost = int(np.diff(ticks).max() - 1)
@@ -124,7 +128,7 @@ def test_bus_outages_give_one_gap_each_and_recover_within_a_second() -> None:
     for (start, duration), gap in zip(faults.outages, gaps, strict=True):
         t_first_after = (gap.start_index + gap.count) / 1000.0
         assert start + duration < t_first_after + 0.06 <= start + duration + 1.0
-    f_index, f_gaps, f_blocks = _stream(blocks, "force")
+    _, f_gaps, _ = _stream(blocks, "force")
     assert [g.reason for g in f_gaps] == ["outage", "outage"]
     assert adc.starts == 3
     assert sampler.tare_stale["force"]
@@ -204,7 +208,7 @@ def test_outage_still_running_at_the_end_is_a_trailing_gap() -> None:
     _check_accounting(sampler, blocks)
     acc = sampler.accounts()
     assert acc["trunk"].expected == pytest.approx((3.0 - imu.t_first) * 1000, abs=2)
-    assert acc["force"].expected == pytest.approx((3.0 - adc.t_first) * 320, abs=2)
+    assert acc["force"].expected == pytest.approx((3.0 - imu.t_first) * 320, abs=2)
     assert acc["trunk"].gap_records == 1 and acc["force"].gap_records == 1
 
 

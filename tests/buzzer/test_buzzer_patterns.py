@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from spinecoach.drivers.buzzer import PATTERNS, Buzzer, UnknownPatternError
+from spinecoach.drivers.buzzer import PATTERNS, Buzzer, BuzzerUnavailable, UnknownPatternError
 from spinecoach.errors import SpinecoachError
 
 PIN = 18
@@ -185,3 +185,14 @@ def test_motor_is_switched_off_at_interpreter_exit() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines == ["on 1.0", "[0.0, 1.0, 0.0]"]
+
+
+def test_pin_in_use_is_a_clear_error(factory: MockFactory) -> None:
+    with Buzzer(PIN, pin_factory=factory), pytest.raises(BuzzerUnavailable, match="BCM pin 18"):
+        Buzzer(PIN, pin_factory=factory)
+
+
+def test_no_gpio_on_this_machine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
+    with pytest.raises(BuzzerUnavailable, match="no GPIO on this machine"):
+        Buzzer(PIN)

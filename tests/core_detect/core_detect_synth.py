@@ -50,3 +50,39 @@ def hinge_set(n_reps: int, ecc_s=2.0, pause_l_s=1.0, con_s=1.0, pause_s_s=1.5, r
                  Segment(con_s, start_deg)]
         segs.append(Segment(pause_s_s if i < n_reps - 1 else tail_s))
     return segs
+
+
+def feed_in_blocks(update, sizes: list[int], *arrays: np.ndarray) -> list:
+    """Call ``update`` on consecutive slices of ``arrays`` with block sizes cycling through
+    ``sizes``; return the concatenated outputs."""
+    out: list = []
+    pos = i = 0
+    n_total = len(arrays[0])
+    while pos < n_total:
+        n = sizes[i % len(sizes)]
+        out += update(*(a[pos : pos + n] for a in arrays))
+        pos += n
+        i += 1
+    return out
+
+
+def imu_from_angle(angle_deg: np.ndarray, omega_dps: np.ndarray, axis: str = "y"):
+    """Gyro (°/s) and accelerometer (g) of a trunk IMU rotating by ``angle_deg`` about one sensor
+    axis from upright (sensor x up the spine, y left, z posterior; no linear acceleration)."""
+    n = len(angle_deg)
+    th = np.radians(angle_deg)
+    c, s = np.cos(th), np.sin(th)
+    gyro = np.zeros((n, 3))
+    # R0 maps sensor x to earth up, y to y, z to -x; up in sensor frame at rest is +x.
+    up = np.zeros((n, 3))
+    if axis == "y":
+        gyro[:, 1] = omega_dps
+        # R = R0 Ry(th): up_sensor = Ry(th)^T (1, 0, 0) = (c, 0, s)
+        up[:, 0], up[:, 2] = c, s
+    elif axis == "z":
+        gyro[:, 2] = omega_dps
+        # Rz(th)^T (1, 0, 0) = (c, -s, 0)
+        up[:, 0], up[:, 1] = c, -s
+    else:
+        raise ValueError(axis)
+    return gyro, up.copy()

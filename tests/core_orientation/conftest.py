@@ -72,7 +72,7 @@ def synthetic_motion(
 def smooth_rates_dps(rate_hz: float, duration_s: float, seed: int, peak_dps: float) -> np.ndarray:
     """Body rates made of a few random sinusoids per axis (a wobbling, tumbling movement)."""
     rng = np.random.default_rng(seed)
-    t = np.arange(int(round(duration_s * rate_hz))) / rate_hz
+    t = np.arange(round(duration_s * rate_hz)) / rate_hz
     rates = np.zeros((t.size, 3))
     for axis in range(3):
         for _ in range(3):

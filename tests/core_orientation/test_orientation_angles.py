@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import quat_from_rotvec, quat_mul
-
 from spinecoach.core.angles import (
     heading_free_error_deg,
     inclination_deg,

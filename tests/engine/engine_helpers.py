@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from spinecoach.core.results import CoreEvent, MotionSettings
+from spinecoach.core.results import CoreEvent
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 
 IMU = StreamInfo("trunk", "imu", 200.0)
@@ -20,6 +20,7 @@ class ScriptedPipeline:
         self._script = sorted(script, key=lambda e: e.t_s)
         self._pos = 0
         self.finished = False
+        self.at_finish: object = None
 
     def _upto(self, t_s: float) -> list[CoreEvent]:
         out = []
@@ -34,14 +35,16 @@ class ScriptedPipeline:
     def feed_force(self, name: str, index: Any, force_n: Any, valid: Any) -> list[CoreEvent]:
         return self._upto(FORCE.t0_s + float(index[-1]) / FORCE.rate_hz)
 
-    def finish(self) -> None:
+    def finish(self) -> object:
+        """Like the pipeline: results still open at the end come back in the analysis result."""
         self.finished = True
+        return self.at_finish
 
 
 def scripted(script: list[CoreEvent]):  # type: ignore[no-untyped-def]
     """A pipeline factory: every set gets a fresh pipeline playing the events of the script."""
 
-    def factory(streams: list[StreamInfo], motion: MotionSettings) -> ScriptedPipeline:
+    def factory(streams: list[StreamInfo], exercise: object) -> ScriptedPipeline:
         return ScriptedPipeline(script)
 
     return factory

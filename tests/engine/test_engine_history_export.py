@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
-
 from spinecoach.cli import main
 from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine
@@ -174,3 +173,25 @@ def test_sanitise_and_safe_target(tmp_path: Path) -> None:
     (folder / "link").symlink_to(outside / "target")
     with pytest.raises(UsageError, match="would leave the export folder"):
         safe_target(folder, "link")
+
+
+def test_store_catalogue_for_the_coach(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SPINECOACH_STATE_DIR", raising=False)
+    from spinecoach.config import load_config
+    from spinecoach.engine.catalogue import StoreCatalogue
+
+    config = load_config([]).with_values(store={"state_dir": str(tmp_path / "state")})
+    catalogue = StoreCatalogue(config)
+    assert catalogue.recent_sessions("ana") == [] and "No sessions stored" in \
+        catalogue.unavailable_reason
+    assert "sorensen_hold" in catalogue.exercises() and "critical_force" in catalogue.protocols()
+    for eccentrics in ([3.0] * 4, [3.5] * 4):
+        _store_session(tmp_path / "state", "ana", _tempo_script(eccentrics, [50.0] * 4),
+                       exercise="banded_good_morning", protocol="tempo_set", params={"reps": 4})
+    assert catalogue.unavailable_reason == "" and catalogue.athletes() == ["ana"]
+    (newest, _older) = catalogue.recent_sessions("ana")
+    assert newest.reps == 4 and newest.exercise == "banded_good_morning" and "reps 4" in \
+        newest.headline
+    (series,) = catalogue.progress("ana")
+    assert series.figure == "mean_eccentric_s" and [p.value for p in series.points] == [3.0, 3.5]
+    assert series.suggestion.startswith("Slow the lowering")

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from spinecoach.config import SCHEMA, load_config, resolve_state_dir
 from spinecoach.engine.library import format_tempo, load_library, parse_tempo
 from spinecoach.errors import ConfigError, DataFormatError
@@ -116,7 +115,7 @@ def test_every_config_key_is_documented_with_its_unit() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     rows = {
         m.group(1): m.group(2).strip()
-        for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| [^|]+ \| ([^|]*) \|", doc, re.M)
+        for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| [^|]+ \| ([^|]*) \|", doc, re.MULTILINE)
     }
     expected = {f"{s}.{k}": key.unit for s, keys in SCHEMA.items() for k, key in keys.items()}
     assert set(rows) == set(expected)

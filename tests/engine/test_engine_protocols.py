@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine, rules_for
 from spinecoach.engine.library import CueOverride, load_library
@@ -140,7 +139,7 @@ def _square_force(p_on: float, reps: int, means: list[float], rate_hz: float = 8
 @pytest.mark.parametrize("chunk", [1, 7, 10_000])
 def test_repeaters_mean_force_fatigue_and_critical_force(chunk: int) -> None:
     means = [500.0 - 10.0 * k for k in range(24)]
-    p = _protocol("critical_force", "repeaters")
+    p = _protocol("critical_force", "repeaters", lead_in_s=3.0)
     t, force = _square_force(7.0, 24, means)
     out: list[EngineEvent] = []
     for i in range(0, len(t), chunk):

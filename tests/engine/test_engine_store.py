@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
-
+from spinecoach.config import load_config
 from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine
 from spinecoach.engine.library import load_library
 from spinecoach.engine.protocols import protocol_params
 from spinecoach.engine.reader import StoreReader
-from spinecoach.engine.runner import SessionPlan, SessionRunner, replay_set
+from spinecoach.engine.runner import SessionPlan, SessionRunner
+from spinecoach.engine.session import verify_set
 from spinecoach.engine.store import Store, connect, db_path
 
 LIBRARY = load_library()
@@ -98,14 +99,15 @@ def test_session_round_trip_and_exact_replay(tmp_path: Path) -> None:
         assert np.array_equal(np.concatenate([b.force_n for b in fed])[:n], stored_force.force_n)
         assert stored_force.raw is not None and rec.imu["trunk"].raw is not None
         # Replaying each stored set reproduces every stored figure exactly.
+        config = load_config([])
         for row in sets:
-            again = replay_set(reader.blocks(row.id), _plan(sets=2), [IMU, FORCE],
-                               pipeline_factory=scripted(script))
-            stored = {(m.name, m.index): m.value for m in reader.metrics(row.id)}
-            replayed = {(m.name, m.index): m.value for m in again.metrics}
-            assert stored.keys() == replayed.keys()
-            for key, value in stored.items():
-                assert value == replayed[key] or (np.isnan(value) and np.isnan(replayed[key])), key
+            assert verify_set(reader, row, config, scripted(script)) == []
+    # ... and a figure that no longer matches its recording is found.
+    with sqlite3.connect(db_path(tmp_path)) as conn:
+        conn.execute("UPDATE metrics SET value = value + 1e-9 WHERE name = 'longest_hold_s'")
+    with StoreReader(tmp_path) as reader:
+        differ = verify_set(reader, reader.sets()[0], load_config([]), scripted(script))
+        assert len(differ) == 1 and differ[0].startswith("longest_hold_s: stored")
 
 
 def test_storage_failure_is_reported_fast_and_buffered_then_written(tmp_path: Path) -> None:
@@ -315,3 +317,57 @@ def test_concurrent_reader_while_writing(tmp_path: Path) -> None:
     stop.set()
     thread.join()
     store.close()
+
+
+def test_ctrl_c_stops_the_session_and_keeps_what_was_measured(tmp_path: Path) -> None:
+    from spinecoach.config import load_config
+    from spinecoach.engine.session import run_session
+
+    def interrupted():  # type: ignore[no-untyped-def]
+        for block in synthetic_blocks(20.0):
+            if block.t_s[0] > 9.0:
+                raise KeyboardInterrupt
+            yield block
+
+    store = _store(tmp_path)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_session(_plan(), [IMU, FORCE], interrupted(), load_config([]), store=store,
+                    haptics=None, athlete="ana", backend="sim:x", mode="training",
+                    say=lines.append, pipeline_factory=scripted(_hold_script()))
+    store.close()
+    with StoreReader(tmp_path) as reader:
+        session = reader.sessions()[0]
+        assert session.status == "stopped"
+        (row,) = reader.sets(session_id=session.id)
+        assert row.status == "stopped" and len(reader.holds(row.id)) == 1
+    assert any("set 1 stopped" in line for line in lines)
+
+
+def test_results_closed_only_at_finish_reach_the_protocol_and_the_store(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from engine_helpers import ScriptedPipeline
+
+    script = _hold_script()[:5]  # two holds reported live, the third started
+    pipelines: list[ScriptedPipeline] = []
+
+    def factory(streams, exercise):  # type: ignore[no-untyped-def]
+        pipeline = ScriptedPipeline(script)
+        live = [e.data for e in script if e.kind == "hold_end"]
+        last = HoldResult(14.0, 18.2, 4.2)  # still open when the data ended
+        pipeline.at_finish = SimpleNamespace(reps=[], holds=[*live, last], contractions=[])
+        pipelines.append(pipeline)
+        return pipeline
+
+    store = _store(tmp_path)
+    runner = SessionRunner(_plan(), [IMU, FORCE], cues=CueEngine(), store=store,
+                           pipeline_factory=factory)
+    for block in synthetic_blocks(16.0):
+        runner.feed(block)
+    report = runner.finish()
+    store.close()
+    assert pipelines[0].finished
+    assert report.sets[0].figures()["holds_attempted"] == 3
+    with StoreReader(tmp_path) as reader:
+        assert [h.start_s for h in reader.holds(report.sets[0].set_id)] == [1.0, 8.0, 14.0]

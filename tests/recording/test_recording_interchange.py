@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from spinecoach.drivers.blocks import Gap, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
 from spinecoach.recording import interchange

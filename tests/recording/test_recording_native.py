@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, ImuBlock, StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
@@ -192,7 +191,7 @@ def test_flush_interval_bounds_unwritten_sample_time(tmp_path: Path) -> None:
     written_end = {"trunk": 0, "force": 0}
     for block in _blocks(2.0):
         writer.write(block)
-        name, rate = block.info.name, block.info.rate_hz
+        name = block.info.name
         written_end[name] = max([written_end[name], int(block.index[-1]) + 1]
                                 + [g.start_index + g.count for g in block.gaps])
         on_disk = read_native(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 
 import pytest
-
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.faults import (
     FaultSpec,
@@ -68,8 +67,12 @@ def test_sim_rig_fault_plan_from_spec() -> None:
 
 def test_sim_rig_fault_plan_drives_the_simulated_bus() -> None:
     chip = _RegisterChip(0x68)
-    bus = SimBus([chip], faults=faults_from_spec("outage@1:0.5,reset@0.2:0x68,unplug@3:0x68",
-                                                 reset_callbacks={0x68: chip.reset}))
+    bus = SimBus(
+        [chip],
+        faults=faults_from_spec(
+            "outage@1:0.5,reset@0.2:0x68,unplug@3:0x68", reset_callbacks={0x68: chip.reset}
+        ),
+    )
     bus.read_byte_data(0x68, 0)
     bus.clock.sleep(0.3)
     bus.read_byte_data(0x68, 0)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from spinecoach.drivers.sim.scenarios import DESCRIPTIONS, SCENARIOS, build_scenario
 from spinecoach.errors import UsageError
 
@@ -28,7 +27,10 @@ REQUIRED = {
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "spinecoach", "scenarios", *args], capture_output=True, text=True
+        [sys.executable, "-m", "spinecoach", "scenarios", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

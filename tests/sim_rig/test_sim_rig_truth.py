@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from spinecoach.drivers.sim.motion import PHASE_KINDS
 from spinecoach.drivers.sim.scenarios import SCENARIOS, build_scenario
 from spinecoach.drivers.sim.truth import (
@@ -26,18 +25,24 @@ def test_sim_rig_contraction_truth_matches_the_force_signal(name: str) -> None:
     force = scenario.force_signal(ideal=True)
     assert scenario.truth.contractions
     for c in scenario.truth.contractions:
+        # The rise starts exactly at rise_start_s; METRICS.md's onset is where the force
+        # passes baseline + max(5 SD, 20 N).
+        assert force(np.array([c.rise_start_s]))[0] == pytest.approx(c.baseline_n, abs=1e-9)
+        assert c.threshold_n == max(5 * scenario.rig.load_cell_errors.noise_sd_n, ONSET_FLOOR_N)
         onset = c.onset_s
-        # Force at onset equals the baseline: the rise starts exactly there.
-        assert force(np.array([onset]))[0] == pytest.approx(c.baseline_n, abs=1e-9)
+        f_onset = force(np.array([onset]))[0]
+        assert f_onset == pytest.approx(c.baseline_n + c.threshold_n, abs=1e-9)
+        before = np.linspace(c.rise_start_s - 1.0, onset - 1e-6, 1000)
+        assert np.all(force(before) < c.baseline_n + c.threshold_n)
         for w in RFD_WINDOWS_MS:
             f_w = force(np.array([onset + w / 1000]))[0]
             assert c.force_at_n[str(w)] == pytest.approx(f_w, rel=1e-9)
-            assert c.rfd_n_per_s[str(w)] == pytest.approx((f_w - c.baseline_n) / (w / 1000), rel=1e-9)
+            assert c.rfd_n_per_s[str(w)] == pytest.approx((f_w - f_onset) / (w / 1000), rel=1e-9)
         # Peak RFD: brute-force search of the 20 ms window over the first 300 ms.
         starts = onset + np.arange(0.0, 0.28 + 1e-12, 1e-4)
         slopes = (force(starts + 0.020) - force(starts)) / 0.020
         assert c.peak_rfd_n_per_s == pytest.approx(slopes.max(), rel=1e-9)
-        # Impulse of (F − baseline): trapezoid on a fine grid.
+        # Impulse of (F − baseline) from the onset: trapezoid on a fine grid.
         for w in IMPULSE_WINDOWS_MS:
             t = onset + np.arange(0.0, w / 1000 + STEP_S / 2, STEP_S)
             assert c.impulse_n_s[str(w)] == pytest.approx(
@@ -49,10 +54,12 @@ def test_sim_rig_contraction_truth_matches_the_force_signal(name: str) -> None:
         assert c.time_to_peak_s == pytest.approx(t[np.argmax(f)] - onset, abs=2 * STEP_S)
         assert c.impulse_total_n_s == pytest.approx(np.trapezoid(f - c.baseline_n, t), rel=1e-6)
         # Contraction end: force back down to baseline + floor.
-        assert force(np.array([c.end_s]))[0] == pytest.approx(c.baseline_n + ONSET_FLOOR_N, rel=1e-9)
-        on = np.arange(onset, onset + c.on_s + STEP_S / 2, STEP_S)
+        assert force(np.array([c.end_s]))[0] == pytest.approx(
+            c.baseline_n + ONSET_FLOOR_N, rel=1e-9
+        )
+        on = np.arange(onset, c.rise_start_s + c.on_s + STEP_S / 2, STEP_S)
         assert c.mean_force_on_n == pytest.approx(
-            np.trapezoid(force(on), on) / c.on_s, rel=1e-6
+            np.trapezoid(force(on), on) / (on[-1] - on[0]), rel=1e-6
         )
 
 
@@ -62,7 +69,7 @@ def test_sim_rig_repeaters_fatigue_index() -> None:
     assert len(peaks) == 6 and peaks == sorted(peaks, reverse=True)
     assert truth.fatigue_index_pct == pytest.approx((peaks[0] - peaks[-1]) / peaks[0] * 100)
     assert [round(c.on_s, 9) for c in truth.contractions] == [7.0] * 6
-    gaps = np.diff([c.onset_s for c in truth.contractions])
+    gaps = np.diff([c.rise_start_s for c in truth.contractions])
     np.testing.assert_allclose(gaps, 10.0)
 
 
@@ -102,7 +109,11 @@ def test_sim_rig_eccentric_direction_matches_the_angle_change() -> None:
 
 @pytest.mark.parametrize(
     ("name", "count", "target"),
-    [("back_extension_holds", 5, 30.0), ("sorensen_hold", 1, 90.0), ("bridge_pelvic_shifts", 1, -115.0)],
+    [
+        ("back_extension_holds", 5, 30.0),
+        ("sorensen_hold", 1, 90.0),
+        ("bridge_pelvic_shifts", 1, -115.0),
+    ],
 )
 def test_sim_rig_holds_are_the_in_band_intervals(name: str, count: int, target: float) -> None:
     scenario = build_scenario(name)
@@ -137,7 +148,7 @@ def test_sim_rig_bridge_shifts_move_the_pelvis_sideways() -> None:
     pelvis = scenario.motion("pelvis")
     y = pelvis.pivot_m[1].evaluate(np.array([s.end_s for s in shifts])).value
     np.testing.assert_allclose(y, [s.offset_m for s in shifts], atol=1e-12)
-    gyro, accel = scenario.imu_signal("pelvis", ideal=True)(np.arange(0.0, scenario.duration_s, 0.001))
+    gyro, _ = scenario.imu_signal("pelvis", ideal=True)(np.arange(0.0, scenario.duration_s, 0.001))
     assert np.max(np.abs(gyro[:, 2])) > 1.0  # the pelvis rolls as it shifts
 
 
@@ -190,3 +201,30 @@ def test_sim_rig_malformed_truth_json_is_one_clear_error() -> None:
     del data["holds"]
     with pytest.raises(DataFormatError, match="holds"):
         GroundTruth.from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["good_morning_tempo", "rotational_throws"])
+def test_sim_rig_threshold_phase_boundaries_follow_the_speed_thresholds(name: str) -> None:
+    scenario = build_scenario(name)
+    motion = scenario.motion()
+    channel = (
+        motion.heading_deg if scenario.truth.primary_angle == "heading" else motion.flexion_deg
+    )
+    moving = {"eccentric", "concentric"}
+    for rep in scenario.truth.reps:
+        for phase in rep.phases:
+            if phase.kind in moving:
+                speed = np.abs(
+                    channel.evaluate(
+                        np.array([phase.threshold_start_s, phase.threshold_end_s])
+                    ).rate
+                )
+                np.testing.assert_allclose(speed, [10.0, 5.0], atol=0.01)
+                # Thresholds see a move start late and end early.
+                assert phase.start_s < phase.threshold_start_s < phase.threshold_end_s
+                assert phase.threshold_end_s < phase.end_s
+            else:
+                assert phase.threshold_start_s <= phase.start_s
+        # Consecutive phases share their threshold boundaries too.
+        for a, b in zip(rep.phases, rep.phases[1:]):
+            assert a.threshold_end_s == b.threshold_start_s

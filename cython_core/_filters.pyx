@@ -1,0 +1,92 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Filter kernels (private; use spinecoach.core.filters).
+
+Both keep their state in caller-owned arrays, so a signal processed in blocks of any size gives
+bit for bit the output of one block.
+"""
+
+from libc.math cimport fabs
+
+
+def sosfilt(const double[:, ::1] sos, const double[:, ::1] x, double[:, :, ::1] zi,
+            double[:, ::1] y):
+    """Cascade of biquads (transposed direct form II) over x (n, channels) into y.
+
+    ``sos`` rows are [b0, b1, b2, 1, a1, a2]; ``zi`` (sections, channels, 2) is read as the
+    state before the block and left as the state after it (scipy's ``sosfilt`` with ``zi``).
+    """
+    cdef Py_ssize_t n = x.shape[0], channels = x.shape[1], sections = sos.shape[0]
+    cdef Py_ssize_t i, ch, k
+    cdef double v, out
+    with nogil:
+        for i in range(n):
+            for ch in range(channels):
+                v = x[i, ch]
+                for k in range(sections):
+                    out = sos[k, 0] * v + zi[k, ch, 0]
+                    zi[k, ch, 0] = sos[k, 1] * v - sos[k, 4] * out + zi[k, ch, 1]
+                    zi[k, ch, 1] = sos[k, 2] * v - sos[k, 5] * out
+                    v = out
+                y[i, ch] = v
+
+
+cdef inline void sort_small(double* a, int n) noexcept nogil:
+    """Insertion sort: the windows are a handful of samples."""
+    cdef int i, j
+    cdef double v
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, double[::1] state,
+           int half, double threshold, double floor):
+    """Centred Hampel filter with a fixed delay of ``half`` samples.
+
+    ``state`` = [samples seen, ring of the last 2·half + 1 inputs]. Output i is input i − half,
+    replaced by the window median when it is more than max(threshold·1.4826·MAD, floor) away
+    from it (1.4826·MAD estimates the SD of Gaussian noise). Before the first input the signal is
+    taken to equal it (edge padding), so the first ``half`` outputs repeat the first input.
+    """
+    cdef Py_ssize_t n = x.shape[0]
+    cdef int w = 2 * half + 1
+    cdef double* ring = &state[1]
+    cdef double window[255]
+    cdef double dev[255]
+    cdef Py_ssize_t i, seen
+    cdef int j, centre
+    cdef double med, mad, limit, v
+    with nogil:
+        for i in range(n):
+            seen = <Py_ssize_t> state[0]
+            if seen == 0:
+                for j in range(w):
+                    ring[j] = x[i]
+            else:
+                ring[seen % w] = x[i]
+            state[0] = seen + 1
+            centre = <int> ((seen - half) % w)
+            if centre < 0:
+                centre += w
+            for j in range(w):
+                window[j] = ring[j]
+            sort_small(window, w)
+            med = window[half]
+            for j in range(w):
+                dev[j] = fabs(ring[j] - med)
+            sort_small(dev, w)
+            mad = dev[half]
+            limit = threshold * 1.4826 * mad
+            if limit < floor:
+                limit = floor
+            v = ring[centre]
+            if fabs(v - med) > limit:
+                y[i] = med
+                replaced[i] = 1
+            else:
+                y[i] = v
+                replaced[i] = 0
