@@ -198,8 +198,9 @@ def tempo_text(model: CoachModel, glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
 
 
 def _bar(value: float | None, goal: float | None, width: int, current: bool) -> Text:
-    """A bar of ``width`` cells: filled to value/goal; red past the goal when lowering too long
-    is not a fault but too short is, so only colour shows the comparison."""
+    """A bar of ``width`` cells filled to value/goal. The phase in progress is green until it
+    passes its target (then yellow: move on); a finished phase is green within 0.8-1.25 of its
+    target, yellow outside. Without a target one cell is one second."""
     if value is None:
         return Text("·" * width, style="dim")
     if not goal:
