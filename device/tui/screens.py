@@ -33,7 +33,7 @@ class CoachScreen(Screen[None]):
 
     def compose_status(self) -> ComposeResult:
         yield ModelPanel(
-            lambda model, w, h: render.status_line(model, self.coach.replay_label()),
+            lambda model, w, h: render.status_line(model, self.coach.replay_label(), w),
             classes="status",
         )
         yield Static(DEMO_BANNER, classes="banner")
