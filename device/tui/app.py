@@ -21,8 +21,9 @@ from spinecoach.tui.screens import (
     SettingsScreen,
     SummaryScreen,
 )
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 #: Most redraws per second: the pull timer's rate (the frame rate, so no frame waits).
@@ -118,12 +119,30 @@ class CoachApp(App[int]):
             return
         self._drawn = drawn
         self.redraws += 1
-        screen.show(self.model)
+        try:
+            screen.show(self.model)
+        except NoMatches:
+            # Mid-compose or mid-teardown (Textual mounts and removes children in steps): the
+            # next pull draws it whole.
+            self.invalidate()
 
     # --- what screens ask of the app ---------------------------------------------------------
 
     def send(self, command: Command) -> None:
         self.feed.send(command)
+
+    @property
+    def up_to_date(self) -> bool:
+        """The screen shows the model as it is now (tests wait for this instead of sleeping).
+
+        True for screens that do not draw the model (help) and once the app has closed."""
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return True
+        if not isinstance(screen, CoachScreen):
+            return True
+        return screen.ready and self._drawn == (self.model.revision, self.replay_label())
 
     def invalidate(self) -> None:
         """Redraw at the next pull even if nothing changed (a screen appeared)."""

@@ -50,8 +50,7 @@ class CoachScreen(Screen[None]):
         self.ready = False
 
     def on_screen_resume(self) -> None:
-        if self.ready:
-            self.show(self.coach.model)
+        # Drawn by the app's next pull (within 1/30 s), which copes with a half-built screen.
         self.coach.invalidate()
 
     def show(self, model: CoachModel) -> None:

@@ -54,7 +54,7 @@ class Terminal:
             subprocess.run(["tmux", "-S", self.socket, "send-keys", key], check=True)
             time.sleep(0.15)
 
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout_s: float = 20.0) -> str:
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout_s: float = 40.0) -> str:
         deadline = time.monotonic() + timeout_s
         screen = ""
         while time.monotonic() < deadline:
@@ -96,7 +96,8 @@ def test_replay_in_a_real_terminal(tmp_path: Path) -> None:
         paused = terminal.wait_for(lambda s: "paused" in s, "the pause")
         held, _ = _position(paused)
         time.sleep(1.0)
-        assert _position(terminal.screen())[0] == held
+        # Paused: at most the block in flight when the key arrived (a label rounds to seconds).
+        assert _position(terminal.screen())[0] <= held + 1
 
         terminal.keys("Right", "Right")
         sought = terminal.wait_for(lambda s: _position(s)[0] >= held + 9, "a seek forward")
