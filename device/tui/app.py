@@ -114,7 +114,10 @@ class CoachApp(App[int]):
             if isinstance(item, Ack):
                 self._note = ""
         drawn = (self.model.revision, self.replay_label())
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is closing: its last screen is gone
         if drawn == self._drawn or not isinstance(screen, CoachScreen) or not screen.ready:
             return
         self._drawn = drawn
