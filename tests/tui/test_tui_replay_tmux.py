@@ -59,8 +59,11 @@ class Terminal:
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if check(screen):
-                return screen
+            try:
+                if check(screen):
+                    return screen
+            except AssertionError:
+                pass  # caught mid-redraw (no replay label yet): look again
             time.sleep(0.1)
         raise AssertionError(f"never saw {what}; the screen was:\n{screen}")
 
