@@ -2,8 +2,8 @@
 
 A reader thread connects, reads protocol lines and posts the messages into the coach's
 :class:`~spinecoach.tui.feed.Mailbox`; the app pulls them at its redraw rate. When the daemon
-goes away (restart, upgrade, crash) the feed says so in :attr:`SocketFeed.link` — the coach
-shows it as a banner — and tries again every :data:`RECONNECT_S` until the daemon answers; the
+goes away (restart, upgrade, crash) the picture is cleared (a ``FeedReset``), the feed says so in
+:attr:`SocketFeed.link` — the coach shows it as a banner — and tries again every :data:`RECONNECT_S` until the daemon answers; the
 new session then starts from a clean picture (a ``FeedReset``, then the daemon's ``hello`` and
 ``state``). Nothing here needs a terminal; over SSH it is the same Unix-socket client.
 
@@ -125,6 +125,8 @@ class SocketFeed:
                 with self._send_lock:
                     self._sock = None
                 sock.close()
+            # The daemon's session is gone with it: clear the picture (and redraw the banner).
+            self._mailbox.post(FeedReset())
 
     def _connect(self) -> socket.socket | None:
         paths = [self._path] if self._path is not None else self._candidates()

@@ -47,6 +47,19 @@ class CoachScreen(Screen[None]):
         self.set_class(self.coach.console_look, "console")
         for panel in self.query(ModelPanel):
             panel.show(model)
+        self._show_link()
+
+    _banner_text = DEMO_BANNER
+
+    def _show_link(self) -> None:
+        """A coach attached to a daemon that went away says so in the banner slot."""
+        link = self.coach.link_label()
+        text = link or DEMO_BANNER
+        if text != self._banner_text:
+            self._banner_text = text
+            self.query_one(".banner", Static).update(text)
+        if link:
+            self.set_class(True, "demo")
 
 
 # --------------------------------------------------------------------------------------------

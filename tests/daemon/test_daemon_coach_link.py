@@ -1,0 +1,53 @@
+"""The Textual coach attached to a daemon: live picture, RECONNECTING while it restarts, back after."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from daemon_helpers import DaemonThread
+from spinecoach.hub.client import SocketFeed
+from spinecoach.tui.app import CoachApp
+from spinecoach.tui.catalogue import EmptyCatalogue
+from textual.widgets import Static
+
+
+async def until(pilot, predicate, timeout_s: float = 8.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while loop.time() < end:
+        await pilot.pause(0.05)
+        if predicate():
+            return
+    raise AssertionError("condition not met on screen")
+
+
+def banner(app: CoachApp) -> str:
+    return str(app.screen.query_one(".banner", Static).render())
+
+
+def test_the_coach_shows_reconnecting_while_the_daemon_restarts(tmp_path: Path) -> None:
+    asyncio.run(_reconnecting(tmp_path))
+
+
+async def _reconnecting(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sock"
+    first = DaemonThread(path).start()
+    feed = SocketFeed(path, reconnect_s=0.1)
+    app = CoachApp(feed, EmptyCatalogue())
+    second = None
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.model.latest is not None)
+            assert not app.screen.has_class("demo")
+            await asyncio.to_thread(first.stop)
+            await until(pilot, lambda: "RECONNECTING" in banner(app))
+            assert app.screen.has_class("demo")  # the banner is shown
+            assert app.model.latest is None  # the old picture is gone
+            second = await asyncio.to_thread(DaemonThread(path).start)
+            await until(pilot, lambda: app.model.latest is not None)
+            await until(pilot, lambda: not app.screen.has_class("demo"))
+            assert app.model.hello is not None and app.model.hello.backend.startswith("sim:")
+    finally:
+        if second is not None:
+            second.stop()
