@@ -51,7 +51,7 @@ from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipelin
 from spinecoach.engine.store import Store
 from spinecoach.errors import ConfigError, NoBusError, SensorError
 from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
-from spinecoach.hub.server import HubServer, bind_hub_socket
+from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
 
@@ -104,6 +104,7 @@ class _StampedSource:
         self._arrivals: dict[tuple[str, int], int] = {}
 
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
+        name_os_thread("sc-sampler")
         inner = self.source.blocks(duration_s)
         try:
             for block in inner:
@@ -173,6 +174,7 @@ class BlockPump:
         self._sampler.join(timeout=0.2)
 
     def _forward(self) -> None:
+        name_os_thread("sc-forward")
         error: BaseException | None = None
         try:
             for block in self._sampler:
