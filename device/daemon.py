@@ -36,6 +36,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
 from spinecoach.config import Config
-from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.drivers.blocks import Block, ForceBlock, StreamInfo
 from spinecoach.engine.library import Library, load_library
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
@@ -66,6 +67,8 @@ RETRY_SENSORS_S = 5.0
 FINAL_DRAIN_S = 0.5
 #: Blocks waiting for the engine at most (1 s of 20 ms blocks per stream on three streams).
 INBOX_BLOCKS = 150
+#: Load-cell codes a tare averages over (s).
+TARE_WINDOW_S = 0.5
 #: Streams a rig has when none answered, shown as ``missing`` to the coaches.
 RIG_STREAMS = ("trunk", "pelvis", "force")
 
@@ -102,12 +105,17 @@ class _StampedSource:
     def __init__(self, source: Source) -> None:
         self.source = source
         self._arrivals: dict[tuple[str, int], int] = {}
+        self._tare_request: tuple[str, float] | None = None
+        #: Set once a requested tare is in force (blocks after it carry the new offset).
+        self.tare_applied = threading.Event()
 
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
         name_os_thread("sc-sampler")
         inner = self.source.blocks(duration_s)
         try:
             for block in inner:
+                if self._tare_request is not None:
+                    self._apply_tare()
                 if len(block):
                     if len(self._arrivals) > 4096:  # blocks dropped as stall gaps never claim theirs
                         self._arrivals.clear()
@@ -118,6 +126,17 @@ class _StampedSource:
             if close is not None:
                 close()
 
+    def request_tare(self, name: str, offset_counts: float) -> None:
+        """Set a new tare between two blocks, on the sampler thread that owns the chips."""
+        self._tare_request = (name, offset_counts)
+
+    def _apply_tare(self) -> None:
+        request, self._tare_request = self._tare_request, None
+        sampler = getattr(self.source, "sampler", None)
+        if request is not None and sampler is not None:
+            sampler.set_tare(*request)
+            self.tare_applied.set()
+
     def finish(self) -> list[Block]:
         sampler = getattr(self.source, "sampler", None)
         return list(sampler.finish()) if sampler is not None else []
@@ -126,6 +145,31 @@ class _StampedSource:
         if not len(block):
             return None
         return self._arrivals.pop((block.info.name, int(block.index[0])), None)
+
+
+class TareWindow:
+    """The last :data:`TARE_WINDOW_S` of valid raw codes of the load cell, for a tare."""
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._codes: deque[int] = deque()
+        self._size = 1
+
+    def add(self, block: ForceBlock) -> None:
+        if block.raw is None or not len(block):
+            return
+        if block.info.name != self._name:
+            self._name, self._codes = block.info.name, deque()
+            self._size = max(1, round(TARE_WINDOW_S * block.info.rate_hz))
+        self._codes.extend(int(c) for c in block.raw[block.valid])
+        while len(self._codes) > self._size:
+            self._codes.popleft()
+
+    def codes(self) -> tuple[str, float] | None:
+        """(stream name, mean code) once the window is at least half full, else None."""
+        if len(self._codes) < self._size // 2 or not self._codes:
+            return None
+        return self._name, float(sum(self._codes)) / len(self._codes)
 
 
 class _Ended:
@@ -242,6 +286,8 @@ class Daemon:
         self._stalled = False
         self._retry_at_s = 0.0
         self._degraded_reason = ""
+        self._set_state = "idle"
+        self._tare_window = TareWindow()
         #: Sample-to-buzzer summaries of the sessions run (one line each), for the journal.
         self.latency_lines: list[str] = []
 
@@ -424,8 +470,24 @@ class Daemon:
 
     def _process(self, block: Block, arrival_ns: int | None) -> None:
         assert self.session is not None and self.server is not None
-        self.server.broadcast(self.session.process(block, arrival_ns))
+        messages = self.session.process(block, arrival_ns)
+        self.server.broadcast(messages)
         self._progress_s = time.monotonic()
+        for message in messages:
+            if isinstance(message, State):
+                self._set_state = message.set_state
+        if isinstance(block, ForceBlock):
+            self._tare_window.add(block)
+        if self._pump is not None and self._pump.stamped.tare_applied.is_set():
+            self._pump.stamped.tare_applied.clear()
+            self._restart_session()
+
+    def _restart_session(self) -> None:
+        """A new session on the source's current stream table (after a tare)."""
+        assert self.server is not None and self._source is not None
+        self._close_session()
+        self.session = self._new_session(self._source)
+        self.server.broadcast(self.session.start())
 
     def _carry_out_commands(self) -> None:
         assert self.server is not None
@@ -436,10 +498,32 @@ class Daemon:
                 return
             if self.session is None:
                 answer: list[Message] = [Ack(command.cmd, False, self._refusal(command))]
+            elif command.cmd == "tare":
+                answer = [self._tare()]
+            elif command.cmd == "calibrate":
+                answer = [Ack("calibrate", False, f"calibrate {command.args['step'].replace('_', ' ')}: "
+                              "not available through the daemon in this version; tare is (t)")]
             else:
                 answer = self.session.handle(command)
             self.server.send_to(client_id, [m for m in answer if isinstance(m, Ack)])
             self.server.broadcast([m for m in answer if not isinstance(m, Ack)])
+
+    def _tare(self) -> Ack:
+        """Zero the load cell on the last :data:`TARE_WINDOW_S` of its codes (rig unloaded).
+
+        The sampler applies the offset between two blocks; the session is then started afresh
+        on the new stream table, so stored sets carry the tare their raw codes need."""
+        sampler = getattr(self._source, "sampler", None)
+        if sampler is None or self._pump is None:
+            return Ack("tare", False, "tare needs the sensors: this is a recording")
+        if self._set_state == "running":
+            return Ack("tare", False, "stop the set first (Enter), then tare with the rig unloaded")
+        codes = self._tare_window.codes()
+        if codes is None:
+            return Ack("tare", False, "no load-cell samples to tare on yet: wait a moment")
+        name, offset = codes
+        self._pump.stamped.request_tare(name, offset)
+        return Ack("tare", True, f"load cell zeroed ({offset:.0f} counts)")
 
     def _refusal(self, command: Command) -> str:
         return (f"{command.cmd.replace('_', ' ')}: no sensors ({self._degraded_reason}); "

@@ -163,3 +163,50 @@ def test_no_sensor_answering_is_the_degraded_mode(sock_path: Path, tmp_path: Pat
     finally:
         daemon.stop()
         notify.close()
+
+
+def test_tare_zeroes_the_load_cell_between_sets_only(sock_path: Path) -> None:
+    from spinecoach.acquisition.source import open_sim_source
+    from daemon_helpers import SCENARIO
+
+    def rig_as_hardware(backend: Backend):  # type: ignore[no-untyped-def]
+        return open_sim_source(SCENARIO, realtime=True)  # a hardware backend: nothing autostarts
+
+    daemon = DaemonThread(sock_path, backend="hardware", open_source=rig_as_hardware).start()
+    try:
+        client = LineClient(sock_path)
+        client.read_until(lambda m: m["type"] == "frame" and m["force_n"] is not None)
+        time.sleep(0.6)  # a full tare window of codes
+        client.send("tare")
+        ack = client.read_until(lambda m: m["type"] == "ack")
+        assert ack["ok"], ack
+        offset = float(ack["message"].split("(")[1].split()[0])
+
+        def offsets() -> tuple[float, float]:
+            sampler = next(s for s in daemon.daemon._source.streams if s.kind == "force")
+            session = next(s for s in daemon.daemon.session._streams if s.kind == "force")
+            return sampler.force_offset_counts, session.force_offset_counts
+
+        # In force at the sampler, and the session restarted on the new stream table.
+        wait_for(lambda: abs(offsets()[0] - offset) <= 0.5 and offsets()[0] == offsets()[1])
+        state = client.read_until(lambda m: m["type"] == "frame" and m["force_n"] is not None)
+        assert abs(state["force_n"]) < 50.0  # about zero: the rig hangs unloaded before a set
+        client.send("calibrate", step="zero_pose")
+        refused = client.read_until(lambda m: m["type"] == "ack")
+        assert not refused["ok"] and "tare is" in refused["message"]
+        client.close()
+    finally:
+        daemon.stop()
+
+
+def test_tare_is_refused_while_a_set_runs(sock_path: Path) -> None:
+    daemon = DaemonThread(sock_path).start()  # a scenario runs its set at once
+    try:
+        client = LineClient(sock_path)
+        client.read_until(lambda m: m["type"] == "state" and m["set_state"] == "running")
+        client.send("tare")
+        ack = client.read_until(lambda m: m["type"] == "ack")
+        assert not ack["ok"] and "stop the set first" in ack["message"]
+        client.close()
+    finally:
+        daemon.stop()
