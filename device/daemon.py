@@ -106,6 +106,9 @@ class _StampedSource:
         self.source = source
         self._arrivals: dict[tuple[str, int], int] = {}
         self._tare_request: tuple[str, float] | None = None
+        # Identities of the last blocks handed over (the blocks themselves are still alive in the
+        # sampler's batch while it matters, so an id cannot have been reused).
+        self._recent: deque[int] = deque(maxlen=64)
         #: Set once a requested tare is in force (blocks after it carry the new offset).
         self.tare_applied = threading.Event()
 
@@ -116,6 +119,7 @@ class _StampedSource:
             for block in inner:
                 if self._tare_request is not None:
                     self._apply_tare()
+                self._recent.append(id(block))
                 if len(block):
                     if len(self._arrivals) > 4096:  # blocks dropped as stall gaps never claim theirs
                         self._arrivals.clear()
@@ -138,8 +142,13 @@ class _StampedSource:
             self.tare_applied.set()
 
     def finish(self) -> list[Block]:
+        """The sampler's final drain, without blocks it had already handed over: closed in the
+        middle of handing over a batch, ``Sampler.blocks`` keeps the batch, and ``finish``
+        would hand those blocks over a second time."""
         sampler = getattr(self.source, "sampler", None)
-        return list(sampler.finish()) if sampler is not None else []
+        if sampler is None:
+            return []
+        return [block for block in sampler.finish() if id(block) not in self._recent]
 
     def arrival_ns(self, block: Block) -> int | None:
         if not len(block):
@@ -385,6 +394,8 @@ class Daemon:
 
     def _begin(self, source: Source) -> None:
         self._source = source
+        self._set_state = "idle"
+        self._tare_window = TareWindow()
         self._pump = BlockPump(source)
         self.session = self._new_session(source)
         assert self.server is not None

@@ -210,3 +210,23 @@ def test_tare_is_refused_while_a_set_runs(sock_path: Path) -> None:
         client.close()
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize("stop_after", range(1, 25))
+def test_stopping_mid_batch_never_hands_a_block_over_twice(stop_after: int) -> None:
+    from daemon_helpers import SCENARIO
+    from spinecoach.acquisition.source import open_sim_source
+    from spinecoach.daemon import _StampedSource
+
+    stamped = _StampedSource(open_sim_source(SCENARIO))  # virtual clock: deterministic
+    next_index: dict[str, int] = {}
+    blocks = stamped.blocks()
+    for count, block in enumerate(blocks, 1):
+        next_index[block.info.name] = int(block.index[-1]) + 1
+        if count == stop_after:
+            break
+    blocks.close()  # what SamplerThread.stop() does between two blocks
+    for block in stamped.finish():
+        if len(block):
+            assert int(block.index[0]) >= next_index.get(block.info.name, 0)
+    stamped.source.close()
