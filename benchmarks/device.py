@@ -16,7 +16,7 @@ the socket), lets both settle, then measures over a window:
 
 Goals: daemon CPU <= 5 %, coach <= 15 %, p99 <= 5 ms, RSS <= 80 MB, ready <= 2 s.
 
-    python benchmarks/device.py [--seconds 30] [--scenario good_morning_tempo]
+    python benchmarks/device.py [--seconds 30] [--scenario good_morning_tempo] [--coach model]
 """
 
 from __future__ import annotations
@@ -100,7 +100,25 @@ def run_coach_child(socket_path: Path, seconds: float) -> int:
     return 0
 
 
-def measure(scenario: str, seconds: float, settle_s: float) -> dict[str, float]:
+def run_model_child(socket_path: Path, seconds: float) -> int:
+    """A coach without Textual: the socket feed folded into the coach's model at 30 Hz, to tell
+    the transport's share of the coach's CPU from the drawing's."""
+    from spinecoach.hub.client import SocketFeed
+    from spinecoach.tui.model import CoachModel
+
+    feed, model = SocketFeed(socket_path), CoachModel()
+    feed.start()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for item in feed.poll():
+            model.apply(item)
+        time.sleep(1 / 30)
+    feed.close()
+    return 0
+
+
+def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
+            nice: int = 0) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="spinecoach-bench-"))
     notify = NotifyListener(tmp / "notify.sock")
     socket_path = tmp / "hub.sock"
@@ -121,8 +139,12 @@ def measure(scenario: str, seconds: float, settle_s: float) -> dict[str, float]:
             time.sleep(0.005)
         ready_s = notify.ready_at - spawned
         coach = subprocess.Popen(
-            [sys.executable, __file__, "--coach-child", str(socket_path),
+            [sys.executable, __file__, f"--{coach_kind}-child", str(socket_path),
              "--seconds", str(seconds + settle_s + 5)], env=env)
+        if nice:
+            # As if alone on the device: ahead of whatever else loads this machine (needs root).
+            for pid in (daemon.pid, coach.pid):
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
         time.sleep(settle_s)
         names = threads(daemon.pid)
         before = {tid: cpu_s(daemon.pid, tid) for tid in names}
@@ -130,6 +152,7 @@ def measure(scenario: str, seconds: float, settle_s: float) -> dict[str, float]:
         start = time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - start
+        load = os.getloadavg()[0]
         daemon_cpu = (cpu_s(daemon.pid) - daemon_before) / wall * 100
         coach_cpu = (cpu_s(coach.pid) - coach_before) / wall * 100
         per_thread: dict[str, float] = {}
@@ -153,7 +176,10 @@ def measure(scenario: str, seconds: float, settle_s: float) -> dict[str, float]:
             if (m := re.search(r"p99 ([0-9.]+) ms", line))]
     commands = sum(int(m.group(1)) for line in log
                    if (m := re.search(r"ended: (\d+) buzzer commands", line)))
-    print(f"scenario sim:{scenario}, window {wall:.1f} s after {settle_s:g} s settling; "
+    if status != 0:
+        print("".join(log[-20:]))
+    print(f"scenario sim:{scenario}, coach {coach_kind}, window {wall:.1f} s after {settle_s:g} s "
+          f"settling, nice {nice}, load average {load:.1f} on {os.cpu_count()} CPUs; "
           f"daemon exit {status}, {watchdogs} watchdog pings")
     print("daemon threads (% of one core): " + ", ".join(
         f"{name} {pct:.1f}" for name, pct in sorted(per_thread.items(), key=lambda kv: -kv[1])
@@ -174,11 +200,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring window (s)")
     parser.add_argument("--settle", type=float, default=5.0, help="settling time first (s)")
     parser.add_argument("--scenario", default="good_morning_tempo")
-    parser.add_argument("--coach-child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--coach", choices=("textual", "model"), default="textual",
+                        help="the coach attached: the Textual app headless (default), or the "
+                        "socket feed and model alone (no drawing)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="scheduling priority of daemon and coach once started (negative: "
+                        "ahead of other load on a shared machine; needs root)")
+    parser.add_argument("--textual-child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.coach_child is not None:
-        return run_coach_child(args.coach_child, args.seconds)
-    figures = measure(args.scenario, args.seconds, args.settle)
+    if args.textual_child is not None:
+        return run_coach_child(args.textual_child, args.seconds)
+    if args.model_child is not None:
+        return run_model_child(args.model_child, args.seconds)
+    figures = measure(args.scenario, args.seconds, args.settle, args.coach, args.nice)
     units = {"daemon_cpu_pct": "%", "daemon_cpu_without_sampler_pct": "%", "coach_cpu_pct": "%",
              "latency_p99_ms": "ms", "daemon_rss_mb": "MB", "ready_s": "s"}
     for name, value in figures.items():

@@ -4,7 +4,6 @@ Threads and who owns what:
 
 - the **sampler** (:class:`~spinecoach.acquisition.thread.SamplerThread`) reads the chips and
   never waits for anyone: when the engine falls behind its blocks become ``stall`` gaps;
-- a **forwarder** hands those blocks to the engine's bounded inbox;
 - the **main thread** runs the engine (:class:`~spinecoach.hub.session.HubSession`: pipeline,
   protocol, cues, buzzer, store), carries out coaches' commands between blocks, pings the
   systemd watchdog and handles SIGTERM;
@@ -33,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -65,8 +65,8 @@ PROGRESS_WINDOW_S = 1.0
 RETRY_SENSORS_S = 5.0
 #: Longest a stopping daemon waits for the sampler's last blocks (s).
 FINAL_DRAIN_S = 0.5
-#: Blocks waiting for the engine at most (1 s of 20 ms blocks per stream on three streams).
-INBOX_BLOCKS = 150
+#: Python's thread switch interval in the daemon (s), see :meth:`Daemon.run`.
+GIL_SWITCH_S = 0.0005
 #: Load-cell codes a tare averages over (s).
 TARE_WINDOW_S = 0.5
 #: Streams a rig has when none answered, shown as ``missing`` to the coaches.
@@ -189,26 +189,24 @@ class _Ended:
 
 
 class BlockPump:
-    """A source on the sampler thread, its blocks forwarded into a bounded inbox for the engine."""
+    """A source on the sampler thread; the engine polls its blocks between other work."""
 
     def __init__(self, source: Source) -> None:
         self.stamped = _StampedSource(source)
         self._sampler = SamplerThread(self.stamped)  # type: ignore[arg-type]
-        self._inbox: queue.Queue[Block | _Ended] = queue.Queue(maxsize=INBOX_BLOCKS)
-        self._halt = threading.Event()
-        self._forwarder = threading.Thread(target=self._forward, name="spinecoach-forward",
-                                           daemon=True)
 
     def start(self) -> None:
         self._sampler.start()
-        self._forwarder.start()
 
     def get(self, timeout_s: float) -> Block | _Ended | None:
         """The next block, the end marker, or None when nothing came within ``timeout_s``."""
         try:
-            return self._inbox.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
+            block = self._sampler.poll(timeout_s)
+        except Exception as error:  # noqa: BLE001 - the engine decides what it means
+            return _Ended(error)
+        if block is None and self._sampler.ended:
+            return _Ended(None)
+        return block
 
     def drain(self, deadline_s: float) -> Iterator[Block]:
         """Stop the sampler and yield its last blocks (the final drain) for ``deadline_s`` at most."""
@@ -219,32 +217,10 @@ class BlockPump:
             if item is None or isinstance(item, _Ended):
                 break
             yield item
-        self.halt()
 
     def halt(self) -> None:
         self._sampler.stop()
-        self._halt.set()
         self._sampler.join(timeout=0.2)
-
-    def _forward(self) -> None:
-        name_os_thread("sc-forward")
-        error: BaseException | None = None
-        try:
-            for block in self._sampler:
-                if not self._put(block):
-                    return
-        except BaseException as failure:  # noqa: BLE001 - the engine decides what it means
-            error = failure
-        self._put(_Ended(error))
-
-    def _put(self, item: Block | _Ended) -> bool:
-        while not self._halt.is_set():
-            try:
-                self._inbox.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
 
 class Daemon:
@@ -309,6 +285,9 @@ class Daemon:
     def run(self) -> int:
         """Serve until stopped; returns the exit status (0). Raises for start-up errors."""
         previous = self._install_signals()
+        # The engine waits for the GIL whenever the sampler thread computes; the default 5 ms
+        # switch interval would add up to that to every cue's latency.
+        sys.setswitchinterval(GIL_SWITCH_S)
         try:
             self._start()
             self._loop()

@@ -269,6 +269,7 @@ class HubServer:
         self._selector.register(listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._stopping = threading.Event()
+        self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="spinecoach-hub", daemon=True)
 
     # --- engine side -------------------------------------------------------------------------
@@ -345,6 +346,10 @@ class HubServer:
             self._greeting[f"summary:{message.scope}"] = line
 
     def _wake(self) -> None:
+        # One wake-up byte at a time: the loop flushes everything queued when it wakes.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
 
@@ -357,6 +362,7 @@ class HubServer:
                 if key.data is None:
                     self._accept()
                 elif key.data == "wake":
+                    self._wake_pending = False  # before the flush below, so no wake is lost
                     with contextlib.suppress(BlockingIOError):
                         while self._wake_r.recv(4096):
                             pass

@@ -102,24 +102,24 @@ def test_slow_client_loses_frames_never_events() -> None:
 def test_client_that_never_reads_is_disconnected_without_blocking(
     server: HubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_server, "MAX_QUEUED_OTHERS", 400)
+    monkeypatch.setattr(hub_server, "MAX_QUEUED_OTHERS", 300)
     stuck = socket.socket(socket.AF_UNIX)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(str(server.path))
     reader = LineClient(server.path)
     received: list[dict] = []
-    thread = threading.Thread(target=lambda: _read_events(reader, received, 2000), daemon=True)
+    thread = threading.Thread(target=lambda: _read_events(reader, received, 1000), daemon=True)
     thread.start()
     wait_for(lambda: len(server.clients()) == 2)
     start = time.monotonic()
-    for i in range(2000):
+    for i in range(1000):
         server.broadcast([event(float(i), size=2000)])
-        if i % 20 == 0:
-            time.sleep(0.005)  # a live rate, which a reading client keeps up with
+        if i % 10 == 0:
+            time.sleep(0.01)  # a live rate, which a reading client keeps up with
     assert time.monotonic() - start < 5.0  # broadcast never waited for the stuck client
     thread.join(10.0)
-    assert len(received) == 2000  # the reading client got every event, in order
-    assert [m["t_s"] for m in received] == [float(i) for i in range(2000)]
+    assert len(received) == 1000  # the reading client got every event, in order
+    assert [m["t_s"] for m in received] == [float(i) for i in range(1000)]
     wait_for(lambda: len(server.clients()) == 1)  # the stuck one was let go
     stuck.close()
 

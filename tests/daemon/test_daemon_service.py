@@ -189,8 +189,10 @@ def test_tare_zeroes_the_load_cell_between_sets_only(sock_path: Path) -> None:
 
         # In force at the sampler, and the session restarted on the new stream table.
         wait_for(lambda: abs(offsets()[0] - offset) <= 0.5 and offsets()[0] == offsets()[1])
-        state = client.read_until(lambda m: m["type"] == "frame" and m["force_n"] is not None)
-        assert abs(state["force_n"]) < 50.0  # about zero: the rig hangs unloaded before a set
+        first = client.read_until(lambda m: m["type"] == "frame")["t_s"]
+        # Frames queued before the tare came in force are behind us after half a second.
+        later = client.read_until(lambda m: m["type"] == "frame" and m["t_s"] > first + 0.5)
+        assert abs(later["force_n"]) < 50.0  # about zero: the rig hangs unloaded before a set
         client.send("calibrate", step="zero_pose")
         refused = client.read_until(lambda m: m["type"] == "ack")
         assert not refused["ok"] and "tare is" in refused["message"]
