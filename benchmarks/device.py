@@ -128,7 +128,8 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
     daemon = subprocess.Popen(
         [sys.executable, "-m", "spinecoach", "daemon", "--backend", f"sim:{scenario}",
          "--socket", str(socket_path), "--store"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None)
     log: list[str] = []
     threading.Thread(target=lambda: log.extend(daemon.stdout or []), daemon=True).start()
     coach = None
@@ -140,11 +141,8 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
         ready_s = notify.ready_at - spawned
         coach = subprocess.Popen(
             [sys.executable, __file__, f"--{coach_kind}-child", str(socket_path),
-             "--seconds", str(seconds + settle_s + 5)], env=env)
-        if nice:
-            # As if alone on the device: ahead of whatever else loads this machine (needs root).
-            for pid in (daemon.pid, coach.pid):
-                os.setpriority(os.PRIO_PROCESS, pid, nice)
+             "--seconds", str(seconds + settle_s + 5)], env=env,
+            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None)
         time.sleep(settle_s)
         names = threads(daemon.pid)
         before = {tid: cpu_s(daemon.pid, tid) for tid in names}
@@ -204,8 +202,8 @@ def main() -> int:
                         help="the coach attached: the Textual app headless (default), or the "
                         "socket feed and model alone (no drawing)")
     parser.add_argument("--nice", type=int, default=0,
-                        help="scheduling priority of daemon and coach once started (negative: "
-                        "ahead of other load on a shared machine; needs root)")
+                        help="scheduling priority of daemon and coach (negative: ahead of other "
+                        "load on a shared machine, as if alone on the device; needs root)")
     parser.add_argument("--textual-child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
