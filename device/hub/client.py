@@ -103,10 +103,10 @@ class SocketFeed:
         """"" while attached; otherwise one line for the coach's banner."""
         if self._sock is not None:
             return ""
+        # One line of an 80-column screen: what is going on, and where it is looked for.
         if self._ever_connected:
-            return f"RECONNECTING — lost the daemon at {self._target}; trying again"
-        return (f"WAITING for the daemon at {self._target} — start it with "
-                "`spinecoach daemon` (or `systemctl start spinecoach`)")
+            return f"RECONNECTING to the daemon at {self._target}"
+        return f"WAITING for `spinecoach daemon` at {self._target}"
 
     # --- reader thread -----------------------------------------------------------------------
 

@@ -414,6 +414,9 @@ class HubServer:
             data = client.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
+        except (ConnectionResetError, BrokenPipeError):
+            self._drop(client, "closed")  # a coach quitting abruptly, or a probe for a daemon
+            return
         except OSError as error:
             self._drop(client, error.strerror or "read error")
             return
@@ -461,6 +464,9 @@ class HubServer:
                 del client.outbox[:sent]
             except (BlockingIOError, InterruptedError):
                 pass
+            except (ConnectionResetError, BrokenPipeError):
+                self._drop(client, "closed")
+                return
             except OSError as error:
                 self._drop(client, error.strerror or "write error")
                 return

@@ -56,8 +56,9 @@ class CoachScreen(Screen[None]):
         link = self.coach.link_label()
         text = link or DEMO_BANNER
         if text != self._banner_text:
-            self._banner_text = text
-            self.query_one(".banner", Static).update(text)
+            for banner in self.query(".banner").results(Static):  # none before compose
+                banner.update(text)
+                self._banner_text = text
         if link:
             self.set_class(True, "demo")
 

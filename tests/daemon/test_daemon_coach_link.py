@@ -1,4 +1,5 @@
-"""The Textual coach attached to a daemon: live picture, RECONNECTING while it restarts, back after."""
+"""The Textual coach attached to a daemon: WAITING before it runs, the live picture,
+RECONNECTING while it restarts, the picture back after."""
 
 from __future__ import annotations
 
@@ -26,18 +27,21 @@ def banner(app: CoachApp) -> str:
     return str(app.screen.query_one(".banner", Static).render())
 
 
-def test_the_coach_shows_reconnecting_while_the_daemon_restarts(tmp_path: Path) -> None:
+def test_the_coach_waits_for_the_daemon_and_shows_reconnecting_while_it_restarts(tmp_path: Path) -> None:
     asyncio.run(_reconnecting(tmp_path))
 
 
 async def _reconnecting(tmp_path: Path) -> None:
     path = tmp_path / "hub.sock"
-    first = DaemonThread(path).start()
     feed = SocketFeed(path, reconnect_s=0.1)
     app = CoachApp(feed, EmptyCatalogue())
     second = None
     try:
         async with app.run_test(size=(80, 24)) as pilot:
+            # The coach starts before the daemon (as the kiosk may): it waits, and says so.
+            await until(pilot, lambda: "WAITING" in banner(app))
+            assert app.screen.has_class("demo")  # the banner is shown
+            first = await asyncio.to_thread(DaemonThread(path).start)
             await until(pilot, lambda: app.model.latest is not None)
             assert not app.screen.has_class("demo")
             await asyncio.to_thread(first.stop)
