@@ -37,10 +37,15 @@ def main() -> None:
     clock = sim.clock
     poll_s = args.poll_ms / 1000.0
     end_s = clock.monotonic_s() + args.minutes * 60.0
-    transactions0, wire0, t0_s = sim.counters.transactions, sim.counters.wire_time_s, clock.monotonic_s()
+    transactions0, wire0, t0_s = (
+        sim.counters.transactions,
+        sim.counters.wire_time_s,
+        clock.monotonic_s(),
+    )
     polls = conversions = missed = 0
     poll = driver.poll
     started = time.perf_counter()
+    cpu_started = time.process_time()
     while clock.monotonic_s() < end_s:
         read = poll()
         polls += 1
@@ -49,19 +54,31 @@ def main() -> None:
             missed += read.missed
         clock.sleep(poll_s)
     wall_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started
     sim_s = clock.monotonic_s() - t0_s
     # Subtract the cost of the loop itself (clock calls), measured without the driver.
     started = time.perf_counter()
+    cpu_started = time.process_time()
     for _ in range(polls):
         clock.monotonic_s()
         clock.sleep(0.0)
     loop_s = time.perf_counter() - started
+    loop_cpu_s = time.process_time() - cpu_started
     print(f"simulated {sim_s:.0f} s at 320 SPS, polled every {args.poll_ms:g} ms: {polls} polls")
-    print(f"wall time {wall_s:.2f} s; per poll {(wall_s - loop_s) / polls * 1e6:.2f} us; "
-          f"per conversion {(wall_s - loop_s) / conversions * 1e6:.2f} us")
+    print(
+        f"wall time {wall_s:.2f} s; per poll {(wall_s - loop_s) / polls * 1e6:.2f} us; "
+        f"per conversion {(wall_s - loop_s) / conversions * 1e6:.2f} us"
+    )
+    print(
+        f"CPU time {cpu_s:.2f} s (less sensitive to other load); per poll "
+        f"{(cpu_s - loop_cpu_s) / polls * 1e6:.2f} us"
+    )
     print(f"conversions {conversions}, missed {missed} (chip: {chip.missed_conversions})")
-    print(f"bus transactions per conversion {(sim.counters.transactions - transactions0) / conversions:.2f}; "
-          f"wire time {(sim.counters.wire_time_s - wire0) / sim_s * 100:.1f} % of 400 kHz")
+    print(
+        "bus transactions per conversion "
+        f"{(sim.counters.transactions - transactions0) / conversions:.2f}; "
+        f"wire time {(sim.counters.wire_time_s - wire0) / sim_s * 100:.1f} % of 400 kHz"
+    )
 
 
 if __name__ == "__main__":

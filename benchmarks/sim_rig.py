@@ -11,15 +11,30 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from spinecoach.drivers.sim.rig import ForceSignal, ImuSignal
 from spinecoach.drivers.sim.scenarios import SCENARIOS, build_scenario
 
 SIMULATED_S = 600.0
 DRAIN_SAMPLES = 20
 
 
-def _cpu(fn) -> float:  # type: ignore[no-untyped-def]
+def _cpu_drains(signal: ImuSignal, t: np.ndarray) -> float:
     start = time.process_time()
-    fn()
+    for i in range(0, t.size, DRAIN_SAMPLES):
+        signal(t[i : i + DRAIN_SAMPLES])
+    return time.process_time() - start
+
+
+def _cpu_one_call(signal: ImuSignal, t: np.ndarray) -> float:
+    start = time.process_time()
+    signal.evaluate(t)
+    return time.process_time() - start
+
+
+def _cpu_polls(force: ForceSignal, t: np.ndarray) -> float:
+    start = time.process_time()
+    for i in range(t.size):
+        force(t[i : i + 1])
     return time.process_time() - start
 
 
@@ -30,20 +45,12 @@ def main() -> None:
         t_imu = np.arange(int(SIMULATED_S * scenario.imu_rate_hz)) / scenario.imu_rate_hz
         drains = one_call = 0.0
         for placement in scenario.imu_placements:
-            signal = scenario.imu_signal(placement)
-            drains += _cpu(
-                lambda s=signal: [
-                    s(t_imu[i : i + DRAIN_SAMPLES]) for i in range(0, t_imu.size, DRAIN_SAMPLES)
-                ]
-            )
-            one_call += _cpu(lambda s=signal: s.evaluate(t_imu))
+            drains += _cpu_drains(scenario.imu_signal(placement), t_imu)
+            one_call += _cpu_one_call(scenario.imu_signal(placement), t_imu)
         polls = "-"
         if scenario.force_rate_hz is not None:
             t_force = np.arange(int(SIMULATED_S * scenario.force_rate_hz)) / scenario.force_rate_hz
-            force = scenario.force_signal()
-            polls = (
-                f"{_cpu(lambda: [force(t_force[i : i + 1]) for i in range(t_force.size)]):.2f} s"
-            )
+            polls = f"{_cpu_polls(scenario.force_signal(), t_force):.2f} s"
         print(f"{name:30s} {drains:9.2f} s {one_call:9.2f} s {polls:>12s}")
 
 

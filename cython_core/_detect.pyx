@@ -26,6 +26,7 @@ cdef class PhaseKernelState:
     cdef public double move_dps
     cdef public double still_dps
     cdef public double base_dps
+    cdef public int delay_n
     cdef public int min_n
     cdef public int ring_n
     cdef public double[::1] ring
@@ -37,10 +38,11 @@ cdef class PhaseKernelState:
     cdef public long long cand_start
 
     def __init__(self, double move_dps, double still_dps, int min_n, int walk_n,
-                 double base_dps):
+                 double base_dps, int delay_n=0):
         self.move_dps = move_dps
         self.still_dps = still_dps
         self.base_dps = base_dps
+        self.delay_n = delay_n
         self.min_n = min_n
         self.ring_n = walk_n + min_n + 2
         self.ring = np.zeros(self.ring_n, dtype=np.float64)
@@ -53,7 +55,8 @@ cdef class PhaseKernelState:
 
     def copy(self):
         cdef PhaseKernelState o = PhaseKernelState(self.move_dps, self.still_dps, self.min_n,
-                                                   self.ring_n - self.min_n - 2, self.base_dps)
+                                                   self.ring_n - self.min_n - 2, self.base_dps,
+                                                   self.delay_n)
         o.ring = np.array(self.ring)
         o.n_seen, o.phase, o.boundary = self.n_seen, self.phase, self.boundary
         o.raw, o.cand, o.cand_start = self.raw, self.cand, self.cand_start
@@ -114,6 +117,10 @@ cdef long long _refine(PhaseKernelState st, long long k) noexcept nogil:
     extrapolating the speed's slope between the baseline and the threshold down to zero (robust
     to noise that leaves spurious minima). A walk stopped early by noise is always late for an
     onset and early for a stop, so the earlier onset / later stop wins.
+
+    The velocity has been through a causal low-pass of group delay ``delay_n`` samples:
+    extrapolated onsets, stops and zero crossings lag by that much and are moved back; an onset
+    found by walking back to the first sample that left zero does not lag.
     """
     cdef long long i = st.cand_start
     cdef long long x
@@ -127,8 +134,8 @@ cdef long long _refine(PhaseKernelState st, long long k) noexcept nogil:
                 fabs(_w(st, i - 1)) < fabs(_w(st, i)) or fabs(_w(st, i - 1)) > st.base_dps):
             i -= 1
         x = _extrapolate_onset(st, st.cand_start, limit, c)
-        if x >= 0 and x < i:
-            i = x
+        if x >= 0 and x - st.delay_n < i:
+            i = x - st.delay_n
     elif c == 0:
         while i + 1 <= k and _w(st, i) * p > 0 and (
                 fabs(_w(st, i + 1)) < fabs(_w(st, i)) or fabs(_w(st, i)) > st.base_dps):
@@ -137,10 +144,12 @@ cdef long long _refine(PhaseKernelState st, long long k) noexcept nogil:
             x = _extrapolate_stop(st, st.cand_start, k, p)
             if x > i:
                 i = x
+        i -= st.delay_n
     else:
         # reversal: back to the first sample of the new sign
         while i - 1 >= limit and _w(st, i - 1) * c > 0:
             i -= 1
+        i -= st.delay_n
     if i < limit:
         i = limit
     return i

@@ -372,6 +372,24 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         s.bias[i] = clip(s.bias[i], c.bias_limit)
 
 
+cdef inline void level(double* q_incl, const double* up) noexcept nogil:
+    """Turn the earth frame by the smallest rotation that takes unit vector ``up`` to +z."""
+    cdef double corr[4]
+    corr[0] = sqrt(0.5 * (up[2] + 1.0))
+    if corr[0] > 1e-6:
+        corr[1] = 0.5 * up[1] / corr[0]
+        corr[2] = -0.5 * up[0] / corr[0]
+        corr[3] = 0.0
+    else:
+        # Pointing straight down: any horizontal half-turn works; take the one about x.
+        corr[0] = 0.0
+        corr[1] = 1.0
+        corr[2] = 0.0
+        corr[3] = 0.0
+    quat_mul(corr, q_incl, q_incl)
+    quat_normalize(q_incl)
+
+
 cdef inline void start_block(State* s) noexcept nogil:
     """Empty the accumulators of the slow path's block means."""
     cdef int i
@@ -388,7 +406,6 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     cdef double mean[3]
     cdef double alp[3]
     cdef double ae[3]
-    cdef double corr[4]
     cdef double n
     cdef int i
     cdef bint corrected = False
@@ -407,20 +424,7 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
         if n > 0.0:
             for i in range(3):
                 ae[i] /= n
-            # Smallest rotation taking the low-passed gravity exactly to +z (earth frame).
-            corr[0] = sqrt(0.5 * (ae[2] + 1.0))
-            if corr[0] > 1e-6:
-                corr[1] = 0.5 * ae[1] / corr[0]
-                corr[2] = -0.5 * ae[0] / corr[0]
-                corr[3] = 0.0
-            else:
-                # Gravity points straight down: any horizontal half-turn works; take x.
-                corr[0] = 0.0
-                corr[1] = 1.0
-                corr[2] = 0.0
-                corr[3] = 0.0
-            quat_mul(corr, s.q_incl, s.q_incl)
-            quat_normalize(s.q_incl)
+            level(s.q_incl, ae)
             corrected = True
     if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
         bias_update(s, c, ae, corrected)
@@ -429,12 +433,14 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
-                      const double* accel_g) noexcept nogil:
+                      const double* accel_g, double periods) noexcept nogil:
+    """One valid sample; ``periods`` sample periods have passed since the last valid one."""
     cdef double g[3]
     cdef double glp[3]
     cdef double a[3]
     cdef double alp[3]
     cdef double ai[3]
+    cdef double up[3]
     cdef double dq[4]
     cdef double r[9]
     cdef double d, n
@@ -466,7 +472,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     for i in range(3):
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
-    rotation_quat(g, c.ts_s, dq)
+    rotation_quat(g, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
@@ -474,6 +480,15 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
     if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high:
         quat_rotate(s.q_gyro, a, ai)
+        if s.acc_n == 0.0 and s.acc_count == 0.0:
+            # First accelerometer sample since the start (or a gap): level on it at once
+            # rather than output a level attitude until the first slow step.
+            quat_rotate(s.q_incl, ai, up)
+            n = 1.0 / sqrt(n)
+            for i in range(3):
+                up[i] *= n
+            level(s.q_incl, up)
+            quat_mul(s.q_incl, s.q_gyro, s.q6)
         for i in range(3):
             s.acc_sum[i] += ai[i]
         s.acc_count += 1.0
@@ -633,13 +648,19 @@ cdef void restart_after_gap(State* s) noexcept nogil:
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,
               const unsigned char* flags, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
+    cdef double periods
     for i in range(n):
         if flags == NULL or flags[i]:
+            periods = 1.0
             if s.invalid_run != 0.0:
                 if s.invalid_run >= c.gap_reset_n:
                     restart_after_gap(s)
+                else:
+                    # A short hole: the sensor kept turning, so integrate this sample's rate
+                    # over the held samples too rather than lose that rotation.
+                    periods += s.invalid_run
                 s.invalid_run = 0.0
-            step(s, c, &gyro[3 * i], &accel[3 * i])
+            step(s, c, &gyro[3 * i], &accel[3 * i], periods)
         else:
             s.invalid_run += 1.0
         output(s, c, &out[4 * i])

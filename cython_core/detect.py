@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core._detect import HoldKernelState, PhaseKernelState, hold_step, phase_step
 from spinecoach.core.results import MotionSettings
 
 FloatArray = npt.NDArray[np.float64]
 
+#: Motion settings with METRICS.md's defaults (no exercise).
+DEFAULT_MOTION = MotionSettings()
 #: Longest walk back from a threshold crossing to the movement's baseline (s).
 DEFAULT_WALKBACK_S = 1.0
 #: Speed below which the walk back (or forward) from a threshold crossing stops at the first
@@ -28,7 +29,7 @@ DEFAULT_BASELINE_DPS = 2.0
 
 def samples(seconds: float, rate_hz: float) -> int:
     """``seconds`` as a whole number of samples at ``rate_hz`` (at least 1)."""
-    return max(1, int(round(seconds * rate_hz)))
+    return max(1, round(seconds * rate_hz))
 
 
 def _check_rate(rate_hz: float) -> float:
@@ -60,10 +61,13 @@ class PhaseDetector:
     def __init__(
         self,
         rate_hz: float,
-        settings: MotionSettings = MotionSettings(),
+        settings: MotionSettings = DEFAULT_MOTION,
         walkback_s: float = DEFAULT_WALKBACK_S,
         baseline_dps: float = DEFAULT_BASELINE_DPS,
+        filter_delay_samples: int = 0,
     ) -> None:
+        """``filter_delay_samples``: group delay of the low-pass the velocity went through; the
+        boundaries are moved back by it (see the kernel)."""
         self.rate_hz = _check_rate(rate_hz)
         if not settings.still_threshold_dps < settings.moving_threshold_dps:
             raise ValueError("still_threshold_dps must be below moving_threshold_dps")
@@ -73,6 +77,7 @@ class PhaseDetector:
             samples(settings.min_phase_s, rate_hz),
             samples(walkback_s, rate_hz),
             float(baseline_dps),
+            int(filter_delay_samples),
         )
 
     @property
@@ -139,7 +144,7 @@ class HoldDetector:
             float(lo_deg),
             float(hi_deg),
             float(force_tolerance_frac),
-            int(round(debounce_s * rate_hz)),
+            round(debounce_s * rate_hz),
             samples(min_hold_s, rate_hz),
         )
 
@@ -224,7 +229,9 @@ class RepTracker:
     """Turns committed phase changes into reps (METRICS.md "Rep").
 
     A rep is a swing of at least ``min_rom_deg`` away from the start position followed by a
-    return of at least ``max(min_rom_deg, min_return_frac x excursion)``. Movements in the same
+    return of at least ``max(min_rom_deg, min_return_frac x excursion)``; a return that sweeps
+    on past the start by ``min_rom_deg`` or more (a throw) continues the rep, which then ends on
+    the way back from the far side. Movements in the same
     direction separated by a short stop belong to one swing; a stop at the far end is the
     far pause. The rep is decided when its return movement stops or reverses.
     ``angle_at(sample)`` and ``extreme_in(a, b, dir)`` read the angle history.
@@ -324,6 +331,15 @@ class RepTracker:
                     self._stage = "away"
                 return []
             self._back_end = b
+            if self._excursion(b) <= -self.min_rom_deg:
+                # the return swept on past the start by a full range (a throw: wind-up, throw
+                # through): the far side is an excursion of the same rep, which ends on the
+                # way back from there
+                self._dir = -self._dir
+                self._extreme = self._extreme_in(a, b, self._dir)
+                self._away_end = b
+                self._stage = "away"
+                return []
             excursion = self._excursion(self._extreme)
             returned = (self._angle_at(self._extreme) - self._angle_at(b)) * self._dir
             if returned >= max(self.min_rom_deg, self.min_return_frac * excursion):
@@ -345,7 +361,7 @@ class RepTracker:
 
 
 def detect_phases(
-    omega_dps: npt.ArrayLike, rate_hz: float, settings: MotionSettings = MotionSettings()
+    omega_dps: npt.ArrayLike, rate_hz: float, settings: MotionSettings = DEFAULT_MOTION
 ) -> list[PhaseChange]:
     """Phase changes of a whole recording (batch form of :class:`PhaseDetector`)."""
     return PhaseDetector(rate_hz, settings).update(omega_dps)
@@ -355,7 +371,7 @@ def count_reps(
     angle_deg: npt.ArrayLike,
     omega_dps: npt.ArrayLike,
     rate_hz: float,
-    settings: MotionSettings = MotionSettings(),
+    settings: MotionSettings = DEFAULT_MOTION,
 ) -> list[RepSpan]:
     """Reps of a whole recording from its primary angle and (filtered) angular velocity."""
     angle = _as_1d(angle_deg, "angle_deg")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.core._force import ForceKernelState, force_step
 from spinecoach.core.results import ContractionResult, CoreEvent
 
@@ -49,7 +48,10 @@ class ForceSettings:
 
     def samples(self, seconds: float, rate_hz: float) -> int:
         """``seconds`` as a whole number of samples at ``rate_hz`` (at least 1)."""
-        return max(1, int(round(seconds * rate_hz)))
+        return max(1, round(seconds * rate_hz))
+
+
+DEFAULT_FORCE_SETTINGS = ForceSettings()
 
 
 def _interp(t_s: FloatArray, f: FloatArray, at_s: float) -> float | None:
@@ -69,6 +71,15 @@ def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float) -> floa
     return float(np.sum(0.5 * (ff[1:] + ff[:-1]) * np.diff(tt)))
 
 
+def _mean_on(f: FloatArray, half_n: float, peak_n: float) -> float:
+    """Mean force over the "on" time: from the first to the last sample at or above half of
+    the rise (so the rise and the release do not dilute a repeater's mean)."""
+    above = np.flatnonzero(f >= half_n)
+    if above.size == 0:
+        return peak_n
+    return float(np.mean(f[above[0] : above[-1] + 1]))
+
+
 def measure_contraction(
     force_n: FloatArray,
     first_sample: int,
@@ -78,7 +89,7 @@ def measure_contraction(
     baseline_sd_n: float,
     rate_hz: float,
     t0_s: float = 0.0,
-    settings: ForceSettings = ForceSettings(),
+    settings: ForceSettings = DEFAULT_FORCE_SETTINGS,
     invalid_samples: int = 0,
 ) -> ContractionResult | None:
     """Figures of one contraction from its samples.
@@ -109,7 +120,15 @@ def measure_contraction(
     below = np.flatnonzero(f[: rise + 1] <= threshold)
     onset = int(below[-1]) + 1 if below.size else 0
     t = t0_s + (first_sample + np.arange(len(f), dtype=np.float64)) / rate_hz
+    # The onset sample is the first of the final run above the threshold; its time is where
+    # the force crossed the threshold, interpolated between it and the sample before, so the
+    # windowed figures do not depend on where the sample clock happened to fall.
     t_on = float(t[onset])
+    f_on = float(f[onset])
+    if onset > 0 and f[onset] > f[onset - 1]:
+        frac = (threshold - f[onset - 1]) / (f[onset] - f[onset - 1])
+        t_on = float(t[onset - 1] + min(max(frac, 0.0), 1.0) / rate_hz)
+        f_on = float(np.interp(t_on, t[onset - 1 : onset + 1], f[onset - 1 : onset + 1]))
     peak_idx = onset + int(np.argmax(f[onset:end])) if end > onset else trig + peak_rel
     peak = float(f[peak_idx])
     pre_n = s.samples(s.pretension_window_s, rate_hz)
@@ -120,7 +139,6 @@ def measure_contraction(
     last = min(len(f), max(end + 1, onset + 1))
     t_c = t[:last]
     f_c = f[:last]
-    f_on = float(f[onset])
     force_at: dict[str, float | None] = {}
     for ms in s.force_at_ms:
         force_at[str(ms)] = _interp(t_c, f_c, t_on + ms / 1000.0)
@@ -130,7 +148,8 @@ def measure_contraction(
         rfd[f"0-{ms}"] = None if f_w is None else (f_w - f_on) / (ms / 1000.0)
     # Peak RFD: largest slope over a sliding window within the first peak_rfd_search_s.
     w = s.peak_rfd_window_s
-    starts = t_c[(t_c >= t_on) & (t_c <= t_on + s.peak_rfd_search_s - w + 1e-12)]
+    later = t_c[(t_c > t_on) & (t_c <= t_on + s.peak_rfd_search_s - w + 1e-12)]
+    starts = np.concatenate(([t_on], later))
     starts = starts[starts + w <= t_c[-1] + 1e-12]
     if starts.size:
         slopes = (np.interp(starts + w, t_c, f_c) - np.interp(starts, t_c, f_c)) / w
@@ -156,7 +175,7 @@ def measure_contraction(
         impulse_n_s=impulse,  # type: ignore[arg-type]
         pretensioned=pretensioned,
         rate_hz=float(rate_hz),
-        mean_force_n=float(np.mean(f[onset:end])) if end > onset else peak,
+        mean_force_n=_mean_on(f[onset:end], half, peak),
         invalid_samples=int(invalid_samples),
         baseline_sd_n=float(baseline_sd_n),
         threshold_n=float(threshold),
@@ -173,7 +192,7 @@ class ContractionDetector:
     counted in the result.
     """
 
-    def __init__(self, rate_hz: float, settings: ForceSettings = ForceSettings(), t0_s: float = 0.0):
+    def __init__(self, rate_hz: float, settings: ForceSettings = DEFAULT_FORCE_SETTINGS, t0_s: float = 0.0):
         if not (rate_hz > 0 and np.isfinite(rate_hz)):
             raise ValueError(f"rate_hz must be a positive number, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
@@ -272,7 +291,7 @@ class ContractionDetector:
 def detect_contractions(
     force_n: npt.ArrayLike,
     rate_hz: float,
-    settings: ForceSettings = ForceSettings(),
+    settings: ForceSettings = DEFAULT_FORCE_SETTINGS,
     valid: npt.ArrayLike | None = None,
     t0_s: float = 0.0,
 ) -> list[ContractionResult]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
+from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,7 +41,10 @@ class SparcSettings:
     amplitude_threshold: float = 0.05
 
 
-def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = SparcSettings()) -> float:
+DEFAULT_SPARC = SparcSettings()
+
+
+def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAULT_SPARC) -> float:
     """Spectral arc length of a speed profile (dimensionless, <= 0; closer to 0 = smoother).
 
     Balasubramanian, Melendez-Calderon, Burdet, "A robust and sensitive metric for quantifying
@@ -84,10 +87,11 @@ def force_angle_curve(
     if a.size == 0:
         return {}
     bins = np.floor(a / bin_deg).astype(np.int64)
-    uniq, inv = np.unique(bins, return_inverse=True)
-    sums = np.bincount(inv, weights=f)
-    counts = np.bincount(inv)
-    return {float(b * bin_deg): float(s / c) for b, s, c in zip(uniq, sums, counts)}
+    lo = int(bins.min())
+    sums = np.bincount(bins - lo, weights=f)
+    counts = np.bincount(bins - lo)
+    used = np.flatnonzero(counts)
+    return {float((lo + i) * bin_deg): float(sums[i] / counts[i]) for i in used}
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
@@ -103,10 +107,10 @@ def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_A
     """Slope (N/°) of a least-squares line through the curve's bin centres; None under 2 bins."""
     if len(curve) < 2:
         return None
-    x = np.array(list(curve.keys())) + bin_deg / 2
-    y = np.array(list(curve.values()))
-    slope = np.polyfit(x, y, 1)[0]
-    return float(slope)
+    x = np.fromiter(curve.keys(), dtype=np.float64) + bin_deg / 2
+    y = np.fromiter(curve.values(), dtype=np.float64)
+    dx = x - x.mean()
+    return float(dx @ (y - y.mean()) / (dx @ dx))
 
 
 def sticking_region(
@@ -210,12 +214,12 @@ def stabilisation_time_s(
     """Time from ``onset`` to the first sample from which the angle stays within ±band of the
     settled value for ``keep_s``; None if it never does within the data."""
     a = np.asarray(angle_deg, dtype=np.float64)[onset:]
-    keep = max(1, int(round(keep_s * rate_hz)))
+    keep = max(1, round(keep_s * rate_hz))
     if a.size < keep:
         return None
-    inside = (np.abs(a - settled_deg) <= band_deg).astype(np.int64)
+    inside = np.concatenate(([0], np.cumsum(np.abs(a - settled_deg) <= band_deg)))
     # windows of `keep` samples that are wholly inside the band
-    full = np.convolve(inside, np.ones(keep, dtype=np.int64), mode="valid") == keep
+    full = (inside[keep:] - inside[:-keep]) == keep
     hit = np.flatnonzero(full)
     if hit.size == 0:
         return None
@@ -244,14 +248,89 @@ def vertical_rate_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> Floa
     ``quat_wxyz`` rotates sensor vectors into the earth frame; the sensor-frame vertical is the
     third row of its rotation matrix.
     """
-    q = np.asarray(quat_wxyz, dtype=np.float64)
     g = np.asarray(gyro_dps, dtype=np.float64)
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    up = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
-    return np.asarray(np.sum(up * g, axis=1), dtype=np.float64)
+    return np.asarray(np.sum(up_in_sensor(quat_wxyz) * g, axis=1), dtype=np.float64)
 
 
 def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> float | None:
     """Peak angular speed about the vertical axis (°/s), e.g. of a rotational throw."""
     r = vertical_rate_dps(quat_wxyz, gyro_dps)
     return float(np.max(np.abs(r))) if r.size else None
+
+
+# --------------------------------------------------------------------------- movement bounds
+#: Normalised speed profiles (area 1 over u in [0, 1]) of a point-to-point movement:
+#: minimum jerk (Flash & Hogan 1985) and a half-cosine position profile.
+BELL_PROFILES = {
+    "min_jerk": lambda u: 30.0 * u * u * (1.0 - u) ** 2,
+    "cosine": lambda u: 0.5 * np.pi * np.sin(np.pi * u),
+}
+#: A fitted movement is used only if it explains this share of the speed's variance.
+BELL_MIN_R2 = 0.9
+#: Rate (Hz) the speed is averaged down to for the fit.
+BELL_FIT_RATE_HZ = 100.0
+
+
+def _bell(t: FloatArray, t0: float, dur: float, delta: float, profile) -> FloatArray:  # type: ignore[no-untyped-def]
+    u = (t - t0) / dur
+    inside = (u > 0.0) & (u < 1.0)
+    out = np.zeros_like(t)
+    out[inside] = delta / dur * profile(u[inside])
+    return out
+
+
+def fit_movement_bounds(
+    t_s: FloatArray, rate_dps: FloatArray, delta_deg: float, start_s: float, end_s: float
+) -> tuple[float, float, float, str] | None:
+    """Start and end (s) of one movement from a bell-shaped fit of its angular speed.
+
+    A voluntary point-to-point movement leaves and reaches rest smoothly, so speed thresholds
+    see it late (a minimum-jerk start rises as t²). Fitting the whole speed profile with the
+    minimum-jerk and the half-cosine bell (amplitude fixed by the angle change ``delta_deg``;
+    start and duration by Gauss-Newton from the thresholded ``start_s``/``end_s``) recovers
+    where the speed truly leaves and reaches zero. Returns (start, end, R², profile) of the
+    better fit, or None if neither explains BELL_MIN_R2 of the variance or the fit runs away.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    v = np.asarray(rate_dps, dtype=np.float64)
+    length = end_s - start_s
+    if length <= 0 or t.size < 8 or delta_deg == 0:
+        return None
+    var = float(np.sum((v - v.mean()) ** 2))
+    if var <= 0:
+        return None
+    best: tuple[float, float, float, str] | None = None
+    best_sse = np.inf
+    for name, profile in BELL_PROFILES.items():
+        p = np.array([start_s - 0.05 * length, 1.1 * length])
+        for _ in range(12):
+            r = _bell(t, p[0], p[1], delta_deg, profile) - v
+            h = 1e-3 * max(length, 0.05)
+            j0 = (_bell(t, p[0] + h, p[1], delta_deg, profile) - v - r) / h
+            j1 = (_bell(t, p[0], p[1] + h, delta_deg, profile) - v - r) / h
+            # Gauss-Newton step from the 2x2 normal equations
+            a00, a01, a11 = float(j0 @ j0), float(j0 @ j1), float(j1 @ j1)
+            g0, g1 = -float(j0 @ r), -float(j1 @ r)
+            det = a00 * a11 - a01 * a01
+            if not det > 1e-12 * max(a00 * a11, 1e-300):
+                break
+            step = np.array([(a11 * g0 - a01 * g1) / det, (a00 * g1 - a01 * g0) / det])
+            # keep each step small against the movement so the fit cannot jump to a neighbour
+            step = np.clip(step, -0.2 * length, 0.2 * length)
+            p = p + step
+            if p[1] <= 0.1 * length:
+                break
+            if abs(step[0]) < 1e-5 and abs(step[1]) < 1e-5:
+                break
+        if p[1] <= 0.1 * length:
+            continue
+        sse = float(np.sum((_bell(t, p[0], p[1], delta_deg, profile) - v) ** 2))
+        if sse < best_sse:
+            best_sse = sse
+            best = (float(p[0]), float(p[0] + p[1]), 1.0 - sse / var, name)
+    if best is None or best[2] < BELL_MIN_R2:
+        return None
+    # a fit far from what the thresholds saw is a different movement, not a refinement
+    if abs(best[0] - start_s) > 0.4 * length + 0.05 or abs(best[1] - end_s) > 0.4 * length + 0.05:
+        return None
+    return best

@@ -19,6 +19,8 @@ class MotionSettings:
     ``primary_axis``: unit vector of the working axis in the sensor frame, or None for the axis
     of largest angular excursion. ``eccentric_sign``: +1 if the lengthening phase moves the
     primary angle up, -1 if down. Angles in degrees, speeds in °/s, times in seconds.
+    ``primary_angle``: "axis" (rotation about ``primary_axis``, gravity-referenced) or "heading"
+    (rotation about the earth vertical, the integrated vertical rate; rotational throws).
     """
 
     primary_axis: tuple[float, float, float] | None = None
@@ -35,6 +37,7 @@ class MotionSettings:
     flexion_limit_deg: float | None = None
     min_hold_s: float = 1.0
     min_return_frac: float = 0.5
+    primary_angle: str = "axis"
 
 
 @dataclass(frozen=True)

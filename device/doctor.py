@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -24,12 +25,13 @@ import numpy.typing as npt
 
 from spinecoach.drivers.bus import I2CBus, RetryingBus
 from spinecoach.drivers.interfaces import Clock, ImuDriver
+from spinecoach.drivers.lsm6dsox import Lsm6dsox
 from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.nau7802 import Nau7802
 from spinecoach.drivers.sim.bus import SimBus, SimChip
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
-from spinecoach.errors import SensorError
+from spinecoach.errors import SensorError, SpinecoachError
 
 #: errno values that mean "nobody acknowledged the address": the chip is not there.
 NO_ACK_ERRNOS = frozenset({errno.EREMOTEIO, errno.ENXIO})
@@ -48,6 +50,8 @@ BUS_SPEED_FIX = (
     "then reboot); on long cables add 2.2 kOhm pull-ups at the far end or try 100 kHz"
 )
 ENABLE_I2C_FIX = "enable I2C (sudo raspi-config nonint do_i2c 0, then reboot)"
+#: I2C fast mode (Hz): the IMU at 1 kHz plus the load cell at 320 SPS need it.
+FAST_MODE_HZ = 400_000.0
 #: Achieved rates below this fraction of nominal are reported as a problem.
 RATE_TOLERANCE = 0.05
 #: Acquisition cadence while sampling: the load cell is polled every millisecond (under half
@@ -185,15 +189,18 @@ def _wrong_id_message(found: Probe) -> str:
     what = f" (that is an {name})" if name else ""
     rtc = " or a real-time clock (DS1307/DS3231) shares 0x68" if candidate.address == 0x68 else ""
     return (
-        f"a different chip answers at 0x{candidate.address:02X}: register 0x{candidate.id_register:02X}"
-        f" reads 0x{found.id_value:02X}{what}, a {candidate.chip} reads 0x{candidate.expected_id:02X};"
-        f" check the board is a {candidate.chip} and that no other device{rtc} uses the address"
+        f"a different chip answers at 0x{candidate.address:02X}: register "
+        f"0x{candidate.id_register:02X} reads 0x{found.id_value:02X}{what}, an {candidate.chip} "
+        f"reads 0x{candidate.expected_id:02X};"
+        f" check the board is an {candidate.chip} and that no other device{rtc} uses the address"
     )
 
 
 def assess_role(role: Role, probes: Sequence[Probe], taken: set[int]) -> RoleReport:
     """Decide a role's status from its candidates' probes (addresses in ``taken`` are used)."""
-    mine = [p for p in probes if p.candidate in role.candidates and p.candidate.address not in taken]
+    mine = [
+        p for p in probes if p.candidate in role.candidates and p.candidate.address not in taken
+    ]
     for p in mine:
         if p.status is Status.FOUND:
             message = f"{p.candidate.label} (id 0x{p.id_value:02X})"
@@ -232,7 +239,10 @@ def _add_cross_hints(reports: list[RoleReport], probes: Sequence[Probe]) -> None
     pelvis = reports[by_role[PELVIS.name]] if PELVIS.name in by_role else None
     if trunk and pelvis and trunk.status is Status.ABSENT and pelvis.status is Status.FOUND:
         reports[by_role[TRUNK.name]] = RoleReport(
-            trunk.role, trunk.status, None, trunk.probes,
+            trunk.role,
+            trunk.status,
+            None,
+            trunk.probes,
             "an MPU-6050 answers at 0x69 but none at 0x68: tie the trunk IMU's AD0 pin to GND "
             "(0x69 is the pelvis IMU's address)",
         )
@@ -240,10 +250,14 @@ def _add_cross_hints(reports: list[RoleReport], probes: Sequence[Probe]) -> None
         for i, report in enumerate(reports):
             if report.role.required:
                 reports[i] = RoleReport(
-                    report.role, report.status, None, report.probes,
+                    report.role,
+                    report.status,
+                    None,
+                    report.probes,
                     f"{report.message}. No device answers on this bus at all: check that the "
                     "sensors are powered, SDA/SCL are not swapped, the pull-ups are fitted, and "
-                    f"that this is the right bus (--bus; `i2cdetect -y N` lists them); {ENABLE_I2C_FIX}",
+                    "that this is the right bus (--bus; `i2cdetect -y N` lists them); "
+                    f"{ENABLE_I2C_FIX}",
                 )
 
 
@@ -284,7 +298,8 @@ class SamplingReport:
 
     def slow_streams(self) -> list[StreamTally]:
         return [
-            s for s in self.streams
+            s
+            for s in self.streams
             if s.rate_hz(self.seconds) < (1 - RATE_TOLERANCE) * s.nominal_hz or s.errors
         ]
 
@@ -292,14 +307,14 @@ class SamplingReport:
 ImuFactory = Callable[[I2CBus, Clock, Candidate, str], ImuDriver]
 
 
+#: Driver class of each IMU chip a role can hold (their defaults: MPU-6050 1 kHz, LSM6DSOX
+#: 833 Hz, as acquisition runs them).
+IMU_DRIVERS: dict[str, Callable[..., ImuDriver]] = {"MPU-6050": Mpu6050, "LSM6DSOX": Lsm6dsox}
+
+
 def build_imu(bus: I2CBus, clock: Clock, candidate: Candidate, name: str) -> ImuDriver:
-    """The IMU driver for a chip the probe found, with the acquisition defaults (1 kHz)."""
-    if candidate.chip == "MPU-6050":
-        return Mpu6050(bus, clock, address=candidate.address, name=name)
-    raise SensorError(
-        f"sampling the {candidate.chip} at 0x{candidate.address:02X} needs its driver, which "
-        "this build does not include; the probe above is still valid"
-    )
+    """The driver of an IMU the probe found, with the acquisition defaults."""
+    return IMU_DRIVERS[candidate.chip](bus, clock, address=candidate.address, name=name)
 
 
 class _ForceSampler:
@@ -360,12 +375,14 @@ def sample(
         name = report.role.name
         if report.role.kind == "force":
             nau = Nau7802(bus, clock, address=found.address)
-            force.append(_ForceSampler(nau, StreamTally(name, found.chip, "force", nau.info.rate_hz)))
+            force.append(
+                _ForceSampler(nau, StreamTally(name, found.chip, "force", nau.info.rate_hz))
+            )
             tallies.append(force[-1].tally)
             continue
         try:
             imu = imu_factory(bus, clock, found, name.split()[0])
-        except SensorError as error:
+        except SpinecoachError as error:
             tallies.append(StreamTally(name, found.chip, "imu", 0.0, errors=[str(error)]))
             continue
         imus.append(_ImuSampler(imu, StreamTally(name, found.chip, "imu", imu.info.rate_hz)))
@@ -436,7 +453,7 @@ def format_probe(reports: Sequence[RoleReport]) -> list[str]:
 
 
 def format_sampling(report: SamplingReport) -> list[str]:
-    lines = [f"sampled for {report.seconds:.1f} s:"]
+    lines = [f"achieved over {report.seconds:.1f} s:"]
     width = max([len(s.name) for s in report.streams] + [3])
     for s in report.streams:
         rate = s.rate_hz(report.seconds)
@@ -445,7 +462,8 @@ def format_sampling(report: SamplingReport) -> list[str]:
             extras.append(f"{s.saturated} saturated")
         extras.append(f"{s.reinitialised} chip resets")
         lines.append(
-            f"{s.name:<{width}}  {rate:7.1f} {s.unit} (nominal {s.nominal_hz:g}), " + ", ".join(extras)
+            f"{s.name:<{width}}  {rate:7.1f} {s.unit} (nominal {s.nominal_hz:g}), "
+            + ", ".join(extras)
         )
         lines.extend(f"{'':<{width}}  error: {message}" for message in s.errors)
     wire = (
@@ -467,9 +485,22 @@ def run_doctor(
     out: TextIO,
     title: str,
     imu_factory: ImuFactory = build_imu,
+    bus_hz: float | None = None,
 ) -> int:
-    """Probe, sample and print the report; return 0 when the rig is healthy, else 69."""
+    """Probe, sample and print the report; return 0 when the rig is healthy, else 69.
+
+    ``bus_hz`` is the bus clock when known (:func:`configured_bus_hz` on a Pi): below fast
+    mode the IMU and the load cell do not fit on the bus, which is reported as a problem.
+    """
     print(title, file=out)
+    slow_bus = bus_hz is not None and bus_hz < FAST_MODE_HZ
+    if slow_bus:
+        assert bus_hz is not None
+        print(
+            f"bus speed   {bus_hz / 1e3:g} kHz: too slow for the IMU and the load cell; "
+            f"{BUS_SPEED_FIX}",
+            file=out,
+        )
     reports = probe_rig(bus)
     for line in format_probe(reports):
         print(line, file=out)
@@ -477,6 +508,7 @@ def run_doctor(
     if not any(r.found for r in reports):
         print("nothing to sample: fix the chips above and run `spinecoach doctor` again", file=out)
         return SensorError.exit_status
+    print(f"sampling for {seconds:g} s ...", file=out, flush=True)
     sampling = sample(bus, clock, reports, seconds, imu_factory)
     for line in format_sampling(sampling):
         print(line, file=out)
@@ -489,9 +521,23 @@ def run_doctor(
         )
     if sampling.retries and not slow:
         print(f"transient bus errors were retried: if they persist, {BUS_SPEED_FIX}", file=out)
-    healthy = not problems and not slow
+    healthy = not problems and not slow and not slow_bus
     print("result: " + ("healthy" if healthy else "needs attention (see above)"), file=out)
     return 0 if healthy else SensorError.exit_status
+
+
+def configured_bus_hz(number: int, adapters: Path = Path("/sys/class/i2c-adapter")) -> float | None:
+    """The SCL frequency the device tree gives bus ``number`` (Hz), None when not published.
+
+    The Pi's I2C controllers expose ``of_node/clock-frequency``: one big-endian 32-bit cell,
+    set by ``dtparam=i2c_arm_baudrate`` (100 kHz when not set).
+    """
+    path = adapters / f"i2c-{number}" / "of_node" / "clock-frequency"
+    try:
+        cell = path.read_bytes()
+    except OSError:
+        return None
+    return float(int.from_bytes(cell[:4], "big")) if len(cell) >= 4 else None
 
 
 # -- clocks and the simulated rig -----------------------------------------------------------

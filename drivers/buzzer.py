@@ -64,7 +64,9 @@ class BuzzerUnavailable(SensorError):
     """The motor's GPIO pin cannot be driven (no GPIO on this machine, pin in use)."""
 
 
-def validate_patterns(patterns: Mapping[str, Sequence[HapticStep]]) -> dict[str, tuple[HapticStep, ...]]:
+def validate_patterns(
+    patterns: Mapping[str, Sequence[HapticStep]],
+) -> dict[str, tuple[HapticStep, ...]]:
     """Check every step (duty in 0..1, duration > 0); return the patterns as tuples."""
     checked: dict[str, tuple[HapticStep, ...]] = {}
     for name, steps in patterns.items():
@@ -116,6 +118,10 @@ class Buzzer:
         self._playing: str | None = None
         #: The exception that stopped the pattern thread, if any (the motor was switched off).
         self.error: BaseException | None = None
+        #: (name, issued_s, onset_s) of the latest pattern that reached the pin: the monotonic
+        #: times play() was called and its first step was driven (cue latency = the difference).
+        self.last_onset: tuple[str, float, float] | None = None
+        self._issued_s = 0.0
         self._thread = threading.Thread(target=self._run, name="buzzer", daemon=True)
         self._thread.start()
         # A weak reference: registering the bound method would keep every buzzer alive.
@@ -199,6 +205,7 @@ class Buzzer:
             # Marked playing before the request is cleared, so wait_idle() never sees a gap.
             if request is not None and request[0]:
                 self._playing = request[0]
+                self._issued_s = request[1]
             self._request = None
         self._wake.clear()
         if self._request is not None:  # a play() raced the clear: keep its wake-up
@@ -227,8 +234,10 @@ class Buzzer:
         """Play one pattern; return the name of a pattern that pre-empted it, if any."""
         self._playing = name
         end_s = time.monotonic()
-        for duty, duration_s in self.patterns[name]:
+        for step, (duty, duration_s) in enumerate(self.patterns[name]):
             self._device.value = duty
+            if step == 0:
+                self.last_onset = (name, self._issued_s, time.monotonic())
             # Deadlines from the pattern's start, so scheduling delays do not accumulate.
             end_s += duration_s
             if self._wake.wait(max(0.0, end_s - time.monotonic())):

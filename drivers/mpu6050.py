@@ -94,7 +94,6 @@ POWER_ON_VALUES = {
     GYRO_CONFIG: 0,
     ACCEL_CONFIG: 0,
     FIFO_EN: 0,
-    INT_ENABLE: 0,
     USER_CTRL: 0,
     PWR_MGMT_1: PWR_SLEEP,
 }
@@ -172,7 +171,6 @@ class Mpu6050(FifoImu):
             GYRO_CONFIG: fs_sel << 3,
             ACCEL_CONFIG: afs_sel << 3,
             FIFO_EN: FIFO_EN_ACCEL_GYRO,
-            INT_ENABLE: INT_FIFO_OFLOW,
             USER_CTRL: USER_FIFO_EN,
             PWR_MGMT_1: PWR_CLKSEL_PLL_XGYRO,
         }
@@ -220,13 +218,14 @@ class Mpu6050(FifoImu):
 
     # -- FifoImu -----------------------------------------------------------------------------
     def _read_configuration(self) -> dict[int, int]:
+        # Two reads: SMPLRT_DIV..FIFO_EN in one burst (the registers between are harmless to
+        # read), then USER_CTRL and PWR_MGMT_1.
         block = read_block(self._bus, self._address, SMPLRT_DIV, FIFO_EN - SMPLRT_DIV + 1)
         power = read_block(self._bus, self._address, USER_CTRL, 2)
         found = {
             register: block[register - SMPLRT_DIV]
             for register in (SMPLRT_DIV, CONFIG, GYRO_CONFIG, ACCEL_CONFIG, FIFO_EN)
         }
-        found[INT_ENABLE] = self._bus.read_byte_data(self._address, INT_ENABLE)
         found[USER_CTRL], found[PWR_MGMT_1] = power[0], power[1]
         return found
 
@@ -245,7 +244,8 @@ class Mpu6050(FifoImu):
             SMPLRT_DIV,
             [expected[SMPLRT_DIV], expected[CONFIG], expected[GYRO_CONFIG], expected[ACCEL_CONFIG]],
         )
-        bus.write_byte_data(address, INT_ENABLE, expected[INT_ENABLE])
+        # Not read back: without it an overflow still shows as a full FIFO count.
+        bus.write_byte_data(address, INT_ENABLE, INT_FIFO_OFLOW)
         bus.write_byte_data(address, FIFO_EN, expected[FIFO_EN])
         self._restart_fifo()
 

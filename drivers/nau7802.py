@@ -78,7 +78,14 @@ DEVICE_REVISION_ID = 0x0F
 RATE_CODES: dict[int, int] = {10: 0b000, 20: 0b001, 40: 0b010, 80: 0b011, 320: 0b111}
 #: CTRL1.VLDO code of each LDO voltage (V).
 LDO_CODES: dict[float, int] = {
-    4.5: 0b000, 4.2: 0b001, 3.9: 0b010, 3.6: 0b011, 3.3: 0b100, 3.0: 0b101, 2.7: 0b110, 2.4: 0b111
+    4.5: 0b000,
+    4.2: 0b001,
+    3.9: 0b010,
+    3.6: 0b011,
+    3.3: 0b100,
+    3.0: 0b101,
+    2.7: 0b110,
+    2.4: 0b111,
 }
 GAINS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -150,7 +157,7 @@ _NOTHING = AdcRead(None)
 
 
 class Nau7802:
-    """An NAU7802 polled for conversions; implements :class:`~spinecoach.drivers.interfaces.ForceDriver`.
+    """An NAU7802 polled for conversions (a :class:`~spinecoach.drivers.interfaces.ForceDriver`).
 
     ``gain`` 1..128, ``rate_sps`` 10/20/40/80/320, ``ldo_v`` the internal LDO voltage (2.4-4.5 V)
     or None to run from an external AVDD. ``force_n_per_count`` and ``offset_counts`` (the tare)
@@ -172,7 +179,9 @@ class Nau7802:
         if gain not in GAINS:
             raise ValueError(f"NAU7802 gain {gain} not supported: use one of {GAINS}")
         if rate_sps not in RATE_CODES:
-            raise ValueError(f"NAU7802 rate {rate_sps} SPS not supported: use one of {tuple(RATE_CODES)}")
+            raise ValueError(
+                f"NAU7802 rate {rate_sps} SPS not supported: use one of {tuple(RATE_CODES)}"
+            )
         if ldo_v is not None and ldo_v not in LDO_CODES:
             raise ValueError(f"NAU7802 LDO {ldo_v} V not supported: use one of {tuple(LDO_CODES)}")
         self._bus = bus
@@ -197,8 +206,8 @@ class Nau7802:
             GAINS.index(gain)
         )
         self.ctrl2 = RATE_CODES[rate_sps] << CTRL2_CRS_SHIFT  # CALMOD 00, channel 1
-        self.pu_ctrl = PU_CTRL_PUD | PU_CTRL_PUA | PU_CTRL_CS | (
-            PU_CTRL_AVDDS if ldo_v is not None else 0
+        self.pu_ctrl = (
+            PU_CTRL_PUD | PU_CTRL_PUA | PU_CTRL_CS | (PU_CTRL_AVDDS if ldo_v is not None else 0)
         )
         # PU_CTRL as a configured, powered chip reads it (CR masked out).
         self._pu_expected = self.pu_ctrl | PU_CTRL_PUR

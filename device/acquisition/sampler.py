@@ -79,7 +79,7 @@ class SamplerSettings:
     drain_after_conversions: int = 1
     #: Samples are handed on in blocks of about this much sample time per stream.
     block_s: float = 0.02
-    #: A poll this late (s) means the reader was descheduled: lost conversions are a stall.
+    #: An action this late (s) means the reader was descheduled: what is lost is a stall.
     stall_after_s: float = 0.05
 
 
@@ -206,7 +206,9 @@ class Sampler:
     """Reads the given drivers on one :class:`Clock`; yields blocks of samples.
 
     ``pace_realtime`` holds a virtual clock to the wall clock (a simulated rig shown live);
-    with a real clock it has no effect. Use :meth:`blocks` for a synchronous run, or
+    with a real clock it has no effect. ``time_origin_s`` is the clock time that sample time
+    zero stands for (a simulated rig: 0, the scenario's own time, so recordings line up with
+    its ground truth); by default the moment every chip runs. Use :meth:`blocks` for a synchronous run, or
     :class:`~spinecoach.acquisition.thread.SamplerThread` for live use.
     """
 
@@ -219,8 +221,10 @@ class Sampler:
         pace_realtime: bool = False,
         wall_clock: Callable[[], float] = time.monotonic,
         wall_sleep: Callable[[float], None] = time.sleep,
+        time_origin_s: float | None = None,
     ) -> None:
         self.settings = settings or SamplerSettings()
+        self._origin_arg = time_origin_s
         self._clock = clock
         self._imus = [_ImuChannel(info=d.info, driver=d) for d in imus]
         self._forces = [_ForceChannel(info=d.info, driver=d) for d in forces]
@@ -232,6 +236,7 @@ class Sampler:
         self._wall_clock = wall_clock
         self._wall_sleep = wall_sleep
         self._session_t = 0.0
+        self._origin_t = 0.0
         self._wall_start = 0.0
         self._started = False
         self._finished = False
@@ -244,32 +249,40 @@ class Sampler:
 
     @property
     def session_start_s(self) -> float:
-        """Clock time (s) of the session's time zero."""
+        """Clock time (s) at which every chip was running: ``duration_s`` counts from here."""
         return self._session_t
 
-    def now_s(self) -> float:
-        """Session time (s) of the sampler's clock."""
-        return self._clock.monotonic_s() - self._session_t
+    @property
+    def time_origin_s(self) -> float:
+        """Clock time (s) of sample time zero (``t_s = t0_s + index / rate_hz``)."""
+        return self._origin_t
 
     def start(self) -> None:
-        """Start every chip; a chip that does not answer raises its driver's one-line error."""
-        self._session_t = self._clock.monotonic_s()
-        self._wall_start = self._wall_clock()
+        """Start every chip; a chip that does not answer raises its driver's one-line error.
+
+        Session time zero is the moment every chip runs: ``duration_s`` counts from there.
+        """
         # Load cells first: their start-up (power-up, internal calibration) takes a while and
         # an IMU started before it would fill its FIFO meanwhile.
         for ch in [*self._forces, *self._imus]:
-            driver = ch.driver  # type: ignore[attr-defined]
-            driver.start()
+            ch.driver.start()  # type: ignore[attr-defined]
+        self._session_t = self._clock.monotonic_s()
+        self._origin_t = self._session_t if self._origin_arg is None else self._origin_arg
+        self._wall_start = self._wall_clock()
+        # The session's samples begin once every chip runs: frames an IMU took while another
+        # chip was starting (possibly an overflowing FIFO's worth) are drained and dropped, so
+        # index 0 is the first frame after this, half a period later on average.
+        for ch in self._imus:
+            assert ch.driver is not None
+            ch.driver.drain()
             now = self._clock.monotonic_s()
-            # Index 0 of an IMU is its first FIFO frame: one period after start returned.
-            ch.info = replace(driver.info, t0_s=now - self._session_t + ch.info.period_s)
+            ch.info = replace(ch.driver.info, t0_s=now - self._origin_t + ch.info.period_s / 2)
             self._schedule_after_start(ch, now)
-        # Index 0 of a load cell is the first conversion read once every chip is running
-        # (those made while the IMUs were starting were never expected): it completed within
-        # half a period of then, on average.
+        # Index 0 of a load cell is the first conversion read from now on (it completed within
+        # half a period of now, on average).
         now = self._clock.monotonic_s()
         for fc in self._forces:
-            fc.info = replace(fc.info, t0_s=now - self._session_t + fc.info.period_s / 2)
+            fc.info = replace(fc.info, t0_s=now - self._origin_t + fc.info.period_s / 2)
             fc.last_conversion_t = now
             self._schedule_after_start(fc, now)
         self._started = True
@@ -322,11 +335,15 @@ class Sampler:
             if due >= end_t:
                 break
             self._wait_until(due)
+            self._note_stall(due)
             if isinstance(channel, _ImuChannel):
                 self._service_imu(channel)
             elif isinstance(channel, _ForceChannel):
                 self._service_force(channel)
+            now = self._clock.monotonic_s()
             for ch in channels:
+                # A stream that stopped (an outage) still hands on what it holds in time.
+                ch.buffer_full(now, self.settings.block_s)
                 if ch.out:
                     yield from ch.out
                     ch.out.clear()
@@ -352,13 +369,13 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
                 fc.add_gap(lost, fc.trouble or ("outage" if fc.down else "missed_conversion"))
         out: list[Block] = []
-        for ch in self._channels:
-            if ch.buffered:
-                ch.out.append(ch.close_block())
-            elif ch.pending_gaps:
-                ch.out.append(empty_block(ch.info, ch.take_gaps()))
-            out.extend(ch.out)
-            ch.out.clear()
+        for channel in self._channels:
+            if channel.buffered:
+                channel.out.append(channel.close_block())
+            elif channel.pending_gaps:
+                channel.out.append(empty_block(channel.info, channel.take_gaps()))
+            out.extend(channel.out)
+            channel.out.clear()
         return out
 
     def close(self) -> None:
@@ -374,6 +391,35 @@ class Sampler:
             ahead = (due - self._session_t) - (self._wall_clock() - self._wall_start)
             if ahead > 0:
                 self._wall_sleep(ahead)
+
+    def _note_stall(self, since: float) -> None:
+        """If the clock moved on by more than ``stall_after_s`` since ``since`` (the loop was
+        descheduled, or held up inside a transfer), whatever the chips lose meanwhile is a
+        stall, whatever evidence shows it (an overflow, a missed-conversion count)."""
+        if self._clock.monotonic_s() - since > self.settings.stall_after_s:
+            for ch in self._channels:
+                ch.trouble = ch.trouble or "stall"
+
+    @staticmethod
+    def _lost_to_restart(ch: _ImuChannel, fallback_t: float) -> int:
+        """Samples lost between the last drained frame and a restart of the IMU's FIFO (a
+        reset after an overflow, a re-initialisation); moves the count's anchor to the restart.
+
+        When the driver tells when the FIFO (re)started (``fifo_started_s``, as the drivers on
+        the shared FIFO base do), its next frame was sampled then: the frames in between are
+        ``floor((t_start - t_d) * rate_hz)``, so that frame gets the index of its true time. A
+        restart configures the chip first and may take a few ms more after enabling the FIFO,
+        so this matters. Otherwise the restart happened at about ``fallback_t`` and the
+        chip's next sample comes after it.
+        """
+        started = getattr(ch.driver, "fifo_started_s", None)
+        if isinstance(started, float) and ch.last_drain_t <= started <= fallback_t + 1.0:
+            lost = max(0, math.floor((started - ch.last_drain_t) * ch.info.rate_hz))
+            ch.last_drain_t = started
+            return lost
+        lost = Sampler._lost_since(ch.last_drain_t, fallback_t, ch.info.rate_hz)
+        ch.last_drain_t = fallback_t
+        return lost
 
     @staticmethod
     def _lost_since(t_last: float, t_now: float, rate_hz: float) -> int:
@@ -420,10 +466,8 @@ class Sampler:
             return False
         if reset:
             # The chip lost its configuration (and its FIFO) at some time since the last
-            # drain; the driver has configured it again, so it samples afresh from now.
-            after = self._clock.monotonic_s()
-            ch.add_gap(self._lost_since(ch.last_drain_t, after, ch.info.rate_hz), "chip_reset")
-            ch.last_drain_t = after
+            # drain; the driver has configured it again, so it samples afresh from then.
+            ch.add_gap(self._lost_to_restart(ch, self._clock.monotonic_s()), "chip_reset")
             ch.failures, ch.trouble = 0, None
             return False
         return True
@@ -435,17 +479,19 @@ class Sampler:
         except SensorError:
             self._failed(ch)
             return
+        finally:
+            self._note_stall(now)
         ch.failures = 0
         if read.overflowed or read.reinitialised:
-            # The frames in the FIFO were discarded when the driver reset it (at about ``now``);
-            # every sample since the last good drain is lost.
+            # The frames in the FIFO were discarded when the driver reset it (during this
+            # drain); every sample since the last good drain is lost.
             reason: GapReason = ch.trouble or (
                 "chip_reset" if read.reinitialised else "fifo_overflow"
             )
-            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz), reason)
+            ch.add_gap(self._lost_to_restart(ch, now), reason)
         ch.trouble = None
         raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
-        if len(raw) or read.overflowed or read.reinitialised:
+        if len(raw):
             # The anchor of the lost-sample count moves only with evidence of sampling: an
             # empty FIFO may be a chip that silently stopped.
             ch.last_drain_t = now
@@ -490,9 +536,13 @@ class Sampler:
         now = self._clock.monotonic_s()
         ch.down, ch.failures = False, 0
         if isinstance(ch, _ImuChannel):
-            ch.add_gap(self._lost_since(ch.last_drain_t, now, ch.info.rate_hz),
-                       ch.trouble or "outage")
+            lost = self._lost_to_restart(ch, now)
+            restart_t = ch.last_drain_t
+            ch.add_gap(lost, ch.trouble or "outage")
             ch.trouble = None
+            self._schedule_after_start(ch, now)
+            ch.last_drain_t = restart_t
+            return True
         elif isinstance(ch, _ForceChannel):
             # The outage gap is counted at the first conversion; a restarted chip has
             # calibrated its offset afresh, so the tare no longer holds.
@@ -515,10 +565,9 @@ class Sampler:
         if fc.down:
             self._recover(fc)
             return
-        late = now - fc.next_action_t > self.settings.stall_after_s
-        self._poll(fc, now, late)
+        self._poll(fc, now)
 
-    def _poll(self, fc: _ForceChannel, now: float, late: bool = False) -> None:
+    def _poll(self, fc: _ForceChannel, now: float) -> None:
         assert fc.driver is not None
         half_period = fc.info.period_s / 2
         # Every half period on a fixed grid: the driver answers polls before its next
@@ -530,6 +579,8 @@ class Sampler:
         except SensorError:
             self._failed(fc)
             return
+        finally:
+            self._note_stall(now)
         fc.failures = 0
         if read.reinitialised:
             # The driver found the chip reset and started it again: its conversion count
@@ -542,7 +593,7 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
             else:
                 lost = read.missed
-            fc.add_gap(lost, fc.trouble or ("stall" if late else "missed_conversion"))
+            fc.add_gap(lost, fc.trouble or "missed_conversion")
         fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
         fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)

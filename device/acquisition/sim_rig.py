@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from spinecoach.acquisition.sampler import Sampler
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.interfaces import ForceDriver, ImuDriver
 from spinecoach.drivers.sim.bus import SimBus
@@ -73,6 +74,10 @@ class SimRig:
     imus: list[ImuDriver]
     forces: list[ForceDriver]
     chips: dict[int, Any]
+
+    def sampler(self, **kwargs: Any) -> Sampler:
+        """A :class:`Sampler` of this rig whose sample times are the scenario's own times."""
+        return Sampler(self.imus, self.forces, self.bus.clock, time_origin_s=0.0, **kwargs)
 
 
 def build_sim_rig(

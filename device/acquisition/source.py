@@ -26,6 +26,7 @@ from spinecoach.acquisition.replay import paced, replay_blocks
 from spinecoach.acquisition.sampler import Sampler, SamplerSettings
 from spinecoach.backend import Backend
 from spinecoach.drivers.blocks import Block, StreamInfo
+from spinecoach.drivers.imu_config import ImuConfig, open_imu
 from spinecoach.drivers.interfaces import ForceDriver, ImuDriver
 from spinecoach.errors import SensorError, UsageError
 from spinecoach.recording.load import load_recording
@@ -92,7 +93,12 @@ class ReplaySource(Source):
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
         blocks = replay_blocks(self.recording)
         if duration_s is not None:
-            blocks = (b for b in blocks if not len(b) or float(b.t_s[0]) < duration_s)
+            # Counted from the first sample, as a live session counts from its start.
+            starts = [s.info.t0_s + float(s.index[0]) / s.info.rate_hz
+                      for s in [*self.recording.imu.values(), *self.recording.force.values()]
+                      if len(s.index)]
+            end_t = min(starts, default=0.0) + duration_s
+            blocks = (b for b in blocks if not len(b) or float(b.t_s[0]) < end_t)
         return paced(blocks) if self.realtime else blocks
 
 
@@ -180,8 +186,7 @@ def open_sim_source(
     from spinecoach.acquisition.sim_rig import build_sim_rig
 
     rig = build_sim_rig(scenario_name, faults=faults, seed=seed)
-    sampler = Sampler(rig.imus, rig.forces, rig.bus.clock, settings=settings,
-                      pace_realtime=realtime)
+    sampler = rig.sampler(settings=settings, pace_realtime=realtime)
     scenario = rig.scenario
     meta = {
         "backend": f"sim:{scenario.name}",
@@ -195,24 +200,34 @@ def open_sim_source(
                          duration_s=scenario.duration_s, bus=rig.bus)
 
 
+#: The rig's IMUs: a trunk MPU-6050 (AD0 low) and an optional pelvis one (AD0 high).
+DEFAULT_IMUS = (
+    ImuConfig("mpu6050", TRUNK_IMU_ADDRESS, "trunk"),
+    ImuConfig("mpu6050", PELVIS_IMU_ADDRESS, "pelvis"),
+)
+
+
 def open_hardware_source(
-    bus_number: int = 1, settings: SamplerSettings | None = None
+    bus_number: int = 1,
+    settings: SamplerSettings | None = None,
+    imus: Sequence[ImuConfig] = DEFAULT_IMUS,
+    load_cell: bool = True,
 ) -> SamplerSource:
     """The rig's chips on ``/dev/i2c-<bus_number>``; absent sensors are left out with a note."""
     from spinecoach.drivers.bus import RetryingBus, open_bus
-    from spinecoach.drivers.mpu6050 import Mpu6050
     from spinecoach.drivers.nau7802 import Nau7802
 
     clock = MonotonicClock()
     raw_bus = open_bus(bus_number)
     bus = RetryingBus(raw_bus, sleep=clock.sleep)
     candidates: list[tuple[str, Any]] = [
-        ("trunk IMU (MPU-6050 at 0x68)", Mpu6050(bus, clock, TRUNK_IMU_ADDRESS, name="trunk")),
-        ("pelvis IMU (MPU-6050 at 0x69)", Mpu6050(bus, clock, PELVIS_IMU_ADDRESS, name="pelvis")),
-        ("load cell (NAU7802 at 0x2A)", Nau7802(bus, clock, LOAD_CELL_ADDRESS)),
+        (f"{c.name} IMU ({c.chip} at 0x{c.address or 0:02X})", open_imu(bus, clock, c))
+        for c in imus
     ]
-    imus: list[ImuDriver] = []
-    forces: list[ForceDriver] = []
+    if load_cell:
+        candidates.append(("load cell (NAU7802 at 0x2A)", Nau7802(bus, clock, LOAD_CELL_ADDRESS)))
+    found_imus: list[ImuDriver] = []
+    found_forces: list[ForceDriver] = []
     notes: list[str] = []
     for label, driver in candidates:
         try:
@@ -220,14 +235,14 @@ def open_hardware_source(
         except SensorError as error:
             notes.append(f"{label}: {error}")
             continue
-        (imus if hasattr(driver, "drain") else forces).append(driver)
-    if not imus and not forces:
+        (found_imus if hasattr(driver, "drain") else found_forces).append(driver)
+    if not found_imus and not found_forces:
         bus.close()
         raise SensorError(
             f"no sensor answered on /dev/i2c-{bus_number}: check the wiring, the 3.3 V supply "
             "and `i2cdetect -y 1`; run `spinecoach doctor` for details"
         )
-    sampler = Sampler(imus, forces, clock, settings=settings)
+    sampler = Sampler(found_imus, found_forces, clock, settings=settings)
     meta = {"backend": "hardware", "bus": bus_number}
     return SamplerSource(sampler, f"sensors on /dev/i2c-{bus_number}", meta, notes=notes, bus=bus)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spinecoach.doctor import SystemClock, healthy_sim_chips, run_doctor
+from spinecoach.doctor import SystemClock, configured_bus_hz, healthy_sim_chips, run_doctor
 from spinecoach.drivers.bus import RetryingBus, open_bus
 from spinecoach.drivers.sim.bus import SimBus
 from spinecoach.errors import NoBusError, UsageError
@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "report the achieved rates, errors and retries. Exits 0 when the rig is healthy."
         ),
     )
-    parser.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus number (default 1)")
+    parser.add_argument(
+        "--bus", type=int, default=1, metavar="N", help="I2C bus number (default 1)"
+    )
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="how long to sample (default 3 s)"
     )
@@ -38,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sim:
         sim = SimBus(healthy_sim_chips())
         bus = RetryingBus(sim, sleep=sim.clock.sleep)
-        title = f"spinecoach doctor: simulated I2C bus {args.bus} (--sim), 400 kHz"
-        return run_doctor(bus, sim.clock, args.seconds, sys.stdout, title)
+        title = f"spinecoach doctor: simulated I2C bus {args.bus} (--sim), {sim.bus_hz / 1e3:g} kHz"
+        return run_doctor(bus, sim.clock, args.seconds, sys.stdout, title, bus_hz=sim.bus_hz)
     try:
         raw = open_bus(args.bus)
     except NoBusError as error:
@@ -48,8 +50,17 @@ def run(args: argparse.Namespace) -> int:
             "nonint do_i2c 0, then reboot), check --bus, or try `spinecoach doctor --sim`"
         ) from error
     clock = SystemClock()
+    bus_hz = configured_bus_hz(args.bus)
+    speed = f", {bus_hz / 1e3:g} kHz" if bus_hz is not None else ""
     try:
-        title = f"spinecoach doctor: I2C bus {args.bus} (/dev/i2c-{args.bus})"
-        return run_doctor(RetryingBus(raw, sleep=clock.sleep), clock, args.seconds, sys.stdout, title)
+        title = f"spinecoach doctor: I2C bus {args.bus} (/dev/i2c-{args.bus}{speed})"
+        return run_doctor(
+            RetryingBus(raw, sleep=clock.sleep),
+            clock,
+            args.seconds,
+            sys.stdout,
+            title,
+            bus_hz=bus_hz,
+        )
     finally:
         raw.close()

@@ -190,9 +190,7 @@ class Nau7802Chip:
         pu = self._regs[REG_PU_CTRL]
         needed = PU_CTRL_PUD | PU_CTRL_PUA | PU_CTRL_CS
         pur_at = self._pur_at_s()
-        self._running = (
-            pu & needed == needed and pur_at is not None and self._cal_end_s is None
-        )
+        self._running = pu & needed == needed and pur_at is not None and self._cal_end_s is None
         if self._running:
             assert pur_at is not None
             self._t_start_s = max(now_s, pur_at)
@@ -237,9 +235,7 @@ class Nau7802Chip:
         if register == REG_ADCO_B2 and length == 3:
             return (self._read_conversion(now_s) & 0xFFFFFF).to_bytes(3, "big")
         end = register + length
-        out = bytearray(
-            self._regs[r] if r < _REGISTER_COUNT else 0 for r in range(register, end)
-        )
+        out = bytearray(self._regs[r] if r < _REGISTER_COUNT else 0 for r in range(register, end))
         if register <= REG_PU_CTRL < end:
             out[REG_PU_CTRL - register] = self._pu_ctrl(now_s)
         if register <= REG_CTRL2 < end:

@@ -44,11 +44,6 @@ FloatArray = npt.NDArray[np.float64]
 #: Standard gravity (m/s²) used to express specific force in g.
 G0_MPS2 = 9.80665
 
-#: Signature of an IMU signal: sample times (s) -> (gyro °/s (n×3), accel g (n×3)), sensor axes.
-ImuSignalFn = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
-#: Signature of a load-cell signal: sample times (s) -> force (N).
-ForceSignalFn = Callable[[FloatArray], FloatArray]
-
 _DEG = np.pi / 180.0
 #: The channel that stays at 0 (immutable, so one instance serves every default).
 ZERO = Constant(0.0)
@@ -108,6 +103,11 @@ class SlowProcess:
     t0_s: float
     step_s: float
     values: FloatArray
+    _grid: FloatArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grid = self.t0_s + self.step_s * np.arange(self.values.size, dtype=np.float64)
+        object.__setattr__(self, "_grid", grid)
 
     @classmethod
     def random_walk(
@@ -127,8 +127,7 @@ class SlowProcess:
         return cls(0.0, step_s, values)
 
     def __call__(self, t_s: FloatArray) -> FloatArray:
-        grid = self.t0_s + self.step_s * np.arange(self.values.size)
-        return np.interp(np.asarray(t_s, dtype=np.float64), grid, self.values)
+        return np.interp(np.asarray(t_s, dtype=np.float64), self._grid, self.values)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,6 +199,10 @@ def _axis_quaternion(angle: FloatArray, axis: int) -> FloatArray:
     return q
 
 
+#: θ, λ, ψ with their derivatives.
+_Angles = tuple[Derivatives, Derivatives, Derivatives]
+
+
 @dataclass(frozen=True)
 class Kinematics:
     """Motion of a segment's sensor point at sample times (earth frame unless noted).
@@ -231,7 +234,7 @@ class BodyMotion:
     pivot_m: tuple[Channel, Channel, Channel] = (ZERO, ZERO, ZERO)
     lever_m: tuple[float, float, float] = (0.45, 0.0, 0.10)
 
-    def angles(self, t_s: FloatArray) -> tuple[Derivatives, Derivatives, Derivatives]:
+    def angles(self, t_s: FloatArray) -> _Angles:
         """θ, λ, ψ with derivatives (deg, °/s, °/s²)."""
         return (
             self.flexion_deg.evaluate(t_s),
@@ -247,8 +250,8 @@ class BodyMotion:
         """Sensor → earth rotation matrices (n,3,3)."""
         return np.moveaxis(self._rotation(np.asarray(t_s, dtype=np.float64)), -1, 0)
 
-    def _rotation(self, t: FloatArray) -> FloatArray:
-        theta, lean, heading = self.angles(t)
+    def _rotation(self, t: FloatArray, angles: _Angles | None = None) -> FloatArray:
+        theta, lean, heading = self.angles(t) if angles is None else angles
         return _rotation_zxy(heading.value * _DEG, lean.value * _DEG, (theta.value - 90.0) * _DEG)
 
     def quaternion(self, t_s: FloatArray) -> FloatArray:
@@ -267,9 +270,11 @@ class BodyMotion:
         omega, alpha = self._angular(np.asarray(t_s, dtype=np.float64))
         return omega.T, alpha.T
 
-    def _angular(self, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _angular(
+        self, t: FloatArray, angles: _Angles | None = None
+    ) -> tuple[FloatArray, FloatArray]:
         # ω = ψ' ẑ + λ' Rz(ψ) x̂ + θ' Rz(ψ) Rx(λ) ŷ and its time derivative, written out (3,n).
-        theta, lean, heading = self.angles(t)
+        theta, lean, heading = self.angles(t) if angles is None else angles
         psi = heading.value * _DEG
         lam = lean.value * _DEG
         dth, ddth = theta.rate * _DEG, theta.accel * _DEG
@@ -317,8 +322,9 @@ class BodyMotion:
         return np.ascontiguousarray((pivot + r).T)
 
     def _point(self, t: FloatArray, lever_m: Sequence[float] | None) -> Kinematics:
-        rotation = self._rotation(t)
-        omega, alpha = self._angular(t)
+        angles = self.angles(t)  # evaluated once: the sway sines dominate the cost
+        rotation = self._rotation(t, angles)
+        omega, alpha = self._angular(t, angles)
         r = _lever_in_earth(rotation, self.lever_m if lever_m is None else lever_m)
         pivot = [c.evaluate(t) for c in self.pivot_m]
         pivot_pos = np.stack([p.value for p in pivot])
@@ -354,12 +360,13 @@ class SampleClockCache:
 
     The chip simulators ask for a few samples at a time (one FIFO drain, one conversion);
     evaluating the rig costs ~0.5 ms per call whatever the size, so a sample clock at 1 kHz
-    would be dominated by call overhead. When the requested times are exactly ``k / rate``
-    (or ``k * (1 / rate)``) for integers ``k`` and a plausible rate, the cache computes the
-    next ``block`` samples of that same clock in one go and answers later requests by exact
-    float equality. Every signal here is an element-wise function of time, so a value from
-    the cache is identical to a direct evaluation; times that match no clock are computed
-    directly.
+    would be dominated by call overhead. When the requested times are exactly
+    ``anchor + k / rate`` (or ``anchor + k * (1 / rate)``) for integers ``k``, a plausible
+    rate and an anchor the cache can infer (0, the first requested time, or the anchor found
+    before), it computes the next ``block`` samples of that clock in one go and answers later
+    requests by exact float equality; requested times that are not on the block are computed
+    directly. Every signal here is an element-wise function of time, so a value from the
+    cache is identical to a direct evaluation whatever happens.
     """
 
     def __init__(
@@ -370,6 +377,7 @@ class SampleClockCache:
     ) -> None:
         self._compute = compute
         self._rates = [float(nominal_rate_hz)]
+        self._anchors = [0.0]
         self._block = block
         self._times: FloatArray | None = None
         self._values: tuple[FloatArray, ...] = ()
@@ -380,7 +388,7 @@ class SampleClockCache:
     def __call__(self, t: FloatArray) -> tuple[FloatArray, ...]:
         if t.size == 0:
             return self._compute(t)
-        found = self._lookup(t)
+        found = self._from_block(t)
         if found is not None:
             self.hits += 1
             return found
@@ -391,13 +399,13 @@ class SampleClockCache:
         self._times = grid
         self._values = self._compute(grid)
         self._next = 0
-        found = self._lookup(t)
+        found = self._from_block(t)
         # The grid reproduces every requested time exactly, so this always finds them.
         return found if found is not None else self._compute(t)
 
-    def _lookup(self, t: FloatArray) -> tuple[FloatArray, ...] | None:
+    def _from_block(self, t: FloatArray) -> tuple[FloatArray, ...] | None:
         times = self._times
-        if times is None or t[0] < times[0] or t[-1] > times[-1]:
+        if times is None:
             return None
         # Usual case: the request continues the clock where the previous one ended.
         start = self._next
@@ -406,33 +414,47 @@ class SampleClockCache:
             self._next = stop
             return tuple(values[start:stop].copy() for values in self._values)
         index = np.minimum(np.searchsorted(times, t), times.size - 1)
-        if not np.array_equal(times[index], t):
-            return None
+        on_block = times[index] == t
+        if not on_block.any() or (not on_block[-1] and t.max() > times[-1]):
+            return None  # another clock, or the clock has run past the block: rebuild it
         self._next = int(index[-1]) + 1
-        return tuple(values[index] for values in self._values)
+        found = tuple(values[index] for values in self._values)
+        if not on_block.all():
+            direct = self._compute(t[~on_block])
+            for out, values in zip(found, direct, strict=True):
+                out[~on_block] = values
+        return found
 
     def _candidate_rates(self, t: FloatArray) -> list[float]:
         rates = list(self._rates)
         if t.size >= 2 and t[-1] > t[0]:
             estimate = (t.size - 1) / (t[-1] - t[0])
             rates.append(float(np.round(estimate)))
-            # Divided-down output data rates (MPU-6050: 1 kHz / (1 + divider)).
-            divider = float(np.round(1000.0 / estimate))
-            if divider >= 1.0:
-                rates.append(1000.0 / divider)
+            # Divided-down output data rates (MPU-6050: 1 or 8 kHz / (1 + divider)).
+            for base in (1000.0, 8000.0):
+                divider = float(np.round(base / estimate))
+                if divider >= 1.0:
+                    rates.append(base / divider)
         return [r for r in dict.fromkeys(rates) if r > 0]
 
     def _clock_grid(self, t: FloatArray) -> FloatArray | None:
+        anchors = list(dict.fromkeys([*self._anchors, float(t[0])]))
         for rate in self._candidate_rates(t):
-            k = np.rint(t * rate)
             period = 1.0 / rate
-            for make in (lambda n, r=rate: n / r, lambda n, p=period: n * p):
-                if np.array_equal(make(k), t):
+            for anchor in anchors:
+                k = np.rint((t - anchor) * rate)
+                for make in (
+                    lambda n, a=anchor, r=rate: a + n / r,
+                    lambda n, a=anchor, p=period: a + n * p,
+                ):
+                    if not np.array_equal(make(k), t):
+                        continue
                     first, last = float(k.min()), float(k.max())
                     if last - first >= 4 * max(self._block, t.size):
                         return None  # sparse times: a grid over them all would be wasteful
-                    # Keep the rate that matched first next time (single-sample requests).
-                    self._rates = [rate] + [r for r in self._rates if r != rate]
+                    # Try the clock that matched first next time (single-sample requests).
+                    self._rates = [rate] + [r for r in self._rates if r != rate][:3]
+                    self._anchors = [anchor] + [a for a in self._anchors if a != anchor][:3]
                     last = max(last, first + self._block - 1)
                     return make(np.arange(first, last + 1.0))
         return None
@@ -462,10 +484,6 @@ class ImuErrorModel:
 
     def accel_noise_sd_g(self, rate_hz: float) -> float:
         return self.accel_noise_g_rthz * float(np.sqrt(rate_hz / 2.0))
-
-
-#: An error model with every imperfection switched off.
-NO_IMU_ERRORS = ImuErrorModel(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)

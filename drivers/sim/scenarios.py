@@ -1,10 +1,11 @@
 """Scenarios: scripted sessions of the exercises in DESIGN.md, with their ground truth.
 
 A :class:`Scenario` bundles the rig (the signals the chip simulators sample), the streams it
-has, the exercise and protocol ids the engine maps, a seed, and the ground truth derived from
-the same scripts. ``build_scenario(name)`` builds one; ``SCENARIOS`` maps names to builders
-and ``DESCRIPTIONS`` to one-line descriptions (``spinecoach scenarios``). Building is cheap (tens of milliseconds): signals are
-evaluated lazily when sampled.
+has, the exercise and protocol ids of the engine's library (``device/exercises/*.toml``,
+``device/engine/protocols.py``), a seed, and the ground truth derived from the same scripts.
+``build_scenario(name)`` builds one; ``SCENARIOS`` maps names to builders and
+``DESCRIPTIONS`` to one-line descriptions (``spinecoach scenarios``). Building is cheap (tens
+of milliseconds): signals are evaluated lazily when sampled.
 
 Geometry (m) shared by the hinge scenarios: the hips are the pivot, 0.95 m above the floor
 standing; the trunk IMU sits 0.45 m up the spine and 0.10 m posterior of the spine's axis;
@@ -52,6 +53,9 @@ IMU_RATE_HZ = 1000.0
 FORCE_RATE_HZ = 320.0
 #: Seed used when none is given (fixtures are made with it).
 DEFAULT_SEED = 1
+#: Slow processes (bias walk, drift, creep) are pre-computed at least this far (s): a scenario
+#: may be sampled past its script (the athlete then stands still), e.g. by a ten-minute soak.
+MIN_SPAN_S = 660.0
 
 HIP_HEIGHT_M = 0.95
 TRUNK_LEVER_M = (0.45, 0.0, 0.10)
@@ -67,9 +71,10 @@ TREMOR_BAND_HZ = (8.0, 12.0)
 #: One-line description of every scenario (`spinecoach scenarios`), without building it.
 DESCRIPTIONS: dict[str, str] = {
     "good_morning_tempo": "banded good morning, 8 reps at tempo 3-1-1-0, trunk IMU + band load cell",
+    "chained_good_morning": "chained good morning, 6 reps at tempo 3-1-1-1, trunk IMU + chain load cell",
     "dumbbell_row_slow_eccentric": "dumbbell row, 6 reps at tempo 4-1-1-1 (slow eccentric), IMU on the implement",
     "back_extension_holds": "back extension, 5 x 4 s end-range holds with 6 s rests, chain on the load cell",
-    "bridge_pelvic_shifts": "bridge held 30 s with lateral pelvic shifts, trunk + pelvis IMUs",
+    "bridge_pelvic_shifts": "bridge held 30 s with lateral pelvic shifts, trunk + pelvis IMUs + hip band",
     "single_leg_deadlift": "single-leg deadlift, 6 reps at tempo 3-1-2-1 with frontal-plane sway",
     "sorensen_hold": "Sorensen hold: trunk horizontal ~70 s, slow fatigue sag, then the drop",
     "isometric_max_pulls": "isometric max pulls, 3 trials of 4 s, load cell at 320 SPS (RFD, impulse)",
@@ -200,7 +205,7 @@ class _Builder:
     ) -> Scenario:
         rig = Rig(
             seed=self.rig_seed,
-            span_s=duration_s + 60.0,
+            span_s=max(duration_s + 60.0, MIN_SPAN_S),
             imus={p: ImuMount(m, IMU_RATE_HZ) for p, m in imus.items()},
             force=force,
             force_rate_hz=FORCE_RATE_HZ,
@@ -255,31 +260,93 @@ def _angle_fn(motion: BodyMotion) -> Callable[[FloatArray], FloatArray]:
 # ------------------------------------------------------------------------------------------------
 # The scenarios
 # ------------------------------------------------------------------------------------------------
-def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
-    """Banded good morning, 8 reps at tempo 3-1-1-0, band tension on the load cell."""
-    b = _Builder("good_morning_tempo", seed)
-    flexion = Script(0.0).pause(3.0, label="stand")
-    for rep in range(8):
-        flexion.move(b.spread(85.0, 3.0), b.jitter(3.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-        flexion.move(0.0, b.jitter(1.0), phase="concentric", rep=rep)
-        flexion.pause(0.0, phase="pause_shortened", rep=rep)
-    flexion.pause(3.0, label="stand")
+def _tempo_set(
+    b: _Builder,
+    *,
+    start_deg: float,
+    end_range_deg: float,
+    spread_deg: float,
+    tempo_s: tuple[float, float, float, float],
+    reps: int,
+    concentric_first: bool = False,
+    lead_in_s: float = 3.0,
+    lead_out_s: float = 3.0,
+) -> Script:
+    """A set of reps at tempo E-P-C-P (s) between ``start_deg`` and ``end_range_deg`` (± a
+    seeded ``spread_deg`` per rep, durations ± 5 %). Hinges start with the eccentric; a row
+    starts with the concentric (``concentric_first``)."""
+    eccentric_s, pause_lengthened_s, concentric_s, pause_shortened_s = tempo_s
+    script = Script(start_deg).pause(lead_in_s, label="start position")
+    for rep in range(reps):
+        away = b.spread(end_range_deg, spread_deg)
+        if concentric_first:
+            script.move(away, b.jitter(concentric_s), phase="concentric", rep=rep)
+            script.pause(b.jitter(pause_shortened_s), phase="pause_shortened", rep=rep)
+            script.move(start_deg, b.jitter(eccentric_s), phase="eccentric", rep=rep)
+            script.pause(b.jitter(pause_lengthened_s), phase="pause_lengthened", rep=rep)
+        else:
+            script.move(away, b.jitter(eccentric_s), phase="eccentric", rep=rep)
+            script.pause(b.jitter(pause_lengthened_s), phase="pause_lengthened", rep=rep)
+            script.move(start_deg, b.jitter(concentric_s), phase="concentric", rep=rep)
+            script.pause(b.jitter(pause_shortened_s), phase="pause_shortened", rep=rep)
+    return script.pause(lead_out_s, label="start position")
+
+
+def _good_morning(
+    b: _Builder,
+    *,
+    exercise: str,
+    tempo_s: tuple[float, float, float, float],
+    reps: int,
+    end_range_deg: float,
+    load: Callable[[BodyMotion], ForceSource],
+) -> Scenario:
+    """A loaded good-morning set: trunk IMU, the ``load`` (band or chain) on the load cell."""
+    flexion = _tempo_set(
+        b, start_deg=0.0, end_range_deg=end_range_deg, spread_deg=3.0, tempo_s=tempo_s, reps=reps
+    )
     trunk = b.segment("trunk", flexion)
-    # A doubled light band from under the feet over the upper back: 1.50 m long standing,
-    # 1.07 m at 90° of flexion, rest length 0.90 m, so tension falls from ~150 N at lockout
-    # to ~45 N at the bottom (the variable resistance of a band).
-    band = Band(trunk, SHOULDER_ATTACH_M, (0.05, 0.0, 0.0), 250.0, 0.90)
     return b.scenario(
-        exercise="banded_good_morning",
+        exercise=exercise,
         protocol="tempo_set",
         duration_s=flexion.end_s,
         imus={"trunk": trunk},
         primary="trunk",
-        force=band,
-        tempo="3-1-1-0",
+        force=load(trunk),
+        tempo="-".join(f"{d:g}" for d in tempo_s),
         eccentric_sign=1,
         fill=lambda truth: truth.reps.extend(reps_from_script(flexion, trunk.flexion_deg)),
+    )
+
+
+def good_morning_tempo(seed: int = DEFAULT_SEED) -> Scenario:
+    """Banded good morning, 8 reps at tempo 3-1-1-0, band tension on the load cell."""
+    # A doubled light band from under the feet over the upper back: 1.50 m long standing,
+    # 1.07 m at 90° of flexion, rest length 0.90 m, so tension falls from ~150 N at lockout
+    # to ~45 N at the bottom (the variable resistance of a band).
+    return _good_morning(
+        _Builder("good_morning_tempo", seed),
+        exercise="banded_good_morning",
+        tempo_s=(3, 1, 1, 0),
+        reps=8,
+        end_range_deg=85.0,
+        load=lambda trunk: Band(trunk, SHOULDER_ATTACH_M, (0.05, 0.0, 0.0), 250.0, 0.90),
+    )
+
+
+def chained_good_morning(seed: int = DEFAULT_SEED) -> Scenario:
+    """Chained good morning, 6 reps at tempo 3-1-1-1, chain weight on the load cell."""
+    # Two 5 kg/m chains hang from the bar on the shoulders (1.50 m up standing, ~1.05 m at
+    # the bottom): ~160 N of chain off the floor at lockout, ~115 N at the bottom.
+    return _good_morning(
+        _Builder("chained_good_morning", seed),
+        exercise="chained_good_morning",
+        tempo_s=(3, 1, 1, 1),
+        reps=6,
+        end_range_deg=80.0,
+        load=lambda trunk: Chain(
+            trunk, SHOULDER_ATTACH_M, mass_kg_per_m=10.0, length_m=1.8, rigging_n=15.0
+        ),
     )
 
 
@@ -288,13 +355,16 @@ def dumbbell_row_slow_eccentric(seed: int = DEFAULT_SEED) -> Scenario:
     b = _Builder("dumbbell_row_slow_eccentric", seed)
     # The implement IMU rides the dumbbell, swung by the arm about the shoulder: 0° = arm
     # hanging (sensor x up the arm), positive = pulled up and back.
-    flexion = Script(0.0).pause(3.0, label="hang")
-    for rep in range(6):
-        flexion.move(b.spread(70.0, 4.0), b.jitter(1.0), phase="concentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_shortened", rep=rep)
-        flexion.move(0.0, b.jitter(4.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-    flexion.pause(2.0, label="hang")
+    flexion = _tempo_set(
+        b,
+        start_deg=0.0,
+        end_range_deg=70.0,
+        spread_deg=4.0,
+        tempo_s=(4, 1, 1, 1),
+        reps=6,
+        concentric_first=True,
+        lead_out_s=2.0,
+    )
     implement = b.segment(
         "implement",
         flexion,
@@ -320,7 +390,10 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
     # it (30°); the rest position hangs at 115°.
     flexion = Script(115.0).pause(3.0, label="rest")
     for hold in range(5):
-        flexion.move(30.0, b.jitter(1.5), label="rise")
+        # Late bracing: the trunk overshoots the end range by 1-6° and settles back in 0.4 s
+        # (the overshoot and stabilisation time the device reports as timing proxies).
+        flexion.move(30.0 - b.spread(3.5, 2.5), b.jitter(1.3), label="rise")
+        flexion.move(30.0, b.jitter(0.4), label="settle")
         flexion.hold(4.0, label="end-range hold")
         flexion.move(115.0, b.jitter(1.5), label="lower")
         flexion.pause(6.0 if hold < 4 else 3.0, label="rest")
@@ -330,7 +403,7 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
     duration = flexion.end_s
     return b.scenario(
         exercise="back_extension_hold",
-        protocol="hold_set",
+        protocol="isometric_holds",
         duration_s=duration,
         imus={"trunk": trunk},
         primary="trunk",
@@ -342,15 +415,16 @@ def back_extension_holds(seed: int = DEFAULT_SEED) -> Scenario:
 
 
 def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
-    """Glute bridge held 30 s with lateral pelvic shifts, trunk and pelvis IMUs."""
+    """Glute bridge held 30 s with lateral pelvic shifts, trunk and pelvis IMUs, hip band."""
     b = _Builder("bridge_pelvic_shifts", seed)
     # Supine: flexion −90° (spine horizontal, back down); bridging rotates the trunk about the
     # shoulders to −115° (hips up), the pelvis a little further.
-    trunk_flexion = Script(-90.0).pause(3.0, label="lie")
-    trunk_flexion.move(-115.0, 1.5, label="bridge up").hold(30.0, label="bridge")
-    trunk_flexion.move(-90.0, 1.5, label="lower").pause(3.0, label="lie")
-    pelvis_flexion = Script(-90.0).pause(3.0).move(-118.0, 1.5).pause(30.0)
-    pelvis_flexion.move(-90.0, 1.5).pause(3.0)
+    # The exercise's IMU is the pelvis one (on the sacrum); the trunk IMU shows the lumbar angle.
+    pelvis_flexion = Script(-90.0).pause(3.0, label="lie")
+    pelvis_flexion.move(-118.0, 1.5, label="bridge up").hold(30.0, label="bridge")
+    pelvis_flexion.move(-90.0, 1.5, label="lower").pause(3.0, label="lie")
+    trunk_flexion = Script(-90.0).pause(3.0).move(-115.0, 1.5).pause(30.0)
+    trunk_flexion.move(-90.0, 1.5).pause(3.0)
     shift = Script(0.0).until(6.5)
     for offset in (0.04, 0.0, -0.04, 0.0, 0.04, 0.0, -0.04, 0.0):
         shift.move(offset, b.jitter(1.0), label="shift").pause(b.jitter(2.0))
@@ -370,18 +444,25 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
         pivot_m=(shoulders[0], shift, shoulders[2]),
         lever_m=(-0.55, 0.0, 0.03),
     )
-    duration = trunk_flexion.end_s
+    # A band across the front of the hips (0.60 m from the shoulders along the pelvis, 0.15 m
+    # anterior of the sacrum) anchored to the floor 0.6 m to the athlete's right: ~135 N in
+    # the bridge, ±12 N as the pelvis shifts away from or toward the anchor.
+    band = Band(pelvis, (-0.60, 0.0, -0.15), (0.5, -0.6, 0.0), 400.0, 0.45)
+    duration = pelvis_flexion.end_s
 
     def fill(truth: GroundTruth) -> None:
-        truth.holds.extend(holds_from_script(trunk_flexion, _angle_fn(trunk), duration))
+        # The library's bridge hold band is ±8° (device/exercises/bridge_lateral_shift.toml).
+        holds = holds_from_script(pelvis_flexion, _angle_fn(pelvis), duration, tolerance_deg=8.0)
+        truth.holds.extend(holds)
         truth.shifts.extend(shifts_from_script(shift))
 
     return b.scenario(
-        exercise="bridge_hold",
-        protocol="dynamic_hold",
+        exercise="bridge_lateral_shift",
+        protocol="holds_with_transitions",
         duration_s=duration,
         imus={"trunk": trunk, "pelvis": pelvis},
-        primary="trunk",
+        primary="pelvis",
+        force=band,
         fill=fill,
     )
 
@@ -389,13 +470,15 @@ def bridge_pelvic_shifts(seed: int = DEFAULT_SEED) -> Scenario:
 def single_leg_deadlift(seed: int = DEFAULT_SEED) -> Scenario:
     """Single-leg deadlift, 6 reps at tempo 3-1-2-1 with frontal-plane sway."""
     b = _Builder("single_leg_deadlift", seed)
-    flexion = Script(0.0).pause(3.0, label="stand")
-    for rep in range(6):
-        flexion.move(b.spread(80.0, 3.0), b.jitter(3.0), phase="eccentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_lengthened", rep=rep)
-        flexion.move(0.0, b.jitter(2.0), phase="concentric", rep=rep)
-        flexion.pause(b.jitter(1.0), phase="pause_shortened", rep=rep)
-    flexion.pause(2.0, label="stand")
+    flexion = _tempo_set(
+        b,
+        start_deg=0.0,
+        end_range_deg=80.0,
+        spread_deg=3.0,
+        tempo_s=(3, 1, 2, 1),
+        reps=6,
+        lead_out_s=2.0,
+    )
     code = zlib.crc32(b"sldl-balance")
     # Balancing on one leg: frontal-plane sway of ~1.2° RMS and some hip opening (heading).
     balance = Wobble.seeded([seed, code, 1], 1.2, (0.2, 1.2), components=4)
@@ -428,12 +511,13 @@ def sorensen_hold(seed: int = DEFAULT_SEED) -> Scenario:
     duration = flexion.end_s
     return b.scenario(
         exercise="sorensen_hold",
-        protocol="endurance_hold",
+        protocol="sorensen",
         duration_s=duration,
         imus={"trunk": trunk},
         primary="trunk",
+        # The library's Sørensen band is ±10° (device/exercises/sorensen_hold.toml).
         fill=lambda truth: truth.holds.extend(
-            holds_from_script(flexion, _angle_fn(trunk), duration)
+            holds_from_script(flexion, _angle_fn(trunk), duration, tolerance_deg=10.0)
         ),
     )
 
@@ -441,6 +525,7 @@ def sorensen_hold(seed: int = DEFAULT_SEED) -> Scenario:
 def _pull_scenario(
     b: _Builder,
     *,
+    exercise: str,
     protocol: str,
     baseline_n: float,
     contractions: tuple[Contraction, ...],
@@ -460,7 +545,7 @@ def _pull_scenario(
             truth.fatigue_index_pct = fatigue_index_pct(truth.contractions)
 
     return b.scenario(
-        exercise="isometric_pull",
+        exercise=exercise,
         protocol=protocol,
         duration_s=last.onset_s + last.on_s + tail_s,
         imus={"trunk": b.segment("trunk", Constant(trunk_flexion_deg))},
@@ -488,7 +573,8 @@ def isometric_max_pulls(seed: int = DEFAULT_SEED) -> Scenario:
     )
     return _pull_scenario(
         b,
-        protocol="max_pull",
+        exercise="isometric_pull",
+        protocol="max_pulls",
         baseline_n=40.0,
         contractions=contractions,
         tail_s=6.0,
@@ -515,6 +601,7 @@ def repeaters_7_3(seed: int = DEFAULT_SEED) -> Scenario:
     )
     return _pull_scenario(
         b,
+        exercise="repeaters",
         protocol="repeaters",
         baseline_n=30.0,
         contractions=contractions,
@@ -529,13 +616,17 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
     b = _Builder("rotational_throws", seed)
     heading = Script(0.0).pause(3.0, label="stance")
     for rep in range(6):
-        side = 1.0 if rep < 3 else -1.0  # three throws to the left, then three to the right
-        heading.move(-50.0 * side, b.jitter(0.8), phase="eccentric", rep=rep, label="wind-up")
+        # Three throws to the right (wind-up turning left, heading increasing), then three
+        # mirrored to the left.
+        side = 1.0 if rep < 3 else -1.0
+        heading.move(50.0 * side, b.jitter(0.8), phase="eccentric", rep=rep, label="wind-up")
         heading.pause(b.jitter(0.15), phase="pause_lengthened", rep=rep)
-        heading.move(70.0 * side, b.jitter(0.30), phase="concentric", rep=rep, label="throw")
+        heading.move(-70.0 * side, b.jitter(0.30), phase="concentric", rep=rep, label="throw")
         heading.move(0.0, b.jitter(1.2), rep=rep, label="return")
         heading.pause(3.5, label="rest")
-    trunk = b.segment("trunk", Constant(20.0), heading=heading)
+    # The trunk stays upright, so turning about vertical is turning about the spine (sensor
+    # x), the working axis of the exercise.
+    trunk = b.segment("trunk", Constant(0.0), heading=heading)
 
     def vertical_speed_dps(t: FloatArray) -> FloatArray:
         omega, _ = trunk.earth_angular_velocity(t)
@@ -543,7 +634,8 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
 
     return b.scenario(
         exercise="rotational_throw",
-        protocol="throws",
+        protocol="free",
+        eccentric_sign=1,
         duration_s=heading.end_s,
         imus={"trunk": trunk},
         primary="trunk",
@@ -559,6 +651,7 @@ def rotational_throws(seed: int = DEFAULT_SEED) -> Scenario:
 #: Every scenario: name -> builder (listing order).
 SCENARIOS: dict[str, Callable[[int], Scenario]] = {
     "good_morning_tempo": good_morning_tempo,
+    "chained_good_morning": chained_good_morning,
     "dumbbell_row_slow_eccentric": dumbbell_row_slow_eccentric,
     "back_extension_holds": back_extension_holds,
     "bridge_pelvic_shifts": bridge_pelvic_shifts,

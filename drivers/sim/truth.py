@@ -4,32 +4,38 @@ The truth is derived from the same movement scripts and force models that genera
 signals, following the definitions of METRICS.md:
 
 - reps: start/end (s) of each excursion, its phases (eccentric, pause lengthened, concentric,
-  pause shortened, as scripted), range of motion (deg, max − min of the true primary angle over
-  the rep), and where relevant the sway RMS (deg) or peak rotation speed (°/s);
+  pause shortened) with their scripted boundaries and where METRICS.md's speed thresholds see
+  them, range of motion (deg, max − min of the true primary angle over the rep), and where
+  relevant the sway RMS (deg) or peak rotation speed (°/s);
 - holds: the interval in which the true primary angle stays inside target ± tolerance
   (``start_s``/``end_s``), plus the scripted still segment (``still_start_s``/``still_end_s``);
-- contractions (load cell): true onset, baseline, peak force, time to peak, force at 50-200 ms,
-  RFD over 50/100/150/200 ms, peak RFD (20 ms sliding window in the first 300 ms), impulse of
-  (force − baseline) over 100/200/300 ms and over the whole contraction, mean force over the
-  "on" time, all in closed form (see :class:`~spinecoach.drivers.sim.rig.Contraction`);
+- contractions (load cell): true rise start, METRICS.md onset, baseline, peak force, time to
+  peak, force and RFD at 50-200 ms, peak RFD (20 ms sliding window in the first 300 ms),
+  impulse of (force − baseline) over 100/200/300 ms and over the whole contraction, mean force
+  over the "on" time, all in closed form (see :class:`~spinecoach.drivers.sim.rig.Contraction`);
 - the true primary angle of every IMU placement sampled at 100 Hz (:class:`AngleCurve`).
 
 JSON keys (format version 1), all times in seconds from the scenario start::
 
     {"format": "spinecoach-truth", "version": 1, "scenario", "exercise", "protocol", "seed",
-     "duration_s", "primary_placement", "primary_angle" ("flexion": rotation about sensor +y
-     from upright; "heading": rotation about vertical, for throws), "tempo" (E-P-C-P string
-     or null), "eccentric_sign" (+1 if the lengthening phase increases the primary angle, -1
-     if it decreases it, null), "fatigue_index_pct" (or null),
-     "reps": [{"index", "start_s", "end_s", "rom_deg", "phases": [{"kind", "start_s",
-               "end_s", "threshold_start_s", "threshold_end_s"}], "sway_rms_deg",
-               "peak_rotation_speed_dps"}],
+     "duration_s", "primary_placement",
+     "primary_angle": "flexion" (rotation about sensor +y from upright) or "heading"
+                      (rotation about vertical, for throws),
+     "tempo": E-P-C-P string or null,
+     "eccentric_sign": +1 if the lengthening phase increases the primary angle, -1 if it
+                       decreases it (of the first side when both sides are worked), or null,
+     "fatigue_index_pct": number or null,
+     "reps": [{"index", "start_s", "end_s", "rom_deg",
+               "phases": [{"kind", "start_s", "end_s", "threshold_start_s",
+                           "threshold_end_s"}],
+               "sway_rms_deg", "peak_rotation_speed_dps"}],
      "holds": [{"index", "start_s", "end_s", "target_deg", "tolerance_deg",
-                "still_start_s", "still_end_s"}],
+                "still_start_s", "still_end_s", "approach_start_s", "overshoot_deg",
+                "stabilisation_s"}],
      "shifts": [{"start_s", "end_s", "offset_m"}],
      "contractions": [{"index", "rise_start_s", "onset_s", "threshold_n", "end_s", "on_s",
-                       "baseline_n", "peak_force_n",
-                       "time_to_peak_s", "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
+                       "baseline_n", "peak_force_n", "time_to_peak_s",
+                       "force_at_n": {"50": ...}, "rfd_n_per_s": {"50": ...},
                        "peak_rfd_n_per_s", "impulse_n_s": {"100": ...},
                        "impulse_total_n_s", "mean_force_on_n"}],
      "angles": {"trunk": {"t0_s", "rate_hz", "angle_deg": [...]}}}
@@ -70,6 +76,9 @@ ONSET_FLOOR_N = 20.0
 #: METRICS.md phase thresholds: moving above 10 °/s, still below 5 °/s (hysteresis).
 MOVING_THRESHOLD_DPS = 10.0
 STILL_THRESHOLD_DPS = 5.0
+#: METRICS.md stabilisation: within ±2° of the settled value for 100 ms.
+STABLE_BAND_DEG = 2.0
+STABLE_FOR_S = 0.100
 #: Default hold tolerance (deg) of METRICS.md.
 HOLD_TOLERANCE_DEG = 5.0
 #: Sampling used to find extrema and band crossings of the analytic angle (s).
@@ -121,7 +130,15 @@ class RepTruth:
 
 @dataclass(frozen=True)
 class HoldTruth:
-    """One isometric hold: inside target ± tolerance from ``start_s`` to ``end_s``."""
+    """One isometric hold: inside target ± tolerance from ``start_s`` to ``end_s``.
+
+    The approach to the hold is the run of moves just before it, starting at
+    ``approach_start_s`` (the true movement onset). ``overshoot_deg``: the largest excursion
+    of the true angle past the target, in the approach direction, from the approach start to
+    the hold's end (0 when it never passes the target). ``stabilisation_s``: from the approach
+    start to the first time the angle stays within ±2° of the target for 100 ms (METRICS.md's
+    stabilisation time; the target is the settled value), None if it never does.
+    """
 
     index: int
     start_s: float
@@ -130,6 +147,9 @@ class HoldTruth:
     tolerance_deg: float
     still_start_s: float
     still_end_s: float
+    approach_start_s: float
+    overshoot_deg: float
+    stabilisation_s: float | None
 
     @property
     def duration_s(self) -> float:
@@ -320,6 +340,9 @@ class GroundTruth:
                     "tolerance_deg": h.tolerance_deg,
                     "still_start_s": h.still_start_s,
                     "still_end_s": h.still_end_s,
+                    "approach_start_s": h.approach_start_s,
+                    "overshoot_deg": h.overshoot_deg,
+                    "stabilisation_s": h.stabilisation_s,
                 }
                 for h in self.holds
             ],
@@ -531,11 +554,14 @@ def holds_from_script(
     tolerance_deg: float = HOLD_TOLERANCE_DEG,
 ) -> list[HoldTruth]:
     """Holds from the ``hold`` segments: each extended to the surrounding interval in which
-    ``angle_fn`` stays within the hold value ± ``tolerance_deg`` (band edges interpolated)."""
+    ``angle_fn`` stays within the hold value ± ``tolerance_deg`` (band edges interpolated),
+    with the overshoot and stabilisation time of its approach (see :class:`HoldTruth`)."""
     holds: list[HoldTruth] = []
     t = dense_times(0.0, duration_s)
     y = angle_fn(t)
-    for segment in (s for s in script.segments if s.kind == "hold"):
+    for number, segment in enumerate(script.segments):
+        if segment.kind != "hold":
+            continue
         target = segment.from_value
         outside = np.abs(y - target) > tolerance_deg
         first = int(np.searchsorted(t, segment.start_s))
@@ -554,6 +580,8 @@ def holds_from_script(
             end_s = _crossing(t, y, edge, j - 1, j)
         else:
             end_s = duration_s
+        approach = _approach_start(script, number)
+        overshoot, stabilisation = _approach_figures(t, y, target, approach, segment.end_s)
         holds.append(
             HoldTruth(
                 index=len(holds),
@@ -563,9 +591,42 @@ def holds_from_script(
                 tolerance_deg=tolerance_deg,
                 still_start_s=segment.start_s,
                 still_end_s=segment.end_s,
+                approach_start_s=approach,
+                overshoot_deg=overshoot,
+                stabilisation_s=stabilisation,
             )
         )
     return holds
+
+
+def _approach_start(script: Script, hold_number: int) -> float:
+    """Start of the run of moves that ends at segment ``hold_number`` (s)."""
+    start = script.segments[hold_number].start_s
+    for segment in reversed(script.segments[:hold_number]):
+        if segment.kind != "move":
+            break
+        start = segment.start_s
+    return start
+
+
+def _approach_figures(
+    t: FloatArray, y: FloatArray, target: float, approach_s: float, hold_end_s: float
+) -> tuple[float, float | None]:
+    """Overshoot past ``target`` (deg) and stabilisation time (s, None if the angle never
+    settles) of one approach."""
+    first = int(np.searchsorted(t, approach_s))
+    last = int(np.searchsorted(t, hold_end_s, side="right"))
+    window_t, window_y = t[first:last], y[first:last]
+    direction = float(np.sign(target - window_y[0])) or 1.0
+    overshoot = max(0.0, float(np.max((window_y - target) * direction)))
+    # The first sample from which the angle stays inside ±2° for 100 ms.
+    inside = np.abs(window_y - target) <= STABLE_BAND_DEG
+    run = int(np.ceil(STABLE_FOR_S / (t[1] - t[0])))
+    stable_from = np.flatnonzero(
+        np.convolve(inside.astype(np.int64), np.ones(run + 1, dtype=np.int64), "valid") == run + 1
+    )
+    stabilisation = float(window_t[int(stable_from[0])] - approach_s) if stable_from.size else None
+    return overshoot, stabilisation
 
 
 def shifts_from_script(script: Script) -> list[ShiftTruth]:

@@ -23,7 +23,7 @@ def cosine_moves(segments: list[Segment], rate_hz: float, start_deg: float = 0.0
     t_edges = [0.0]
     for s in segments:
         t_edges.append(t_edges[-1] + s.duration_s)
-    n = int(round(t_edges[-1] * rate_hz))
+    n = round(t_edges[-1] * rate_hz)
     t = np.arange(n) / rate_hz
     angle = np.full(n, start_deg)
     omega = np.zeros(n)

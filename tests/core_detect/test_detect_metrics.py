@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from spinecoach.core import metrics as m
 
 
@@ -36,7 +35,7 @@ def test_force_angle_curve_and_stiffness_analytic():
     k, f0 = 4.5, 120.0  # band: N per degree
     force = f0 + k * angle
     curve = m.force_angle_curve(angle, force)
-    assert list(curve)[0] == 10.0 and list(curve)[-1] == 70.0
+    assert next(iter(curve)) == 10.0 and list(curve)[-1] == 70.0
     for lo, f in curve.items():
         if lo < 70.0:
             assert f == pytest.approx(f0 + k * (lo + 1.0), rel=0.02)

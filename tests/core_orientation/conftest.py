@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BROAD_DIR = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "broad-07-fast-rotation"
-if not BROAD_DIR.is_dir():
-    BROAD_DIR = Path("/work/shared/realdata/broad-07-fast-rotation")
+_REPO = Path(__file__).resolve().parents[2]
+#: BROAD trial 07 with its reference: a copy in the fixtures if one holds the reference, else the
+#: shared real recordings next to the repository (../shared/realdata, see its README).
+BROAD_CANDIDATES = (
+    _REPO / "tests" / "fixtures" / "realdata" / "broad-07-fast-rotation",
+    _REPO.parent / "shared" / "realdata" / "broad-07-fast-rotation",
+    Path("/work/shared/realdata/broad-07-fast-rotation"),
+)
 
 
 def quat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
@@ -94,8 +99,11 @@ class Broad:
 
 @pytest.fixture(scope="session")
 def broad() -> Broad:
-    imu = np.loadtxt(BROAD_DIR / "imu.csv", delimiter=",", skiprows=1)
-    ref = np.genfromtxt(BROAD_DIR / "reference.csv", delimiter=",", skip_header=1)
+    found = [d for d in BROAD_CANDIDATES if (d / "imu.csv").is_file() and (d / "reference.csv").is_file()]
+    if not found:
+        pytest.skip("BROAD trial 07 with reference.csv not found in " + ", ".join(map(str, BROAD_CANDIDATES)))
+    imu = np.loadtxt(found[0] / "imu.csv", delimiter=",", skiprows=1)
+    ref = np.genfromtxt(found[0] / "reference.csv", delimiter=",", skip_header=1)
     rate_hz = 1.0 / float(np.median(np.diff(imu[:, 0])))
     evaluate = (ref[:, 5] == 1) & np.isfinite(ref[:, 1:5]).all(axis=1)
     return Broad(

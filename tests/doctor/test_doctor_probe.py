@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import errno
 import io
+from pathlib import Path
 
 import pytest
 
-from spinecoach import doctor
 from spinecoach.cli import main
-from spinecoach.doctor import Status, probe_rig, run_doctor, sample
+from spinecoach.doctor import Status, configured_bus_hz, probe_rig, run_doctor, sample
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
+from spinecoach.drivers.sim.lsm6dsox_chip import Lsm6dsoxChip
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
-from spinecoach.errors import NoBusError
+from spinecoach.errors import ConfigError, NoBusError
 
 
 class IdentityChip:
@@ -134,14 +135,25 @@ def test_healthy_sim_rig_samples_at_nominal_rates(capsys: pytest.CaptureFixture[
     assert out[-1] == "result: healthy"
 
 
-def test_imu_without_a_driver_in_this_build_is_reported() -> None:
-    def no_driver(*args: object) -> None:
-        raise doctor.SensorError("sampling the LSM6DSOX at 0x6A needs its driver")
-
-    bus, sim = retrying([lsm(), Nau7802Chip()])
+@pytest.mark.parametrize("address", [0x6A, 0x6B])
+def test_lsm6dsox_trunk_is_sampled_through_its_driver(address: int) -> None:
+    bus, sim = retrying([Lsm6dsoxChip(address), Nau7802Chip()])
     out = io.StringIO()
-    assert run_doctor(bus, sim.clock, 0.5, out, "title", imu_factory=no_driver) == 69  # type: ignore[arg-type]
-    assert "error: sampling the LSM6DSOX at 0x6A needs its driver" in out.getvalue()
+    assert run_doctor(bus, sim.clock, 1.0, out, "title") == 0
+    trunk = next(line for line in out.getvalue().splitlines() if "frames/s" in line)
+    assert float(trunk.split()[2]) == pytest.approx(833, rel=0.02)
+    assert "0 FIFO overflows" in trunk
+
+
+def test_an_imu_driver_that_cannot_be_built_is_reported() -> None:
+    def refuses(*args: object) -> None:
+        raise ConfigError("gyro range 3000 dps not supported")
+
+    bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()])
+    out = io.StringIO()
+    status = run_doctor(bus, sim.clock, 0.5, out, "title", imu_factory=refuses)  # type: ignore[arg-type]
+    assert status == 69
+    assert "error: gyro range 3000 dps not supported" in out.getvalue()
 
 
 def test_load_cell_sampling_reports_rate_and_missed_conversions() -> None:
@@ -188,3 +200,24 @@ def test_chip_resets_while_sampling_are_counted() -> None:
     result = sample(bus, sim.clock, probe_rig(bus), seconds=2.0)
     trunk, load_cell = result.streams
     assert trunk.reinitialised == 1 and load_cell.reinitialised == 1
+
+
+def test_bus_speed_is_read_from_the_device_tree(tmp_path: Path) -> None:
+    node = tmp_path / "i2c-1" / "of_node"
+    node.mkdir(parents=True)
+    (node / "clock-frequency").write_bytes((100_000).to_bytes(4, "big"))
+    assert configured_bus_hz(1, tmp_path) == 100_000.0
+    assert configured_bus_hz(3, tmp_path) is None
+
+
+def test_a_100_khz_bus_needs_attention_with_the_dtparam_fix() -> None:
+    bus, sim = retrying([Mpu6050Chip(0x68), Nau7802Chip()])
+    out = io.StringIO()
+    assert run_doctor(bus, sim.clock, 0.5, out, "title", bus_hz=100_000.0) == 69
+    text = out.getvalue()
+    assert "bus speed   100 kHz: too slow" in text
+    assert "dtparam=i2c_arm_baudrate=400000" in text
+    assert text.splitlines()[-1] == "result: needs attention (see above)"
+    out = io.StringIO()
+    assert run_doctor(bus, sim.clock, 0.5, out, "title", bus_hz=400_000.0) == 0
+    assert "bus speed" not in out.getvalue()

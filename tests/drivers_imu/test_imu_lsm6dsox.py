@@ -210,3 +210,23 @@ def test_the_simulated_fifo_follows_the_datasheet() -> None:
     bus.write_byte_data(0x6A, 0x0A, 0x01)
     bus.clock.sleep(6.0)
     assert words_in_fifo(bus) == 512 and read_block(bus, 0x6A, 0x78, 7)[0] >> 1 & 3 == 0
+
+
+def test_fifo_output_registers_read_byte_by_byte() -> None:
+    chip = Lsm6dsoxChip(signal=moving_signal)
+    bus = SimBus([chip])
+    Lsm6dsox(bus, bus.clock, rate_hz=104.0).start()
+    bus.clock.sleep(0.1)  # about ten slots
+    word = read_block(bus, 0x6A, 0x78, 7)
+    # Starting inside a word reads the current word on, then the roll-back takes the next one.
+    tail_and_next = read_block(bus, 0x6A, 0x7B, 5)
+    assert tail_and_next[:4] == word[3:]
+    assert tail_and_next[4] >> 3 == 0x02 and word[0] >> 3 == 0x01  # accel after gyro
+    # Without IF_INC every byte comes from the tag register: each read takes a word.
+    words_before = words_in_fifo(bus)
+    bus.write_byte_data(0x6A, 0x12, 0x40)
+    tags = read_block(bus, 0x6A, 0x78, 3)
+    assert [tag >> 3 for tag in tags] == [0x01, 0x02, 0x01]
+    assert read_block(bus, 0x6A, 0x3A, 2) == bytes([words_before - 3] * 2)  # no increment
+    bus.write_byte_data(0x6A, 0x12, 0x44)
+    assert words_in_fifo(bus) == words_before - 3

@@ -220,3 +220,16 @@ def test_the_simulated_fifo_follows_the_register_map() -> None:
     chip.power_on_reset(bus.clock.monotonic_s())
     assert read_block(bus, 0x68, 0x3B, 6) == bytes(6)
     assert bus.read_byte_data(0x68, 0x6B) == 0x40 and bus.read_byte_data(0x68, 0x23) == 0
+
+
+def test_the_simulated_fifo_writes_the_selected_registers_in_register_order() -> None:
+    chip = Mpu6050Chip(temperature_c=36.53 + 10.0)  # TEMP_OUT = 3400 (RM 4.18)
+    bus = SimBus([chip])
+    Mpu6050(bus, bus.clock, rate_hz=100.0).start()
+    bus.write_byte_data(0x68, 0x23, 0x80 | 0x08 | 0x10)  # TEMP, ACCEL, ZG
+    bus.write_byte_data(0x68, 0x6A, 0x04)
+    bus.write_byte_data(0x68, 0x6A, 0x40)
+    bus.clock.sleep(0.015)  # samples 0 and 1
+    assert read_block(bus, 0x68, 0x72, 2) == bytes([0, 20])  # 10-byte frames
+    frame = np.frombuffer(read_block(bus, 0x68, 0x74, 10), ">i2").tolist()
+    assert frame == [0, 0, 4096, 3400, 0]  # ax ay az, temperature, gz

@@ -39,9 +39,7 @@ def rig(
     return driver, chip, bus
 
 
-def run_polls(
-    driver: Nau7802, bus: SimBus, until_s: float, poll_s: float = 0.001
-) -> list[AdcRead]:
+def run_polls(driver: Nau7802, bus: SimBus, until_s: float, poll_s: float = 0.001) -> list[AdcRead]:
     """Poll every ``poll_s`` of virtual time until ``until_s``; return the reads with a code."""
     reads = []
     while bus.clock.monotonic_s() < until_s:
@@ -169,11 +167,14 @@ def test_poll_before_start_is_an_error() -> None:
 def test_codes_scale_back_to_the_true_force() -> None:
     counts_per_n, offset_counts, gain = 17.0, -1200.0, 128
     chip = Nau7802Chip(
-        signal=lambda t: 500.0 * np.sin(2 * np.pi * t), counts_per_n=counts_per_n,
+        signal=lambda t: 500.0 * np.sin(2 * np.pi * t),
+        counts_per_n=counts_per_n,
         offset_counts=offset_counts,
     )
     driver, _, bus = rig(
-        chip, gain=gain, force_n_per_count=1.0 / (gain * counts_per_n),
+        chip,
+        gain=gain,
+        force_n_per_count=1.0 / (gain * counts_per_n),
         offset_counts=gain * offset_counts,
     )
     driver.start()
@@ -215,7 +216,9 @@ def test_a_typical_poll_is_one_or_two_transactions() -> None:
     assert without_code <= {0, 1}  # gated (no bus) or PU_CTRL only
 
 
-@pytest.mark.parametrize(("force_n", "rail"), [(1e9, ADC_FULL_SCALE_MAX), (-1e9, ADC_FULL_SCALE_MIN)])
+@pytest.mark.parametrize(
+    ("force_n", "rail"), [(1e9, ADC_FULL_SCALE_MAX), (-1e9, ADC_FULL_SCALE_MIN)]
+)
 def test_saturated_codes_are_flagged(force_n: float, rail: int) -> None:
     driver, _, bus = rig(Nau7802Chip(signal=lambda t: np.full_like(t, force_n)))
     driver.start()

@@ -195,6 +195,28 @@ def test_sim_rig_chain_force_is_piecewise_linear_in_height() -> None:
     np.testing.assert_allclose(chain.force_n(t), expected, atol=1e-9)
 
 
+def test_sim_rig_chained_good_morning_loads_most_at_lockout() -> None:
+    scenario = build_scenario("chained_good_morning")
+    t = np.arange(0.0, scenario.duration_s, 0.01)
+    force = scenario.rig.force.force_n(t)
+    angle = scenario.primary_angle_deg(t)
+    # Standing tall lifts more links off the floor than the bottom of the hinge.
+    assert force[np.argmin(angle)] > 150.0 and force[np.argmax(angle)] < 125.0
+    # Piecewise linear in height, and the bar height goes with the cosine of the flexion.
+    assert np.corrcoef(np.cos(np.radians(angle)), force)[0, 1] > 0.999
+
+
+def test_sim_rig_bridge_band_follows_the_lateral_shifts() -> None:
+    scenario = build_scenario("bridge_pelvic_shifts")
+    force = scenario.force_signal(ideal=True)
+    settled = np.array([s.end_s + 0.5 for s in scenario.truth.shifts])
+    offsets = np.array([s.offset_m for s in scenario.truth.shifts])
+    f = force(settled)
+    # Anchored on the athlete's right: shifting left stretches the band, right slackens it.
+    assert np.all(f[offsets > 0] > f[offsets == 0].max() + 10.0)
+    assert np.all(f[offsets < 0] < f[offsets == 0].min() - 10.0)
+
+
 def test_sim_rig_band_tension_grows_with_stretch() -> None:
     scenario = build_scenario("good_morning_tempo")
     band = scenario.rig.force
@@ -284,3 +306,26 @@ def test_sim_rig_single_sample_force_polls_are_exact() -> None:
     polled = np.concatenate([force(t[i : i + 1]) for i in range(t.size)])
     assert np.array_equal(polled, force.evaluate(t))
     assert force.cache.misses <= 3
+
+
+@pytest.mark.parametrize("first_k", [0, 7])
+def test_sim_rig_cache_follows_an_anchored_chip_clock(first_k: int) -> None:
+    # A chip simulator's sample clock: t = anchor + k / rate from its latest wake-up; the
+    # clock restarts with a new anchor (reset, rate change). first_k > 0: the first samples
+    # were skipped (FIFO overflow), so the anchor cannot be inferred from the first request.
+    scenario = build_scenario("good_morning_tempo")
+    signal = scenario.imu_signal("trunk")
+    served: list[tuple[np.ndarray, np.ndarray]] = []
+    requested: list[np.ndarray] = []
+    for anchor, rate, count in ((0.0123456789, 1000.0, 3000), (3.0987654321, 500.0, 1500)):
+        k = np.arange(first_k, first_k + count, dtype=np.float64)
+        t = anchor + k / rate
+        for chunk in np.array_split(t, count // 17):
+            served.append(signal(chunk))
+            requested.append(chunk)
+    t_all = np.concatenate(requested)
+    direct = signal.evaluate(t_all)
+    assert np.array_equal(np.concatenate([s[0] for s in served]), direct[0])
+    assert np.array_equal(np.concatenate([s[1] for s in served]), direct[1])
+    if first_k == 0:
+        assert signal.cache.hits > 10 * signal.cache.misses

@@ -1,0 +1,289 @@
+"""Benchmark of the measurement core: ns per IMU sample for every stage and the full pipeline.
+
+    python benchmarks/core.py [--seconds S] [--json]
+
+The data are synthetic hinge reps (IMU at 1 kHz, load cell at 320 SPS, sensor noise added). Each
+stage runs alone at block sizes 1, 10 and 100 (and the whole array at once); the full pipeline is
+fed IMU and force blocks covering the same time, as the sampler does. ``analyze`` throughput is
+measured from a temporary interchange CSV. With the ``bench`` extra installed (vqf, imufusion)
+their filters run on the same data in the same run; the ratios compare the pipeline (whole
+array, as ``analyze`` runs it) with VQF's and imufusion's own fastest call.
+Times are the best of --repeats runs (default 3) (time.perf_counter), so another process's load inflates
+them less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from spinecoach.analysis import analyze_recording
+from spinecoach.core._primary import PrimaryAngleState, primary_step
+from spinecoach.core.detect import HoldDetector, PhaseDetector
+from spinecoach.core.filters import HampelFilter, LowPassFilter, LowPassSettings
+from spinecoach.core.force import ContractionDetector
+from spinecoach.core.orientation import OrientationFilter
+from spinecoach.core.pipeline import Pipeline, hampel_settings
+from spinecoach.core.results import MotionSettings
+from spinecoach.drivers.blocks import StreamInfo as Info
+from spinecoach.recording.load import load_recording
+
+IMU_HZ = 1000.0
+FORCE_HZ = 320.0
+BLOCKS = (1, 10, 100)
+HINGE = MotionSettings(primary_axis=(0.0, 1.0, 0.0), eccentric_sign=1, hold_target_deg=60.0)
+
+
+def synthetic(seconds: float, seed: int = 0) -> dict[str, np.ndarray]:
+    """Hinge reps (60°, 2-1-1-1 s) seen by a trunk IMU, plus a band force, with noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * IMU_HZ)
+    t = np.arange(n) / IMU_HZ
+    cycle = 5.0
+    u = (t % cycle)
+    angle = np.where(u < 2.0, 30 * (1 - np.cos(np.pi * u / 2.0)),
+                     np.where(u < 3.0, 60.0, np.where(u < 4.0, 30 * (1 + np.cos(np.pi * (u - 3.0))), 0.0)))
+    omega = np.gradient(angle, 1 / IMU_HZ)
+    th = np.radians(angle)
+    gyro = np.zeros((n, 3))
+    gyro[:, 1] = omega
+    accel = np.stack([np.cos(th), np.zeros(n), np.sin(th)], axis=1)
+    gyro += rng.normal(0, 0.3, gyro.shape) + np.array([0.5, -0.3, 0.2])
+    accel += rng.normal(0, 0.01, accel.shape)
+    tf = np.arange(int(seconds * FORCE_HZ)) / FORCE_HZ
+    force = 150.0 + 5.0 * np.interp(tf, t, angle) + rng.normal(0, 2.0, tf.shape)
+    return {"t": t, "gyro": gyro, "accel": accel, "angle": angle, "omega": omega,
+            "tf": tf, "force": force}
+
+
+#: Repeats per measurement (the best is kept); set from --repeats.
+REPEATS = [3]
+
+
+def best_of(fn: Callable[[], None], repeats: int | None = None) -> float:
+    best = np.inf
+    for _ in range(repeats or REPEATS[0]):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def blocks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def stage_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, dict[str, float]]:
+    """ns per IMU sample of each stage alone, per block size ("all" = one call)."""
+    gyro, accel = d["gyro"][:n_imu], d["accel"][:n_imu]
+    angle, omega = d["angle"][:n_imu], d["omega"][:n_imu]
+    n_force = int(n_imu * FORCE_HZ / IMU_HZ)
+    force = d["force"][:n_force]
+    q_all = OrientationFilter(IMU_HZ).update(gyro, accel)
+
+    def orientation(size: int) -> None:
+        f = OrientationFilter(IMU_HZ)
+        for sl in blocks(n_imu, size):
+            f.update(gyro[sl], accel[sl])
+
+    def primary(size: int) -> None:
+        st = PrimaryAngleState((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), 0.34)
+        ang = np.empty(n_imu)
+        rate = np.empty(n_imu)
+        for sl in blocks(n_imu, size):
+            primary_step(st, q_all[sl], gyro[sl], IMU_HZ, ang[sl], rate[sl])
+
+    def lowpass(size: int) -> None:
+        f = LowPassFilter(IMU_HZ, LowPassSettings(15.0, 2))
+        for sl in blocks(n_imu, size):
+            f.update(omega[sl])
+
+    def phases(size: int) -> None:
+        det = PhaseDetector(IMU_HZ, HINGE)
+        for sl in blocks(n_imu, size):
+            det.update(omega[sl])
+
+    def holds(size: int) -> None:
+        det = HoldDetector.for_target(IMU_HZ, HINGE)
+        for sl in blocks(n_imu, size):
+            det.update(angle[sl])
+
+    def force_chain(size: int) -> None:
+        # force blocks covering the same time as `size` IMU samples
+        fsize = max(1, round(size * FORCE_HZ / IMU_HZ))
+        hampel = HampelFilter(hampel_settings(FORCE_HZ))
+        det = ContractionDetector(FORCE_HZ)
+        ok = np.ones(n_force, bool)
+        for sl in blocks(n_force, fsize):
+            clean, _ = hampel.update(force[sl])
+            det.update(clean, ok[sl])
+
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in [("orientation", orientation), ("primary_angle", primary),
+                     ("omega_lowpass", lowpass), ("phases", phases), ("holds", holds),
+                     ("force_despike_contractions", force_chain)]:
+        out[name] = {}
+        for size in (*BLOCKS, n_imu):
+            key = "all" if size == n_imu else str(size)
+            out[name][key] = best_of(lambda fn=fn, size=size: fn(size)) / n_imu * 1e9
+    return out
+
+
+def pipeline_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
+    """ns per IMU sample of the full pipeline (IMU 1 kHz + force 320 SPS), per block size."""
+    gyro, accel = d["gyro"][:n_imu], d["accel"][:n_imu]
+    n_force = int(n_imu * FORCE_HZ / IMU_HZ)
+    force = d["force"][:n_force]
+    idx = np.arange(n_imu)
+    fidx = np.arange(n_force)
+    infos = [Info("trunk", "imu", IMU_HZ), Info("force", "force", FORCE_HZ)]
+
+    def run(size: int) -> None:
+        p = Pipeline(infos, HINGE)
+        j = 0
+        for sl in blocks(n_imu, size):
+            p.feed_imu("trunk", idx[sl], gyro[sl], accel[sl])
+            k = min(n_force, int(sl.stop * FORCE_HZ / IMU_HZ))
+            if k > j:
+                p.feed_force("force", fidx[j:k], force[j:k])
+                j = k
+        p.finish()
+
+    out = {}
+    for size in (*BLOCKS, n_imu):
+        out["all" if size == n_imu else str(size)] = best_of(lambda size=size: run(size)) / n_imu * 1e9
+    return out
+
+
+def write_csv(d: dict[str, np.ndarray], path: Path) -> int:
+    """Interchange CSV: IMU rows at 1 kHz with force cells on the rows nearest 320 SPS."""
+    n = len(d["t"])
+    table = np.full((n, 8), np.nan)
+    table[:, 0] = d["t"]
+    table[:, 1:4] = d["gyro"]
+    table[:, 4:7] = d["accel"]
+    # force samples are placed on their own rows (time-merged), as a mixed-rate CSV has them
+    tf = d["tf"]
+    frows = np.full((len(tf), 8), np.nan)
+    frows[:, 0] = tf
+    frows[:, 7] = d["force"]
+    merged = np.concatenate([table, frows])
+    order = np.argsort(merged[:, 0], kind="stable")
+    merged = merged[order]
+    header = ("Time (s),Gyroscope X (deg/s),Gyroscope Y (deg/s),Gyroscope Z (deg/s),"
+              "Accelerometer X (g),Accelerometer Y (g),Accelerometer Z (g),Force (N)")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(header + "\n")
+        lines = []
+        for row in merged:
+            cells = [f"{row[0]:.6f}"] + ["" if np.isnan(v) else f"{v:.5f}" for v in row[1:]]
+            lines.append(",".join(cells))
+        fh.write("\n".join(lines) + "\n")
+    return n
+
+
+def analyze_throughput(d: dict[str, np.ndarray]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.csv"
+        n_imu = write_csv(d, path)
+        t_load = best_of(lambda: load_recording(path), 2)
+        rec = load_recording(path)
+        t_an = best_of(lambda: analyze_recording(rec, "hip-hinge"), 2)
+    return {
+        "imu_samples": n_imu,
+        "load_s": t_load,
+        "analyze_s": t_an,
+        "analyze_imu_samples_per_s": n_imu / t_an,
+        "load_and_analyze_imu_samples_per_s": n_imu / (t_load + t_an),
+    }
+
+
+def reference_filters(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
+    """ns per IMU sample of VQF (batch, 6D) and imufusion (AHRS, per-sample calls), if present."""
+    out: dict[str, float] = {}
+    gyro_rad = np.ascontiguousarray(np.radians(d["gyro"][:n_imu]))
+    acc_ms2 = np.ascontiguousarray(d["accel"][:n_imu] * 9.80665)
+    try:
+        from vqf import VQF
+
+        out["vqf_batch"] = best_of(
+            lambda: VQF(1 / IMU_HZ).updateBatch(gyro_rad, acc_ms2)) / n_imu * 1e9
+    except ImportError:
+        pass
+    try:
+        import imufusion
+
+        g = np.ascontiguousarray(d["gyro"][:n_imu])
+        a = np.ascontiguousarray(d["accel"][:n_imu])
+
+        def fusion() -> None:
+            settings = imufusion.AhrsSettings()
+            settings.sample_rate = IMU_HZ
+            ahrs = imufusion.Ahrs()
+            ahrs.set_settings(settings)
+            # the Python API takes one sample per call
+            for i in range(n_imu):
+                ahrs.update_no_magnetometer(g[i], a[i])
+
+        out["imufusion"] = best_of(fusion, 2) / n_imu * 1e9
+    except ImportError:
+        pass
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="synthetic data length (s)")
+    parser.add_argument("--json", action="store_true", help="print a JSON copy of the results")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (best kept)")
+    args = parser.parse_args(argv)
+    REPEATS[0] = max(1, args.repeats)
+    d = synthetic(args.seconds)
+    n_imu = len(d["t"])
+    # block size 1 is dominated by per-call overhead; 10 s of it is plenty to measure that
+    res = {
+        "imu_rate_hz": IMU_HZ,
+        "force_rate_hz": FORCE_HZ,
+        "imu_samples": n_imu,
+        "stages_ns_per_imu_sample": stage_times(d, min(n_imu, int(10 * IMU_HZ))),
+        "pipeline_ns_per_imu_sample": pipeline_times(d, min(n_imu, int(10 * IMU_HZ))),
+    }
+    res["pipeline_ns_per_imu_sample"]["all"] = pipeline_times(d, n_imu)["all"]
+    res["analyze"] = analyze_throughput(d)
+    refs = reference_filters(d, n_imu)
+    res["reference_ns_per_imu_sample"] = refs
+    pipe = res["pipeline_ns_per_imu_sample"]["all"]
+    res["ratio_pipeline_vs_vqf"] = pipe / refs["vqf_batch"] if "vqf_batch" in refs else None
+    res["ratio_pipeline_vs_imufusion"] = pipe / refs["imufusion"] if "imufusion" in refs else None
+    print_table(res)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    return 0
+
+
+def print_table(res: dict) -> None:
+    cols = [*map(str, BLOCKS), "all"]
+    print(f"ns per IMU sample (IMU {res['imu_rate_hz']:g} Hz, force {res['force_rate_hz']:g} SPS)")
+    print(f"{'stage':28s}" + "".join(f"{'block ' + c:>12s}" for c in cols))
+    for name, row in res["stages_ns_per_imu_sample"].items():
+        print(f"{name:28s}" + "".join(f"{row[c]:12.0f}" for c in cols))
+    row = res["pipeline_ns_per_imu_sample"]
+    print(f"{'full pipeline':28s}" + "".join(f"{row[c]:12.0f}" for c in cols))
+    for name, v in res["reference_ns_per_imu_sample"].items():
+        print(f"{name:28s}{v:12.0f}")
+    a = res["analyze"]
+    print(f"analyze: {a['analyze_imu_samples_per_s'] / 1e6:.2f} M IMU samples/s "
+          f"(with CSV load {a['load_and_analyze_imu_samples_per_s'] / 1e6:.2f} M/s)")
+    for key in ("ratio_pipeline_vs_vqf", "ratio_pipeline_vs_imufusion"):
+        v = res[key]
+        print(f"{key}: {'not measured (pip install vqf imufusion)' if v is None else f'{v:.2f}'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Growable, trimmable per-sample history for the streaming pipeline.
+
+Reps, holds and contractions are measured after the samples that decide them have arrived, from
+the recent samples kept here. Sample numbers are absolute (0 = first sample of the stream); the
+oldest samples are dropped with :meth:`SampleHistory.trim` once nothing can refer to them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+class SampleHistory:
+    """Channels of equal length (each an array whose first axis is the sample)."""
+
+    def __init__(self, channels: dict[str, tuple[int, ...]], capacity: int = 4096) -> None:
+        self._cap = max(16, capacity)
+        self._data = {
+            name: np.zeros((self._cap, *shape), dtype=np.float64) for name, shape in channels.items()
+        }
+        self._first = 0  # absolute sample number of row 0
+        self._len = 0
+
+    @property
+    def start(self) -> int:
+        """Absolute sample number of the oldest kept sample."""
+        return self._first
+
+    @property
+    def stop(self) -> int:
+        """One past the absolute sample number of the newest sample."""
+        return self._first + self._len
+
+    def append(self, **values: npt.NDArray[np.float64]) -> None:
+        """Append a block; every channel must be given with the same number of samples."""
+        n = len(next(iter(values.values())))
+        if self._len + n > self._cap:
+            self._cap = max(2 * self._cap, self._len + n)
+            for name, arr in self._data.items():
+                grown = np.zeros((self._cap, *arr.shape[1:]), dtype=np.float64)
+                grown[: self._len] = arr[: self._len]
+                self._data[name] = grown
+        for name, arr in self._data.items():
+            arr[self._len : self._len + n] = values[name]
+        self._len += n
+
+    def get(self, name: str, a: int, b: int) -> npt.NDArray[np.float64]:
+        """Samples [a, b) (absolute numbers, clipped to what is kept) of one channel (a view)."""
+        lo = min(max(a - self._first, 0), self._len)
+        hi = min(max(b - self._first, lo), self._len)
+        return self._data[name][lo:hi]
+
+    def at(self, name: str, sample: int) -> float:
+        """One sample of a scalar channel (clipped to the kept range)."""
+        i = min(max(sample - self._first, 0), self._len - 1)
+        return float(self._data[name][i])
+
+    def trim(self, keep_from: int) -> None:
+        """Drop samples before absolute number ``keep_from`` (amortised: moves data only when
+        the dropped part is at least half the buffer)."""
+        drop = min(max(keep_from - self._first, 0), self._len)
+        if drop == 0 or drop < self._cap // 2:
+            return
+        for arr in self._data.values():
+            arr[: self._len - drop] = arr[drop : self._len]
+        self._first += drop
+        self._len -= drop

@@ -1,0 +1,232 @@
+"""Whole-recording analysis: Recording -> Pipeline -> AnalysisResult -> JSON-ready dict.
+
+Used by ``spinecoach analyze``. Exercise settings come from :data:`EXERCISES`, a small built-in
+table of the DESIGN.md exercises; the engine's TOML exercise library supplies these (and more)
+once it exists, and this table is the fallback for the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from spinecoach.core.angles import inclination_deg, largest_excursion_axis, primary_angle_deg
+from spinecoach.core.metrics import sorensen_hold_time_s
+from spinecoach.core.pipeline import Pipeline
+from spinecoach.core.results import AnalysisResult, MotionSettings
+from spinecoach.errors import StorageError, UsageError
+from spinecoach.recording.model import Recording
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Trunk sensor frame: x up the spine, y left, z posterior; flexion = +rotation about +y.
+_FLEXION_AXIS = (0.0, 1.0, 0.0)
+_SPINE_AXIS = (1.0, 0.0, 0.0)
+
+#: Built-in exercise settings (primary axis, eccentric direction, minimum range, hold target).
+#: Angles are trunk flexion from the zero pose (the first sample, standing upright).
+EXERCISES: dict[str, MotionSettings] = {
+    # hinges: lowering the trunk (flexion, angle up) lengthens the back extensors
+    "hip-hinge": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0),
+    "romanian-deadlift": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0),
+    "good-morning": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0),
+    "single-leg-deadlift": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0),
+    "back-extension": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0),
+    # 4 s holds at end-range extension (10° behind upright)
+    "extension-hold": MotionSettings(
+        primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=8.0, hold_target_deg=-10.0,
+        hold_tolerance_deg=5.0, min_hold_s=1.0,
+    ),
+    # trunk horizontal, prone and unsupported: 90° from upright
+    "sorensen-hold": MotionSettings(
+        primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=15.0, hold_target_deg=90.0,
+        hold_tolerance_deg=5.0, min_hold_s=1.0,
+    ),
+    # bridges and pelvic tilts: raising the hips extends (angle down) = concentric
+    "bridge": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=10.0),
+    "pelvic-tilt": MotionSettings(primary_axis=_FLEXION_AXIS, eccentric_sign=1, min_rom_deg=5.0),
+    # rotational medicine-ball throws: rotation about the vertical (heading)
+    "rotational-throw": MotionSettings(
+        primary_axis=_SPINE_AXIS, eccentric_sign=1, min_rom_deg=30.0, primary_angle="heading"),
+}
+
+#: Mounting axis whose inclination goes into the orientation CSV: sensor +x, up the spine.
+INCLINATION_AXIS = _SPINE_AXIS
+
+ORIENTATION_CSV_HEADER = (
+    "Time (s),Quaternion W,Quaternion X,Quaternion Y,Quaternion Z,Inclination (deg)"
+)
+
+
+def motion_for(exercise: str | None) -> MotionSettings | None:
+    """The settings of a named exercise (None without a name); UsageError for an unknown one."""
+    if exercise is None:
+        return None
+    try:
+        return EXERCISES[exercise]
+    except KeyError:
+        raise UsageError(
+            f"unknown exercise {exercise!r}: use one of {', '.join(sorted(EXERCISES))}"
+        ) from None
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by None (JSON has no NaN) and tuples by lists, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+class _OrientationSink:
+    """Collects the primary IMU's orientation blocks for the orientation CSV."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.t: list[npt.NDArray[np.float64]] = []
+        self.q: list[npt.NDArray[np.float64]] = []
+
+    def __call__(self, name: str, t_s: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> None:
+        if name == self.name:
+            self.t.append(np.array(t_s))
+            self.q.append(np.array(q))
+
+    def write(self, path: Path) -> int:
+        t = np.concatenate(self.t) if self.t else np.zeros(0)
+        q = np.concatenate(self.q) if self.q else np.zeros((0, 4))
+        incl = inclination_deg(q, INCLINATION_AXIS) if len(q) else np.zeros(0)
+        table = np.column_stack([t, q, incl])
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(ORIENTATION_CSV_HEADER + "\n")
+                np.savetxt(fh, table, fmt=["%.6f", "%.7f", "%.7f", "%.7f", "%.7f", "%.4f"], delimiter=",")
+        except OSError as error:
+            raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable path") from None
+        return len(t)
+
+
+def run_pipeline(
+    recording: Recording,
+    exercise: str | None = None,
+    orientation_csv: Path | None = None,
+) -> tuple[AnalysisResult, FloatArray | None]:
+    """Feed every stream of ``recording`` through one :class:`Pipeline` and finish it.
+
+    Returns the result and, for the Sørensen hold, the primary angle of every IMU sample.
+    """
+    motion = motion_for(exercise)
+    primary = "trunk" if "trunk" in recording.imu else next(iter(recording.imu), None)
+    axis = None
+    if primary is not None and (motion is None or motion.primary_axis is None):
+        # Whole-recording choice of the working axis (a live pipeline can only use its first
+        # seconds): the axis of largest angular excursion.
+        stream = recording.imu[primary]
+        try:
+            axis = largest_excursion_axis(stream.gyro_dps, stream.valid)
+        except ValueError:
+            axis = np.array(_FLEXION_AXIS)
+    want_angles = exercise == "sorensen-hold"
+    sink = (_OrientationSink(primary)
+            if primary is not None and (orientation_csv is not None or want_angles) else None)
+    pipeline = Pipeline(recording.streams, motion, primary_imu=primary, primary_axis=axis,
+                        on_orientation=sink)
+    # Force first so reps and holds that use force are measured as soon as the IMU arrives.
+    for name, f in recording.force.items():
+        pipeline.feed_force(name, f.index, f.force_n, f.valid)
+    for name, s in recording.imu.items():
+        pipeline.feed_imu(name, s.index, s.gyro_dps, s.accel_g, s.valid)
+    result = pipeline.finish()
+    angles = None
+    if sink is not None:
+        if orientation_csv is not None:
+            sink.write(orientation_csv)
+        if want_angles and sink.q and pipeline.primary_axis is not None:
+            q = np.concatenate(sink.q)
+            angles = primary_angle_deg(q, pipeline.primary_axis, q[0])
+    return result, angles
+
+
+def analyze_recording(
+    recording: Recording,
+    exercise: str | None = None,
+    orientation_csv: Path | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """The ``analyze --json`` object of a recording (schema in the README)."""
+    result, angles = run_pipeline(recording, exercise, orientation_csv)
+    out: dict[str, Any] = {
+        "file": source,
+        "exercise": exercise,
+        "duration_s": result.duration_s,
+        "streams": {
+            s.name: {"kind": s.kind, "rate_hz": s.rate_hz,
+                     "samples": int(len(recording.imu[s.name].index) if s.kind == "imu"
+                                    else len(recording.force[s.name].index))}
+            for s in recording.streams
+        },
+        "reps": [r.to_json() for r in result.reps],
+        "holds": [h.to_json() for h in result.holds],
+        "contractions": [c.to_json() for c in result.contractions],
+        "movement_onsets_s": result.movement_onsets_s,
+        "summary": dict(result.summary),
+    }
+    if angles is not None:
+        primary = recording.imu["trunk" if "trunk" in recording.imu else next(iter(recording.imu))]
+        target = EXERCISES["sorensen-hold"]
+        out["summary"]["sorensen_hold_s"] = sorensen_hold_time_s(
+            angles, primary.info.rate_hz, float(target.hold_target_deg or 90.0),
+            target.hold_tolerance_deg, target.hold_debounce_s)
+    return _json_safe(out)
+
+
+def _fmt(x: Any, unit: str = "", digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}{unit}"
+
+
+def summary_text(doc: dict[str, Any]) -> str:
+    """A readable summary of an ``analyze`` object."""
+    lines = [f"{doc['file']}: {doc['duration_s']:.2f} s"
+             + (f", exercise {doc['exercise']}" if doc.get("exercise") else "")]
+    for name, s in doc["streams"].items():
+        lines.append(f"  stream {name}: {s['kind']}, {s['rate_hz']:g} Hz, {s['samples']} samples")
+    lines.append(f"reps: {len(doc['reps'])}")
+    for i, r in enumerate(doc["reps"], 1):
+        t = r["tempo"]
+        force = f", peak {_fmt(r.get('peak_force_n'), ' N', 0)}" if r.get("peak_force_n") is not None else ""
+        lines.append(
+            f"  {i:2d}. {r['start_s']:7.2f}-{r['end_s']:7.2f} s  ROM {r['rom_deg']:5.1f}°  tempo "
+            f"{t['eccentric_s']:.1f}-{t['pause_lengthened_s']:.1f}-{t['concentric_s']:.1f}-"
+            f"{t['pause_shortened_s']:.1f}  ecc peak {r['peak_eccentric_speed_dps']:.0f}°/s"
+            f"  SPARC {_fmt(r.get('eccentric_sparc'))}{force}"
+        )
+    lines.append(f"holds: {len(doc['holds'])}")
+    for i, h in enumerate(doc["holds"], 1):
+        lines.append(f"  {i:2d}. {h['start_s']:7.2f}-{h['end_s']:7.2f} s  {h['duration_s']:.3f} s"
+                     f"  ({h['end_reason']})")
+    lines.append(f"contractions: {len(doc['contractions'])}")
+    for i, c in enumerate(doc["contractions"], 1):
+        rfd = c["rfd_n_per_s"]
+        imp = c["impulse_n_s"]
+        lines.append(
+            f"  {i:2d}. onset {c['onset_s']:.3f} s  peak {c['peak_force_n']:.0f} N at +"
+            f"{c['time_to_peak_s'] * 1000:.0f} ms  RFD 0-100 {_fmt(rfd.get('0-100'), ' N/s', 0)}"
+            f"  peak RFD {c['peak_rfd_n_per_s']:.0f} N/s  impulse 0-300 "
+            f"{_fmt(imp.get('0-300'), ' N·s')}  ({c['rate_hz']:g} Hz)"
+            + ("  pre-tensioned" if c.get("pretensioned") else "")
+        )
+    s = doc.get("summary", {})
+    if s.get("velocity_loss_pct"):
+        lines.append(f"velocity loss (last rep): {s['velocity_loss_pct'][-1]:.1f} %")
+    if s.get("fatigue_index_pct") is not None:
+        lines.append(f"fatigue index: {s['fatigue_index_pct']:.1f} %")
+    if s.get("critical_force_n") is not None:
+        lines.append(f"critical force: {s['critical_force_n']:.0f} N, W' {s['w_prime_n_s']:.0f} N·s")
+    return "\n".join(lines)
