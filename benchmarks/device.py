@@ -125,11 +125,12 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="10000000",
                SPINECOACH_CONFIG=str(tmp / "absent.toml"), SPINECOACH_STATE_DIR=str(tmp / "state"))
     spawned = time.monotonic()
+    # `nice -n N` (coreutils) so the priority holds from the first instruction (start-up too).
+    niced = ["nice", "-n", str(nice)] if nice else []
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "spinecoach", "daemon", "--backend", f"sim:{scenario}",
+        [*niced, sys.executable, "-m", "spinecoach", "daemon", "--backend", f"sim:{scenario}",
          "--socket", str(socket_path), "--store"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log: list[str] = []
     threading.Thread(target=lambda: log.extend(daemon.stdout or []), daemon=True).start()
     coach = None
@@ -140,9 +141,8 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
             time.sleep(0.005)
         ready_s = notify.ready_at - spawned
         coach = subprocess.Popen(
-            [sys.executable, __file__, f"--{coach_kind}-child", str(socket_path),
-             "--seconds", str(seconds + settle_s + 5)], env=env,
-            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None)
+            [*niced, sys.executable, __file__, f"--{coach_kind}-child", str(socket_path),
+             "--seconds", str(seconds + settle_s + 5)], env=env)
         time.sleep(settle_s)
         names = threads(daemon.pid)
         before = {tid: cpu_s(daemon.pid, tid) for tid in names}

@@ -33,7 +33,7 @@ import socket
 import stat
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,7 +252,8 @@ class HubServer:
     ``on_log`` receives one line per client attach/detach (the daemon's journal).
     """
 
-    def __init__(self, listener: socket.socket, path: Path, on_log=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, listener: socket.socket, path: Path,
+                 on_log: Callable[[str], None] | None = None) -> None:
         self.path = path
         #: (client id, command) in arrival order, for the engine to carry out.
         self.commands: queue.SimpleQueue[tuple[int, Command]] = queue.SimpleQueue()

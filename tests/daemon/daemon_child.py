@@ -8,10 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from daemon_helpers import SCENARIO, FakePipeline  # noqa: E402
-from spinecoach.backend import Backend  # noqa: E402
-from spinecoach.config import load_config  # noqa: E402
-from spinecoach.daemon import Daemon  # noqa: E402
+from daemon_helpers import SCENARIO, FakePipeline
+from spinecoach.backend import Backend
+from spinecoach.config import load_config
+from spinecoach.daemon import Daemon
 
 if __name__ == "__main__":
     daemon = Daemon(Backend.parse(f"sim:{SCENARIO}"), load_config([]), Path(sys.argv[1]),

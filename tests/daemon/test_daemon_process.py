@@ -122,7 +122,7 @@ def test_a_configuration_error_is_one_line_and_status_78(tmp_path: Path) -> None
     bad.write_text('[device]\nbackend = "carrier-pigeon"\n')
     env = {**os.environ, "SPINECOACH_CONFIG": str(bad)}
     result = subprocess.run([*SPINECOACH, "daemon", "--socket", str(tmp_path / "hub.sock")],
-                            env=env, capture_output=True, text=True, timeout=30)
+                            env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 78
     assert result.stderr.count("\n") == 1 and "device.backend" in result.stderr
 
@@ -132,7 +132,7 @@ def test_hardware_without_an_i2c_bus_exits_78_with_what_to_do(tmp_path: Path) ->
     env = {**os.environ, "SPINECOACH_CONFIG": str(tmp_path / "absent.toml")}
     result = subprocess.run(
         [*SPINECOACH, "daemon", "--backend", "hardware", "--socket", str(tmp_path / "hub.sock")],
-        env=env, capture_output=True, text=True, timeout=30)
+        env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 78, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "enable I2C" in last and "sim:SCENARIO" in last

@@ -166,8 +166,8 @@ def test_no_sensor_answering_is_the_degraded_mode(sock_path: Path, tmp_path: Pat
 
 
 def test_tare_zeroes_the_load_cell_between_sets_only(sock_path: Path) -> None:
-    from spinecoach.acquisition.source import open_sim_source
     from daemon_helpers import SCENARIO
+    from spinecoach.acquisition.source import open_sim_source
 
     def rig_as_hardware(backend: Backend):  # type: ignore[no-untyped-def]
         return open_sim_source(SCENARIO, realtime=True)  # a hardware backend: nothing autostarts
