@@ -20,7 +20,6 @@ from spinecoach.daemon import Daemon
 from spinecoach.drivers.buzzer import Buzzer
 from spinecoach.notify import Notifier
 
-HERE = Path(__file__).parent
 SPINECOACH = [sys.executable, "-m", "spinecoach"]
 
 
@@ -61,9 +60,10 @@ def child_env(tmp_path: Path, notify: FakeNotifySocket) -> dict[str, str]:
 def test_sigterm_stops_the_daemon_within_2_s_with_exit_0(tmp_path: Path) -> None:
     notify = FakeNotifySocket(tmp_path / "notify.sock")
     sock_path = tmp_path / "run" / "hub.sock"
-    child = subprocess.Popen([sys.executable, str(HERE / "daemon_child.py"), str(sock_path)],
-                             env=child_env(tmp_path, notify), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    # The command itself, with the real measurement pipeline.
+    child = subprocess.Popen([*SPINECOACH, "daemon", "--backend", f"sim:{SCENARIO}", "--socket",
+                              str(sock_path)], env=child_env(tmp_path, notify),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: notify.times("READY"), timeout_s=15.0)
         client = LineClient(sock_path)
