@@ -24,7 +24,8 @@ async def until(pilot, predicate, timeout_s: float = 8.0) -> None:  # type: igno
 
 
 def banner(app: CoachApp) -> str:
-    return str(app.screen.query_one(".banner", Static).render())
+    found = app.screen.query(".banner").results(Static)
+    return "".join(str(b.render()) for b in found)
 
 
 def test_the_coach_waits_for_the_daemon_and_shows_reconnecting_while_it_restarts(tmp_path: Path) -> None:
@@ -40,6 +41,8 @@ async def _reconnecting(tmp_path: Path) -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             # The coach starts before the daemon (as the kiosk may): it waits, and says so.
             await until(pilot, lambda: "WAITING" in banner(app))
+            # The live screen fully built (its rep table is the last part composed).
+            await until(pilot, lambda: bool(app.screen.query("#reps")))
             assert app.screen.has_class("demo")  # the banner is shown
             first = await asyncio.to_thread(DaemonThread(path).start)
             await until(pilot, lambda: app.model.latest is not None)
