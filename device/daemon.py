@@ -4,7 +4,7 @@ Threads and who owns what:
 
 - the **sampler** (:class:`~spinecoach.acquisition.thread.SamplerThread`) reads the chips and
   never waits for anyone: when the engine falls behind its blocks become ``stall`` gaps;
-- the **main thread** runs the engine (:class:`~spinecoach.hub.session.HubSession`: pipeline,
+- the **main thread** polls the sampler's queue and runs the engine (:class:`~spinecoach.hub.session.HubSession`: pipeline,
   protocol, cues, buzzer, store), carries out coaches' commands between blocks, pings the
   systemd watchdog and handles SIGTERM;
 - the **hub** (:class:`~spinecoach.hub.server.HubServer`) serves the coaches from its own
@@ -13,7 +13,7 @@ Threads and who owns what:
 systemd (``Type=notify``): ``READY=1`` is sent once the socket listens and the sensors are
 started, or once the degraded decision is made. The watchdog is pinged only while blocks are
 being processed (:data:`PROGRESS_WINDOW_S`), so a stalled sampler stops the pings within that
-window plus nothing: systemd then restarts the daemon. SIGTERM (or SIGINT) ends the set in
+window: systemd then restarts the daemon. SIGTERM (or SIGINT) ends the set in
 progress, stores the session, switches the buzzer off and exits 0.
 
 Without sensors:
@@ -182,7 +182,8 @@ class TareWindow:
 
 
 class _Ended:
-    """The inbox item after the source's last block (``error``: why it ended early)."""
+    """What :meth:`BlockPump.get` returns after the source's last block (``error``: why it
+    ended early)."""
 
     def __init__(self, error: BaseException | None) -> None:
         self.error = error
@@ -287,6 +288,7 @@ class Daemon:
         previous = self._install_signals()
         # The engine waits for the GIL whenever the sampler thread computes; the default 5 ms
         # switch interval would add up to that to every cue's latency.
+        switch_s = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
         try:
             self._start()
@@ -296,6 +298,7 @@ class Daemon:
             raise
         finally:
             self._shutdown()
+            sys.setswitchinterval(switch_s)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 0
