@@ -45,6 +45,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -161,21 +162,23 @@ class _ImuChannel(_Channel):
     paced_t: float = 0.0
     frames_left: int = 0
     raw: list[npt.NDArray[np.int16]] = field(default_factory=list)
-    valid: list[npt.NDArray[np.bool_]] = field(default_factory=list)
+    #: Whether the frames of each entry of ``raw`` are valid (one flag per drain).
+    valid: list[bool] = field(default_factory=list)
 
-    def add_frames(self, raw: npt.NDArray[np.int16], valid: npt.NDArray[np.bool_], now: float) -> None:
+    def add_frames(self, raw: npt.NDArray[np.int16], valid: bool, now: float) -> None:
         if not self.buffered:
             self.buffer_start_t = now
+        n = len(raw)
         self.raw.append(raw)
         self.valid.append(valid)
-        self.buffered += len(raw)
-        self.delivered += len(raw)
-        self.next_index += len(raw)
+        self.buffered += n
+        self.delivered += n
+        self.next_index += n
 
     def close_block(self) -> Block:
         n = self.buffered
         raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
-        valid = np.concatenate(self.valid) if self.valid else np.empty(0, dtype=bool)
+        valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
         index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
         gyro, accel = imu_si(raw, self.info)
         self.raw, self.valid, self.buffered = [], [], 0
@@ -339,21 +342,30 @@ class Sampler:
             self.start()
         end_t = math.inf if duration_s is None else self._session_t + duration_s
         channels = self._channels
+        clock, block_s = self._clock, self.settings.block_s
+        stall_after_s = self.settings.stall_after_s
+        # One service method per channel, looked up once (this loop runs ~2000 times a second).
+        services: list[tuple[_Channel, Callable[[Any], None]]] = [
+            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._service_force)
+            for ch in channels
+        ]
         while True:
-            channel = min(channels, key=lambda c: c.next_action_t)
+            channel, service = services[0]
             due = channel.next_action_t
+            for ch, fn in services:
+                if ch.next_action_t < due:
+                    channel, service, due = ch, fn, ch.next_action_t
             if due >= end_t:
                 break
             self._wait_until(due)
-            self._note_stall(due)
-            if isinstance(channel, _ImuChannel):
-                self._service_imu(channel)
-            elif isinstance(channel, _ForceChannel):
-                self._service_force(channel)
-            now = self._clock.monotonic_s()
+            if clock.monotonic_s() - due > stall_after_s:
+                self._note_stall(due)
+            service(channel)
+            now = clock.monotonic_s()
             for ch in channels:
                 # A stream that stopped (an outage) still hands on what it holds in time.
-                ch.buffer_full(now, self.settings.block_s)
+                if ch.buffered and now - ch.buffer_start_t >= block_s:
+                    ch.out.append(ch.close_block())
                 if ch.out:
                     yield from ch.out
                     ch.out.clear()
@@ -526,7 +538,7 @@ class Sampler:
             ch.last_drain_t = now - ch.frames_left / ch.info.rate_hz
         if len(raw):
             # Frames handed over together with a reset cannot be trusted (frozen registers).
-            ch.add_frames(raw, np.full(len(raw), not read.reinitialised), now)
+            ch.add_frames(raw, not read.reinitialised, now)
         ch.buffer_full(now, self.settings.block_s)
 
     def _failed(self, ch: _Channel) -> None:

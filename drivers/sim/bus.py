@@ -179,36 +179,39 @@ class SimBus:
         return run
 
     def _before_transfer(self, address: int, n_bytes: int) -> SimChip:
-        now = self.clock.monotonic_s()
+        clock = self.clock
+        now = clock.monotonic_s()
         if now >= self._next_timed_s:
             now = self._timed_faults(now)
         code = 0
-        for start_s, duration_s in self.faults.outages:
-            if start_s <= now < start_s + duration_s:
-                code = errno.EIO
+        faults = self.faults
+        if faults.outages:
+            for start_s, duration_s in faults.outages:
+                if start_s <= now < start_s + duration_s:
+                    code = errno.EIO
         chip = self._chips.get(address)
-        if not code:
-            unplugged_at = self.faults.unplugged.get(address) if self.faults.unplugged else None
+        if not code and (chip is None or faults.unplugged):
+            unplugged_at = faults.unplugged.get(address)
             if chip is None or (unplugged_at is not None and now >= unplugged_at):
                 code = -errno.EREMOTEIO  # not injected: nobody answers at the address
-        if self._clean_left >= 0:
+        clean_left = self._clean_left
+        if clean_left > 0:
+            self._clean_left = clean_left - 1
+        elif clean_left == 0:
             # One draw per transaction, so the sequence of faults does not depend on the others.
-            if self._clean_left == 0:
-                code = code or self._next_error
-                self._clean_left = self._draw_error_run()
-            else:
-                self._clean_left -= 1
-        if abs(code) == errno.EREMOTEIO:
+            code = code or self._next_error
+            self._clean_left = self._draw_error_run()
+        if code == errno.EREMOTEIO or code == -errno.EREMOTEIO:
             n_bytes = 1  # no ACK for the address byte: the master stops there
         counters = self.counters
         wire_s = n_bytes * self._wire_s_per_byte + self._wire_s_per_transfer
         counters.transactions += 1
         counters.bytes_on_wire += n_bytes
         counters.wire_time_s += wire_s
-        self.clock.advance(wire_s)
-        if code < 0:
-            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+        clock.advance(wire_s)
         if code:
+            if code < 0:
+                raise OSError(errno.EREMOTEIO, "Remote I/O error")
             self._raise(code)
         return chip  # type: ignore[return-value]
 

@@ -267,7 +267,9 @@ class Mpu6050Chip(SimImuChip):
 
     @property
     def fifo_writing(self) -> bool:
-        return bool(self.regs[USER_CTRL] & USER_FIFO_EN) and bool(self._columns) and not self.asleep
+        regs = self.regs
+        return bool(regs[USER_CTRL] & USER_FIFO_EN and self._columns
+                    and not regs[PWR_MGMT_1] & PWR_SLEEP)
 
     # -- internals ---------------------------------------------------------------------------
     def _reset_registers(self) -> None:
