@@ -294,6 +294,12 @@ class Nau7802:
         )
 
     @property
+    def next_ready_s(self) -> float:
+        """Clock time (s) before which no new conversion can be ready: polls before it return
+        nothing without a transfer (0 while not running: poll whenever)."""
+        return self._gate_s if self._phase is _Phase.RUNNING else 0.0
+
+    @property
     def read_by_s(self) -> float:
         """Clock time (s) by which the next conversion must be read before the one after it
         overwrites it (the ADC holds one result): the earliest ready time of the conversion

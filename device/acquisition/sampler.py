@@ -474,9 +474,12 @@ class Sampler:
             if now >= ch.next_check_t - s.drain_interval_s / 2 and not self._check_imu(ch):
                 return
         self._drain(ch, now, max_frames)
-        # The load cell may have a conversion waiting since before this burst: read it now.
+        # The load cell may have a conversion waiting since before this burst: read it now
+        # (unless its driver knows none can be ready yet: the poll would be free and idle).
+        after = self._clock.monotonic_s()
         for fc in self._forces:
-            fc.next_action_t = min(fc.next_action_t, self._clock.monotonic_s())
+            if after >= getattr(fc.driver, "next_ready_s", 0.0):
+                fc.next_action_t = min(fc.next_action_t, after)
 
     def _check_imu(self, ch: _ImuChannel) -> bool:
         """Read the configuration back; False when the drain must be skipped this time."""
