@@ -74,8 +74,10 @@ def bus_options(seconds: float, scenario: str) -> None:
     build = scenarios.build_scenario
     for label, imu_rate_hz, paced_drain_frames in options:
         if imu_rate_hz is not None:
-            scenarios.build_scenario = lambda *a, r=imu_rate_hz, **k: dataclasses.replace(  # type: ignore[misc]
-                build(*a, **k), imu_rate_hz=r)
+            def at_rate(*a: object, r: float = imu_rate_hz, **k: object) -> object:
+                return dataclasses.replace(build(*a, **k), imu_rate_hz=r)  # type: ignore[arg-type]
+
+            scenarios.build_scenario = at_rate  # type: ignore[assignment]
         try:
             rig = build_sim_rig(scenario)
         finally:
@@ -83,9 +85,10 @@ def bus_options(seconds: float, scenario: str) -> None:
         bus = rig.bus
         status_s = [0.0]
         read_byte = bus.read_byte_data
+        load_cells = {getattr(f, "address", None) for f in rig.forces}
 
         def counting_read(i2c_addr: int, register: int, read_byte=read_byte, bus=bus) -> int:
-            if register == REG_PU_CTRL and i2c_addr in {f.address for f in rig.forces}:  # type: ignore[attr-defined]
+            if register == REG_PU_CTRL and i2c_addr in load_cells:
                 status_s[0] += (4 * 9 + 2) / bus.bus_hz
             return read_byte(i2c_addr, register)
 

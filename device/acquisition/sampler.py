@@ -8,13 +8,15 @@ a 320 SPS period) would cost conversions. With a load cell, the IMUs are therefo
 after a conversion has been read, each once ``paced_drain_frames`` frames wait (by default
 after every conversion: the frames a FIFO overflow throws away besides a reader stall's own are
 then at most 3 ms' worth; fewer, longer transfers would save the per-drain addressing and status
-bytes, see the README's bus figures), and every drain while the load cell runs is bounded: it takes at most the frames whose wire time
-(at ``bus_bytes_per_s``) ends ``burst_reserve_s`` before the driver's ``read_by_s``, the moment
-the next conversion would be overwritten. Frames left behind go with the next drain; the load
-cell is polled again as soon as a burst ends. Without a load cell, or while it is silent, each
-IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO of 1024 bytes holds 85
-frames, 85 ms at 1 kHz). Each IMU's configuration is read back about
-every ``config_check_interval_s`` (40 ms, so a silent reset is found well within 100 ms).
+bytes, see the README's bus figures), and every drain while the load cell runs is bounded: it
+takes at most the frames whose wire time (at ``bus_bytes_per_s``) ends ``burst_reserve_s``
+before the driver's ``read_by_s``, the moment the next conversion would be overwritten. Frames
+left behind go with the next drain; the load cell is polled again as soon as a burst ends (when
+its driver's ``next_ready_s`` says a conversion can be ready). Without a load cell, or while it
+is silent, each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO of 1024
+bytes holds 85 frames, 85 ms at 1 kHz). Each IMU's configuration is read back about every
+``config_check_interval_s`` (40 ms, so a silent reset is found well within 100 ms), just before
+a drain.
 Samples are handed on in blocks of about ``block_s`` (20 ms) of sample time per stream.
 
 Sample indices and the accounting
@@ -508,7 +510,8 @@ class Sampler:
         if deadline == math.inf:
             return None
         s = self.settings
-        budget_bytes = (deadline - s.burst_reserve_s - self._clock.monotonic_s()) * s.bus_bytes_per_s
+        budget_s = deadline - s.burst_reserve_s - self._clock.monotonic_s()
+        budget_bytes = budget_s * s.bus_bytes_per_s
         frame_bytes = getattr(ch.driver, "FRAME_BYTES", 12)
         return max(0, int((budget_bytes - DRAIN_OVERHEAD_BYTES) // frame_bytes))
 
