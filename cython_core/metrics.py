@@ -292,7 +292,8 @@ def fit_movement_bounds(
     length = end_s - start_s
     if length <= 0 or t.size < 8 or delta_deg == 0:
         return None
-    var = float(np.var(v)) * v.size
+    dev = v - v.mean()
+    var = float(dev @ dev)
     if var <= 0:
         return None
     best: tuple[float, float, float, str] | None = None

@@ -338,12 +338,14 @@ class Pipeline:
 
     def _process_imu(self, chain: _ImuChain, gyro: FloatArray, accel: FloatArray,
                      ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
-        # Non-finite values in invalid samples must not reach the filter.
-        gyro = np.where(ok[:, None], gyro, 0.0)
-        accel = np.where(ok[:, None], accel, 0.0)
-        if not chain.primed and ok.any():
+        all_ok = bool(ok.all())
+        if not all_ok:
+            # Non-finite values in invalid samples must not reach the filter.
+            gyro = np.where(ok[:, None], gyro, 0.0)
+            accel = np.where(ok[:, None], accel, 0.0)
+        if not chain.primed and (all_ok or ok.any()):
             self._prime(chain, accel[int(np.argmax(ok))])
-        q = chain.orientation.update(gyro, accel, ok)
+        q = chain.orientation.update(gyro, accel, None if all_ok else ok)
         if chain.zero_q is None:
             chain.zero_q = q[0].copy()
         if self._on_orientation is not None:
