@@ -51,9 +51,13 @@ def test_holds_found_with_their_durations():
                                      hold_target_deg=h0.target_deg,
                                      hold_tolerance_deg=h0.tolerance_deg))
     assert len(res.holds) == len(sc.truth.holds)
+    # Measured: starts 13-21 ms late, durations 17-30 ms short. The hold logic is exact to a
+    # sample (with the rig's ideal IMU the error is under 8 ms, the filter's lag while the
+    # trunk crosses the band edge); the rest is the rig's constant accelerometer offset
+    # (N(0, 0.01 g) per axis), which tilts the measured angle by ~0.5° here.
     for got, want in zip(res.holds, sc.truth.holds):
-        assert abs(got.start_s - want.start_s) < 0.1
-        assert got.duration_s == pytest.approx(want.end_s - want.start_s, abs=0.1)
+        assert abs(got.start_s - want.start_s) < 0.04
+        assert got.duration_s == pytest.approx(want.end_s - want.start_s, abs=0.05)
 
 
 @pytest.mark.parametrize("name", ["isometric_max_pulls", "repeaters_7_3"])
@@ -98,7 +102,9 @@ def test_sorensen_hold_time():
     res = analyse(sc, MotionSettings(primary_axis=FLEXION, hold_target_deg=h.target_deg,
                                      hold_tolerance_deg=h.tolerance_deg))
     assert len(res.holds) == 1
-    assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.2)
+    # Measured: 104 ms long. The accelerometer offset of the rig tilts the horizontal trunk's
+    # angle by ~1.1° (with the ideal IMU the hold is within 7 ms).
+    assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.15)
 
 
 def test_rotational_throws_reps_and_rotation_speed():
