@@ -44,54 +44,79 @@ cdef double _sse(const double[::1] t, const double[::1] v, double t0, double dur
 
 
 def fit_bell(const double[::1] t_s, const double[::1] v, double delta, double start_s,
-             double length_s, int kind, int max_iter=12):
+             double length_s, int kind, int max_iter=12, bint free_amplitude=False):
     """Gauss-Newton fit of ``delta / dur * shape((t - t0) / dur)`` to the speed ``v`` (°/s).
 
     Start (t0, s) and duration (dur, s) begin at ``start_s - 0.05 length`` and ``1.1 length``;
     each step is clipped to ±0.2 length so the fit cannot jump to a neighbouring movement.
-    Jacobian in closed form. Returns (t0, dur, sse) or None if the duration collapses below
-    0.1 length.
+    With ``free_amplitude`` the angle change ``delta`` (°) is a third parameter starting from
+    the given value. Jacobian in closed form. Returns (t0, dur, sse, delta) or None if the
+    duration collapses below 0.1 length or the amplitude changes sign.
     """
     cdef Py_ssize_t i, n = t_s.shape[0]
     cdef double t0 = start_s - 0.05 * length_s
     cdef double dur = 1.1 * length_s
+    cdef double amp = delta
     cdef double lim = 0.2 * length_s
-    cdef double u, sh, dsh, k, r, j0, j1, a00, a01, a11, g0, g1, det, s0, s1
+    cdef double u, sh, dsh, k, r, j0, j1, j2, det, s0, s1, s2
+    cdef double a00, a01, a02, a11, a12, a22, g0, g1, g2, c00, c01, c02, c11, c12, c22
     cdef int it
     with nogil:
         for it in range(max_iter):
-            a00 = a01 = a11 = g0 = g1 = 0.0
-            k = delta / (dur * dur)
+            a00 = a01 = a02 = a11 = a12 = a22 = g0 = g1 = g2 = 0.0
+            k = amp / (dur * dur)
             for i in range(n):
                 u = (t_s[i] - t0) / dur
                 r = -v[i]
                 if 0.0 < u < 1.0:
                     sh = _shape(kind, u)
                     dsh = _dshape(kind, u)
-                    r += delta / dur * sh
+                    r += amp / dur * sh
                     j0 = -k * dsh
                     j1 = -k * (sh + u * dsh)
+                    j2 = sh / dur
                     a00 += j0 * j0
                     a01 += j0 * j1
                     a11 += j1 * j1
+                    a02 += j0 * j2
+                    a12 += j1 * j2
+                    a22 += j2 * j2
                     g0 -= j0 * r
                     g1 -= j1 * r
-            det = a00 * a11 - a01 * a01
-            if not det > 1e-12 * (a00 * a11 if a00 * a11 > 1e-300 else 1e-300):
-                break
-            s0 = (a11 * g0 - a01 * g1) / det
-            s1 = (a00 * g1 - a01 * g0) / det
+                    g2 -= j2 * r
+            if free_amplitude:
+                # 3x3 normal equations by the adjugate
+                c00 = a11 * a22 - a12 * a12
+                c01 = a02 * a12 - a01 * a22
+                c02 = a01 * a12 - a02 * a11
+                c11 = a00 * a22 - a02 * a02
+                c12 = a01 * a02 - a00 * a12
+                c22 = a00 * a11 - a01 * a01
+                det = a00 * c00 + a01 * c01 + a02 * c02
+                if not fabs(det) > 1e-12 * (a00 * a11 * a22 if a00 * a11 * a22 > 1e-300 else 1e-300):
+                    break
+                s0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
+                s1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
+                s2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
+            else:
+                det = a00 * a11 - a01 * a01
+                if not det > 1e-12 * (a00 * a11 if a00 * a11 > 1e-300 else 1e-300):
+                    break
+                s0 = (a11 * g0 - a01 * g1) / det
+                s1 = (a00 * g1 - a01 * g0) / det
+                s2 = 0.0
             s0 = lim if s0 > lim else (-lim if s0 < -lim else s0)
             s1 = lim if s1 > lim else (-lim if s1 < -lim else s1)
             t0 += s0
             dur += s1
-            if dur <= 0.1 * length_s:
+            amp += s2
+            if dur <= 0.1 * length_s or amp * delta <= 0.0:
                 break
-            if fabs(s0) < 1e-5 and fabs(s1) < 1e-5:
+            if fabs(s0) < 1e-5 and fabs(s1) < 1e-5 and fabs(s2) < 1e-5 * fabs(delta):
                 break
-    if dur <= 0.1 * length_s:
+    if dur <= 0.1 * length_s or amp * delta <= 0.0:
         return None
-    return t0, dur, _sse(t_s, v, t0, dur, delta, kind)
+    return t0, dur, _sse(t_s, v, t0, dur, amp, kind), amp
 
 
 def peak_vertical_rate(const double[:, ::1] q, const double[:, ::1] gyro_dps):

@@ -264,6 +264,9 @@ def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> flo
 # --------------------------------------------------------------------------- movement bounds
 #: A fitted movement is used only if it explains this share of the speed's variance.
 BELL_MIN_R2 = 0.9
+#: Fit the angle change as well (the area of the clipped speed, its start value, also holds
+#: rectified sway, which widens a fixed-amplitude bell).
+BELL_FREE_AMPLITUDE = True
 #: Rate (Hz) the speed is averaged down to for the fit.
 BELL_FIT_RATE_HZ = 100.0
 
@@ -299,10 +302,11 @@ def fit_movement_bounds(
     best: tuple[float, float, float, str] | None = None
     best_sse = np.inf
     for name, kind in _BELL_KERNEL.items():
-        fit = fit_bell(t, v, float(delta_deg), float(start_s), float(length), kind)
+        fit = fit_bell(t, v, float(delta_deg), float(start_s), float(length), kind,
+                       free_amplitude=BELL_FREE_AMPLITUDE)
         if fit is None:
             continue
-        t0, dur, sse = fit
+        t0, dur, sse, _ = fit
         if sse < best_sse:
             best_sse = sse
             best = (t0, t0 + dur, 1.0 - sse / var, name)

@@ -23,7 +23,7 @@ def test_bell_fit_recovers_a_minimum_jerk_movement(t0, dur):
     assert fit is not None
     assert fit[0] == pytest.approx(t0, abs=1e-4)
     assert fit[1] == pytest.approx(dur, abs=1e-4)
-    assert fit[2] == pytest.approx(0.0, abs=1e-6)
+    assert fit[2] == pytest.approx(0.0, abs=1e-6) and fit[3] == 60.0
     got = metrics.fit_movement_bounds(t, v, 60.0, t0 + 0.15, t0 + dur - 0.15)
     assert got is not None and got[3] == "min_jerk"
     assert got[0] == pytest.approx(t0, abs=1e-4) and got[1] == pytest.approx(t0 + dur, abs=1e-4)

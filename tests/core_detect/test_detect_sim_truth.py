@@ -38,10 +38,11 @@ def test_rep_counts_exact_and_rom(name):
     assert len(res.reps) == len(truth.reps)
     for got, want in zip(res.reps, truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.5)
-        # Minimum-jerk movements under postural sway: the bell fit puts rep starts and ends
-        # within 70 ms of the scripted ones (most within 20 ms; see the README).
-        assert abs(got.start_s - want.start_s) < 0.07
-        assert abs(got.end_s - want.end_s) < 0.07
+        # Minimum-jerk movements under postural sway: the bell fit (free amplitude) puts rep
+        # starts within 20 ms of the scripted ones and ends within 43 ms (the end of a slow
+        # 4 s lowering, fitted only on samples up to the deciding one; see the README).
+        assert abs(got.start_s - want.start_s) < 0.03
+        assert abs(got.end_s - want.end_s) < 0.05
 
 
 def test_holds_found_with_their_durations():
@@ -114,7 +115,8 @@ def test_rotational_throws_reps_and_rotation_speed():
     for got, want in zip(res.reps, sc.truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.0)
         assert got.rotation_speed_dps == pytest.approx(want.peak_rotation_speed_dps, rel=0.02)
-        assert abs(got.start_s - want.start_s) < 0.07 and abs(got.end_s - want.end_s) < 0.07
+        # measured: starts within 39 ms, ends within 9 ms
+        assert abs(got.start_s - want.start_s) < 0.05 and abs(got.end_s - want.end_s) < 0.02
 
 
 def test_single_leg_deadlift_sway():
