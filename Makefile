@@ -14,7 +14,7 @@ $(PY):
 # Build dependencies are installed into the venv once so rebuilding the kernels is quick
 # (no isolated build environment on every change).
 $(STAMP): $(PY) pyproject.toml setup.py $(PYX)
-	$(PY) -m pip install --quiet "setuptools>=69" wheel "Cython>=3.0" "numpy>=2.0"
+	$(PY) -m pip install --quiet "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0"
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 

@@ -87,7 +87,7 @@ mkdir -p "$ROOT$PREFIX/src"
 (cd "$SRC" && git ls-files -z 2>/dev/null || find . -type f -not -path './.venv/*' -not -path './.git/*' -print0) |
   (cd "$SRC" && xargs -0 -I{} cp --parents {} "$ROOT$PREFIX/src/")
 act python3 -m venv "$PREFIX/venv"
-act "$PREFIX/venv/bin/pip" install --quiet "setuptools>=69" wheel "Cython>=3.0" "numpy>=2.0"
+act "$PREFIX/venv/bin/pip" install --quiet "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0"
 act "$PREFIX/venv/bin/pip" install --quiet --no-build-isolation "$PREFIX/src"
 
 step "configuration"

@@ -97,3 +97,23 @@ class SamplerThread:
                     raise self._error
                 return
             yield item  # type: ignore[misc]
+
+    #: True once :meth:`poll` has taken the end of the run.
+    ended = False
+
+    def poll(self, timeout_s: float) -> Block | None:
+        """The next block, or None when none came within ``timeout_s`` or the run has ended
+        (:attr:`ended`), for a consumer that must also do other things (the daemon's engine
+        loop); an exception on the thread is re-raised here."""
+        if self.ended:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self.ended = True
+            if self._error is not None:
+                raise self._error
+            return None
+        return item  # type: ignore[return-value]

@@ -24,6 +24,7 @@ from spinecoach.engine.library import Exercise, Library, parse_tempo
 from spinecoach.engine.protocols import Metric, protocol_params
 from spinecoach.engine.runner import (
     Haptics,
+    LatencyStats,
     PipelineFactory,
     PipelineLike,
     SessionPlan,
@@ -191,7 +192,9 @@ class HubSession:
             self._open_session()
         return [self._state]
 
-    def process(self, block: Block) -> list[Message]:
+    def process(self, block: Block, arrival_ns: int | None = None) -> list[Message]:
+        """Messages caused by one block. ``arrival_ns``: ``perf_counter_ns`` when the sampler
+        handed the block over (the start of the sample-to-buzzer latency; default: now)."""
         if len(block) == 0:
             return []
         self._monitor.add(block)
@@ -199,7 +202,7 @@ class HubSession:
         if self._set_pipeline is not None:
             self._set_pipeline.fed = False
         if self._runner is not None and not self._runner.finished:
-            self._runner.feed(block)
+            self._runner.feed(block, arrival_ns)
             self._check_set_end()
         elif self._runner is None and self._autostart_bare():
             for event in _feed(self._bare(), block):
@@ -239,6 +242,11 @@ class HubSession:
             self._pending.append(self._session_summary())
         out, self._pending = self._pending, []
         return out
+
+    @property
+    def latency(self) -> LatencyStats | None:
+        """Sample-to-buzzer latencies of the engine session (None before one started)."""
+        return self._runner.latency if self._runner is not None else None
 
     # --- commands ----------------------------------------------------------------------------
 

@@ -216,3 +216,12 @@ class CoachApp(App[int]):
         if self.feed.replay is not None:
             self.feed.replay.change_speed(int(steps))
             self.pull()
+
+    # --- attached to a daemon ----------------------------------------------------------------
+
+    def link_label(self) -> str:
+        """The daemon connection's trouble for the banner ("" when attached or in-process).
+
+        A socket feed clears the model when the link drops or comes back, so the screen is
+        redrawn with the new label without a clock of its own."""
+        return str(getattr(self.feed, "link", "") or "")

@@ -115,7 +115,8 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
 
 
 def standalone_feed(force_demo: bool = False, backend: Backend | None = None) -> CoachFeed:
-    """The sensors when they answer, else the demo recording (looping, with the banner).
+    """A running daemon when its socket answers, else the sensors when they answer, else the
+    demo recording (looping, with the banner).
 
     ``backend`` other than ``hardware`` is used as given (a scenario or a recording).
     """
@@ -124,6 +125,11 @@ def standalone_feed(force_demo: bool = False, backend: Backend | None = None) ->
     if backend is not None and backend.kind == "sim":
         return live_feed(backend)
     if not force_demo:
+        from spinecoach.hub.client import SocketFeed, find_daemon
+
+        daemon_socket = find_daemon()
+        if daemon_socket is not None:
+            return SocketFeed(daemon_socket)  # a daemon owns the sensors: attach to it
         try:
             return live_feed(Backend("hardware"))
         except SensorError:

@@ -60,6 +60,20 @@ class CoachScreen(Screen[None]):
         self.set_class(self.coach.console_look, "console")
         for panel in self.query(ModelPanel):
             panel.show(model)
+        self._show_link()
+
+    _banner_text = DEMO_BANNER
+
+    def _show_link(self) -> None:
+        """A coach attached to a daemon that went away says so in the banner slot."""
+        link = self.coach.link_label()
+        text = link or DEMO_BANNER
+        if text != self._banner_text:
+            for banner in self.query(".banner").results(Static):  # none before compose
+                banner.update(text)
+                self._banner_text = text
+        if link:
+            self.set_class(True, "demo")
 
 
 # --------------------------------------------------------------------------------------------
