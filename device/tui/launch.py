@@ -90,13 +90,18 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
         source.close()
         raise
     streams = list(source.streams)
+    exercise, protocol = ("", "")
+    if backend.kind == "sim":
+        defaults = scenario_defaults(backend.target)
+        exercise, protocol = defaults.exercise, defaults.protocol
     choice = SessionChoice(
-        athlete=str(config.get("device", "athlete")), mode=str(config.get("coaching", "mode"))
+        athlete=str(config.get("device", "athlete")),
+        exercise=exercise,
+        protocol=protocol,
+        mode=str(config.get("coaching", "mode")),
     )
     if backend.kind == "sim":
-        scenario = scenario_defaults(backend.target)
-        choice.exercise, choice.protocol = scenario.exercise, scenario.protocol
-        choice.params = dict(scenario.params)
+        choice.params = dict(defaults.params)  # the scenario's scripted prescription
     stored = backend.kind == "hardware"
     problems: list[str] = []
     store = open_store(config, problems.append) if stored else None
