@@ -134,9 +134,14 @@ def test_replay_in_a_real_terminal(tmp_path: Path) -> None:
 
         terminal.keys("?")
         terminal.wait_for(lambda s: "seek 5 s back / forward" in s, "the help")
-        terminal.keys("Escape", "s")
-        terminal.wait_for(lambda s: "Set figure" in s, "the summary screen")
-        terminal.keys("l", "Space")
+        terminal.keys("Escape")
+        # A key typed right after Escape can be read as Alt+key: wait as a user would.
+        terminal.wait_for(lambda s: "seek 5 s back" not in s, "the help closing")
+        terminal.keys("s")
+        terminal.wait_for(lambda s: "Set figure" in s, "the summary screen", again=("s",))
+        terminal.keys("l")
+        terminal.wait_for(lambda s: "Tempo" in s, "the live screen again", again=("l",))
+        terminal.keys("Space")
         terminal.wait_for(lambda s: _position(s)[1] == "▶ 0.5×", "playing again at 0.5×")
         terminal.keys("q")
         terminal.wait_for(lambda s: terminal.exit_file.exists(), "the coach quitting", 10.0)
