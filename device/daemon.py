@@ -417,7 +417,8 @@ class Daemon:
         if self.backend.kind == "sim":
             from spinecoach.engine.session import scenario_defaults
 
-            exercise, protocol = scenario_defaults(self.backend.target)
+            defaults = scenario_defaults(self.backend.target)
+            exercise, protocol = defaults.exercise, defaults.protocol
         elif source is not None:
             exercise = str(source.meta.get("exercise") or "")
             protocol = str(source.meta.get("protocol") or "")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any
 
 from spinecoach import __version__
@@ -115,13 +115,15 @@ def _feed(pipeline: PipelineLike, block: Block) -> list[CoreEvent]:
 
 @dataclass
 class SessionChoice:
-    """What the next session runs: athlete, exercise and protocol ids, side, mode."""
+    """What the next session runs: athlete, exercise and protocol ids, side, mode, and protocol
+    parameters (e.g. a scenario's scripted reps and tempo; dropped when the choice changes)."""
 
     athlete: str = ""
     exercise: str = ""
     protocol: str = ""
     side: str = "none"
     mode: str = "training"
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class HubSession:
@@ -299,11 +301,13 @@ class HubSession:
             exercise = self._library.get(name)  # UsageError names the choices
             self._choice.exercise = exercise.id
             self._choice.protocol = exercise.default_protocol
+            self._choice.params = {}
         else:
             if not self._choice.exercise:
                 return Ack(cmd, False, "choose an exercise first")
             protocol_params(name, self._library.get(self._choice.exercise))  # validates the id
             self._choice.protocol = name
+            self._choice.params = {}
         self._idle_pipeline = None  # the exercise's motion settings apply to the display too
         self._set_state(exercise=self._choice.exercise, protocol=self._choice.protocol,
                         target=self._target())
@@ -318,7 +322,8 @@ class HubSession:
         exercise = self._library.get(self._choice.exercise)
         protocol = self._choice.protocol or exercise.default_protocol
         side = None if self._choice.side == "none" else self._choice.side
-        return SessionPlan(exercise, protocol, protocol_params(protocol, exercise), sides=(side,))
+        params = protocol_params(protocol, exercise, self._choice.params)
+        return SessionPlan(exercise, protocol, params, sides=(side,))
 
     def _default_protocol(self, exercise_id: str) -> str:
         if self._library is None or not exercise_id or exercise_id not in self._library:

@@ -13,6 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 BRAILLE_BASE = 0x2800
 #: Bit of each dot, indexed [row 0..3][column 0..1] (Unicode braille dot numbering 1-8).
 _DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
@@ -48,16 +51,22 @@ class Range:
 
 
 class BrailleCanvas:
-    """A ``width``×``height`` cell grid of braille dots."""
+    """A ``width``×``height`` cell grid of braille dots.
+
+    Drawing is vectorised with numpy: a plot is redrawn up to 30 times a second, and a Python
+    loop per dot would cost more than the rest of the coach's drawing together.
+    """
 
     CELL_W = 2
     CELL_H = 4
+    #: Dot bits indexed [dot row from the top][dot column] within a cell.
+    BITS = np.array(_DOT_BITS, dtype=np.int64)
 
     def __init__(self, width: int, height: int) -> None:
         self.width = max(1, width)
         self.height = max(1, height)
-        self._bits = [[0] * self.width for _ in range(self.height)]
-        self._owner = [[-1] * self.width for _ in range(self.height)]
+        self._bits = np.zeros((self.height, self.width), dtype=np.int64)
+        self._owner = np.full((self.height, self.width), -1, dtype=np.int64)
 
     @property
     def dots_x(self) -> int:
@@ -68,41 +77,43 @@ class BrailleCanvas:
         return self.height * self.CELL_H
 
     @staticmethod
-    def _bit(dot_row: int, dot_col: int) -> int:
-        return _DOT_BITS[dot_row][dot_col]
-
-    @staticmethod
     def _char(bits: int) -> str:
         return chr(BRAILLE_BASE + bits)
 
-    def set_dot(self, x: int, y: int, series: int = 0) -> None:
-        """Set dot (x, y), y counted from the *bottom*; dots outside the grid are ignored."""
-        if not (0 <= x < self.dots_x and 0 <= y < self.dots_y):
-            return
+    def set_dots(self, x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], series: int = 0) -> None:
+        """Set dots (x, y), y counted from the *bottom*; dots outside the grid are ignored."""
+        inside = (x >= 0) & (x < self.dots_x) & (y >= 0) & (y < self.dots_y)
+        x, y = x[inside], y[inside]
         row_from_top = self.dots_y - 1 - y
-        cell_row, dot_row = divmod(row_from_top, self.CELL_H)
-        cell_col, dot_col = divmod(x, self.CELL_W)
-        self._bits[cell_row][cell_col] |= self._bit(dot_row, dot_col)
-        self._owner[cell_row][cell_col] = series
+        cell_row, dot_row = np.divmod(row_from_top, self.CELL_H)
+        cell_col, dot_col = np.divmod(x, self.CELL_W)
+        np.bitwise_or.at(self._bits, (cell_row, cell_col), self.BITS[dot_row, dot_col])
+        self._owner[cell_row, cell_col] = series
+
+    def set_dot(self, x: int, y: int, series: int = 0) -> None:
+        """Set one dot (x, y), y counted from the bottom."""
+        self.set_dots(np.array([x]), np.array([y]), series)
 
     def line(self, x0: int, y0: int, x1: int, y1: int, series: int = 0) -> None:
-        """Dots along the segment (x0, y0)-(x1, y1) (Bresenham)."""
-        dx, dy = abs(x1 - x0), -abs(y1 - y0)
-        step_x = 1 if x0 < x1 else -1
-        step_y = 1 if y0 < y1 else -1
-        error = dx + dy
-        # The bound keeps a wild coordinate from spinning; a plot never needs more dots than this.
-        for _ in range(self.dots_x + self.dots_y + 2):
-            self.set_dot(x0, y0, series)
-            if x0 == x1 and y0 == y1:
-                return
-            doubled = 2 * error
-            if doubled >= dy:
-                error += dy
-                x0 += step_x
-            if doubled <= dx:
-                error += dx
-                y0 += step_y
+        """Dots along the segment (x0, y0)-(x1, y1)."""
+        self._segments(np.array([x0, x1]), np.array([y0, y1]), series)
+
+    def _segments(self, x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], series: int) -> None:
+        """Dots along the polyline through dot coordinates ``x``, ``y``: each segment sampled
+        at one step per dot of its longer side, so consecutive dots touch."""
+        if len(x) == 1:
+            self.set_dots(x, y, series)
+            return
+        dx, dy = np.diff(x), np.diff(y)
+        # A wild coordinate is clipped first so no segment can ask for a huge number of dots.
+        steps = np.minimum(np.maximum(np.abs(dx), np.abs(dy)), self.dots_x + self.dots_y) + 1
+        segment = np.repeat(np.arange(len(dx)), steps)
+        first = np.cumsum(steps) - steps
+        k = np.arange(int(steps.sum())) - np.repeat(first, steps)
+        frac = k / np.maximum(steps - 1, 1)[segment]
+        xs = np.rint(x[segment] + frac * dx[segment]).astype(np.int64)
+        ys = np.rint(y[segment] + frac * dy[segment]).astype(np.int64)
+        self.set_dots(xs, ys, series)
 
     def plot(
         self,
@@ -111,30 +122,32 @@ class BrailleCanvas:
         y_range: Range,
         series: int = 0,
     ) -> None:
-        """Draw a polyline through ``points`` (data units), scaled into the grid."""
-        previous: tuple[int, int] | None = None
-        for x, y in points:
-            if not (math.isfinite(x) and math.isfinite(y)):
-                previous = None  # a hole in the data stays a hole on screen
-                continue
-            dot = (self._scale(x, x_range, self.dots_x), self._scale(y, y_range, self.dots_y))
-            if previous is None:
-                self.set_dot(*dot, series)
-            else:
-                self.line(*previous, *dot, series)
-            previous = dot
+        """Draw a polyline through ``points`` (data units), scaled into the grid. A point that is
+        not finite leaves a hole: the line stops before it and starts again after it."""
+        if not len(points):
+            return
+        data = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        finite = np.isfinite(data).all(axis=1)
+        x = self._scale(data[:, 0], x_range, self.dots_x)
+        y = self._scale(data[:, 1], y_range, self.dots_y)
+        # Runs of consecutive finite points, each drawn as its own polyline.
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], finite.astype(np.int8), [0]))))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            self._segments(x[start:stop], y[start:stop], series)
 
     @staticmethod
-    def _scale(value: float, axis: Range, dots: int) -> int:
+    def _scale(values: npt.NDArray[np.float64], axis: Range, dots: int) -> npt.NDArray[np.int64]:
         if axis.span <= 0:
-            return 0
-        return round((value - axis.low) / axis.span * (dots - 1))
+            return np.zeros(len(values), dtype=np.int64)
+        scaled = (values - axis.low) / axis.span * (dots - 1)
+        scaled = np.clip(np.nan_to_num(scaled), -4 * dots, 5 * dots)
+        return np.rint(scaled).astype(np.int64)
 
     def rows(self) -> list[list[tuple[str, int]]]:
         """Each cell as (character, series that drew last or -1), top row first."""
         return [
-            [(self._char(bits), owner) for bits, owner in zip(bit_row, owner_row)]
-            for bit_row, owner_row in zip(self._bits, self._owner)
+            [(self._char(int(bits)), int(owner)) for bits, owner in zip(bit_row, owner_row)]
+            for bit_row, owner_row in zip(self._bits.tolist(), self._owner.tolist())
         ]
 
     def text(self) -> str:
@@ -151,10 +164,7 @@ class BlockCanvas(BrailleCanvas):
 
     CELL_W = 1
     CELL_H = 2
-
-    @staticmethod
-    def _bit(dot_row: int, dot_col: int) -> int:
-        return 1 << dot_row
+    BITS = np.array([[1], [2]], dtype=np.int64)  # upper half, lower half
 
     @staticmethod
     def _char(bits: int) -> str:

@@ -62,7 +62,8 @@ def replay_feed(
     backend = str(Backend("replay", str(path)))
 
     def make_stage() -> HubSession:
-        return HubSession(streams, backend, SessionChoice(**vars(choice)), library=library,
+        fresh = SessionChoice(**{**vars(choice), "params": dict(choice.params)})
+        return HubSession(streams, backend, fresh, library=library,
                           demo=demo, autostart=True)
 
     transport = ReplayTransport(recording.duration_s, speed=speed, paused=paused)
@@ -91,13 +92,16 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
     streams = list(source.streams)
     exercise, protocol = ("", "")
     if backend.kind == "sim":
-        exercise, protocol = scenario_defaults(backend.target)
+        defaults = scenario_defaults(backend.target)
+        exercise, protocol = defaults.exercise, defaults.protocol
     choice = SessionChoice(
         athlete=str(config.get("device", "athlete")),
         exercise=exercise,
         protocol=protocol,
         mode=str(config.get("coaching", "mode")),
     )
+    if backend.kind == "sim":
+        choice.params = dict(defaults.params)  # the scenario's scripted prescription
     stored = backend.kind == "hardware"
     problems: list[str] = []
     store = open_store(config, problems.append) if stored else None

@@ -89,13 +89,24 @@ def plot_text(
         if not any(owner >= 0 for _, owner in row) and empty_message and r == plot_h // 2:
             text.append(empty_message[:plot_w].center(plot_w), style="dim italic")
         else:
-            for char, owner in row:
-                text.append(char, style=styles[owner % len(styles)] if owner >= 0 else None)
+            _append_runs(text, row, styles)
         text.append("\n")
     low, high = x_labels or (f"{x_range.low:.0f}", f"{x_range.high:.0f}{x_unit}")
     gap = max(1, plot_w - len(low) - len(high))
     text.append(" " * label_w + "└" + low + "─" * gap + high, style="dim")
     return text
+
+
+def _append_runs(text: Text, row: list[tuple[str, int]], styles: Sequence[str]) -> None:
+    """Append a canvas row, one span per run of cells drawn by the same series (a plot is
+    redrawn up to 30 times a second: one append per cell would dominate its cost)."""
+    start = 0
+    for end in range(1, len(row) + 1):
+        if end == len(row) or row[end][1] != row[start][1]:
+            owner = row[start][1]
+            chars = "".join(char for char, _ in row[start:end])
+            text.append(chars, style=styles[owner % len(styles)] if owner >= 0 else None)
+            start = end
 
 
 def force_time_text(

@@ -97,6 +97,9 @@ class LiveScreen(CoachScreen):
             )
             yield ModelPanel(
                 lambda m, w, h: render.force_angle_text(m, w, h, self.coach.glyphs),
+                # Curves change only when a rep is counted (or the session restarts).
+                key=lambda m: (len(m.reps), m.reps[-1].result.get("end_s") if m.reps else None,
+                               self.coach.console_look),
                 id="force-angle", classes="plot",
             )
         with Horizontal(id="middle"):

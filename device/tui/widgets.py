@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from rich.text import Text
 from spinecoach.tui.model import CoachModel
@@ -16,13 +16,25 @@ class ModelPanel(Static):
     """A panel whose whole content is drawn from the model by one function.
 
     The app calls :meth:`show` when the model changed (at most 30 times a second); a resize
-    redraws from the model last shown, so plots always fill their panel.
+    redraws from the model last shown, so plots always fill their panel. ``key`` names what the
+    drawing depends on, when that is less than the whole model: an unchanged key skips the
+    drawing. Unchanged text is not handed to Textual again.
     """
 
-    def __init__(self, draw: Draw, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        draw: Draw,
+        *,
+        key: Callable[[CoachModel], Hashable] | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__("", id=id, classes=classes)
         self._draw = draw
+        self._key = key
         self._model: CoachModel | None = None
+        self._shown: Text | None = None
+        self._shown_key: Hashable = None
 
     def show(self, model: CoachModel) -> None:
         self._model = model
@@ -37,7 +49,17 @@ class ModelPanel(Static):
         size = self.content_region.size
         if size.width <= 0 or size.height <= 0:
             return
-        self.update(self._draw(self._model, size.width, size.height))
+        if self._key is not None:
+            key = (self._key(self._model), size.width, size.height)
+            if key == self._shown_key:
+                return  # what the drawing depends on has not changed: skip drawing it
+            self._shown_key = key
+        text = self._draw(self._model, size.width, size.height)
+        if text == self._shown:
+            return  # unchanged: Textual need not render it again
+        self._shown = text
+        # The panel's size is set by the layout, never by its text: no re-layout per redraw.
+        self.update(text, layout=False)
 
 
 class RowsTable(DataTable[str]):
