@@ -8,12 +8,14 @@ of wall time for 10 simulated minutes on a 2-core machine.
     python benchmarks/acquisition.py                 # 600 simulated seconds
     python benchmarks/acquisition.py --seconds 60    # a quicker look
     python benchmarks/acquisition.py --kill-cycles 50   # kill -9 while recording: loss per kill
+    python benchmarks/acquisition.py --bus-options --seconds 20   # wire time of the options
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import os
 import pstats
 import random
@@ -55,6 +57,50 @@ def kill_cycle(out: Path, rng: random.Random, scenario: str) -> tuple[float, int
     return max(0.0, acquired - on_disk), scanned.torn_tail_bytes
 
 
+def bus_options(seconds: float, scenario: str) -> None:
+    """Wire time on a clean bus for the drain cadences and IMU rates of the README's table,
+    and the same without the NAU7802's status reads (what its DRDY pin on a GPIO would save)."""
+    import spinecoach.drivers.sim.scenarios as scenarios
+    from spinecoach.acquisition.sampler import SamplerSettings
+    from spinecoach.drivers.nau7802 import REG_PU_CTRL
+
+    options = [
+        ("IMU 1 kHz, drained after every conversion", None, 1),
+        ("IMU 1 kHz, drained after every 2nd conversion", None, 6),
+        ("IMU 1 kHz, drained after every 4th conversion", None, 12),
+        ("IMU 500 Hz, drained after every conversion", 500.0, 1),
+        ("IMU 500 Hz, drained after every 2nd conversion", 500.0, 3),
+    ]
+    build = scenarios.build_scenario
+    for label, imu_rate_hz, paced_drain_frames in options:
+        if imu_rate_hz is not None:
+            def at_rate(*a: object, r: float = imu_rate_hz, **k: object) -> object:
+                return dataclasses.replace(build(*a, **k), imu_rate_hz=r)  # type: ignore[arg-type]
+
+            scenarios.build_scenario = at_rate  # type: ignore[assignment]
+        try:
+            rig = build_sim_rig(scenario)
+        finally:
+            scenarios.build_scenario = build
+        bus = rig.bus
+        status_s = [0.0]
+        read_byte = bus.read_byte_data
+        load_cells = {getattr(f, "address", None) for f in rig.forces}
+
+        def counting_read(i2c_addr: int, register: int, read_byte=read_byte, bus=bus) -> int:
+            if register == REG_PU_CTRL and i2c_addr in load_cells:
+                status_s[0] += (4 * 9 + 2) / bus.bus_hz
+            return read_byte(i2c_addr, register)
+
+        bus.read_byte_data = counting_read  # type: ignore[method-assign]
+        sampler = rig.sampler(settings=SamplerSettings(paced_drain_frames=paced_drain_frames))
+        gaps = sum(len(block.gaps) for block in sampler.blocks(seconds))
+        wire_s = bus.counters.wire_time_s
+        print(f"{label:48s} {100 * wire_s / seconds:5.1f} % of the bus, without status reads "
+              f"{100 * (wire_s - status_s[0]) / seconds:5.1f} %, "
+              f"{bus.counters.transactions / seconds:5.0f} transactions/s, {gaps} gaps")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="simulated seconds")
@@ -63,7 +109,12 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print the top functions")
     parser.add_argument("--kill-cycles", type=int, default=0,
                         help="instead: kill -9 `spinecoach record` this many times")
+    parser.add_argument("--bus-options", action="store_true",
+                        help="instead: wire time of the drain cadences and IMU rates (clean bus)")
     args = parser.parse_args()
+    if args.bus_options:
+        bus_options(args.seconds, args.scenario)
+        return 0
     if args.kill_cycles:
         rng = random.Random(1)
         with tempfile.TemporaryDirectory() as tmp:

@@ -90,8 +90,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "systemd's $STATE_DIRECTORY, then the XDG state directory.",
         ),
         "commit_interval_s": Key(
-            float, 0.5, "s", "Longest time results and raw samples wait before a batched commit.",
-            min_value=0.05, max_value=10.0,
+            float, 0.5, "s",
+            "Longest time results and raw samples wait before a batched commit (at most 1 s, "
+            "so a storage failure is reported within 1 s).",
+            min_value=0.05, max_value=1.0,
         ),
         "memory_buffer_mb": Key(
             float, 64.0, "MB",

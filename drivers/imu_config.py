@@ -137,6 +137,8 @@ class FifoImu:
     KNOWN_IDENTITIES: Mapping[int, str] = {}
     #: What to check on the board when the address or identity is wrong.
     ADDRESS_PIN_HINT = ""
+    #: Bytes one frame (gyro + accel) takes in a FIFO read.
+    FRAME_BYTES = 12
 
     def __init__(
         self,
@@ -166,6 +168,8 @@ class FifoImu:
         self._fifo_started_s: float = 0.0
         self._last_data_s: float = 0.0
         self.stats: DrainStats = DrainStats()
+        #: Whole frames a bounded drain (``max_frames``) left in the FIFO.
+        self.frames_left: int = 0
 
     @property
     def info(self) -> StreamInfo:

@@ -69,8 +69,9 @@ class ImuDriver(Protocol):
     def start(self) -> None:
         """Reset, check identity, configure ranges/DLPF/rate, enable and clear the FIFO."""
 
-    def drain(self) -> FifoRead:
-        """Read all whole frames in the FIFO in as few transfers as possible."""
+    def drain(self, max_frames: int | None = None) -> FifoRead:
+        """Read all whole frames in the FIFO in as few transfers as possible (at most
+        ``max_frames`` when given: a bounded transfer on a shared bus)."""
 
     def check_configuration(self) -> bool:
         """Read configuration back; on a silent reset re-initialise and return True."""

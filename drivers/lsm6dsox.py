@@ -162,6 +162,7 @@ class Lsm6dsox(FifoImu):
     WHO_AM_I_VALUE = WHO_AM_I_VALUE
     KNOWN_IDENTITIES = KNOWN_IDENTITIES
     ADDRESS_PIN_HINT = "SA0/SDO pin (low = 0x6A, high = 0x6B)"
+    FRAME_BYTES = 2 * WORD_BYTES
 
     def __init__(
         self,
@@ -194,8 +195,9 @@ class Lsm6dsox(FifoImu):
         #: TAG_CNT of the last delivered frame (None right after a FIFO restart).
         self._last_tag_count: int | None = None
 
-    def drain(self) -> FifoRead:
-        """Read every word in the FIFO in one transfer and pair them into frames.
+    def drain(self, max_frames: int | None = None) -> FifoRead:
+        """Read every word in the FIFO in one transfer and pair them into frames (at most
+        ``max_frames`` frames' words when given; the rest wait, see :attr:`frames_left`).
 
         Three transactions: FIFO_STATUS1/2 (level and flags), the words, then FIFO_STATUS2
         again: FIFO_OVR_LATCHED latches an overrun since the first read, i.e. one that dropped
@@ -207,10 +209,15 @@ class Lsm6dsox(FifoImu):
         self.stats.drains += 1
         if self._fifo_needs_restart():
             return self._overflowed()
+        self.frames_left = 0
         status = read_block(self._bus, self._address, FIFO_STATUS1, 2)
         words = ((status[1] & STATUS2_DIFF_HIGH) << 8) | status[0]
         if status[1] & STATUS2_OVERRUN or words >= FIFO_CAPACITY_WORDS:
             return self._overflowed()
+        if max_frames is not None and words > 2 * max_frames:
+            # Two words (gyro, accel) a frame.
+            self.frames_left = (words - 2 * max_frames) // 2
+            words = 2 * max_frames
         if words == 0:
             return self._nothing_ready()
         try:

@@ -143,6 +143,7 @@ class Mpu6050(FifoImu):
     WHO_AM_I_VALUE = WHO_AM_I_VALUE
     KNOWN_IDENTITIES = KNOWN_IDENTITIES
     ADDRESS_PIN_HINT = "AD0 pin (low = 0x68, high = 0x69)"
+    FRAME_BYTES = FRAME_BYTES
 
     def __init__(
         self,
@@ -175,8 +176,10 @@ class Mpu6050(FifoImu):
             PWR_MGMT_1: PWR_CLKSEL_PLL_XGYRO,
         }
 
-    def drain(self) -> FifoRead:
-        """Read every whole frame in the FIFO (one transfer), leaving a partial frame behind.
+    def drain(self, max_frames: int | None = None) -> FifoRead:
+        """Read every whole frame in the FIFO (one transfer), leaving a partial frame behind;
+        at most ``max_frames`` frames when given (the rest stay for the next drain, counted
+        in :attr:`frames_left`), so a caller sharing the bus can bound the transfer.
 
         Three transactions: FIFO_COUNT, the frames, then INT_STATUS. The overflow flag is read
         *after* the frames: it latches any overflow since the previous drain's read, including
@@ -189,11 +192,16 @@ class Mpu6050(FifoImu):
         self.stats.drains += 1
         if self._fifo_needs_restart():
             return self._overflowed()
+        self.frames_left = 0
         level = read_block(self._bus, self._address, FIFO_COUNTH, 2)
         count = (level[0] << 8) | level[1]
         if count >= FIFO_CAPACITY_BYTES:  # after an overflow the FIFO stays full
             return self._overflowed()
-        n_bytes = count - count % FRAME_BYTES
+        n_frames = count // FRAME_BYTES
+        if max_frames is not None and n_frames > max_frames:
+            self.frames_left = n_frames - max_frames
+            n_frames = max_frames
+        n_bytes = n_frames * FRAME_BYTES
         if n_bytes == 0:
             return self._nothing_ready()
         try:

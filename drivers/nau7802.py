@@ -16,6 +16,7 @@ period after the previous conversion do not touch the bus at all.
 from __future__ import annotations
 
 import enum
+import math
 
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.bus import I2CBus
@@ -291,6 +292,24 @@ class Nau7802:
             saturated=code == ADC_FULL_SCALE_MAX or code == ADC_FULL_SCALE_MIN,
             missed=missed,
         )
+
+    @property
+    def next_ready_s(self) -> float:
+        """Clock time (s) before which no new conversion can be ready: polls before it return
+        nothing without a transfer (0 while not running: poll whenever)."""
+        return self._gate_s if self._phase is _Phase.RUNNING else 0.0
+
+    @property
+    def read_by_s(self) -> float:
+        """Clock time (s) by which the next conversion must be read before the one after it
+        overwrites it (the ADC holds one result): the earliest ready time of the conversion
+        read last plus two periods. ``inf`` while no conversion has been read, or once that
+        time has passed (the next read counts what was lost). A reader sharing the bus keeps
+        its transfers short enough to poll again before this."""
+        if self._phase is not _Phase.RUNNING or self._ready_lo_s is None:
+            return math.inf
+        deadline = self._ready_lo_s + 2.0 * self.period_est_s
+        return deadline if deadline > self._clock.monotonic_s() else math.inf
 
     def close(self) -> None:
         """Power the analog and digital sections down; silent if the chip is gone."""

@@ -4,14 +4,19 @@ One loop, one clock, one bus. Each load cell is polled every half conversion per
 answers a poll that comes before its next conversion is due without a bus transfer, and counts
 conversions that were overwritten unread (``AdcRead.missed``). The ADC holds one conversion
 only, so a long IMU FIFO burst on the shared bus (20 frames at 400 kHz take 5.5 ms, longer than
-a 320 SPS period, and a failed transfer is repeated whole) would cost conversions. With a load
-cell, the IMUs are therefore drained right after each ``drain_after_conversions``-th conversion
-has been read (every 3.1 ms at 320 SPS: a 1 ms burst, 3 ms even when retried twice, which ends
-before the conversion after next), their configuration read back after a conversion of its own
-instead of a drain, and the load cell polled again as soon as a burst ends. Without a load cell,
-or while it is silent, each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO
-of 1024 bytes holds 85 frames, 85 ms at 1 kHz). Each IMU's configuration is read back about
-every ``config_check_interval_s`` (40 ms, so a silent reset is found well within 100 ms).
+a 320 SPS period) would cost conversions. With a load cell, the IMUs are therefore drained right
+after a conversion has been read, each once ``paced_drain_frames`` frames wait (by default
+after every conversion: the frames a FIFO overflow throws away besides a reader stall's own are
+then at most 3 ms' worth; fewer, longer transfers would save the per-drain addressing and status
+bytes, see the README's bus figures), and every drain while the load cell runs is bounded: it
+takes at most the frames whose wire time (at ``bus_bytes_per_s``) ends ``burst_reserve_s``
+before the driver's ``read_by_s``, the moment the next conversion would be overwritten. Frames
+left behind go with the next drain; the load cell is polled again as soon as a burst ends (when
+its driver's ``next_ready_s`` says a conversion can be ready). Without a load cell, or while it
+is silent, each IMU is drained every ``drain_interval_s`` (20 ms: an MPU-6050 FIFO of 1024
+bytes holds 85 frames, 85 ms at 1 kHz). Each IMU's configuration is read back about every
+``config_check_interval_s`` (40 ms, so a silent reset is found well within 100 ms), just before
+a drain.
 Samples are handed on in blocks of about ``block_s`` (20 ms) of sample time per stream.
 
 Sample indices and the accounting
@@ -42,6 +47,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +55,9 @@ from spinecoach.acquisition.scaling import force_si, imu_si
 from spinecoach.drivers.blocks import Block, ForceBlock, Gap, GapReason, ImuBlock, StreamInfo
 from spinecoach.drivers.interfaces import Clock, ForceDriver, ImuDriver
 from spinecoach.errors import SensorError
+
+#: Wire bytes of one FIFO drain besides the frames (level read, addressing, status read).
+DRAIN_OVERHEAD_BYTES = 12
 
 
 def empty_block(info: StreamInfo, gaps: tuple[Gap, ...]) -> Block:
@@ -74,9 +83,14 @@ class SamplerSettings:
     #: again every ``reinit_interval_s``. Shorter runs of failures are ``bus_error`` gaps.
     down_after_s: float = 0.1
     reinit_interval_s: float = 0.2
-    #: With a load cell on the bus, the IMUs are drained right after every this many of its
-    #: conversions (see the module docstring).
-    drain_after_conversions: int = 1
+    #: With a load cell on the bus, an IMU is drained after a conversion once this many frames
+    #: wait (see the module docstring); 1: after every conversion.
+    paced_drain_frames: int = 1
+    #: Wire speed (bytes per second: 9 clocks a byte at 400 kHz) used to bound IMU bursts.
+    bus_bytes_per_s: float = 400_000.0 / 9.0
+    #: Wire time kept free before a load cell's ``read_by_s`` (its status poll and result read,
+    #: about 0.25 ms, plus one retried transfer).
+    burst_reserve_s: float = 0.0006
     #: Samples are handed on in blocks of about this much sample time per stream.
     block_s: float = 0.02
     #: An action this late (s) means the reader was descheduled: what is lost is a stall.
@@ -146,25 +160,27 @@ class _ImuChannel(_Channel):
     driver: ImuDriver | None = None
     last_drain_t: float = 0.0
     next_check_t: float = 0.0
-    #: Paced by a load cell: a check is due at the next conversion, instead of a drain.
-    check_owed: bool = False
-    check_requested: bool = False
+    #: Clock time the latest drain began and the whole frames it left behind (pacing only).
+    paced_t: float = 0.0
+    frames_left: int = 0
     raw: list[npt.NDArray[np.int16]] = field(default_factory=list)
-    valid: list[npt.NDArray[np.bool_]] = field(default_factory=list)
+    #: Whether the frames of each entry of ``raw`` are valid (one flag per drain).
+    valid: list[bool] = field(default_factory=list)
 
-    def add_frames(self, raw: npt.NDArray[np.int16], valid: npt.NDArray[np.bool_], now: float) -> None:
+    def add_frames(self, raw: npt.NDArray[np.int16], valid: bool, now: float) -> None:
         if not self.buffered:
             self.buffer_start_t = now
+        n = len(raw)
         self.raw.append(raw)
         self.valid.append(valid)
-        self.buffered += len(raw)
-        self.delivered += len(raw)
-        self.next_index += len(raw)
+        self.buffered += n
+        self.delivered += n
+        self.next_index += n
 
     def close_block(self) -> Block:
         n = self.buffered
         raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
-        valid = np.concatenate(self.valid) if self.valid else np.empty(0, dtype=bool)
+        valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
         index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
         gyro, accel = imu_si(raw, self.info)
         self.raw, self.valid, self.buffered = [], [], 0
@@ -178,7 +194,6 @@ class _ForceChannel(_Channel):
     started: bool = False
     #: The chip was (re)started since the last conversion: count lost ones from the clock.
     resync: bool = False
-    conversions_since_drain: int = 0
     tare_stale: bool = False
     codes: list[int] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
@@ -329,21 +344,30 @@ class Sampler:
             self.start()
         end_t = math.inf if duration_s is None else self._session_t + duration_s
         channels = self._channels
+        clock, block_s = self._clock, self.settings.block_s
+        stall_after_s = self.settings.stall_after_s
+        # One service method per channel, looked up once (this loop runs ~2000 times a second).
+        services: list[tuple[_Channel, Callable[[Any], None]]] = [
+            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._service_force)
+            for ch in channels
+        ]
         while True:
-            channel = min(channels, key=lambda c: c.next_action_t)
+            channel, service = services[0]
             due = channel.next_action_t
+            for ch, fn in services:
+                if ch.next_action_t < due:
+                    channel, service, due = ch, fn, ch.next_action_t
             if due >= end_t:
                 break
             self._wait_until(due)
-            self._note_stall(due)
-            if isinstance(channel, _ImuChannel):
-                self._service_imu(channel)
-            elif isinstance(channel, _ForceChannel):
-                self._service_force(channel)
-            now = self._clock.monotonic_s()
+            if clock.monotonic_s() - due > stall_after_s:
+                self._note_stall(due)
+            service(channel)
+            now = clock.monotonic_s()
             for ch in channels:
                 # A stream that stopped (an outage) still hands on what it holds in time.
-                ch.buffer_full(now, self.settings.block_s)
+                if ch.buffered and now - ch.buffer_start_t >= block_s:
+                    ch.out.append(ch.close_block())
                 if ch.out:
                     yield from ch.out
                     ch.out.clear()
@@ -356,18 +380,19 @@ class Sampler:
             return []
         self._finished = True
         now = self._clock.monotonic_s()
-        for ch in self._imus:
-            if not ch.down:
-                self._drain(ch, now)
-            if ch.down or ch.trouble is not None:
-                lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
-                ch.add_gap(lost, ch.trouble or "outage")
+        # Load cells first: a conversion waiting now would be overwritten during the drains.
         for fc in self._forces:
             if not fc.down:
                 self._poll(fc, now)
             if fc.started or fc.down:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
                 fc.add_gap(lost, fc.trouble or ("outage" if fc.down else "missed_conversion"))
+        for ch in self._imus:
+            if not ch.down:
+                self._drain(ch, now)
+            if ch.down or ch.trouble is not None:
+                lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
+                ch.add_gap(lost, ch.trouble or "outage")
         out: list[Block] = []
         for channel in self._channels:
             if channel.buffered:
@@ -434,26 +459,29 @@ class Sampler:
             self._recover(ch)
             return
         paced = bool(self._forces)
+        max_frames: int | None = None
         if paced:
-            # Paced by the load cell's conversions (see ``drain_after_conversions``); the
-            # timer is the fallback while no conversion comes.
+            # Paced by the load cell's conversions (see ``paced_drain_frames``); the timer is
+            # the fallback while no conversion comes.
             ch.next_action_t = now + s.drain_interval_s
-            if ch.check_requested:
-                ch.check_requested = False
-                self._check_imu(ch)
+            if now >= ch.next_check_t and not self._check_imu(ch):
                 return
+            max_frames = self._burst_frames(ch)
+            if max_frames == 0:
+                return  # no room before the next conversion: the next one paces it
         else:
             ch.next_action_t = max(ch.next_action_t + s.drain_interval_s,
                                    now + s.drain_interval_s / 4)
             # Due when it would otherwise wait a whole drain longer than the interval.
             if now >= ch.next_check_t - s.drain_interval_s / 2 and not self._check_imu(ch):
                 return
-        self._drain(ch, now)
-        if paced and ch.failures == 0 and now >= ch.next_check_t:
-            ch.check_owed = True
-        # The load cell may have a conversion waiting since before this burst: read it now.
+        self._drain(ch, now, max_frames)
+        # The load cell may have a conversion waiting since before this burst: read it now
+        # (unless its driver knows none can be ready yet: the poll would be free and idle).
+        after = self._clock.monotonic_s()
         for fc in self._forces:
-            fc.next_action_t = min(fc.next_action_t, self._clock.monotonic_s())
+            if after >= getattr(fc.driver, "next_ready_s", 0.0):
+                fc.next_action_t = min(fc.next_action_t, after)
 
     def _check_imu(self, ch: _ImuChannel) -> bool:
         """Read the configuration back; False when the drain must be skipped this time."""
@@ -472,15 +500,33 @@ class Sampler:
             return False
         return True
 
-    def _drain(self, ch: _ImuChannel, now: float) -> None:
+    def _burst_frames(self, ch: _ImuChannel) -> int | None:
+        """The most frames a drain of ``ch`` may take now so that every running load cell
+        can still be polled before its next conversion is overwritten (None: no bound)."""
+        deadline = math.inf
+        for fc in self._forces:
+            if not fc.down:
+                deadline = min(deadline, getattr(fc.driver, "read_by_s", math.inf))
+        if deadline == math.inf:
+            return None
+        s = self.settings
+        budget_s = deadline - s.burst_reserve_s - self._clock.monotonic_s()
+        budget_bytes = budget_s * s.bus_bytes_per_s
+        frame_bytes = getattr(ch.driver, "FRAME_BYTES", 12)
+        return max(0, int((budget_bytes - DRAIN_OVERHEAD_BYTES) // frame_bytes))
+
+    def _drain(self, ch: _ImuChannel, now: float, max_frames: int | None = None) -> None:
         assert ch.driver is not None
         try:
-            read = ch.driver.drain()
+            read = ch.driver.drain() if max_frames is None else ch.driver.drain(max_frames)
         except SensorError:
             self._failed(ch)
             return
         finally:
             self._note_stall(now)
+            # From its start: frames that came during the transfer are waiting too.
+            ch.paced_t = now
+            ch.frames_left = getattr(ch.driver, "frames_left", 0)
         ch.failures = 0
         if read.overflowed or read.reinitialised:
             # The frames in the FIFO were discarded when the driver reset it (during this
@@ -493,11 +539,12 @@ class Sampler:
         raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
         if len(raw):
             # The anchor of the lost-sample count moves only with evidence of sampling: an
-            # empty FIFO may be a chip that silently stopped.
-            ch.last_drain_t = now
+            # empty FIFO may be a chip that silently stopped. Frames a bounded drain left
+            # behind were sampled before the last one taken.
+            ch.last_drain_t = now - ch.frames_left / ch.info.rate_hz
         if len(raw):
             # Frames handed over together with a reset cannot be trusted (frozen registers).
-            ch.add_frames(raw, np.full(len(raw), not read.reinitialised), now)
+            ch.add_frames(raw, not read.reinitialised, now)
         ch.buffer_full(now, self.settings.block_s)
 
     def _failed(self, ch: _Channel) -> None:
@@ -553,7 +600,7 @@ class Sampler:
     def _schedule_after_start(self, ch: _Channel, now: float) -> None:
         """Next actions of a chip that has just been (re)started at ``now``."""
         if isinstance(ch, _ImuChannel):
-            ch.last_drain_t = now
+            ch.last_drain_t = ch.paced_t = now
             ch.next_action_t = now + self.settings.drain_interval_s
             ch.next_check_t = now + self.settings.config_check_interval_s
         else:
@@ -602,16 +649,12 @@ class Sampler:
         fc.buffer_full(now, self.settings.block_s)
 
     def _pace_imus(self, fc: _ForceChannel, now: float) -> None:
-        """After a conversion of the pacing load cell: drain the IMUs every
-        ``drain_after_conversions`` conversions, and read an IMU's configuration back in
-        place of a drain when it is owed, so no burst on the bus carries both."""
-        fc.conversions_since_drain += 1
-        if fc.conversions_since_drain < self.settings.drain_after_conversions:
-            return
-        fc.conversions_since_drain = 0
+        """After a conversion of the pacing load cell: drain each IMU that has about
+        ``paced_drain_frames`` frames waiting or a configuration read-back due."""
+        wanted = self.settings.paced_drain_frames
         for ch in self._imus:
             if ch.down:
                 continue
-            if ch.check_owed:
-                ch.check_owed, ch.check_requested = False, True
-            ch.next_action_t = min(ch.next_action_t, now)
+            waiting = ch.frames_left + (now - ch.paced_t) * ch.info.rate_hz
+            if waiting >= wanted or now >= ch.next_check_t:
+                ch.next_action_t = min(ch.next_action_t, now)

@@ -8,12 +8,9 @@ cell a force signal; register-level simulators turn them into chip registers and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from spinecoach.acquisition.sampler import Sampler
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.interfaces import ForceDriver, ImuDriver
@@ -27,41 +24,6 @@ LOAD_CELL_ADDRESS = 0x2A
 SIM_COUNTS_PER_N = 17.11
 #: Programmed NAU7802 gain on the rig.
 SIM_GAIN = 128
-
-
-class GridCachedImuSignal:
-    """An IMU signal evaluated a block of sample times at a time.
-
-    A chip simulator asks for the few samples that came due since its last access (about ten
-    per FIFO drain), and evaluating the rig's motion has a large fixed cost per call. Requests
-    on the chip's sample grid (spacing ``1 / rate_hz``) are served from a block of
-    ``block_n`` samples evaluated at once on that grid; anything else is evaluated directly.
-    Values are those of the signal at ``t0 + k / rate_hz``, within float rounding of the times
-    asked for, and the same on every run (fixtures regenerate byte for byte).
-    """
-
-    def __init__(self, signal: Any, rate_hz: float, block_n: int = 500) -> None:
-        self._signal = signal
-        self._rate_hz = rate_hz
-        self._block_n = block_n
-        self._t0 = math.nan
-        self._gyro = np.empty((0, 3))
-        self._accel = np.empty((0, 3))
-
-    def __call__(self, t_s: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], ...]:
-        t = np.asarray(t_s, dtype=np.float64)
-        n = len(t)
-        period = 1.0 / self._rate_hz
-        if n == 0 or (n > 1 and abs((t[-1] - t[0]) - (n - 1) * period) > 1e-6 * period * n):
-            return self._signal(t)  # type: ignore[no-any-return]
-        k = (t[0] - self._t0) * self._rate_hz
-        j = round(k) if math.isfinite(k) else -1
-        if j < 0 or abs(k - j) > 1e-6 or j + n > len(self._gyro):
-            self._t0 = float(t[0])
-            grid = self._t0 + np.arange(max(self._block_n, n)) / self._rate_hz
-            self._gyro, self._accel = self._signal(grid)
-            j = 0
-        return self._gyro[j:j + n], self._accel[j:j + n]
 
 
 @dataclass
@@ -102,8 +64,7 @@ def build_sim_rig(
     chips: dict[int, Any] = {}
     imu_specs = []
     for placement, address in zip(scenario.imu_placements, IMU_ADDRESSES, strict=False):
-        signal = GridCachedImuSignal(scenario.imu_signal(placement), scenario.imu_rate_hz)
-        chips[address] = Mpu6050Chip(address=address, signal=signal)
+        chips[address] = Mpu6050Chip(address=address, signal=scenario.imu_signal(placement))
         imu_specs.append((placement, address))
     if scenario.has_load_cell:
         spikes = load_cell_spikes(faults, scenario.duration_s, seed=scenario.seed) if faults else ()

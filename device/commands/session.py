@@ -16,6 +16,7 @@ from spinecoach.config import load_config
 from spinecoach.engine.protocols import PROTOCOL_IDS
 from spinecoach.engine.session import (
     SIDE_CHOICES,
+    SWITCH_INTERVAL_S,
     SessionRequest,
     open_store,
     resolve_plan,
@@ -59,6 +60,7 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = load_config([args.config] if args.config else None, required=bool(args.config))
     backend = Backend.parse(args.backend or config.get("device", "backend"))
     request = SessionRequest(

@@ -48,7 +48,7 @@ DEFAULT_RULES: dict[str, CueRule] = {
         CueRule("phase", None, "{phase}", enabled=False),
         CueRule("eccentric_too_fast", "warning",
                 "Lower slower: {eccentric_s:.1f} s, aim for {target_s:.0f} s", min_interval_s=5.0),
-        CueRule("rep", None, "Rep {n}/{reps}: {rom_deg:.0f} deg, lowering {eccentric_s:.1f} s",
+        CueRule("rep", None, "Rep {n}{of}: {rom_deg:.0f} deg, lowering {eccentric_s:.1f} s",
                 informational=True),
         CueRule("hold_started", "double", "Hold {n}/{holds}: {target_s:g} s"),
         CueRule("hold_complete", "double", "Hold {n}/{holds} complete - release"),

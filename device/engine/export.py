@@ -197,14 +197,7 @@ class Exporter:
                 ax.set(xlabel="Time (s)", ylabel="Force (N)",
                        title=f"Set {s.id}: {s.exercise} {s.side or ''}".strip())
                 self._save(fig, f"set{s.id}_force_time.png")
-                angle = _primary_angle(rec, library, s.exercise)
-                if angle is not None:
-                    at = np.interp(t, angle[0], angle[1])
-                    fig, ax = plt.subplots(figsize=(5, 4))
-                    ax.plot(at, force.force_n, linewidth=0.6)
-                    ax.set(xlabel="Primary angle from set start (deg, integrated gyro)",
-                           ylabel="Force (N)", title=f"Set {s.id}: force against angle")
-                    self._save(fig, f"set{s.id}_force_angle.png")
+                self._force_angle(plt, s, rec, library, t, force.force_n)
         if athlete is not None:
             for exercise in sorted({s.exercise for s in sets}):
                 history = History(self.reader, athlete, exercise)
@@ -217,6 +210,32 @@ class Exporter:
                 ax.set(xlabel="Session", ylabel=f"{TREND_FIGURE[protocol]} ({trend.unit})",
                        title=f"{athlete}: {exercise} progress")
                 self._save(fig, f"{sanitise(exercise)}_progress.png")
+
+    def _force_angle(self, plt: Any, s: SetRow, rec: Any, library: Any, t: np.ndarray,
+                     force_n: np.ndarray) -> None:
+        """Per-rep force-angle curves (2° bins, concentric and eccentric) as the core measured
+        them; without them, force against the gyro integrated about the primary axis."""
+        curves = [r.force_angle for r in self.reader.reps(s.id)
+                  if getattr(r, "force_angle", None)]
+        fig, ax = plt.subplots(figsize=(5, 4))
+        if curves:
+            for k, curve in enumerate(curves, 1):
+                for phase, style in (("concentric", "-"), ("eccentric", ":")):
+                    points = np.asarray(curve.get(phase) or [], np.float64).reshape(-1, 2)
+                    if len(points):
+                        ax.plot(points[:, 0], points[:, 1], style, linewidth=0.9,
+                                label=f"rep {k} {phase}" if k == 1 else None)
+            ax.legend(fontsize="small")
+            xlabel = "Primary angle (deg)"
+        else:
+            angle = _primary_angle(rec, library, s.exercise)
+            if angle is None:
+                _pyplot().close(fig)
+                return
+            ax.plot(np.interp(t, angle[0], angle[1]), force_n, linewidth=0.6)
+            xlabel = "Primary angle from set start (deg, integrated gyro)"
+        ax.set(xlabel=xlabel, ylabel="Force (N)", title=f"Set {s.id}: force against angle")
+        self._save(fig, f"set{s.id}_force_angle.png")
 
     def _save(self, fig: Any, suffix: str) -> None:
         buffer = io.BytesIO()

@@ -146,7 +146,12 @@ class Exercise:
         return 1 if self.eccentric == "increasing" else -1
 
     def motion_settings(self) -> MotionSettings:
-        """The movement-kernel settings of this exercise."""
+        """The movement-kernel settings of this exercise.
+
+        ``extension_limit_deg`` in the file is the most extended primary angle allowed (e.g. -10
+        = 10° behind upright, or 20 on a 45° bench); the kernels receive it as the magnitude
+        ``-extension_limit_deg`` so that "angle < -extension_limit_deg" is past the limit.
+        """
         return MotionSettings(
             primary_axis=self.primary_axis,
             eccentric_sign=self.eccentric_sign,
@@ -155,7 +160,11 @@ class Exercise:
             hold_tolerance_deg=self.hold_tolerance_deg,
             hold_force_tolerance_frac=self.hold_force_tolerance_frac,
             hold_debounce_s=self.hold_debounce_s,
-            extension_limit_deg=self.extension_limit_deg,
+            # The kernels take the extension limit as a magnitude of extension (the angle may not
+            # go below -extension_limit_deg); the library states it as the angle itself.
+            extension_limit_deg=(
+                None if self.extension_limit_deg is None else -self.extension_limit_deg
+            ),
             flexion_limit_deg=self.flexion_limit_deg,
         )
 

@@ -29,7 +29,8 @@ KEY_FIGURES: dict[str, dict[str, bool]] = {
     "repeaters": {"mean_force_n": True, "fatigue_index_pct": False},
     "critical_force": {"critical_force_n": True, "w_prime_n_s": True},
     "sorensen": {"sorensen_hold_s": True},
-    "free": {"peak_concentric_speed_dps": True, "peak_force_n": True, "longest_hold_s": True},
+    "free": {"peak_rotation_speed_dps": True, "peak_concentric_speed_dps": True,
+             "peak_force_n": True, "longest_hold_s": True},
 }
 
 #: The figure whose trend over sessions is reported per protocol.
@@ -37,7 +38,7 @@ TREND_FIGURE = {
     "tempo_set": "mean_eccentric_s", "isometric_holds": "total_hold_s",
     "holds_with_transitions": "longest_hold_s", "max_pulls": "best_peak_force_n",
     "repeaters": "mean_force_n", "critical_force": "critical_force_n",
-    "sorensen": "sorensen_hold_s", "free": "peak_concentric_speed_dps",
+    "sorensen": "sorensen_hold_s", "free": "peak_rotation_speed_dps",
 }
 
 
@@ -227,6 +228,10 @@ def _tempo_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetR
                       "Repeat the same prescription: the set was not completed yet, but control held.")
 
 
+def _every(count: float, thing: str) -> str:
+    return f"the {thing}" if count == 1 else f"all {count:.0f} {thing}s"
+
+
 def _holds_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetRow],
                 settings: ProgressionSettings) -> Suggestion:
     protocol = sets[-1].protocol
@@ -238,7 +243,7 @@ def _holds_rule(history: History, sets: Sequence[SetRow], earlier: Sequence[SetR
     if tried and done == tried and all(s.targets_met for s in sets):
         new = target + settings.hold_step_s
         return Suggestion(ex, protocol, "progress", {"target_s": new},
-                          f"Hold {new:g} s next time: all {tried:.0f} holds reached "
+                          f"Hold {new:g} s next time: {_every(tried, 'hold')} reached "
                           f"{target:g} s inside the angle and force band.")
     if tried and done < tried / 2:
         new = max(1.0, target - settings.hold_step_s)

@@ -82,7 +82,15 @@ class SetProtocol:
         if t_s < self._now_s:
             return []
         self._now_s = t_s
-        return [] if self.done else self._due(t_s)
+        return [] if self.done else self._scheduled(t_s) + self._due(t_s)
+
+    def lookahead(self, t_s: float) -> list[EngineEvent]:
+        """Fixed-schedule events due by ``t_s`` (the last sample of a block that just arrived).
+
+        Only what no core event can change (a metronome, the repeaters' clock) fires here, so
+        the runner can buzz them before the pipeline has processed the block.
+        """
+        return [] if self.done else self._scheduled(t_s)
 
     def on_event(self, event: CoreEvent) -> list[EngineEvent]:
         """React to one core event (ignored once the set is complete)."""
@@ -109,6 +117,10 @@ class SetProtocol:
         """Force samples of the set (N at sample times s); most protocols need only events."""
 
     # Hooks for subclasses ---------------------------------------------------------------------
+
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
+        """Events on a fixed clock, independent of core events (see :meth:`lookahead`)."""
+        return []
 
     def _due(self, t_s: float) -> list[EngineEvent]:
         return []
@@ -160,6 +172,13 @@ def generic_metrics(
         peaks = [r.peak_force_n for r in reps if r.peak_force_n is not None]
         if peaks:
             out.append(Metric("rep_peak_force_n", max(peaks), "N"))
+        out += _optional(reps, (
+            ("stabilisation_s", "mean_stabilisation_s", "s", _mean),
+            ("sway_rms_deg", "mean_sway_rms_deg", "deg", _mean),
+            ("rotation_speed_dps", "peak_rotation_speed_dps", "deg/s", max),
+            ("onset_asynchrony_s", "mean_onset_asynchrony_s", "s", _mean),
+            ("band_stiffness_n_per_deg", "mean_band_stiffness_n_per_deg", "N/deg", _mean),
+        ))
         for i, rep in enumerate(reps, 1):
             out.append(Metric("rep_eccentric_s", rep.tempo.eccentric_s, "s", i))
             out.append(Metric("rep_mean_concentric_speed_dps", rep.mean_concentric_speed_dps,
@@ -170,6 +189,11 @@ def generic_metrics(
             Metric("longest_hold_s", max(h.duration_s for h in holds), "s"),
             Metric("total_hold_s", sum(h.duration_s for h in holds), "s"),
         ]
+        out += _optional(holds, (
+            ("stabilisation_s", "hold_stabilisation_s", "s", _mean),
+            ("sway_rms_deg", "hold_sway_rms_deg", "deg", _mean),
+            ("overshoot_deg", "hold_max_overshoot_deg", "deg", max),
+        ))
     if contractions:
         out += [
             Metric("contractions", len(contractions), "count"),
@@ -179,14 +203,34 @@ def generic_metrics(
     return out
 
 
+def _optional(results: Sequence[Any], fields: Sequence[tuple[str, str, str, Any]]) -> list[Metric]:
+    """Figures from result fields the kernels fill only when they apply (None otherwise)."""
+    out = []
+    for attribute, name, unit, combine in fields:
+        values = [v for r in results if (v := getattr(r, attribute, None)) is not None]
+        if values:
+            out.append(Metric(name, float(combine(values)), unit))
+    return out
+
+
+def hold_started_s(event: CoreEvent) -> float:
+    """When a hold began: the pipeline decides a hold after its minimum duration and reports the
+    start it found in ``data["start_s"]``; the event time is when it decided."""
+    data = event.data
+    if isinstance(data, dict) and isinstance(data.get("start_s"), (int, float)):
+        return float(data["start_s"])
+    return event.t_s
+
+
 def _mean(values: Any) -> float:
     items = list(values)
     return float(sum(items) / len(items)) if items else float("nan")
 
 
-def _rep_event(rep: RepResult, t_s: float, n: int, of: object) -> EngineEvent:
+def _rep_event(rep: RepResult, t_s: float, n: int, of: int | None) -> EngineEvent:
+    """A counted rep; ``of`` is the prescribed number (None in free mode)."""
     return EngineEvent("rep", t_s, {
-        "n": n, "reps": of, "rom_deg": rep.rom_deg,
+        "n": n, "reps": of, "of": "" if of is None else f"/{of}", "rom_deg": rep.rom_deg,
         "eccentric_s": rep.tempo.eccentric_s, "concentric_s": rep.tempo.concentric_s,
     })
 
@@ -233,7 +277,7 @@ class TempoSet(SetProtocol):
         self.velocity_loss_pct = 0.0
         self.stopped_on_velocity = False
 
-    def _due(self, t_s: float) -> list[EngineEvent]:
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
         out: list[EngineEvent] = []
         if not self.params["metronome"] or self._cycle_s <= 0:
             return out
@@ -303,7 +347,9 @@ class TempoSet(SetProtocol):
 class IsometricHolds(SetProtocol):
     """Target seconds × holds with rest: cues hold started, complete, lost, and rest over.
 
-    A hold that ends before the target counts as an attempt ("band lost" cue). After each hold
+    "Complete" is cued once the hold has lasted the target plus the exercise's hold debounce
+    (+ 50 ms), the time the pipeline needs to report a break. A hold that ends before the target
+    counts as an attempt ("band lost" cue). After each hold
     the rest timer runs from the hold's end; starting the next hold early cancels it.
     """
 
@@ -329,7 +375,9 @@ class IsometricHolds(SetProtocol):
         out: list[EngineEvent] = []
         if self._hold_start_s is not None:
             out += self._during_hold(self._hold_start_s, t_s)
-            due = self._hold_start_s + self.target_s
+            # The pipeline reports a broken hold only after its debounce: wait that long past
+            # the target so "complete" is never cued for a hold that broke just before it.
+            due = self._hold_start_s + self.target_s + self.exercise.hold_debounce_s + 0.05
             if not self._complete_cued and t_s >= due:
                 self._complete_cued = True
                 out.append(EngineEvent("hold_complete", due, {
@@ -347,10 +395,10 @@ class IsometricHolds(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "hold_start" and self._hold_start_s is None:
-            self._hold_start_s = event.t_s
+            self._hold_start_s = hold_started_s(event)
             self._complete_cued = False
             self._rest_until_s = None
-            self._hold_started(event.t_s)
+            self._hold_started(self._hold_start_s)
             return [EngineEvent("hold_started", event.t_s, {
                 "n": self.attempts + 1, "holds": self.params["holds"], "target_s": self.target_s
             })]
@@ -367,7 +415,7 @@ class IsometricHolds(SetProtocol):
     def _hold_ended(self, hold: HoldResult, t_s: float) -> list[EngineEvent]:
         self.attempts += 1
         out: list[EngineEvent] = []
-        if hold.duration_s >= self.target_s or self._complete_cued:
+        if hold.duration_s >= self.target_s:
             self.completed += 1
         else:
             out.append(EngineEvent("band_lost", t_s, {
@@ -559,7 +607,7 @@ class Repeaters(SetProtocol):
         np.add.at(self._count, k[inside], 1)
         np.maximum.at(self._peak, k[inside], force_n[inside])
 
-    def _due(self, t_s: float) -> list[EngineEvent]:
+    def _scheduled(self, t_s: float) -> list[EngineEvent]:
         out: list[EngineEvent] = []
         reps = self.params["reps"]
         while self._next_boundary < 2 * reps and not self.done:
@@ -694,7 +742,7 @@ class Sorensen(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "hold_start" and self._start_s is None:
-            self._start_s = event.t_s
+            self._start_s = hold_started_s(event)
             return [EngineEvent("hold_started", event.t_s, {"n": 1, "holds": 1,
                                                             "target_s": self.params["cap_s"]})]
         if event.kind == "hold_end" and isinstance(event.data, HoldResult) and self._start_s is not None:
@@ -720,7 +768,7 @@ class Free(SetProtocol):
 
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         if event.kind == "rep" and isinstance(event.data, RepResult):
-            return [_rep_event(event.data, event.t_s, len(self.reps), "-")]
+            return [_rep_event(event.data, event.t_s, len(self.reps), None)]
         if event.kind == "hold_end" and isinstance(event.data, HoldResult):
             return [EngineEvent("hold_measured", event.t_s, {"held_s": event.data.duration_s})]
         if event.kind == "contraction" and isinstance(event.data, ContractionResult):

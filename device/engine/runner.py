@@ -8,7 +8,9 @@ figures bit for bit (:func:`replay_set`).
 Everything that decides *what* happens reads sample time only. The wall clock is read for one
 thing: the latency from a block's arrival (the moment the runner is handed the samples, or the
 ``arrival_ns`` the sampler stamped) to the buzzer command it causes, kept in
-:class:`LatencyStats` and reported at the end of the session.
+:class:`LatencyStats` and reported at the end of the session. Fixed-schedule cues (metronome,
+repeaters) are issued before the pipeline processes the block; cues reacting to a detected event
+wait for it, and the pipeline's share is reported apart from the engine's.
 """
 
 from __future__ import annotations
@@ -66,17 +68,21 @@ def core_pipeline(streams: list[StreamInfo], exercise: Exercise) -> PipelineLike
 
 @dataclass
 class LatencyStats:
-    """Sample-arrival to buzzer-command latencies (ns)."""
+    """Sample-arrival to buzzer-command latencies (ns), and the engine's own share of each
+    (the latency less the time the pipeline spent on the block before the cue)."""
 
     samples_ns: list[int] = field(default_factory=list)
+    engine_ns: list[int] = field(default_factory=list)
 
-    def add(self, ns: int) -> None:
+    def add(self, ns: int, pipeline_ns: int = 0) -> None:
         self.samples_ns.append(ns)
+        self.engine_ns.append(ns - pipeline_ns)
 
-    def percentile_ms(self, q: float) -> float:
-        if not self.samples_ns:
+    def percentile_ms(self, q: float, engine_only: bool = False) -> float:
+        values = self.engine_ns if engine_only else self.samples_ns
+        if not values:
             return float("nan")
-        return float(np.percentile(np.asarray(self.samples_ns, np.float64), q)) / 1e6
+        return float(np.percentile(np.asarray(values, np.float64), q)) / 1e6
 
     def metrics(self) -> list[Metric]:
         return [
@@ -84,6 +90,7 @@ class LatencyStats:
             Metric("cue_latency_p50_ms", self.percentile_ms(50), "ms"),
             Metric("cue_latency_p99_ms", self.percentile_ms(99), "ms"),
             Metric("cue_latency_max_ms", self.percentile_ms(100), "ms"),
+            Metric("cue_engine_p99_ms", self.percentile_ms(99, engine_only=True), "ms"),
         ]
 
     def describe(self) -> str:
@@ -91,7 +98,8 @@ class LatencyStats:
             return "no buzzer commands"
         return (f"{len(self.samples_ns)} buzzer commands, sample-to-buzzer p50 "
                 f"{self.percentile_ms(50):.3f} ms, p99 {self.percentile_ms(99):.3f} ms, "
-                f"max {self.percentile_ms(100):.3f} ms")
+                f"max {self.percentile_ms(100):.3f} ms (engine's own share p99 "
+                f"{self.percentile_ms(99, engine_only=True):.3f} ms)")
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ class SessionRunner:
         self._rest_until_s: float | None = None
         self._last_t_s = 0.0
         self._arrival_ns = 0
+        self._pipeline_ns = 0
         self.session_id = (
             store.start_session(athlete, backend, cues.mode, {
                 "exercise": plan.exercise.id, "protocol": plan.protocol_id,
@@ -219,6 +228,7 @@ class SessionRunner:
     def feed(self, block: Block, arrival_ns: int | None = None) -> None:
         """Process one block (in arrival order). ``arrival_ns``: perf_counter_ns at arrival."""
         self._arrival_ns = time.perf_counter_ns() if arrival_ns is None else arrival_ns
+        self._pipeline_ns = 0
         if not len(block) or self.finished:
             return
         t = block.t_s
@@ -238,14 +248,20 @@ class SessionRunner:
         active.end_s = max(active.end_s, last_s)
         if self.store is not None and active.set_id is not None:
             self.store.add_block(active.set_id, block)
+        if isinstance(block, ForceBlock):
+            active.protocol.on_force(t, block.force_n, block.valid)
+        # Fixed-schedule cues (metronome, repeaters) need nothing from the pipeline: buzz them
+        # before it spends time on the block.
+        self._engine_events(active.protocol.lookahead(last_s))
+        pipeline_start_ns = time.perf_counter_ns()
         if isinstance(block, ImuBlock):
             events = active.pipeline.feed_imu(block.info.name, block.index, block.gyro_dps,
                                               block.accel_g, block.valid)
         else:
             assert isinstance(block, ForceBlock)
-            active.protocol.on_force(t, block.force_n, block.valid)
             events = active.pipeline.feed_force(block.info.name, block.index, block.force_n,
                                                 block.valid)
+        self._pipeline_ns = time.perf_counter_ns() - pipeline_start_ns
         for event in sorted(events, key=lambda e: e.t_s):
             self._core_event(active, event)
         self._engine_events(active.protocol.on_time(last_s))
@@ -274,7 +290,7 @@ class SessionRunner:
             if cue.pattern is not None and self.haptics is not None:
                 issued_ns = time.perf_counter_ns()
                 self.haptics.play(cue.pattern)
-                self.latency.add(issued_ns - self._arrival_ns)
+                self.latency.add(issued_ns - self._arrival_ns, self._pipeline_ns)
             if self._on_cue is not None:
                 self._on_cue(cue)
             self._say(f"{cue.t_s:9.2f} s  {cue.pattern or '-':<7}  {cue.message}")
@@ -336,7 +352,7 @@ class SessionRunner:
 #: The figures a one-line set summary shows, per protocol, in order.
 _HEADLINES: dict[str, tuple[str, ...]] = {
     "tempo_set": ("reps", "mean_rom_deg", "mean_eccentric_s", "eccentric_too_fast",
-                  "velocity_loss_pct"),
+                  "velocity_loss_pct", "mean_sway_rms_deg"),
     "isometric_holds": ("holds_completed", "holds_attempted", "longest_hold_s"),
     "holds_with_transitions": ("holds_completed", "holds_attempted", "transitions"),
     "max_pulls": ("trials", "best_peak_force_n", "best_peak_rfd_n_per_s"),
@@ -344,7 +360,8 @@ _HEADLINES: dict[str, tuple[str, ...]] = {
     "critical_force": ("critical_force_n", "w_prime_n_s", "cf_window_first_rep",
                        "cf_window_last_rep"),
     "sorensen": ("sorensen_hold_s",),
-    "free": ("reps", "holds", "contractions", "peak_concentric_speed_dps", "peak_force_n"),
+    "free": ("reps", "holds", "contractions", "peak_rotation_speed_dps", "mean_sway_rms_deg",
+             "peak_force_n"),
 }
 
 

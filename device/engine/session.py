@@ -40,6 +40,10 @@ from spinecoach.errors import SpinecoachError, UsageError
 
 SIDE_CHOICES = ("left", "right", "alternate")
 
+#: Thread switch interval (s) for a process that runs sessions: a cue waits at most about this
+#: long for the GIL held by the store's writer or the buzzer thread (Python's default is 5 ms).
+SWITCH_INTERVAL_S = 0.0005
+
 
 @dataclass(frozen=True)
 class SessionRequest:
@@ -70,45 +74,62 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-#: Names the simulated scenarios use for what the library and the protocols call otherwise.
-SCENARIO_ALIASES = {
-    "hold_set": "isometric_holds",
-    "dynamic_hold": "holds_with_transitions",
-    "endurance_hold": "sorensen",
-    "max_pull": "max_pulls",
-    "throws": "free",
-    "bridge_hold": "bridge_lateral_shift",
-}
+@dataclass(frozen=True)
+class ScenarioDefaults:
+    """What a simulated scenario implies: its exercise, protocol and scripted prescription."""
+
+    exercise: str
+    protocol: str
+    params: dict[str, Any]
 
 
-def scenario_defaults(name: str) -> tuple[str, str]:
-    """The exercise and protocol a simulated scenario was made for (library/protocol ids)."""
+def scenario_defaults(name: str) -> ScenarioDefaults:
+    """The exercise and protocol a simulated scenario was made for, and the prescription it
+    scripted (tempo and reps, holds, pulls), so its sets end when its script does."""
     from spinecoach.drivers.sim.scenarios import build_scenario
 
     scenario = build_scenario(name)  # UsageError naming the known scenarios
-    return (SCENARIO_ALIASES.get(scenario.exercise, scenario.exercise),
-            SCENARIO_ALIASES.get(scenario.protocol, scenario.protocol))
+    truth = scenario.truth
+    params: dict[str, Any] = {}
+    if scenario.protocol == "tempo_set" and truth.reps:
+        params["reps"] = len(truth.reps)
+        if truth.tempo:
+            params["tempo"] = truth.tempo
+    elif scenario.protocol in ("isometric_holds", "holds_with_transitions") and truth.holds:
+        params["holds"] = len(truth.holds)
+    elif scenario.protocol == "max_pulls" and truth.contractions:
+        params["trials"] = min(5, max(3, len(truth.contractions)))
+    elif scenario.protocol in ("repeaters", "critical_force") and truth.contractions:
+        params["reps"] = len(truth.contractions)
+    return ScenarioDefaults(scenario.exercise, scenario.protocol, params)
 
 
 def resolve_plan(
     request: SessionRequest, backend: Backend, config: Config,
-    defaults_for_scenario: Callable[[str], tuple[str, str]] = scenario_defaults,
+    defaults_for_scenario: Callable[[str], ScenarioDefaults] = scenario_defaults,
 ) -> SessionPlan:
-    """Exercise, protocol and parameters: flags, else the scenario's, else the exercise's."""
+    """Exercise, protocol and parameters: flags, else the scenario's, else the exercise's.
+
+    A scenario's scripted prescription applies when its exercise and protocol are used; every
+    ``--param`` overrides it.
+    """
     library = load_library(config.exercises_dir())
     exercise_id, protocol_id = request.exercise, request.protocol
+    implied: dict[str, Any] = {}
     if backend.kind == "sim" and (exercise_id is None or protocol_id is None):
-        scenario_exercise, scenario_protocol = defaults_for_scenario(backend.target)
+        scenario = defaults_for_scenario(backend.target)
         if exercise_id is None:
-            exercise_id = scenario_exercise
-            protocol_id = protocol_id or scenario_protocol
+            exercise_id = scenario.exercise
+            protocol_id = protocol_id or scenario.protocol
+        if (exercise_id, protocol_id) == (scenario.exercise, scenario.protocol):
+            implied = scenario.params
     if exercise_id is None:
         raise UsageError("name an exercise with --exercise NAME (`spinecoach history "
                          "--exercises` lists them) or use --backend sim:SCENARIO")
     exercise: Exercise = library.get(exercise_id)
     protocol_id = protocol_id or exercise.default_protocol
     params = protocol_params(
-        protocol_id, exercise, parse_params(request.params),
+        protocol_id, exercise, {**implied, **parse_params(request.params)},
         defaults={"velocity_loss_stop_pct": config.get("coaching", "velocity_loss_stop_pct")},
     )
     if request.side is None:
@@ -175,7 +196,12 @@ def run_session(
     say: Callable[[str], None],
     pipeline_factory: PipelineFactory = core_pipeline,
 ) -> SessionReport:
-    """Feed ``blocks`` until the plan is done or the source ends; Ctrl-C stops the session."""
+    """Feed ``blocks`` until the plan is done or the source ends; Ctrl-C stops the session.
+
+    The caller should have shortened the interpreter's thread switch interval
+    (:data:`SWITCH_INTERVAL_S`): with the default 5 ms the store's writer thread can hold the
+    GIL that long while a cue waits.
+    """
     cues = CueEngine(rules_for(plan.exercise.cues), mode, haptics=config.get("coaching", "haptics"))
     runner = SessionRunner(plan, streams, cues=cues, haptics=haptics, store=store,
                            athlete=athlete, backend=backend, pipeline_factory=pipeline_factory,

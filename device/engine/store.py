@@ -22,6 +22,7 @@ committed stays as it was.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -376,8 +377,9 @@ class Store:
                 op.seq = self._last_seq
                 self._queue.append(op)
                 self._queued_bytes += op.size
+            # No notify: the writer commits what has gathered every commit interval (a batch),
+            # and at once only when asked to flush.
             self._bound_memory()
-            self._cond.notify_all()
 
     def _bound_memory(self) -> None:
         """Drop the oldest raw chunks while the queue is over its bound (results are kept)."""
@@ -479,13 +481,20 @@ class Store:
         conflicts = 0
         try:
             conn.execute("BEGIN")
-            for op in batch:
+            # One executemany per run of the same statement: less Python (and GIL) per row, so
+            # the sampling thread is not kept waiting.
+            for sql, group in itertools.groupby(batch, key=lambda op: op.sql):
+                rows = [op.params for op in group]
                 try:
-                    conn.execute(op.sql, op.params)
+                    conn.executemany(sql, rows)
                 except sqlite3.IntegrityError:
                     # Only possible when ids were allocated while the database was unreadable
-                    # and it later turned out to hold rows: keep the rest of the batch.
-                    conflicts += 1
+                    # and it later turned out to hold rows: keep every row that fits.
+                    for params in rows:
+                        try:
+                            conn.execute(sql, params)
+                        except sqlite3.IntegrityError:
+                            conflicts += 1
             conn.execute("COMMIT")
         except BaseException:
             try:

@@ -12,15 +12,15 @@ time only, so a replay produces exactly the messages the live session produced.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Any
 
 from spinecoach import __version__
-from spinecoach.core.results import CoreEvent, MotionSettings
+from spinecoach.core.results import CoreEvent
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.cues import Cue, CueEngine, rules_for
-from spinecoach.engine.library import Library, parse_tempo
+from spinecoach.engine.library import Exercise, Library, parse_tempo
 from spinecoach.engine.protocols import Metric, protocol_params
 from spinecoach.engine.runner import (
     Haptics,
@@ -52,6 +52,17 @@ from spinecoach.hub.sensors import SensorMonitor
 SENSOR_REFRESH_S = 1.0
 #: Core event kinds not sent as events: too frequent, and the frame carries the phase.
 QUIET_KINDS = frozenset({"phase", "movement_onset", "contraction_onset"})
+
+
+#: Makes a measure-only pipeline (no exercise) for the session's streams.
+BarePipelineFactory = Callable[[list[StreamInfo]], PipelineLike]
+
+
+def bare_core_pipeline(streams: list[StreamInfo]) -> PipelineLike:
+    """The real measurement pipeline without exercise settings (imported late, as the engine's)."""
+    from spinecoach.core.pipeline import Pipeline
+
+    return Pipeline(list(streams))  # type: ignore[no-any-return]
 
 
 def result_json(data: Any) -> dict[str, Any]:
@@ -135,6 +146,7 @@ class HubSession:
         store: Store | None = None,
         haptics: Haptics | None = None,
         pipeline_factory: PipelineFactory = core_pipeline,
+        bare_pipeline: BarePipelineFactory = bare_core_pipeline,
         problems: list[str] | None = None,
     ) -> None:
         self._streams = list(streams)
@@ -149,6 +161,7 @@ class HubSession:
         self._store = store
         self._haptics = haptics
         self._pipeline_factory = pipeline_factory
+        self._bare_pipeline = bare_pipeline
         self._monitor = SensorMonitor(self._streams)
         self._decimator = FrameDecimator()
         self._runner: SessionRunner | None = None
@@ -334,21 +347,22 @@ class HubSession:
 
     def _bare(self) -> PipelineLike:
         if self._set_pipeline is None:
-            self._set_pipeline = _TappedPipeline(self._pipeline_factory(self._streams, None))  # type: ignore[arg-type]
+            self._set_pipeline = _TappedPipeline(self._bare_pipeline(self._streams))
         return self._set_pipeline
 
     def _idle(self) -> PipelineLike:
+        """The display's pipeline while no set runs (the exercise's settings when chosen)."""
         if self._idle_pipeline is None:
-            self._idle_pipeline = self._pipeline_factory(self._streams, self._motion())  # type: ignore[arg-type]
+            plan = self._plan()
+            self._idle_pipeline = (
+                self._pipeline_factory(self._streams, plan.exercise) if plan is not None
+                else self._bare_pipeline(self._streams)
+            )
         return self._idle_pipeline
 
-    def _motion(self) -> MotionSettings | None:
-        plan = self._plan()
-        return plan.exercise.motion_settings() if plan is not None else None
-
-    def _tap(self, streams: list[StreamInfo], motion: MotionSettings) -> PipelineLike:
+    def _tap(self, streams: list[StreamInfo], exercise: Exercise) -> PipelineLike:
         """The runner's pipeline factory: a set starts."""
-        self._set_pipeline = _TappedPipeline(self._pipeline_factory(streams, motion))
+        self._set_pipeline = _TappedPipeline(self._pipeline_factory(streams, exercise))
         self._hold_start_s = None
         self._set_state(set_state="running", set_no=self._state.set_no + 1, rep_no=0,
                         target=self._target())

@@ -21,8 +21,9 @@ from spinecoach.tui.screens import (
     SettingsScreen,
     SummaryScreen,
 )
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 #: Most redraws per second: the pull timer's rate (the frame rate, so no frame waits).
@@ -113,23 +114,47 @@ class CoachApp(App[int]):
             if isinstance(item, Ack):
                 self._note = ""
         drawn = (self.model.revision, self.replay_label())
-        if drawn == self._drawn:
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is closing: its last screen is gone
+        if drawn == self._drawn or not isinstance(screen, CoachScreen) or not screen.ready:
             return
         self._drawn = drawn
-        screen = self.screen
-        if isinstance(screen, CoachScreen):
-            self.redraws += 1
+        self.redraws += 1
+        try:
             screen.show(self.model)
+        except NoMatches:
+            # Mid-compose or mid-teardown (Textual mounts and removes children in steps): the
+            # next pull draws it whole.
+            self.invalidate()
 
     # --- what screens ask of the app ---------------------------------------------------------
 
     def send(self, command: Command) -> None:
         self.feed.send(command)
 
+    @property
+    def up_to_date(self) -> bool:
+        """The screen shows the model as it is now (tests wait for this instead of sleeping).
+
+        True for screens that do not draw the model (help) and once the app has closed."""
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return True
+        if not isinstance(screen, CoachScreen):
+            return True
+        return screen.ready and self._drawn == (self.model.revision, self.replay_label())
+
+    def invalidate(self) -> None:
+        """Redraw at the next pull even if nothing changed (a screen appeared)."""
+        self._drawn = None
+
     def note(self, text: str) -> None:
         """Show a one-line hint in the command-answer slot."""
         self._note = text
-        self._drawn = None
+        self.invalidate()
 
     def ack_line(self) -> str:
         """The last command answer (or hint) as one line."""
@@ -164,7 +189,7 @@ class CoachApp(App[int]):
         """Switch the Linux-console look (16 ANSI colours, console-font glyphs) on or off."""
         self.console_look = console
         self.theme = ANSI_THEME if console else FULL_THEME
-        self._drawn = None
+        self.invalidate()
 
     # --- actions -----------------------------------------------------------------------------
 

@@ -112,10 +112,8 @@ class Mailbox:
 
 @dataclass
 class ScriptedFeed:
-    """A feed that hands over a fixed list of messages on the first poll and records commands.
-
-    Used for deterministic screenshots and tests, and as the coach of a captured hub log.
-    """
+    """A feed that hands over a fixed list of messages on the first poll and records commands
+    (each answered with an accepting ``ack``). Used for deterministic screenshots and tests."""
 
     messages: list[Posted]
     replay: ReplayControl | None = None

@@ -83,7 +83,11 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
     config = config or load_config()
     library = load_library(config.exercises_dir())
     source = open_source(backend, realtime=True)
-    blocks = source.blocks()  # starts the chips: the stream table is final after this
+    try:
+        blocks = source.blocks()  # starts the chips: the stream table is final after this
+    except BaseException:
+        source.close()
+        raise
     streams = list(source.streams)
     exercise, protocol = ("", "")
     if backend.kind == "sim":

@@ -149,27 +149,38 @@ def _force_range(forces: Sequence[float]) -> Range:
 # Panels
 
 
-def status_line(model: CoachModel, replay: str = "") -> Text:
-    """Header: athlete, exercise, protocol, set and rep counters, set state, mode."""
+def status_line(model: CoachModel, replay: str = "", width: int = 0) -> Text:
+    """Header: set and rep counters, set state, athlete, exercise, protocol, mode; a replay's
+    position and speed stay visible at the right end, the rest is cut to fit ``width``."""
     state = model.state
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" spinecoach ", style="bold reverse")
     text.append(" ")
+    # Counters and set state first: on a narrow screen the names are what gets cut.
+    text.append(f"set {state.set_no}", style="bold")
+    reps_target = state.target.get("reps")
+    text.append(f" rep {state.rep_no}" + (f"/{reps_target}" if reps_target else ""), style="bold")
+    text.append(" ")
+    text.append(state.set_state.upper(), style=SET_STATE_STYLE.get(state.set_state, ""))
+    text.append(" · ")
     text.append(state.athlete or "no athlete", style="bold")
     text.append(" · ")
     text.append(_title(state.exercise) or "no exercise")
     if state.protocol:
         text.append(f" · {_title(state.protocol)}")
     text.append(" · ")
-    text.append(f"set {state.set_no}", style="bold")
-    reps_target = state.target.get("reps")
-    text.append(f" rep {state.rep_no}" + (f"/{reps_target}" if reps_target else ""), style="bold")
-    text.append(" · ")
-    text.append(state.set_state.upper(), style=SET_STATE_STYLE.get(state.set_state, ""))
-    text.append(" · ")
     text.append(state.mode, style="dim" if state.mode == "tracking" else "")
-    if replay:
-        text.append(" · " + replay, style="cyan")
+    if not replay:
+        return text
+    tail = Text(f" {replay} ", style="bold cyan")
+    if width:
+        room = max(0, width - tail.cell_len)
+        if text.cell_len > room:
+            text.truncate(room, overflow="ellipsis")
+        text.append(" " * (room - text.cell_len))
+    else:
+        text.append(" ")
+    text.append_text(tail)
     return text
 
 
@@ -198,8 +209,9 @@ def tempo_text(model: CoachModel, glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
 
 
 def _bar(value: float | None, goal: float | None, width: int, current: bool) -> Text:
-    """A bar of ``width`` cells: filled to value/goal; red past the goal when lowering too long
-    is not a fault but too short is, so only colour shows the comparison."""
+    """A bar of ``width`` cells filled to value/goal. The phase in progress is green until it
+    passes its target (then yellow: move on); a finished phase is green within 0.8-1.25 of its
+    target, yellow outside. Without a target one cell is one second."""
     if value is None:
         return Text("·" * width, style="dim")
     if not goal:

@@ -33,16 +33,29 @@ class CoachScreen(Screen[None]):
 
     def compose_status(self) -> ComposeResult:
         yield ModelPanel(
-            lambda model, w, h: render.status_line(model, self.coach.replay_label()),
+            lambda model, w, h: render.status_line(model, self.coach.replay_label(), w),
             classes="status",
         )
         yield Static(DEMO_BANNER, classes="banner")
 
+    #: True between mount (children composed) and unmount: only then can it be drawn.
+    ready = False
+
+    def on_mount(self) -> None:
+        # Textual runs every class's on_mount along the MRO, so subclasses need not call this.
+        self.ready = True
+        self.coach.invalidate()
+
+    def on_unmount(self) -> None:
+        self.ready = False
+
     def on_screen_resume(self) -> None:
-        self.show(self.coach.model)
+        # Drawn by the app's next pull (within 1/30 s), which copes with a half-built screen.
+        self.coach.invalidate()
 
     def show(self, model: CoachModel) -> None:
-        """Redraw everything on this screen from ``model``."""
+        """Redraw everything on this screen from ``model`` (the app calls this only when
+        :attr:`ready`)."""
         self.set_class(model.demo, "demo")
         self.set_class(self.coach.console_look, "console")
         for panel in self.query(ModelPanel):

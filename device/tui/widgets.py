@@ -52,9 +52,9 @@ class RowsTable(DataTable[str]):
         super().__init__(id=id, zebra_stripes=True, cursor_type="row", show_cursor=False)
         self._columns = columns
         self._rows: list[tuple[str, ...]] = []
-
-    def on_mount(self) -> None:
-        self.add_columns(*self._columns)
+        # Columns before any row, even if the screen fills the table before it is mounted:
+        # rows added to a table without columns would keep the header's widths.
+        self.add_columns(*columns)
 
     def set_columns(self, columns: tuple[str, ...]) -> None:
         """Replace the columns (and drop the rows) when they differ from the current ones."""

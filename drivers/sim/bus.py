@@ -13,6 +13,7 @@ import ctypes
 import errno
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -90,7 +91,14 @@ class SimBus:
     """An :class:`~spinecoach.drivers.bus.I2CBus` backed by chip simulators.
 
     ``bus_hz`` is the SCL frequency used for wire-time accounting (400 kHz fast mode).
-    Each byte costs 9 clocks (8 data + ACK); each message adds a start/stop (2 clocks).
+    Each byte costs 9 clocks (8 data + ACK); each message adds a start/stop (2 clocks). A
+    transfer that no chip acknowledges (errno 121: an unplugged chip, or an injected NACK)
+    ends after its address byte and costs that byte only, as on a real bus; the other
+    injected errors (110, 5) and outages cost the whole transfer.
+
+    Injected errors are drawn per transaction, independently per errno in the order of
+    ``error_rates``, as runs of clean transactions between errors (geometric, in batches):
+    the same faults for the same seed, at a small fixed cost per transaction.
     """
 
     def __init__(
@@ -113,6 +121,21 @@ class SimBus:
         for at_s, callback in self.faults.chip_events:
             heapq.heappush(self._events, (at_s, next(self._tiebreak), callback))
         self._stalls = sorted(self.faults.stalls)
+        self._next_timed_s = self._next_timed_fault_s()
+        self._wire_s_per_byte = 9.0 / bus_hz
+        self._wire_s_per_transfer = 2.0 / bus_hz
+        # Errors: P(errno c) = rate_c * prod(1 - earlier rates), as if each were drawn in turn.
+        codes, weights, clean = [], [], 1.0
+        for code, rate in self.faults.error_rates.items():
+            if rate > 0:
+                codes.append(code)
+                weights.append(clean * min(rate, 1.0))
+                clean *= 1.0 - min(rate, 1.0)
+        self._error_codes = codes
+        self._error_p = 1.0 - clean
+        self._error_weights = np.array(weights) / self._error_p if codes else np.empty(0)
+        self._error_runs: list[tuple[int, int]] = []
+        self._clean_left = self._draw_error_run() if codes else -1
         self.closed = False
 
     def attach(self, chip: SimChip) -> None:
@@ -124,8 +147,14 @@ class SimBus:
         return self._chips[address]
 
     # -- fault machinery -------------------------------------------------------------------
-    def _before_transfer(self, address: int, n_bytes: int) -> SimChip:
-        now = self.clock.monotonic_s()
+    def _next_timed_fault_s(self) -> float:
+        times = [self._stalls[0][0]] if self._stalls else []
+        if self._events:
+            times.append(self._events[0][0])
+        return min(times, default=math.inf)
+
+    def _timed_faults(self, now: float) -> float:
+        """Stalls and chip events due by ``now``; returns the (possibly jumped) time."""
         while self._stalls and self._stalls[0][0] <= now:
             _, duration_s = self._stalls.pop(0)
             self.clock.advance(duration_s)
@@ -133,22 +162,58 @@ class SimBus:
         while self._events and self._events[0][0] <= now:
             _, _, callback = heapq.heappop(self._events)
             callback(now)
-        wire_s = (n_bytes * 9 + 2) / self.bus_hz
-        self.counters.transactions += 1
-        self.counters.bytes_on_wire += n_bytes
-        self.counters.wire_time_s += wire_s
-        self.clock.advance(wire_s)
-        for start_s, duration_s in self.faults.outages:
-            if start_s <= now < start_s + duration_s:
-                self._raise(errno.EIO)
-        unplugged_at = self.faults.unplugged.get(address)
+        self._next_timed_s = self._next_timed_fault_s()
+        return now
+
+    def _draw_error_run(self) -> int:
+        """Clean transactions before the next injected error (whose errno is queued)."""
+        if not self._error_runs:
+            n = 256
+            runs = self._rng.geometric(self._error_p, size=n) - 1
+            picks = self._rng.choice(len(self._error_codes), size=n, p=self._error_weights)
+            self._error_runs = [
+                (int(run), self._error_codes[int(pick)])
+                for run, pick in zip(runs[::-1], picks[::-1], strict=True)
+            ]
+        run, self._next_error = self._error_runs.pop()
+        return run
+
+    def _before_transfer(self, address: int, n_bytes: int) -> SimChip:
+        clock = self.clock
+        now = clock.monotonic_s()
+        if now >= self._next_timed_s:
+            now = self._timed_faults(now)
+        code = 0
+        faults = self.faults
+        if faults.outages:
+            for start_s, duration_s in faults.outages:
+                if start_s <= now < start_s + duration_s:
+                    code = errno.EIO
         chip = self._chips.get(address)
-        if chip is None or (unplugged_at is not None and now >= unplugged_at):
-            raise OSError(errno.EREMOTEIO, "Remote I/O error")
-        for code, rate in self.faults.error_rates.items():
-            if rate > 0 and self._rng.random() < rate:
-                self._raise(code)
-        return chip
+        if not code and (chip is None or faults.unplugged):
+            unplugged_at = faults.unplugged.get(address)
+            if chip is None or (unplugged_at is not None and now >= unplugged_at):
+                code = -errno.EREMOTEIO  # not injected: nobody answers at the address
+        clean_left = self._clean_left
+        if clean_left > 0:
+            self._clean_left = clean_left - 1
+        elif clean_left == 0:
+            # One draw per transaction, so the sequence of faults does not depend on the others.
+            code = code or self._next_error
+            self._clean_left = self._draw_error_run()
+        if code == errno.EREMOTEIO or code == -errno.EREMOTEIO:
+            n_bytes = 1  # no ACK for the address byte: the master stops there
+        counters = self.counters
+        wire_s = n_bytes * self._wire_s_per_byte + self._wire_s_per_transfer
+        counters.transactions += 1
+        counters.bytes_on_wire += n_bytes
+        counters.wire_time_s += wire_s
+        clock.advance(wire_s)
+        if code:
+            if code < 0:
+                raise OSError(errno.EREMOTEIO, "Remote I/O error")
+            self._raise(code)
+        return chip  # type: ignore[return-value]
 
     def _raise(self, code: int) -> None:
         self.counters.injected_errors[code] = self.counters.injected_errors.get(code, 0) + 1
@@ -172,6 +237,13 @@ class SimBus:
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int]) -> None:
         chip = self._before_transfer(i2c_addr, 2 + len(data))
         chip.write(register, bytes(int(b) & 0xFF for b in data), self.clock.monotonic_s())
+
+    def read_block(self, i2c_addr: int, register: int, length: int) -> bytes:
+        """What :func:`~spinecoach.drivers.bus.read_block` does over :meth:`i2c_rdwr` (the same
+        transfer, chip access and wire time), without building smbus2 messages."""
+        chip = self._before_transfer(i2c_addr, length + 3)
+        data = chip.read(register, length, self.clock.monotonic_s())
+        return bytes(data[:length])
 
     def i2c_rdwr(self, *i2c_msgs: Any) -> None:
         """Combined transfer: a write of the register address then reads/writes of data."""

@@ -17,6 +17,10 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
 - FIFO_COUNT is latched when FIFO_COUNTH is read (RM §4.30); reading an empty FIFO returns the
   last byte read (RM §4.31); a FIFO burst takes what the FIFO held when the burst began (placed
   from its length at ``bus_hz``), samples arriving during it are stored after it;
+- the FIFO bytes of the coming samples are computed ``FRAMES_AHEAD`` at a time (one call of the
+  signal per block instead of per access; every value is the same as computed one by one, the
+  signal being a function of each sample time alone) and recomputed whenever the schedule,
+  the full-scale ranges, FIFO_EN or the signal change;
 - codes are the signal times the datasheet sensitivity of the configured full scale, rounded
   and saturated to int16. The DLPF is not modelled (the signal is sampled as given).
 """
@@ -76,6 +80,8 @@ READ_ONLY = frozenset(
 #: Writes to these change the sample schedule.
 SCHEDULE_REGISTERS = frozenset({SMPLRT_DIV, CONFIG, FIFO_EN, USER_CTRL, PWR_MGMT_1})
 ROOM_TEMPERATURE_C = 25.0
+#: FIFO frames computed ahead in one call of the signal (a quarter of a second at 1 kHz).
+FRAMES_AHEAD = 256
 
 
 def at_rest(t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -208,6 +214,10 @@ class Mpu6050Chip(SimImuChip):
         self.clock_error_ppm = clock_error_ppm
         self._last_fifo_byte = 0
         self._columns: list[int] = []
+        #: FIFO bytes of samples ``_ahead_k0`` onwards of the run described by ``_ahead_key``.
+        self._ahead = b""
+        self._ahead_k0 = 0
+        self._ahead_key: tuple[object, ...] = ()
         self._reset_registers()
 
     # -- SimChip -----------------------------------------------------------------------------
@@ -257,7 +267,9 @@ class Mpu6050Chip(SimImuChip):
 
     @property
     def fifo_writing(self) -> bool:
-        return bool(self.regs[USER_CTRL] & USER_FIFO_EN) and bool(self._columns) and not self.asleep
+        regs = self.regs
+        return bool(regs[USER_CTRL] & USER_FIFO_EN and self._columns
+                    and not regs[PWR_MGMT_1] & PWR_SLEEP)
 
     # -- internals ---------------------------------------------------------------------------
     def _reset_registers(self) -> None:
@@ -332,14 +344,29 @@ class Mpu6050Chip(SimImuChip):
             return
         frame_bytes = 2 * len(self._columns)
         # Only the samples that can still be in a full FIFO are generated.
-        k, skipped = schedule.take_due(now_s, FIFO_CAPACITY_BYTES // frame_bytes + 2)
-        if skipped:
+        last = schedule.last_due(now_s)
+        keep = FIFO_CAPACITY_BYTES // frame_bytes + 2
+        first = max(schedule.next_k, last + 1 - keep)
+        if first > schedule.next_k:
             # Everything older is overwritten anyway; appending the kept samples overflows.
             self.fifo.clear()
-        frames = self._codes(schedule.times(k))[:, self._columns].astype(">i2")
-        self._append_fifo(frames.tobytes())
+        schedule.next_k = last + 1
+        self._append_fifo(self._frame_bytes(first, last + 1, frame_bytes))
         if self.regs[INT_ENABLE] & INT_DATA_RDY:
             self.regs[INT_STATUS] |= INT_DATA_RDY
+
+    def _frame_bytes(self, first: int, stop: int, frame_bytes: int) -> bytes:
+        """FIFO bytes of samples ``first``..``stop - 1`` of the current run."""
+        schedule, regs = self._schedule, self.regs
+        key = (schedule.anchor_s, schedule.rate_hz, regs[GYRO_CONFIG], regs[ACCEL_CONFIG],
+               tuple(self._columns), self.signal, self.temperature_c)
+        k0 = self._ahead_k0
+        if key != self._ahead_key or first < k0 or (stop - k0) * frame_bytes > len(self._ahead):
+            k = np.arange(first, max(stop, first + FRAMES_AHEAD), dtype=np.int64)
+            frames = self._codes(schedule.times(k))[:, self._columns].astype(">i2")
+            self._ahead, self._ahead_k0, self._ahead_key = frames.tobytes(), first, key
+            k0 = first
+        return self._ahead[(first - k0) * frame_bytes : (stop - k0) * frame_bytes]
 
     def _append_fifo(self, data: bytes) -> None:
         fifo = self.fifo

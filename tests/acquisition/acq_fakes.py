@@ -110,7 +110,7 @@ class FakeImu(_FaultyChip):
         self.running, self.overflowed, self.reset_at = True, False, None
         self.starts += 1
 
-    def drain(self) -> FifoRead:
+    def drain(self, max_frames: int | None = None) -> FifoRead:
         now = self._bus("drain")
         self._update(now)
         if not self.running:
@@ -120,6 +120,8 @@ class FakeImu(_FaultyChip):
             self.overflowed = False
             return FifoRead(np.empty((0, 6), dtype=np.int16), overflowed=True)
         top = self._tick_at(now)
+        if max_frames is not None:
+            top = min(top, self.read_tick + max_frames)
         raw = encode_tick(np.arange(self.read_tick, top))
         self.read_tick = top
         return FifoRead(raw)

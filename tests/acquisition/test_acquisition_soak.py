@@ -114,8 +114,8 @@ def test_bus_outage_2s_and_3s_on_the_simulated_rig() -> None:
     restarts: list[tuple[float, float]] = []
     drain, start = driver.drain, driver.start
 
-    def noting_drain() -> object:
-        read = drain()
+    def noting_drain(*args: int | None) -> object:
+        read = drain(*args)
         if len(read.raw):
             schedule = mpu._schedule  # type: ignore[attr-defined]
             last_frame_t[0] = schedule.anchor_s + (schedule.next_k - 1) / schedule.rate_hz

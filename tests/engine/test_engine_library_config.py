@@ -32,6 +32,10 @@ def test_library_covers_every_design_exercise_with_motion_settings() -> None:
         if exercise.uses_force:
             assert exercise.load_cell, exercise.id
     assert library.get("dumbbell_row").eccentric_sign == -1
+    # The kernels take the extension limit as a magnitude: angle < -extension_limit_deg.
+    good_morning = library.get("banded_good_morning").motion_settings()
+    assert (good_morning.extension_limit_deg, good_morning.flexion_limit_deg) == (10.0, 100.0)
+    assert library.get("back_extension_hold").motion_settings().extension_limit_deg == -20.0
     assert library.get("rotational_throw").primary_axis == (1.0, 0.0, 0.0)
     assert library.get("back_extension_hold").protocol_params("isometric_holds")["holds"] == 5
 
@@ -83,10 +87,10 @@ def test_tempo_parsing() -> None:
 def test_config_layers_and_types(tmp_path: Path) -> None:
     device = tmp_path / "device.toml"
     user = tmp_path / "user.toml"
-    device.write_text('[store]\ncommit_interval_s = 2\n[coaching]\nmode = "tracking"\n')
+    device.write_text('[store]\ncommit_interval_s = 1\n[coaching]\nmode = "tracking"\n')
     user.write_text('[coaching]\nmode = "training"\n')
     config = load_config([device, user, tmp_path / "absent.toml"])
-    assert config["store"]["commit_interval_s"] == 2.0
+    assert config["store"]["commit_interval_s"] == 1.0
     assert isinstance(config["store"]["commit_interval_s"], float)
     assert config["coaching"]["mode"] == "training"
     assert config.sources == (device, user)

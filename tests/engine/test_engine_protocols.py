@@ -80,9 +80,9 @@ def test_isometric_holds_complete_lost_and_rest_over() -> None:
     ]
     out = _run(p, events, 50.0)
     assert [(e.kind, e.t_s) for e in out] == [
-        ("hold_started", 1.0), ("hold_complete", 5.0), ("rest_over", 16.0),
+        ("hold_started", 1.0), ("hold_complete", 5.25), ("rest_over", 16.0),
         ("hold_started", 17.0), ("band_lost", 19.5), ("rest_over", 29.5),
-        ("hold_started", 30.0), ("hold_complete", 34.0), ("set_complete", 34.5),
+        ("hold_started", 30.0), ("hold_complete", 34.25), ("set_complete", 34.5),
     ]
     metrics = {m.name: m.value for m in p.summary() if m.index is None}
     assert metrics["holds_completed"] == 2 and metrics["holds_attempted"] == 3
@@ -192,3 +192,55 @@ def test_tracking_mode_and_per_exercise_overrides() -> None:
     assert engine.submit([EngineEvent("hold_started", 1.0, {})]) == []
     exercise_rules = rules_for(LIBRARY.get("back_extension_hold").cues)
     assert exercise_rules["hold_started"].message.startswith("Hold - breath held")
+
+
+def test_hold_timing_starts_where_the_pipeline_found_the_hold() -> None:
+    # The pipeline decides a hold 1 s after it began and reports the start in the data.
+    p = _protocol("isometric_holds", "back_extension_hold", holds=1)
+    out = _run(p, [CoreEvent("hold_start", 5.2, {"start_s": 4.2}),
+                   CoreEvent("hold_end", 9.0, HoldResult(4.2, 8.8, 4.6))], 20.0)
+    assert [(e.kind, e.t_s) for e in out] == [
+        ("hold_started", 5.2), ("hold_complete", pytest.approx(8.45)), ("set_complete", 9.0)]
+    assert p.targets_met()
+    # A hold that broke 0.1 s before its target (reported after the debounce) is not complete.
+    short = _protocol("isometric_holds", "back_extension_hold", holds=1)
+    out = _run(short, [CoreEvent("hold_start", 5.2, {"start_s": 4.2}),
+                       CoreEvent("hold_end", 8.3, HoldResult(4.2, 8.1, 3.9))], 20.0)
+    assert [e.kind for e in out] == ["hold_started", "band_lost", "set_complete"]
+    assert not short.targets_met()
+
+
+def test_optional_kernel_figures_are_summarised_when_present() -> None:
+    p = _protocol("free", "rotational_throw")
+    rep = RepResult(1.0, 2.0, 90.0, Tempo(0.6, 0.1, 0.3, 0.0), rotation_speed_dps=700.0,
+                    sway_rms_deg=1.5)
+    _run(p, [CoreEvent("rep", 2.0, rep),
+             CoreEvent("rep", 5.0, RepResult(4.0, 5.0, 80.0, Tempo(0.6, 0.1, 0.3, 0.0),
+                                             rotation_speed_dps=750.0))], 6.0)
+    metrics = {m.name: m.value for m in p.summary() if m.index is None}
+    assert metrics["peak_rotation_speed_dps"] == 750.0 and metrics["mean_sway_rms_deg"] == 1.5
+    assert "mean_stabilisation_s" not in metrics
+
+
+def test_a_scenario_implies_exercise_protocol_and_its_prescription() -> None:
+    from spinecoach.backend import Backend
+    from spinecoach.config import load_config
+    from spinecoach.engine.session import ScenarioDefaults, SessionRequest, resolve_plan
+
+    def scenario(name: str) -> ScenarioDefaults:
+        return ScenarioDefaults("chained_good_morning", "tempo_set", {"reps": 6, "tempo": "3-1-1-1"})
+
+    config, sim = load_config([]), Backend.parse("sim:chained")
+    plan = resolve_plan(SessionRequest(), sim, config, scenario)
+    assert (plan.exercise.id, plan.protocol_id) == ("chained_good_morning", "tempo_set")
+    assert (plan.params["reps"], plan.params["tempo"]) == (6, "3-1-1-1")
+    plan = resolve_plan(SessionRequest(params=("reps=4",)), sim, config, scenario)
+    assert (plan.params["reps"], plan.params["tempo"]) == (4, "3-1-1-1")
+    plan = resolve_plan(SessionRequest(protocol="free"), sim, config, scenario)
+    assert plan.protocol_id == "free" and plan.params == {}
+    with pytest.raises(UsageError, match="--exercise"):
+        resolve_plan(SessionRequest(), Backend.parse("hardware"), config, scenario)
+    plan = resolve_plan(SessionRequest(exercise="bird_dog", side="alternate", sets=4),
+                        Backend.parse("hardware"), config, scenario)
+    assert plan.protocol_id == "isometric_holds" and [plan.side(n) for n in (1, 2, 3)] == [
+        "left", "right", "left"]

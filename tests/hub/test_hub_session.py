@@ -6,9 +6,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from spinecoach.core.results import CoreEvent, HoldResult, MotionSettings, RepResult, Tempo
+from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
 from spinecoach.drivers.blocks import ForceBlock, StreamInfo
-from spinecoach.engine.library import load_library
+from spinecoach.engine.library import Exercise, load_library
 from spinecoach.hub.messages import Ack, Command, Event, Frame, Hello, State, Summary
 from spinecoach.hub.session import HubSession, SessionChoice
 
@@ -28,9 +28,9 @@ class ScriptedPipeline:
 
     made: ClassVar[list[ScriptedPipeline]] = []
 
-    def __init__(self, streams: list[StreamInfo], motion: MotionSettings | None,
+    def __init__(self, streams: list[StreamInfo], exercise: Exercise | None,
                  events: list[CoreEvent]) -> None:
-        self.motion = motion
+        self.exercise = exercise
         self.events = sorted(events, key=lambda e: e.t_s)
         self._live: dict[str, Any] = {"t_s": 0.0, "angle_deg": None, "omega_dps": None,
                                       "force_n": None, "phase": "still"}
@@ -55,9 +55,14 @@ class ScriptedPipeline:
         return dict(self._live)
 
 
-def factory(events: list[CoreEvent]):  # type: ignore[no-untyped-def]
+def factories(events: list[CoreEvent]) -> dict[str, Any]:
+    """HubSession's pipeline factories (per set from the exercise, and measure-only)."""
     ScriptedPipeline.made = []
-    return lambda streams, motion: ScriptedPipeline(streams, motion, list(events))
+    return {
+        "pipeline_factory": lambda streams, exercise: ScriptedPipeline(streams, exercise,
+                                                                       list(events)),
+        "bare_pipeline": lambda streams: ScriptedPipeline(streams, None, list(events)),
+    }
 
 
 def blocks(start_s: float, end_s: float, block_n: int = 10) -> list[ForceBlock]:
@@ -78,7 +83,7 @@ def run(session: HubSession, start_s: float, end_s: float) -> list:
 def tempo_session(events: list[CoreEvent], **kwargs: Any) -> HubSession:
     choice = SessionChoice(athlete="Sam", exercise="banded_good_morning")
     return HubSession([INFO], "replay:x.screc", choice, library=LIBRARY,
-                      pipeline_factory=factory(events), **kwargs)
+                      **factories(events), **kwargs)
 
 
 def test_a_tempo_set_runs_through_the_engine_with_cues_reps_and_a_summary() -> None:
@@ -97,6 +102,9 @@ def test_a_tempo_set_runs_through_the_engine_with_cues_reps_and_a_summary() -> N
     assert first.target["tempo_s"] == [3.0, 1.0, 1.0, 0.0] and first.target["reps"] >= 1
     out = run(session, 0.0, 6.5)
 
+    assert [p.exercise.id for p in ScriptedPipeline.made if p.exercise is not None] == [
+        "banded_good_morning"  # one set, its pipeline made from the exercise
+    ]
     states = [m for m in out if isinstance(m, State)]
     assert states[0].set_state == "running" and states[0].set_no == 1
     assert states[-1].rep_no == 2 and states[-1].sensors["force"].status == "ok"
@@ -138,10 +146,10 @@ def test_tracking_mode_silences_the_buzzer_patterns() -> None:
 def test_without_an_exercise_the_bare_pipeline_measures() -> None:
     events = [CoreEvent("rep", 1.0, rep(0.1, 1.0, eccentric_s=0.4))]
     session = HubSession([INFO], "replay:y.csv", SessionChoice(), library=LIBRARY,
-                         pipeline_factory=factory(events), autostart=True)
+                         **factories(events), autostart=True)
     assert session.start()[0].protocol == "free"
     out = run(session, 0.0, 1.5)
-    assert ScriptedPipeline.made[0].motion is None
+    assert ScriptedPipeline.made[0].exercise is None
     assert [m.kind for m in out if isinstance(m, Event)] == ["rep"]
     assert [m for m in out if isinstance(m, State)][-1].rep_no == 1
     assert not any(m.kind == "cue" for m in out if isinstance(m, Event))

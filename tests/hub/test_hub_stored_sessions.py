@@ -9,7 +9,7 @@ from spinecoach.engine.store import Store, db_path
 from spinecoach.hub.messages import Command
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.tui.store_catalogue import StoreCatalogue
-from test_hub_session import INFO, LIBRARY, factory, rep, run
+from test_hub_session import INFO, LIBRARY, factories, rep, run
 
 
 def stored_session(state_dir: Path, eccentric_s: float) -> None:
@@ -18,7 +18,7 @@ def stored_session(state_dir: Path, eccentric_s: float) -> None:
     events = [CoreEvent("rep", 2.0 + 3.0 * k, rep(3.0 * k, 2.0 + 3.0 * k, eccentric_s))
               for k in range(3)]
     session = HubSession([INFO], "hardware", SessionChoice("Sam", "banded_good_morning"),
-                         library=LIBRARY, pipeline_factory=factory(events), store=store,
+                         library=LIBRARY, **factories(events), store=store,
                          problems=problems)
     session.start()
 

@@ -232,3 +232,42 @@ def test_a_failing_session_is_kept_for_the_app_to_raise() -> None:
     wait_for(lambda: feed.error is not None)
     feed.close()
     assert isinstance(feed.error, ValueError)
+
+
+def test_replay_keys_in_the_app_drive_the_transport() -> None:
+    import asyncio
+
+    from spinecoach.tui.app import CoachApp
+
+    recording = force_recording(30.0)
+    transport = ReplayTransport(recording.duration_s, speed=1.0, paused=True)
+    feed = InProcessFeed(EchoStage, list(recording.blocks(1 / 30)), transport)
+
+    async def until(pilot, condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        # Polled, not slept: on a loaded machine the worker thread may take a while.
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            await pilot.pause(0.02)
+
+    async def run() -> None:
+        app = CoachApp(feed)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.replay_label() == "❚❚ paused 0/30 s 1×")
+            await pilot.press("right", "right")
+            await until(pilot, lambda: transport.position_s == pytest.approx(10.0, abs=0.05))
+            await pilot.press("left")
+            await until(pilot, lambda: transport.position_s == pytest.approx(5.0, abs=0.05))
+            await pilot.press("plus", "plus", "plus")
+            assert transport.speed == 8.0
+            await pilot.press("minus")
+            assert transport.speed == 4.0
+            await pilot.press("space")
+            assert not transport.paused
+            await until(pilot, lambda: transport.position_s > 5.5)
+            assert "▶" in app.replay_label() and "4×" in app.replay_label()
+            await until(pilot, lambda: "/30 s 4×" in str(app.screen.query_one(".status").render()))
+            await until(pilot, lambda: app.model.latest is not None and app.model.latest.t_s > 5.5)
+
+    asyncio.run(run())
+    assert not feed._thread.is_alive()  # the app closed the feed on exit

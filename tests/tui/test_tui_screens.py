@@ -20,7 +20,7 @@ from spinecoach.tui.screens import (
 )
 from spinecoach.tui.widgets import ModelPanel, RowsTable
 from textual.widgets import Input, OptionList
-from tui_fixture_session import catalogue, session_messages
+from tui_fixture_session import catalogue, session_messages, wait_drawn
 
 SIZE = (80, 24)
 
@@ -37,9 +37,8 @@ def panel_text(app: CoachApp, selector: str) -> str:
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Let the pull timer run and the screen redraw."""
-    await pilot.pause(0.1)
-    await pilot.pause()
+    """Wait until the pull timer has drawn the current screen from the current model."""
+    await wait_drawn(pilot)
 
 
 def test_screen_keys_switch_between_all_screens() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from spinecoach.tui.app import CoachApp
 from spinecoach.tui.feed import ScriptedFeed
-from tui_fixture_session import catalogue, session_messages
+from tui_fixture_session import catalogue, session_messages, wait_drawn
 
 SIZES = [(80, 24), (120, 40)]
 SCREENS = {
@@ -24,8 +24,7 @@ SCREENS = {
 
 
 async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause(0.1)
-    await pilot.pause()
+    await wait_drawn(pilot)
 
 
 def _app(demo: bool = False, console: bool = False) -> CoachApp:

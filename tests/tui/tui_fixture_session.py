@@ -6,6 +6,8 @@ states and summaries a daemon would send, and a small catalogue of stored sessio
 
 from __future__ import annotations
 
+import time
+
 from spinecoach.hub.messages import Event, Frame, Hello, SensorStatus, State, Summary
 from spinecoach.tui.catalogue import FixedCatalogue, Progress, ProgressPoint, SessionRow
 from spinecoach.tui.feed import Posted
@@ -182,3 +184,14 @@ def catalogue() -> FixedCatalogue:
             ),
         ],
     )
+
+
+async def wait_drawn(pilot, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait (polling, so a loaded machine only makes it slower) until the coach's screen shows
+    its current model, then let Textual finish the refresh."""
+    deadline = time.monotonic() + timeout_s
+    await pilot.pause()
+    while not pilot.app.up_to_date:
+        assert time.monotonic() < deadline, "the coach never drew its screen"
+        await pilot.pause(0.02)
+    await pilot.pause()
