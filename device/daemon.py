@@ -221,7 +221,8 @@ class BlockPump:
 
     def halt(self) -> None:
         self._sampler.stop()
-        self._sampler.join(timeout=0.2)
+        with contextlib.suppress(RuntimeError):  # never started: the start-up failed before
+            self._sampler.join(timeout=0.2)
 
 
 class Daemon:
@@ -417,7 +418,8 @@ class Daemon:
         if self.backend.kind == "sim":
             from spinecoach.engine.session import scenario_defaults
 
-            exercise, protocol = scenario_defaults(self.backend.target)
+            defaults = scenario_defaults(self.backend.target)
+            exercise, protocol = defaults.exercise, defaults.protocol
         elif source is not None:
             exercise = str(source.meta.get("exercise") or "")
             protocol = str(source.meta.get("protocol") or "")

@@ -91,7 +91,8 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
     streams = list(source.streams)
     exercise, protocol = ("", "")
     if backend.kind == "sim":
-        exercise, protocol = scenario_defaults(backend.target)
+        defaults = scenario_defaults(backend.target)
+        exercise, protocol = defaults.exercise, defaults.protocol
     choice = SessionChoice(
         athlete=str(config.get("device", "athlete")),
         exercise=exercise,
