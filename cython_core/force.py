@@ -135,10 +135,12 @@ def measure_contraction(
     pre = f[max(0, onset - pre_n) : onset]
     pretensioned = bool(pre.size and np.max(np.abs(pre - baseline_mean_n)) > margin)
 
-    # Windows are evaluated on the samples up to the contraction end (plus interpolation).
+    # Windows are evaluated on the samples up to the contraction end (plus interpolation);
+    # they all start at the onset, so the baseline span before it is left out.
     last = min(len(f), max(end + 1, onset + 1))
-    t_c = t[:last]
-    f_c = f[:last]
+    first = max(onset - 1, 0)
+    t_c = t[first:last]
+    f_c = f[first:last]
     force_at: dict[str, float | None] = {}
     for ms in s.force_at_ms:
         force_at[str(ms)] = _interp(t_c, f_c, t_on + ms / 1000.0)

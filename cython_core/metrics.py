@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core.angles import up_in_sensor
+from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.detect import HoldDetector
 
 FloatArray = npt.NDArray[np.float64]
@@ -91,7 +92,8 @@ def force_angle_curve(
     sums = np.bincount(bins - lo, weights=f)
     counts = np.bincount(bins - lo)
     used = np.flatnonzero(counts)
-    return {float((lo + i) * bin_deg): float(sums[i] / counts[i]) for i in used}
+    edges = ((lo + used) * bin_deg).tolist()
+    return dict(zip(edges, (sums[used] / counts[used]).tolist()))
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
@@ -254,29 +256,25 @@ def vertical_rate_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> Floa
 
 def rotation_speed_dps(quat_wxyz: npt.ArrayLike, gyro_dps: npt.ArrayLike) -> float | None:
     """Peak angular speed about the vertical axis (°/s), e.g. of a rotational throw."""
-    r = vertical_rate_dps(quat_wxyz, gyro_dps)
-    return float(np.max(np.abs(r))) if r.size else None
+    q = np.ascontiguousarray(quat_wxyz, dtype=np.float64).reshape(-1, 4)
+    g = np.ascontiguousarray(gyro_dps, dtype=np.float64).reshape(-1, 3)
+    return float(peak_vertical_rate(q, g)) if len(q) else None
 
 
 # --------------------------------------------------------------------------- movement bounds
-#: Normalised speed profiles (area 1 over u in [0, 1]) of a point-to-point movement:
-#: minimum jerk (Flash & Hogan 1985) and a half-cosine position profile.
-BELL_PROFILES = {
-    "min_jerk": lambda u: 30.0 * u * u * (1.0 - u) ** 2,
-    "cosine": lambda u: 0.5 * np.pi * np.sin(np.pi * u),
-}
 #: A fitted movement is used only if it explains this share of the speed's variance.
 BELL_MIN_R2 = 0.9
+#: Fit the angle change as well (the area of the clipped speed, its start value, also holds
+#: rectified sway, which widens a fixed-amplitude bell).
+BELL_FREE_AMPLITUDE = True
 #: Rate (Hz) the speed is averaged down to for the fit.
 BELL_FIT_RATE_HZ = 100.0
 
 
-def _bell(t: FloatArray, t0: float, dur: float, delta: float, profile) -> FloatArray:  # type: ignore[no-untyped-def]
-    u = (t - t0) / dur
-    inside = (u > 0.0) & (u < 1.0)
-    out = np.zeros_like(t)
-    out[inside] = delta / dur * profile(u[inside])
-    return out
+#: Normalised speed profiles (area 1 over u in [0, 1]) of a point-to-point movement, by their
+#: code in :mod:`spinecoach.core._repfit`: minimum jerk (Flash & Hogan 1985), 30 u² (1 - u)²,
+#: and a half-cosine position profile, (π/2) sin(π u).
+_BELL_KERNEL = {"min_jerk": 0, "cosine": 1}
 
 
 def fit_movement_bounds(
@@ -287,47 +285,31 @@ def fit_movement_bounds(
     A voluntary point-to-point movement leaves and reaches rest smoothly, so speed thresholds
     see it late (a minimum-jerk start rises as t²). Fitting the whole speed profile with the
     minimum-jerk and the half-cosine bell (amplitude fixed by the angle change ``delta_deg``;
-    start and duration by Gauss-Newton from the thresholded ``start_s``/``end_s``) recovers
-    where the speed truly leaves and reaches zero. Returns (start, end, R², profile) of the
-    better fit, or None if neither explains BELL_MIN_R2 of the variance or the fit runs away.
+    start and duration by Gauss-Newton from the thresholded ``start_s``/``end_s``, closed-form
+    Jacobian, in :func:`spinecoach.core._repfit.fit_bell`) recovers where the speed truly
+    leaves and reaches zero. Returns (start, end, R², profile) of the better fit, or None if
+    neither explains BELL_MIN_R2 of the variance or the fit runs away.
     """
-    t = np.asarray(t_s, dtype=np.float64)
-    v = np.asarray(rate_dps, dtype=np.float64)
+    t = np.ascontiguousarray(t_s, dtype=np.float64)
+    v = np.ascontiguousarray(rate_dps, dtype=np.float64)
     length = end_s - start_s
     if length <= 0 or t.size < 8 or delta_deg == 0:
         return None
-    var = float(np.sum((v - v.mean()) ** 2))
+    dev = v - v.mean()
+    var = float(dev @ dev)
     if var <= 0:
         return None
     best: tuple[float, float, float, str] | None = None
     best_sse = np.inf
-    for name, profile in BELL_PROFILES.items():
-        p = np.array([start_s - 0.05 * length, 1.1 * length])
-        for _ in range(12):
-            r = _bell(t, p[0], p[1], delta_deg, profile) - v
-            h = 1e-3 * max(length, 0.05)
-            j0 = (_bell(t, p[0] + h, p[1], delta_deg, profile) - v - r) / h
-            j1 = (_bell(t, p[0], p[1] + h, delta_deg, profile) - v - r) / h
-            # Gauss-Newton step from the 2x2 normal equations
-            a00, a01, a11 = float(j0 @ j0), float(j0 @ j1), float(j1 @ j1)
-            g0, g1 = -float(j0 @ r), -float(j1 @ r)
-            det = a00 * a11 - a01 * a01
-            if not det > 1e-12 * max(a00 * a11, 1e-300):
-                break
-            step = np.array([(a11 * g0 - a01 * g1) / det, (a00 * g1 - a01 * g0) / det])
-            # keep each step small against the movement so the fit cannot jump to a neighbour
-            step = np.clip(step, -0.2 * length, 0.2 * length)
-            p = p + step
-            if p[1] <= 0.1 * length:
-                break
-            if abs(step[0]) < 1e-5 and abs(step[1]) < 1e-5:
-                break
-        if p[1] <= 0.1 * length:
+    for name, kind in _BELL_KERNEL.items():
+        fit = fit_bell(t, v, float(delta_deg), float(start_s), float(length), kind,
+                       free_amplitude=BELL_FREE_AMPLITUDE)
+        if fit is None:
             continue
-        sse = float(np.sum((_bell(t, p[0], p[1], delta_deg, profile) - v) ** 2))
+        t0, dur, sse, _ = fit
         if sse < best_sse:
             best_sse = sse
-            best = (float(p[0]), float(p[0] + p[1]), 1.0 - sse / var, name)
+            best = (t0, t0 + dur, 1.0 - sse / var, name)
     if best is None or best[2] < BELL_MIN_R2:
         return None
     # a fit far from what the thresholds saw is a different movement, not a refinement

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
 from spinecoach.core._primary import PrimaryAngleState, primary_step
+from spinecoach.core._repfit import axis_tilt_rms
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
 from spinecoach.core.detect import (
     HoldChange,
@@ -337,12 +338,14 @@ class Pipeline:
 
     def _process_imu(self, chain: _ImuChain, gyro: FloatArray, accel: FloatArray,
                      ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
-        # Non-finite values in invalid samples must not reach the filter.
-        gyro = np.where(ok[:, None], gyro, 0.0)
-        accel = np.where(ok[:, None], accel, 0.0)
-        if not chain.primed and ok.any():
+        all_ok = bool(ok.all())
+        if not all_ok:
+            # Non-finite values in invalid samples must not reach the filter.
+            gyro = np.where(ok[:, None], gyro, 0.0)
+            accel = np.where(ok[:, None], accel, 0.0)
+        if not chain.primed and (all_ok or ok.any()):
             self._prime(chain, accel[int(np.argmax(ok))])
-        q = chain.orientation.update(gyro, accel, ok)
+        q = chain.orientation.update(gyro, accel, None if all_ok else ok)
         if chain.zero_q is None:
             chain.zero_q = q[0].copy()
         if self._on_orientation is not None:
@@ -630,11 +633,8 @@ class Pipeline:
         q = self._hist.get("quat", a, b)
         if len(q) < 2 or self._axis is None:
             return None
-        up = up_in_sensor(q)
         ax = self._axis
-        tilt = np.degrees(np.arcsin(np.clip(up[:, 0] * ax[0] + up[:, 1] * ax[1] + up[:, 2] * ax[2],
-                                            -1.0, 1.0)))
-        return metrics.sway_rms_deg(tilt)
+        return float(axis_tilt_rms(q, float(ax[0]), float(ax[1]), float(ax[2])))
 
     def _swing_bounds(self, a: int, b: int, direction: int, decided: int) -> tuple[float, float]:
         """Start and end (s) of the swing the detector saw as samples [a, b), refined by a

@@ -1,8 +1,8 @@
 """Whole-recording analysis: Recording -> Pipeline -> AnalysisResult -> JSON-ready dict.
 
-Used by ``spinecoach analyze``. Exercise settings come from :data:`EXERCISES`, a small built-in
-table of the DESIGN.md exercises; the engine's TOML exercise library supplies these (and more)
-once it exists, and this table is the fallback for the command line.
+Used by ``spinecoach analyze``. ``--exercise`` names an exercise of the engine's TOML library
+(built-in and the user's, e.g. ``banded_good_morning``) or one of the generic movement names in
+:data:`EXERCISES` (``hip-hinge``, ``sorensen-hold`` ...) for recordings of other exercises.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from spinecoach.core.angles import inclination_deg, largest_excursion_axis, prim
 from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
+from spinecoach.config import load_config
+from spinecoach.engine.library import load_library
 from spinecoach.errors import StorageError, UsageError
 from spinecoach.recording.model import Recording
 
@@ -62,15 +64,20 @@ ORIENTATION_CSV_HEADER = (
 
 
 def motion_for(exercise: str | None) -> MotionSettings | None:
-    """The settings of a named exercise (None without a name); UsageError for an unknown one."""
+    """The settings of a named exercise (None without a name); UsageError for an unknown one.
+
+    The exercise library comes first (its ids and the user's own files), then the generic names.
+    """
     if exercise is None:
         return None
+    library = load_library(load_config().exercises_dir())
+    if exercise in library:
+        return library.get(exercise).motion_settings()
     try:
         return EXERCISES[exercise]
     except KeyError:
-        raise UsageError(
-            f"unknown exercise {exercise!r}: use one of {', '.join(sorted(EXERCISES))}"
-        ) from None
+        names = sorted({*(e.id for e in library), *EXERCISES})
+        raise UsageError(f"unknown exercise {exercise!r}: use one of {', '.join(names)}") from None
 
 
 def _json_safe(value: Any) -> Any:

@@ -116,7 +116,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "export": {
         "directory": Key(
             str, "", "path",
-            "Where `spinecoach export-session` writes; empty: exports/ in the user data dir.",
+            "Where `spinecoach export` writes; empty: exports/ in the user data dir.",
         ),
     },
     "progression": {

@@ -1,6 +1,6 @@
 """Export of stored sessions, sets or an athlete's history to CSV, JSON and PNG plots.
 
-``spinecoach export-session --session ID | --set ID | --athlete NAME [--format csv,json,png]
+``spinecoach export --session ID | --set ID | --athlete NAME [--format csv,json,png]
 [--out DIR]``. Every file is written atomically (a temporary file in the same folder, flushed,
 fsynced and renamed over the target), so a reader never sees half a file. Names are sanitised to
 letters, digits, ``-``, ``_`` and ``.`` and checked to resolve inside the export folder: nothing
@@ -281,9 +281,12 @@ def _primary_angle(rec: Any, library: Any, exercise_id: str) -> tuple[np.ndarray
     return t, angle
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the store export (``spinecoach export-session``)."""
-    which = parser.add_mutually_exclusive_group(required=True)
+def add_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """Options of the store export (``spinecoach export --session|--set|--athlete``).
+
+    ``required=False`` when the same command also exports a recording file instead.
+    """
+    which = parser.add_mutually_exclusive_group(required=required)
     which.add_argument("--session", type=int, metavar="ID", help="export one session")
     which.add_argument("--set", type=int, metavar="ID", dest="set_id", help="export one set")
     which.add_argument("--athlete", metavar="NAME", help="export every set of an athlete")

@@ -166,6 +166,9 @@ class Exercise:
                 None if self.extension_limit_deg is None else -self.extension_limit_deg
             ),
             flexion_limit_deg=self.flexion_limit_deg,
+            # A throw turns about the vertical: gravity cannot see that rotation, so its primary
+            # angle is the heading from the integrated gyro, not a gravity-referenced angle.
+            primary_angle="heading" if self.kind == "throw" else "axis",
         )
 
     def protocol_params(self, protocol_id: str) -> dict[str, Any]:

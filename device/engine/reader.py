@@ -1,6 +1,6 @@
 """Reading the session store: sessions, sets, results, figures and a set's raw recording.
 
-Used by ``spinecoach history``, ``spinecoach export-session``, progression and the replay check.
+Used by ``spinecoach history``, ``spinecoach export``, progression and the replay check.
 Opening marks sessions whose process died as interrupted (as the writer does); a store that is
 read-only is still read.
 """

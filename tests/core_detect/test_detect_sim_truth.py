@@ -38,10 +38,11 @@ def test_rep_counts_exact_and_rom(name):
     assert len(res.reps) == len(truth.reps)
     for got, want in zip(res.reps, truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.5)
-        # Minimum-jerk movements under postural sway: the bell fit puts rep starts and ends
-        # within 70 ms of the scripted ones (most within 20 ms; see the README).
-        assert abs(got.start_s - want.start_s) < 0.07
-        assert abs(got.end_s - want.end_s) < 0.07
+        # Minimum-jerk movements under postural sway: the bell fit (free amplitude) puts rep
+        # starts within 20 ms of the scripted ones and ends within 43 ms (the end of a slow
+        # 4 s lowering, fitted only on samples up to the deciding one; see the README).
+        assert abs(got.start_s - want.start_s) < 0.03
+        assert abs(got.end_s - want.end_s) < 0.05
 
 
 def test_holds_found_with_their_durations():
@@ -51,9 +52,13 @@ def test_holds_found_with_their_durations():
                                      hold_target_deg=h0.target_deg,
                                      hold_tolerance_deg=h0.tolerance_deg))
     assert len(res.holds) == len(sc.truth.holds)
+    # Measured: starts 13-21 ms late, durations 17-30 ms short. The hold logic is exact to a
+    # sample (with the rig's ideal IMU the error is under 8 ms, the filter's lag while the
+    # trunk crosses the band edge); the rest is the rig's constant accelerometer offset
+    # (N(0, 0.01 g) per axis), which tilts the measured angle by ~0.5° here.
     for got, want in zip(res.holds, sc.truth.holds):
-        assert abs(got.start_s - want.start_s) < 0.1
-        assert got.duration_s == pytest.approx(want.end_s - want.start_s, abs=0.1)
+        assert abs(got.start_s - want.start_s) < 0.04
+        assert got.duration_s == pytest.approx(want.end_s - want.start_s, abs=0.05)
 
 
 @pytest.mark.parametrize("name", ["isometric_max_pulls", "repeaters_7_3"])
@@ -98,7 +103,9 @@ def test_sorensen_hold_time():
     res = analyse(sc, MotionSettings(primary_axis=FLEXION, hold_target_deg=h.target_deg,
                                      hold_tolerance_deg=h.tolerance_deg))
     assert len(res.holds) == 1
-    assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.2)
+    # Measured: 104 ms long. The accelerometer offset of the rig tilts the horizontal trunk's
+    # angle by ~1.1° (with the ideal IMU the hold is within 7 ms).
+    assert res.holds[0].duration_s == pytest.approx(h.end_s - h.start_s, abs=0.15)
 
 
 def test_rotational_throws_reps_and_rotation_speed():
@@ -108,7 +115,8 @@ def test_rotational_throws_reps_and_rotation_speed():
     for got, want in zip(res.reps, sc.truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.0)
         assert got.rotation_speed_dps == pytest.approx(want.peak_rotation_speed_dps, rel=0.02)
-        assert abs(got.start_s - want.start_s) < 0.07 and abs(got.end_s - want.end_s) < 0.07
+        # measured: starts within 39 ms, ends within 9 ms
+        assert abs(got.start_s - want.start_s) < 0.05 and abs(got.end_s - want.end_s) < 0.02
 
 
 def test_single_leg_deadlift_sway():

@@ -123,21 +123,21 @@ def test_export_csv_json_atomic_and_sanitised(tmp_path: Path, monkeypatch, capsy
     monkeypatch.setenv("SPINECOACH_CONFIG", str(tmp_path / "none.toml"))
     sid = _store_session(state, "../../etc/evil", _tempo_script([3.0] * 4, [50.0] * 4),
                          exercise="banded_good_morning", protocol="tempo_set", params={"reps": 4})
-    assert main(["export-session", "--athlete", "../../etc/evil", "--out", str(out)]) == 0
+    assert main(["export", "--athlete", "../../etc/evil", "--out", str(out)]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert all(p.startswith("athlete-etc_evil_") for p in written), written
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
     assert not (tmp_path / "etc").exists()
-    assert main(["export-session", "--session", str(sid), "--out", str(out)]) == 0
+    assert main(["export", "--session", str(sid), "--out", str(out)]) == 0
     with (out / f"session-{sid}_reps.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and rows[0]["eccentric (s)"] == "3.0"
     document = json.loads((out / f"session-{sid}_export.json").read_text())
     assert document["sets"][0]["metrics"] and len(document["sets"][0]["reps"]) == 4
-    assert main(["export-session", "--set", "1", "--format", "csv", "--name", "../x",
+    assert main(["export", "--set", "1", "--format", "csv", "--name", "../x",
                  "--out", str(out)]) == 0
     assert (out / "x_metrics.csv").exists()
-    assert main(["export-session", "--set", "1", "--format", "xls", "--out", str(out)]) == 64
+    assert main(["export", "--set", "1", "--format", "xls", "--out", str(out)]) == 64
 
 
 def test_png_export_needs_the_plot_extra(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -149,11 +149,11 @@ def test_png_export_needs_the_plot_extra(tmp_path: Path, monkeypatch, capsys) ->
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        assert main(["export-session", "--set", "1", "--format", "png", "--out", str(out)]) == 64
+        assert main(["export", "--set", "1", "--format", "png", "--out", str(out)]) == 64
         assert "pip install 'spinecoach[plot]'" in capsys.readouterr().err
         assert not out.exists() or not any(out.iterdir())
     else:
-        assert main(["export-session", "--athlete", "ana", "--format", "png", "--out",
+        assert main(["export", "--athlete", "ana", "--format", "png", "--out",
                      str(out)]) == 0
         names = {p.name for p in out.iterdir()}
         assert {"athlete-ana_set1_force_time.png", "athlete-ana_set1_force_angle.png",

@@ -135,11 +135,11 @@ def test_state_dir_resolution_order(tmp_path: Path) -> None:
     assert "spinecoach" in str(resolve_state_dir("", {}))
 
 
-@pytest.mark.parametrize("command", ["history", "session", "export-session"])
+@pytest.mark.parametrize("command", ["history", "session", "export"])
 def test_bad_config_exits_78_with_one_line(tmp_path: Path, command: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[coaching]\nmode = "loud"\n')
-    extra = ["--session", "1"] if command == "export-session" else []
+    extra = ["--session", "1"] if command == "export" else []
     out = subprocess.run(
         [sys.executable, "-m", "spinecoach", command, "--config", str(path), *extra],
         capture_output=True, text=True, env={"SPINECOACH_STATE_DIR": str(tmp_path), "PATH": ""},
