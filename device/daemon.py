@@ -221,7 +221,8 @@ class BlockPump:
 
     def halt(self) -> None:
         self._sampler.stop()
-        self._sampler.join(timeout=0.2)
+        with contextlib.suppress(RuntimeError):  # never started: the start-up failed before
+            self._sampler.join(timeout=0.2)
 
 
 class Daemon:
