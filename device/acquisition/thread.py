@@ -21,14 +21,23 @@ class SamplerThread:
     """Runs ``sampler.blocks(duration_s)`` on a daemon thread; iterate to receive blocks.
 
     ``maxsize`` bounds the queue (blocks; 50 blocks of 20 ms is one second of slack).
-    :meth:`stop` ends the run (the sampler finishes cleanly: a final drain and trailing gaps).
+    ``backpressure=True`` makes the sampler wait for the consumer instead of turning a full
+    queue into a stall gap: right for a source on a virtual clock (a simulated rig run as fast
+    as possible), where no chip FIFO fills while it waits. :meth:`stop` ends the run (the sampler finishes cleanly: a final drain and trailing gaps).
     An exception on the thread is re-raised in the consumer.
     """
 
     _END = object()
 
-    def __init__(self, sampler: Sampler, duration_s: float | None = None, maxsize: int = 50):
+    def __init__(
+        self,
+        sampler: Sampler,
+        duration_s: float | None = None,
+        maxsize: int = 50,
+        backpressure: bool = False,
+    ):
         self.sampler = sampler
+        self._backpressure = backpressure
         self._duration_s = duration_s
         self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
@@ -72,6 +81,9 @@ class SamplerThread:
         if spilled:
             block = replace(block, gaps=(*spilled, *block.gaps))
         try:
+            if self._backpressure:
+                self._queue.put(block)
+                return
             self._queue.put(block, block=wait, timeout=1.0 if wait else None)
         except queue.Full:
             self.dropped_blocks += 1

@@ -160,7 +160,12 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(source, SamplerSource):
             source.start()
             print(f"{source.description}: {describe_streams(source.streams)}", file=out)
-            thread = SamplerThread(source.sampler, duration_s=args.seconds or source.duration_s)
+            # As fast as possible the rig runs on its virtual clock: wait for the printing
+            # rather than count the blocks it has not taken yet as lost.
+            thread = SamplerThread(
+                source.sampler, duration_s=args.seconds or source.duration_s,
+                backpressure=args.fast,
+            )
             thread.start()
             try:
                 readout.run(thread)
