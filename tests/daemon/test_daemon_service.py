@@ -97,7 +97,10 @@ def test_a_coach_reconnects_when_the_daemon_restarts(sock_path: Path) -> None:
             posted = []
             wait_for(lambda: posted.extend(feed.poll()) or any(isinstance(p, Frame) for p in posted))
             start = next(i for i, p in enumerate(posted) if isinstance(p, FeedReset))
-            assert isinstance(posted[start + 1], Hello) and isinstance(posted[start + 2], State)
+            # The mailbox coalesces states (a newer one replaces a waiting one, at its own
+            # place), so a state follows the hello but frames may come between them.
+            assert isinstance(posted[start + 1], Hello)
+            assert any(isinstance(p, State) for p in posted[start + 2:])
         finally:
             second.stop()
     finally:
