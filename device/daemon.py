@@ -46,15 +46,26 @@ from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
 from spinecoach.config import Config
-from spinecoach.drivers.blocks import Block, ForceBlock, StreamInfo
+from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.library import Library, load_library
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
+from spinecoach.core.calibration import CalibrationError  # type: ignore[import-not-found]
 from spinecoach.errors import ConfigError, NoBusError, SensorError
 from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
 from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
+from spinecoach.rig_calibration import (
+    Alignment,
+    CalibrationFile,
+    CalibrationRecord,
+    ForceCalibration,
+    KnownWeightRun,
+    SampleWindow,
+    sensor_key,
+    zero_pose,
+)
 
 #: Longest the engine waits for a block before looking at commands, the watchdog and the stop
 #: flag again (s).
@@ -69,6 +80,8 @@ FINAL_DRAIN_S = 0.5
 GIL_SWITCH_S = 0.0005
 #: Load-cell codes a tare averages over (s).
 TARE_WINDOW_S = 0.5
+#: The IMU stream the zero pose aligns (the trunk sensor at T12/L1).
+ZERO_POSE_STREAM = "trunk"
 #: Streams a rig has when none answered, shown as ``missing`` to the coaches.
 RIG_STREAMS = ("trunk", "pelvis", "force")
 
@@ -105,7 +118,7 @@ class _StampedSource:
     def __init__(self, source: Source) -> None:
         self.source = source
         self._arrivals: dict[tuple[str, int], int] = {}
-        self._tare_request: tuple[str, float] | None = None
+        self._tare_request: tuple[str, float, float | None] | None = None
         # Identities of the last blocks handed over (the blocks themselves are still alive in the
         # sampler's batch while it matters, so an id cannot have been reused).
         self._recent: deque[int] = deque(maxlen=64)
@@ -130,9 +143,11 @@ class _StampedSource:
             if close is not None:
                 close()
 
-    def request_tare(self, name: str, offset_counts: float) -> None:
-        """Set a new tare between two blocks, on the sampler thread that owns the chips."""
-        self._tare_request = (name, offset_counts)
+    def request_tare(self, name: str, offset_counts: float,
+                     n_per_count: float | None = None) -> None:
+        """Set a new tare (and scale, N per count, if given) between two blocks, on the sampler
+        thread that owns the chips."""
+        self._tare_request = (name, offset_counts, n_per_count)
 
     def _apply_tare(self) -> None:
         request, self._tare_request = self._tare_request, None
@@ -154,31 +169,6 @@ class _StampedSource:
         if not len(block):
             return None
         return self._arrivals.pop((block.info.name, int(block.index[0])), None)
-
-
-class TareWindow:
-    """The last :data:`TARE_WINDOW_S` of valid raw codes of the load cell, for a tare."""
-
-    def __init__(self) -> None:
-        self._name = ""
-        self._codes: deque[int] = deque()
-        self._size = 1
-
-    def add(self, block: ForceBlock) -> None:
-        if block.raw is None or not len(block):
-            return
-        if block.info.name != self._name:
-            self._name, self._codes = block.info.name, deque()
-            self._size = max(1, round(TARE_WINDOW_S * block.info.rate_hz))
-        self._codes.extend(int(c) for c in block.raw[block.valid])
-        while len(self._codes) > self._size:
-            self._codes.popleft()
-
-    def codes(self) -> tuple[str, float] | None:
-        """(stream name, mean code) once the window is at least half full, else None."""
-        if len(self._codes) < self._size // 2 or not self._codes:
-            return None
-        return self._name, float(sum(self._codes)) / len(self._codes)
 
 
 class _Ended:
@@ -233,6 +223,12 @@ class Daemon:
     use (None: chosen by backend and configuration, see :meth:`_open_haptics`); ``store``:
     record sessions (default: on the ``hardware`` backend only, so simulated sessions stay out
     of the athlete's history).
+
+    Calibration (the coach's ``tare`` and ``calibrate`` steps, between sets only): the load
+    cell's tare and known-weight scale go to the sampler, which scales every later block with
+    them; the trunk IMU's zero pose (mounting alignment, gyro bias) is kept in
+    :attr:`alignment` only, as the measurement pipeline takes none yet. Both are stored in the
+    state directory (see :mod:`spinecoach.rig_calibration`) and taken up again at start.
     """
 
     def __init__(
@@ -274,7 +270,17 @@ class Daemon:
         self._retry_at_s = 0.0
         self._degraded_reason = ""
         self._set_state = "idle"
-        self._tare_window = TareWindow()
+        self._tare_window = SampleWindow(TARE_WINDOW_S)
+        self._load_window = SampleWindow()
+        self._trunk_window = SampleWindow()
+        self._known_weight = KnownWeightRun()
+        # Per backend kind, so a simulated rig's calibration never lands on the real load cell.
+        self._calibration_file = CalibrationFile(
+            config.state_dir() / f"calibration.{backend.kind}.json")
+        self.calibration = CalibrationRecord()
+        #: The trunk IMU's mounting alignment and gyro bias from the zero pose (or the stored
+        #: one). The measurement pipeline has no hook for either yet: kept and reported here.
+        self.alignment: Alignment | None = None
         #: Sample-to-buzzer summaries of the sessions run (one line each), for the journal.
         self.latency_lines: list[str] = []
 
@@ -318,6 +324,7 @@ class Daemon:
                                 on_log=self._say).start()
         self.server.set_hello(Hello(_version(), str(self.backend)))
         source = self._acquire_source()  # first: no I2C bus at all ends the start here
+        self.calibration = self._calibration_file.load()
         if self._store_wanted:
             from spinecoach.engine.session import open_store
 
@@ -378,8 +385,12 @@ class Daemon:
     def _begin(self, source: Source) -> None:
         self._source = source
         self._set_state = "idle"
-        self._tare_window = TareWindow()
+        self._tare_window = SampleWindow(TARE_WINDOW_S)
+        self._load_window = SampleWindow()
+        self._trunk_window = SampleWindow()
+        self._known_weight = KnownWeightRun()
         self._pump = BlockPump(source)
+        self._apply_stored_calibration(source)
         self.session = self._new_session(source)
         assert self.server is not None
         self.server.set_notice(None)
@@ -473,6 +484,9 @@ class Daemon:
                 self._set_state = message.set_state
         if isinstance(block, ForceBlock):
             self._tare_window.add(block)
+            self._load_window.add(block)
+        elif isinstance(block, ImuBlock) and block.info.name == ZERO_POSE_STREAM:
+            self._trunk_window.add(block)
         if self._pump is not None and self._pump.stamped.tare_applied.is_set():
             self._pump.stamped.tare_applied.clear()
             self._restart_session()
@@ -496,8 +510,7 @@ class Daemon:
             elif command.cmd == "tare":
                 answer = [self._tare()]
             elif command.cmd == "calibrate":
-                answer = [Ack("calibrate", False, f"calibrate {command.args['step'].replace('_', ' ')}: "
-                              "not available through the daemon in this version; tare is (t)")]
+                answer = [self._calibrate(command)]
             else:
                 answer = self.session.handle(command)
             self.server.send_to(client_id, [m for m in answer if isinstance(m, Ack)])
@@ -513,12 +526,78 @@ class Daemon:
             return Ack("tare", False, "tare needs the sensors: this is a recording")
         if self._set_state == "running":
             return Ack("tare", False, "stop the set first (Enter), then tare with the rig unloaded")
-        codes = self._tare_window.codes()
+        codes = self._tare_window.mean_code()
         if codes is None:
             return Ack("tare", False, "no load-cell samples to tare on yet: wait a moment")
         name, offset = codes
         self._pump.stamped.request_tare(name, offset)
+        info = next(s for s in self._source.streams if s.name == name)  # type: ignore[union-attr]
+        self._keep_force(info, ForceCalibration(info.force_n_per_count, offset))
         return Ack("tare", True, f"load cell zeroed ({offset:.0f} counts)")
+
+    def _calibrate(self, command: Command) -> Ack:
+        """The coach's calibration steps (see :mod:`spinecoach.rig_calibration`)."""
+        step = str(command.args["step"])
+        what = f"calibrate {step.replace('_', ' ')}"
+        if step == "band_profile":
+            return Ack("calibrate", False, f"{what}: not available through the daemon in this "
+                       "version; record a set and read force against angle in the analysis")
+        sampler = getattr(self._source, "sampler", None)
+        if sampler is None or self._pump is None:
+            return Ack("calibrate", False, f"{what} needs the sensors: this is a recording")
+        if self._set_state == "running":
+            return Ack("calibrate", False, f"{what}: stop the set first (Enter), then calibrate")
+        try:
+            if step == "known_weight":
+                return self._calibrate_known_weight(float(command.args["mass_kg"]))
+            return self._calibrate_zero_pose()
+        except CalibrationError as error:
+            return Ack("calibrate", False, f"{what}: {error}")
+
+    def _calibrate_known_weight(self, mass_kg: float) -> Ack:
+        """Fit the load cell's scale through the tare and every known weight of this run, and
+        put it in force at the sampler like a tare (the session then restarts on it)."""
+        assert self._pump is not None
+        outcome = self._known_weight.add(self._load_window, mass_kg)
+        info = self._load_window.info
+        assert info is not None
+        calibration = outcome.calibration
+        self._pump.stamped.request_tare(info.name, calibration.offset_counts,
+                                        calibration.n_per_count)
+        self._keep_force(info, calibration)
+        residuals = ", ".join(f"{r:+.1f}" for r in outcome.residuals_n)
+        return Ack("calibrate", True,
+                   f"load cell scale {calibration.n_per_count:.6g} N/count from "
+                   f"{outcome.points} known weight(s); residuals {residuals} N")
+
+    def _calibrate_zero_pose(self) -> Ack:
+        """Mounting alignment and gyro bias of the trunk IMU, athlete upright and still."""
+        self.alignment = zero_pose(self._trunk_window)
+        info = self._trunk_window.info
+        assert info is not None
+        self.calibration.alignments[sensor_key(info)] = self.alignment
+        self._calibration_file.save(self.calibration)
+        w, x, y, z = self.alignment.quaternion
+        bias = ", ".join(f"{b:+.2f}" for b in self.alignment.gyro_bias_dps)
+        return Ack("calibrate", True,
+                   f"zero pose kept: mounting alignment ({w:.4f}, {x:.4f}, {y:.4f}, {z:.4f}), "
+                   f"gyro bias ({bias}) °/s; stored, not yet applied to the angles")
+
+    def _keep_force(self, info: StreamInfo, calibration: ForceCalibration) -> None:
+        self.calibration.forces[sensor_key(info)] = calibration
+        self._calibration_file.save(self.calibration)
+
+    def _apply_stored_calibration(self, source: Source) -> None:
+        """The stored load-cell models go to the sampler; the stored alignment is kept."""
+        assert self._pump is not None
+        sampler = getattr(source, "sampler", None)
+        for info in source.streams:
+            key = sensor_key(info)
+            if info.kind == "force" and key in self.calibration.forces and sampler is not None:
+                stored = self.calibration.forces[key]
+                self._pump.stamped.request_tare(info.name, stored.offset_counts, stored.n_per_count)
+            elif info.name == ZERO_POSE_STREAM and key in self.calibration.alignments:
+                self.alignment = self.calibration.alignments[key]
 
     def _refusal(self, command: Command) -> str:
         return (f"{command.cmd.replace('_', ' ')}: no sensors ({self._degraded_reason}); "

@@ -302,13 +302,16 @@ class Sampler:
             self._schedule_after_start(fc, now)
         self._started = True
 
-    def set_tare(self, name: str, offset_counts: float) -> None:
-        """New tare of load-cell stream ``name`` (ADC counts at zero force); clears a stale tare."""
+    def set_tare(self, name: str, offset_counts: float, n_per_count: float | None = None) -> None:
+        """New tare of load-cell stream ``name`` (ADC counts at zero force) and, if given, a new
+        scale (N per count, from a known-weight calibration); clears a stale tare."""
         for fc in self._forces:
             if fc.info.name == name:
                 if fc.buffered:
                     fc.out.append(fc.close_block())
-                fc.info = replace(fc.info, force_offset_counts=offset_counts)
+                scale = fc.info.force_n_per_count if n_per_count is None else n_per_count
+                fc.info = replace(fc.info, force_offset_counts=offset_counts,
+                                  force_n_per_count=scale)
                 fc.tare_stale = False
                 return
         raise KeyError(name)
