@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
+from rich.cells import cell_len
 from rich.text import Text
 from spinecoach.tui.model import CoachModel
 from textual.widgets import DataTable, Static
@@ -91,7 +92,15 @@ class RowsTable(DataTable[str]):
         if rows == self._rows:
             return
         self._rows = list(rows)
-        self.clear()
+        # Columns get explicit widths from their contents: auto widths are only settled on the
+        # table's next idle pass, so a screen drawn before it would show clipped cells.
+        widths = [
+            max([cell_len(header), *(cell_len(str(row[i])) for row in rows if i < len(row))])
+            for i, header in enumerate(self._columns)
+        ]
+        self.clear(columns=True)
+        for header, width in zip(self._columns, widths):
+            self.add_column(header, width=width)
         for row in rows:
             self.add_row(*row)
         if newest_visible and rows:
