@@ -7,6 +7,8 @@ probe and the :class:`FifoImu` base class.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,7 +123,7 @@ class DrainStats:
     reinitialisations: int = 0
 
 
-class FifoImu:
+class FifoImu(ABC):
     """What the MPU-6050 and LSM6DSOX drivers share: identity check, stream info, FIFO restart
     bookkeeping, overflow and silent-reset handling, configuration read-back.
 
@@ -228,14 +230,17 @@ class FifoImu:
             )
         self._configure(found)
 
+    @abstractmethod
     def _configure(self, found: dict[int, int] | None) -> None:
-        raise NotImplementedError
+        """Write this chip's configuration registers (``found``: values read back, if any)."""
 
+    @abstractmethod
     def _restart_fifo(self) -> None:
-        raise NotImplementedError
+        """Clear and re-enable this chip's FIFO."""
 
+    @abstractmethod
     def _read_configuration(self) -> dict[int, int]:
-        raise NotImplementedError
+        """The configuration registers as the chip reports them (register -> value)."""
 
     def _reset_timeout(self, what: str) -> SensorTimeout:
         return SensorTimeout(

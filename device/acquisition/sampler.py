@@ -43,6 +43,8 @@ the zero offset is unknown until the next tare (:meth:`Sampler.set_tare`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -108,7 +110,7 @@ class StreamAccount:
 
 
 @dataclass
-class _Channel:
+class _Channel(ABC):
     """Book-keeping common to both kinds of stream.
 
     Samples wait in a buffer until it spans ``block_s``; a gap first closes the buffer into a
@@ -146,9 +148,9 @@ class _Channel:
         self.pending_gaps.clear()
         return gaps
 
+    @abstractmethod
     def close_block(self) -> Block:
         """The buffered samples (and pending gaps) as one block."""
-        raise NotImplementedError
 
     def buffer_full(self, now: float, block_s: float) -> None:
         if self.buffered and now - self.buffer_start_t >= block_s:

@@ -16,6 +16,8 @@ iterator of blocks; nothing downstream can tell them apart.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +51,7 @@ class MonotonicClock:
             time.sleep(seconds)
 
 
-class Source:
+class Source(ABC):
     """Blocks from one backend. Iterate :meth:`blocks`; call :meth:`close` when done."""
 
     #: Stream table (``t0_s`` set once sampling has started).
@@ -63,8 +65,9 @@ class Source:
     #: Session length when the source has one (scenario, recording), else None.
     duration_s: float | None
 
+    @abstractmethod
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
-        raise NotImplementedError
+        """Blocks of every stream in time order, up to ``duration_s`` of sample time (s)."""
 
     def close(self) -> None:
         """Release chips and buses."""

@@ -27,6 +27,8 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from collections.abc import Callable
 
@@ -140,7 +142,7 @@ class SampleSchedule:
         return self.anchor_s + k / self.rate_hz
 
 
-class SimImuChip:
+class SimImuChip(ABC):
     """What both IMU simulators share: address, identity, the measured signal, a register file,
     the FIFO bytes, the sample schedule, the write log and the silent power-on reset."""
 
@@ -184,11 +186,13 @@ class SimImuChip:
         """
         return now_s - ((length + 3) * 9 + 2) / self.bus_hz
 
+    @abstractmethod
     def _advance(self, now_s: float) -> None:
-        raise NotImplementedError
+        """Sample and fill the FIFO up to virtual time ``now_s`` (s)."""
 
+    @abstractmethod
     def _reset_registers(self) -> None:
-        raise NotImplementedError
+        """Put every register back to its datasheet reset value."""
 
 
 class Mpu6050Chip(SimImuChip):
