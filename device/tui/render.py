@@ -43,6 +43,13 @@ UNICODE_GLYPHS = Glyphs(BrailleCanvas, "●", "▶", "❚❚", "■", "✓", "�
 CONSOLE_GLYPHS = Glyphs(BlockCanvas, "*", ">", "||", "[]", "+", "x", ">")
 
 
+#: How a hold ended, in the coach's words (the pipeline's ``end_reason`` codes).
+_HOLD_END_WORDS = {
+    "left_band": "angle left the band",
+    "force_unstable": "band tension lost",
+    "released": "released",
+}
+
 def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
     """A number for display; an en dash when missing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -251,7 +258,8 @@ def hold_text(model: CoachModel) -> Text:
             text.append(_bar(latest.hold_s, float(target), 10, True))
     elif model.last_hold:
         duration = model.last_hold.get("duration_s")
-        text.append(f"last {fmt(duration, 1)} s ({model.last_hold.get('end_reason', '')})")
+        reason = _HOLD_END_WORDS.get(str(model.last_hold.get("end_reason", "")), "")
+        text.append(f"last {fmt(duration, 1)} s" + (f" ({reason})" if reason else ""))
     else:
         text.append("–", style="dim")
         if isinstance(target, (int, float)) and target > 0:
