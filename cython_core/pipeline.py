@@ -15,7 +15,7 @@ on how the samples were cut into blocks or interleaved. Time is the sample clock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from spinecoach.core.detect import (
 from spinecoach.core.filters import HampelFilter, HampelSettings, LowPassFilter, LowPassSettings
 from spinecoach.core.force import ContractionDetector, ForceSettings
 from spinecoach.core.history import SampleHistory
+from spinecoach.core.imu_calibration import ImuCalibration, calibrations_of
 from spinecoach.core.orientation import OrientationFilter, OrientationSettings
 from spinecoach.core.results import (
     AnalysisResult,
@@ -174,8 +175,12 @@ class Pipeline:
         primary_imu: str | None = None,
         primary_axis: npt.ArrayLike | None = None,
         on_orientation: Callable[[str, FloatArray, FloatArray], None] | None = None,
+        imu_calibration: Mapping[str, ImuCalibration] | None = None,
     ) -> None:
-        """``primary_axis`` (sensor frame) overrides the choice of the working axis when the
+        """``imu_calibration`` (by IMU stream name) is applied to every IMU sample before
+        anything else (bias and offset subtracted, rotated into the body frame); streams it
+        does not name use the calibration their stream description carries, if any.
+        ``primary_axis`` (sensor frame) overrides the choice of the working axis when the
         motion settings name none (e.g. chosen from a whole recording); without either, the
         axis of largest excursion over the first AXIS_WINDOW_S of the primary IMU is used.
         ``on_orientation(name, t_s, quat_wxyz)`` receives every IMU block's orientation.
@@ -185,6 +190,8 @@ class Pipeline:
         self._exercise_known = motion is not None
         self.force_settings = force_settings
         self._on_orientation = on_orientation
+        calibration = {**calibrations_of(streams), **(imu_calibration or {})}
+        self._imu_calibration = {k: c for k, c in calibration.items() if not c.is_identity}
         self._imu: dict[str, _ImuChain] = {}
         self._force: dict[str, _ForceChain] = {}
         for s in streams:
@@ -304,6 +311,8 @@ class Pipeline:
         chain = self._imu[name]
         gyro = np.asarray(gyro_dps, dtype=np.float64).reshape(-1, 3)
         accel = np.asarray(accel_g, dtype=np.float64).reshape(-1, 3)
+        if name in self._imu_calibration:
+            gyro, accel = self._imu_calibration[name].apply(gyro, accel)
         ok = np.ones(idx.size, bool) if valid is None else np.asarray(valid, dtype=bool)
         if chain.next_index is None:
             chain.index0 = int(idx[0])

@@ -35,6 +35,12 @@ class StreamInfo:
     Raw-code scales convert chip codes to SI values: ``gyro_dps_per_lsb``/``accel_g_per_lsb``
     for an IMU, ``force_n_per_count`` and ``force_offset_counts`` (the tare) for a load cell;
     they are 0 when the stream has no raw codes (an imported CSV).
+
+    An IMU's calibration in effect (``spinecoach.core.imu_calibration.ImuCalibration``, applied
+    by the measurement pipeline, never to the samples themselves): ``mount_wxyz`` the mounting
+    quaternion (w, x, y, z, body -> sensor), ``gyro_bias_dps``, ``accel_offset_g`` and
+    ``accel_scale`` per axis (measured = scale · true + offset). The defaults are the identity,
+    so stream tables written before these fields existed read as uncalibrated.
     """
 
     name: str
@@ -46,6 +52,17 @@ class StreamInfo:
     accel_g_per_lsb: float = 0.0
     force_n_per_count: float = 0.0
     force_offset_counts: float = 0.0
+    mount_wxyz: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    accel_offset_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    accel_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        # Stream tables come back from JSON with lists: tuples keep the info hashable.
+        for name in ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(float(v) for v in value))
 
     @property
     def period_s(self) -> float:
