@@ -234,13 +234,30 @@ class AccelFit:
 _AXES = ("x", "y", "z")
 
 
-def _check_spread(directions: FloatArray, settings: AccelFitSettings) -> None:
+def face_up(accel_g: npt.ArrayLike) -> str:
+    """The box face a still reading lies on, named by the sensor axis pointing up (``+z up``)."""
+    a = np.asarray(accel_g, dtype=np.float64).reshape(3)
+    k = int(np.argmax(np.abs(a)))
+    return f"{'+' if a[k] >= 0 else '-'}{_AXES[k]} up"
+
+
+def missing_faces(mean_accel_g: npt.ArrayLike, min_axis_cos: float = AccelFitSettings.min_axis_cos
+                  ) -> list[str]:
+    """The axis directions (``-y up`` ...) no pose has pointed within acos(``min_axis_cos``)
+    of straight up: what the poses still lack for a fit."""
+    a = np.asarray(mean_accel_g, dtype=np.float64).reshape(-1, 3)
+    directions = a / np.linalg.norm(a, axis=1, keepdims=True) if len(a) else np.zeros((1, 3))
     missing = []
     for k, axis in enumerate(_AXES):
-        if directions[:, k].max() < settings.min_axis_cos:
+        if directions[:, k].max() < min_axis_cos:
             missing.append(f"+{axis} up")
-        if directions[:, k].min() > -settings.min_axis_cos:
+        if directions[:, k].min() > -min_axis_cos:
             missing.append(f"-{axis} up")
+    return missing
+
+
+def _check_spread(a: FloatArray, settings: AccelFitSettings) -> None:
+    missing = missing_faces(a, settings.min_axis_cos)
     if missing:
         raise CalibrationError(
             f"the poses are not spread enough (none with {', '.join(missing)}): rest the sensor "
@@ -286,7 +303,7 @@ def fit_accelerometer(mean_accel_g: npt.ArrayLike, *, fit_scale: bool = True,
         raise CalibrationError(
             f"{len(a)} pose(s) captured, the accelerometer fit needs {settings.min_poses}: "
             "rest the sensor on each face of a box, one capture per face")
-    _check_spread(a / np.linalg.norm(a, axis=1, keepdims=True), settings)
+    _check_spread(a, settings)
     offset, scale = _algebraic_fit(a, fit_scale)
     for _ in range(settings.iterations):
         u = (a - offset) / scale

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core.angles import inclination_deg, largest_excursion_axis, primary_angle_deg
+from spinecoach.core.imu_calibration import ImuCalibration, calibrations_of
 from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
@@ -127,7 +128,8 @@ def run_pipeline(
 ) -> tuple[AnalysisResult, FloatArray | None]:
     """Feed every stream of ``recording`` through one :class:`Pipeline` and finish it.
 
-    Returns the result and, for the Sørensen hold, the primary angle of every IMU sample.
+    The IMU calibration each stream carries is applied (by the pipeline), so orientations and
+    angles are the body's. Returns the result and, for the Sørensen hold, the primary angle of every IMU sample.
     """
     motion = motion_for(exercise)
     primary = "trunk" if "trunk" in recording.imu else next(iter(recording.imu), None)
@@ -136,8 +138,10 @@ def run_pipeline(
         # Whole-recording choice of the working axis (a live pipeline can only use its first
         # seconds): the axis of largest angular excursion.
         stream = recording.imu[primary]
+        # In the body frame the pipeline measures in (the stream's calibration applied).
+        gyro = ImuCalibration.from_stream(stream.info).apply(stream.gyro_dps, stream.accel_g)[0]
         try:
-            axis = largest_excursion_axis(stream.gyro_dps, stream.valid)
+            axis = largest_excursion_axis(gyro, stream.valid)
         except ValueError:
             axis = np.array(_FLEXION_AXIS)
     want_angles = exercise == "sorensen-hold"
@@ -169,6 +173,7 @@ def analyze_recording(
 ) -> dict[str, Any]:
     """The ``analyze --json`` object of a recording (schema in the README)."""
     result, angles = run_pipeline(recording, exercise, orientation_csv)
+    calibrated = calibrations_of(recording.streams)
     out: dict[str, Any] = {
         "file": source,
         "exercise": exercise,
@@ -176,7 +181,9 @@ def analyze_recording(
         "streams": {
             s.name: {"kind": s.kind, "rate_hz": s.rate_hz,
                      "samples": int(len(recording.imu[s.name].index) if s.kind == "imu"
-                                    else len(recording.force[s.name].index))}
+                                    else len(recording.force[s.name].index)),
+                     **({"imu_calibration": calibrated[s.name].to_dict()}
+                        if s.name in calibrated else {})}
             for s in recording.streams
         },
         "reps": [r.to_json() for r in result.reps],

@@ -30,6 +30,7 @@ Without sensors:
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import signal
 import sys
@@ -57,12 +58,15 @@ from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
 from spinecoach.rig_calibration import (
+    AccelCalibration,
+    AccelPoseRun,
     Alignment,
     CalibrationFile,
     CalibrationRecord,
     ForceCalibration,
     KnownWeightRun,
     SampleWindow,
+    realign,
     sensor_key,
     zero_pose,
 )
@@ -226,9 +230,11 @@ class Daemon:
 
     Calibration (the coach's ``tare`` and ``calibrate`` steps, between sets only): the load
     cell's tare and known-weight scale go to the sampler, which scales every later block with
-    them; the trunk IMU's zero pose (mounting alignment, gyro bias) is kept in
-    :attr:`alignment` only, as the measurement pipeline takes none yet. Both are stored in the
-    state directory (see :mod:`spinecoach.rig_calibration`) and taken up again at start.
+    them; the trunk IMU's zero pose (mounting alignment, gyro bias) and its accelerometer
+    calibration (offset and scale from one still pose per face of a box, step ``imu_pose``)
+    go on the session's stream table, which the measurement pipeline applies, and the
+    session restarts on them like after a tare. All are stored in the state directory (see
+    :mod:`spinecoach.rig_calibration`) and taken up again at start.
     """
 
     def __init__(
@@ -274,12 +280,13 @@ class Daemon:
         self._load_window = SampleWindow()
         self._trunk_window = SampleWindow()
         self._known_weight = KnownWeightRun()
+        self._accel_run = AccelPoseRun()
         # Per backend kind, so a simulated rig's calibration never lands on the real load cell.
         self._calibration_file = CalibrationFile(
             config.state_dir() / f"calibration.{backend.kind}.json")
         self.calibration = CalibrationRecord()
         #: The trunk IMU's mounting alignment and gyro bias from the zero pose (or the stored
-        #: one). The measurement pipeline has no hook for either yet: kept and reported here.
+        #: one), in effect through :meth:`imu_calibrations`.
         self.alignment: Alignment | None = None
         #: Sample-to-buzzer summaries of the sessions run (one line each), for the journal.
         self.latency_lines: list[str] = []
@@ -389,6 +396,7 @@ class Daemon:
         self._load_window = SampleWindow()
         self._trunk_window = SampleWindow()
         self._known_weight = KnownWeightRun()
+        self._accel_run = AccelPoseRun()
         self._pump = BlockPump(source)
         self._apply_stored_calibration(source)
         self.session = self._new_session(source)
@@ -447,7 +455,17 @@ class Daemon:
             list(source.streams), str(self.backend), self._session_choice(source),
             library=self._library, autostart=self.backend.kind != "hardware", store=self.store,
             haptics=self.haptics, problems=self._problems, pipeline_factory=self._pipeline_factory,
+            imu_calibration=self.imu_calibrations(source.streams),
         )
+
+    def imu_calibrations(self, streams: list[StreamInfo]) -> dict[str, Any]:
+        """The stored IMU calibrations of ``streams``, by stream name (uncalibrated: absent)."""
+        out = {}
+        for info in streams:
+            calibration = self.calibration.imu_calibration(sensor_key(info))
+            if info.kind == "imu" and not calibration.is_identity:
+                out[info.name] = calibration
+        return out
 
     def _status(self) -> str:
         if self._degraded_reason:
@@ -550,6 +568,8 @@ class Daemon:
         try:
             if step == "known_weight":
                 return self._calibrate_known_weight(float(command.args["mass_kg"]))
+            if step == "imu_pose":
+                return self._calibrate_imu_pose()
             return self._calibrate_zero_pose()
         except CalibrationError as error:
             return Ack("calibrate", False, f"{what}: {error}")
@@ -571,17 +591,49 @@ class Daemon:
                    f"{outcome.points} known weight(s); residuals {residuals} N")
 
     def _calibrate_zero_pose(self) -> Ack:
-        """Mounting alignment and gyro bias of the trunk IMU, athlete upright and still."""
-        self.alignment = zero_pose(self._trunk_window)
+        """Mounting alignment and gyro bias of the trunk IMU, athlete upright and still; in
+        force at once (the session restarts on it)."""
         info = self._trunk_window.info
+        key = sensor_key(info) if info is not None else ""
+        self.alignment = zero_pose(self._trunk_window, self.calibration.imu_calibration(key))
         assert info is not None
-        self.calibration.alignments[sensor_key(info)] = self.alignment
+        self.calibration.alignments[key] = self.alignment
         self._calibration_file.save(self.calibration)
+        self._restart_session()
         w, x, y, z = self.alignment.quaternion
+        tilt_deg = math.degrees(2 * math.acos(min(1.0, abs(w))))
         bias = ", ".join(f"{b:+.2f}" for b in self.alignment.gyro_bias_dps)
         return Ack("calibrate", True,
-                   f"zero pose kept: mounting alignment ({w:.4f}, {x:.4f}, {y:.4f}, {z:.4f}), "
-                   f"gyro bias ({bias}) °/s; stored, not yet applied to the angles")
+                   f"zero pose applied: this posture is now 0° (mounting tilted {tilt_deg:.1f}°, "
+                   f"alignment ({w:.4f}, {x:.4f}, {y:.4f}, {z:.4f}), gyro bias ({bias}) °/s)")
+
+    def _calibrate_imu_pose(self) -> Ack:
+        """One still pose of the trunk IMU resting on a face of a box; once every axis has
+        pointed up and down, the accelerometer's offset and scale are fitted and put in force
+        (the zero pose is worked out again with them, the session restarts)."""
+        outcome = self._accel_run.add(self._trunk_window)
+        info = self._trunk_window.info
+        assert info is not None
+        if outcome.fit is None:
+            still = ", ".join(outcome.missing) or "any other face"
+            return Ack("calibrate", True,
+                       f"pose {outcome.poses} captured ({outcome.face}); still to capture: {still}")
+        key = sensor_key(info)
+        fit = outcome.fit
+        self.calibration.accelerometers[key] = AccelCalibration(fit.offset_g, fit.scale,
+                                                                outcome.gyro_bias_dps)
+        if key in self.calibration.alignments:
+            accel_only = self.calibration.imu_calibration(key)
+            self.calibration.alignments[key] = realign(self.calibration.alignments[key],
+                                                       accel_only)
+            self.alignment = self.calibration.alignments[key]
+        self._calibration_file.save(self.calibration)
+        self._restart_session()
+        offset = ", ".join(f"{1000 * o:+.0f}" for o in fit.offset_g)
+        scale = ", ".join(f"{s:.3f}" for s in fit.scale)
+        return Ack("calibrate", True,
+                   f"accelerometer calibrated from {outcome.poses} poses and applied: offset "
+                   f"({offset}) mg, scale ({scale}), fit RMS {1000 * fit.rms_g:.1f} mg")
 
     def _keep_force(self, info: StreamInfo, calibration: ForceCalibration) -> None:
         self.calibration.forces[sensor_key(info)] = calibration

@@ -1,8 +1,10 @@
-"""The daemon's calibration steps (known weight, zero pose) and where their results are kept.
+"""The daemon's calibration steps (known weight, zero pose, accelerometer poses) and where their
+results are kept.
 
-The math is the core's (:mod:`spinecoach.core.calibration`); this module only collects the last
-second of samples, calls those kernels and keeps the results in the state directory as JSON,
-keyed by sensor identity (``chip:stream``), so a restarted daemon starts calibrated.
+The math is the core's (:mod:`spinecoach.core.calibration`,
+:mod:`spinecoach.core.imu_calibration`); this module only collects the last second of samples,
+calls those kernels and keeps the results in the state directory as JSON, keyed by sensor
+identity (``chip:stream``), so a restarted daemon starts calibrated.
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     TareSettings,
     fit_scale,
     gyro_bias_at_rest,
-    mounting_alignment,
     tare,
 )
-from spinecoach.core.orientation import OrientationFilter  # type: ignore[import-not-found]
+from spinecoach.core.imu_calibration import (  # type: ignore[import-not-found]
+    AccelFit,
+    ImuCalibration,
+    StillPose,
+    face_up,
+    fit_accelerometer,
+    missing_faces,
+    still_pose,
+    zero_pose_alignment,
+)
 from spinecoach.drivers.blocks import ForceBlock, ImuBlock, StreamInfo
 from spinecoach.errors import SpinecoachError
 
@@ -40,6 +50,9 @@ CALIBRATION_WINDOW_S = 1.0
 STILL_WINDOW_S = 0.8
 #: Steadiness a known-weight reading needs (SD, N): a swinging weight reads wrong.
 KNOWN_WEIGHT_MAX_SD_N = 3.0
+#: Steadiness of the zero pose: a person standing still sways at up to ~0.6 °/s SD (the
+#: gyro-bias capture's 0.5 °/s is for a sensor lying still); any movement is tens of °/s.
+ZERO_POSE_STILL = GyroBiasSettings(window_s=STILL_WINDOW_S, max_sd_dps=1.0)
 
 
 class CalibrationFileError(SpinecoachError):
@@ -99,10 +112,25 @@ class ForceCalibration:
 
 @dataclass
 class Alignment:
-    """The trunk IMU's mounting (quaternion w, x, y, z, body → sensor) and gyro bias (°/s)."""
+    """The trunk IMU's mounting (quaternion w, x, y, z, body → sensor) and gyro bias (°/s).
+
+    ``zero_accel_g``: the zero pose's mean raw accel (g), kept so the mounting can be worked
+    out again when the accelerometer is calibrated after it (None in files from before).
+    """
 
     quaternion: tuple[float, float, float, float]
     gyro_bias_dps: tuple[float, float, float]
+    zero_accel_g: tuple[float, float, float] | None = None
+
+
+@dataclass
+class AccelCalibration:
+    """An accelerometer's offset (g) and scale per axis from the box poses, and the mean gyro
+    (°/s) of those poses (the gyro bias while no zero pose gives one)."""
+
+    offset_g: tuple[float, float, float]
+    scale: tuple[float, float, float]
+    gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -111,6 +139,20 @@ class CalibrationRecord:
 
     forces: dict[str, ForceCalibration] = field(default_factory=dict)
     alignments: dict[str, Alignment] = field(default_factory=dict)
+    accelerometers: dict[str, AccelCalibration] = field(default_factory=dict)
+
+    def imu_calibration(self, key: str) -> ImuCalibration:
+        """The calibration of IMU ``key`` the pipeline applies (identity when none is kept)."""
+        calibration = ImuCalibration()
+        accel = self.accelerometers.get(key)
+        if accel is not None:
+            calibration = ImuCalibration(gyro_bias_dps=accel.gyro_bias_dps,
+                                         accel_offset_g=accel.offset_g, accel_scale=accel.scale)
+        alignment = self.alignments.get(key)
+        if alignment is not None:
+            calibration = ImuCalibration(alignment.quaternion, alignment.gyro_bias_dps,
+                                         calibration.accel_offset_g, calibration.accel_scale)
+        return calibration
 
 
 def sensor_key(info: StreamInfo) -> str:
@@ -129,13 +171,19 @@ class CalibrationFile:
             return CalibrationRecord()
         try:
             data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
-            return CalibrationRecord(
+            record = CalibrationRecord(
                 {k: ForceCalibration(float(v["n_per_count"]), float(v["offset_counts"]))
                  for k, v in data.get("forces", {}).items()},
-                {k: Alignment(tuple(float(x) for x in v["quaternion"]),  # type: ignore[arg-type]
-                              tuple(float(x) for x in v["gyro_bias_dps"]))  # type: ignore[arg-type]
+                {k: Alignment(_floats(v["quaternion"], 4), _floats(v["gyro_bias_dps"], 3),
+                              _floats(v["zero_accel_g"], 3) if v.get("zero_accel_g") else None)
                  for k, v in data.get("alignments", {}).items()},
+                {k: AccelCalibration(_floats(v["offset_g"], 3), _floats(v["scale"], 3),
+                                     _floats(v.get("gyro_bias_dps", (0, 0, 0)), 3))
+                 for k, v in data.get("accelerometers", {}).items()},
             )
+            for key in {*record.alignments, *record.accelerometers}:
+                record.imu_calibration(key)  # refuses implausible values (ValueError)
+            return record
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise CalibrationFileError(
                 f"calibration file {self.path} is unreadable ({error}): "
@@ -147,8 +195,13 @@ class CalibrationFile:
             "forces": {k: {"n_per_count": v.n_per_count, "offset_counts": v.offset_counts}
                        for k, v in record.forces.items()},
             "alignments": {k: {"quaternion": list(v.quaternion),
-                               "gyro_bias_dps": list(v.gyro_bias_dps)}
+                               "gyro_bias_dps": list(v.gyro_bias_dps),
+                               "zero_accel_g": None if v.zero_accel_g is None
+                               else list(v.zero_accel_g)}
                            for k, v in record.alignments.items()},
+            "accelerometers": {k: {"offset_g": list(v.offset_g), "scale": list(v.scale),
+                                   "gyro_bias_dps": list(v.gyro_bias_dps)}
+                               for k, v in record.accelerometers.items()},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=self.path.parent)
@@ -207,10 +260,18 @@ class KnownWeightRun:
                             fit.residuals_n, len(codes))
 
 
-def zero_pose(window: SampleWindow) -> Alignment:
+def _floats(values: Any, size: int) -> Any:
+    out = tuple(float(x) for x in values)
+    if len(out) != size:
+        raise ValueError(f"expected {size} numbers, got {list(values)}")
+    return out
+
+
+def zero_pose(window: SampleWindow, accel: ImuCalibration = ImuCalibration()) -> Alignment:
     """The mounting alignment from the last second of an IMU with the athlete upright and still.
 
-    Refused (:class:`CalibrationError`) when the IMU turned (the gyro-bias capture's check).
+    The accelerometer's calibration ``accel`` (offset, scale) is applied to the mean reading
+    first. Refused (:class:`CalibrationError`) when the IMU turned (the gyro-bias capture's check).
     """
     info = window.info
     if info is None or not window.full:
@@ -220,9 +281,74 @@ def zero_pose(window: SampleWindow) -> Alignment:
         )
     samples = window.samples()
     gyro_dps, accel_g = samples[:, :3], samples[:, 3:]
-    bias = gyro_bias_at_rest(gyro_dps, info.rate_hz, GyroBiasSettings(window_s=STILL_WINDOW_S))
-    orientation = OrientationFilter(info.rate_hz)
-    orientation.seed_bias_dps(bias.bias_dps)
-    zero_q = orientation.update(gyro_dps, accel_g)[-1]
-    q = mounting_alignment(zero_q)
-    return Alignment((float(q[0]), float(q[1]), float(q[2]), float(q[3])), bias.bias_dps)
+    bias = gyro_bias_at_rest(gyro_dps, info.rate_hz, ZERO_POSE_STILL)
+    mean = accel_g.mean(axis=0)
+    zero_accel_g = (float(mean[0]), float(mean[1]), float(mean[2]))
+    return Alignment(zero_pose_alignment(mean, accel), bias.bias_dps, zero_accel_g)
+
+
+def realign(alignment: Alignment, accel: ImuCalibration) -> Alignment:
+    """``alignment`` worked out again with a new accelerometer calibration (kept as it is when
+    its zero pose reading is unknown)."""
+    if alignment.zero_accel_g is None:
+        return alignment
+    return Alignment(zero_pose_alignment(alignment.zero_accel_g, accel),
+                     alignment.gyro_bias_dps, alignment.zero_accel_g)
+
+
+#: Two box poses closer than this (°) are the same face.
+SAME_FACE_DEG = 30.0
+
+
+@dataclass(frozen=True)
+class PoseOutcome:
+    """One box pose captured: its face, how many this run has, what is still missing, and the
+    fit once the poses allow one."""
+
+    face: str
+    poses: int
+    missing: tuple[str, ...]
+    fit: AccelFit | None
+    gyro_bias_dps: tuple[float, float, float]
+
+
+class AccelPoseRun:
+    """The still poses of one accelerometer calibration run (one IMU stream, one pose per face
+    of a box); fits once every axis has pointed up and down (:func:`fit_accelerometer`)."""
+
+    def __init__(self) -> None:
+        self.stream = ""
+        self.poses: list[StillPose] = []
+
+    def add(self, window: SampleWindow) -> PoseOutcome:
+        info = window.info
+        if info is None or not window.full:
+            raise CalibrationError(
+                f"a pose needs {CALIBRATION_WINDOW_S:g} s of IMU samples: let the sensor rest "
+                "on the face a moment and try again")
+        if info.name != self.stream:
+            self.stream, self.poses = info.name, []
+        samples = window.samples()
+        pose = still_pose(samples[:, :3], samples[:, 3:])
+        face = face_up(pose.accel_g)
+        a = np.asarray(pose.accel_g)
+        for k, earlier in enumerate(self.poses, 1):
+            b = np.asarray(earlier.accel_g)
+            if a @ b > np.cos(np.radians(SAME_FACE_DEG)) * np.linalg.norm(a) * np.linalg.norm(b):
+                raise CalibrationError(
+                    f"this face ({face}) was captured already as pose {k}: turn the sensor "
+                    "onto a face not captured yet")
+        poses = [*self.poses, pose]
+        means = [p.accel_g for p in poses]
+        missing = tuple(missing_faces(means))
+        fit = None
+        if not missing and len(poses) >= 6:
+            try:
+                fit = fit_accelerometer(means)
+            except CalibrationError:
+                self.poses = []  # a bad pose spoils every fit with it: start afresh
+                raise
+        self.poses = poses
+        gyro = np.mean([p.gyro_dps for p in poses], axis=0)
+        return PoseOutcome(face, len(poses), missing, fit,
+                           (float(gyro[0]), float(gyro[1]), float(gyro[2])))

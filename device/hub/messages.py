@@ -51,7 +51,7 @@ SET_STATES: tuple[str, ...] = ("idle", "running", "rest", "done")
 MODES: tuple[str, ...] = ("training", "tracking")
 SENSOR_STATUSES: tuple[str, ...] = ("ok", "degraded", "missing", "stale")
 SIDES: tuple[str, ...] = ("left", "right", "none")
-CALIBRATION_STEPS: tuple[str, ...] = ("known_weight", "zero_pose", "band_profile")
+CALIBRATION_STEPS: tuple[str, ...] = ("known_weight", "zero_pose", "band_profile", "imu_pose")
 
 
 class ProtocolError(SpinecoachError, ValueError):

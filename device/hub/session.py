@@ -12,11 +12,12 @@ time only, so a replay produces exactly the messages the live session produced.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any
 
 from spinecoach import __version__
+from spinecoach.core.imu_calibration import ImuCalibration
 from spinecoach.core.results import CoreEvent
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.cues import Cue, CueEngine, rules_for
@@ -63,6 +64,14 @@ def bare_core_pipeline(streams: list[StreamInfo]) -> PipelineLike:
     from spinecoach.core.pipeline import Pipeline
 
     return Pipeline(list(streams))  # type: ignore[no-any-return]
+
+
+def calibrated_streams(streams: Sequence[StreamInfo],
+                       imu_calibration: Mapping[str, ImuCalibration] | None) -> list[StreamInfo]:
+    """``streams`` with the IMU calibrations of ``imu_calibration`` (by stream name) on them."""
+    calibration = imu_calibration or {}
+    return [replace(s, **calibration[s.name].stream_fields())
+            if s.kind == "imu" and s.name in calibration else s for s in streams]
 
 
 def result_json(data: Any) -> dict[str, Any]:
@@ -134,6 +143,9 @@ class HubSession:
     ``store``/``haptics``: where sets are stored and cues buzzed (None: neither).
     ``problems``: a list the store appends its one-line problem reports to; each is shown as a
     cue (kind ``cue``, rule ``store``).
+    ``imu_calibration``: IMU calibrations by stream name, put on the session's stream table
+    (:func:`calibrated_streams`), so every pipeline of the session applies them and every
+    stored set carries them: a replay of the set measures the same angles.
     """
 
     def __init__(
@@ -150,8 +162,9 @@ class HubSession:
         pipeline_factory: PipelineFactory = core_pipeline,
         bare_pipeline: BarePipelineFactory = bare_core_pipeline,
         problems: list[str] | None = None,
+        imu_calibration: Mapping[str, ImuCalibration] | None = None,
     ) -> None:
-        self._streams = list(streams)
+        self._streams = calibrated_streams(streams, imu_calibration)
         # The store reports trouble (disk full, read-only) from its own thread by appending
         # here; list.append and pop(0) are atomic, and the session shows each once.
         self._problems = problems if problems is not None else []

@@ -18,8 +18,10 @@ becomes a ``Gap(reason="source")``, so delivered + gaps == expected holds for im
 
 The optional JSON sidecar ``NAME.csv.json`` holds the session metadata (exercise, placement, side,
 notes) that lands in :attr:`Recording.meta`. Export also writes, under ``"streams"``, each
-stream's exact rate, ``t0_s``, chip, gap records and invalid-sample ranges, so an
-export -> import round trip is exact in every index and gap and within 1e-6 in every value.
+stream's exact rate, ``t0_s``, chip, gap records and invalid-sample ranges, and an IMU's
+calibration in effect (``imu_calibration``, see :mod:`spinecoach.core.imu_calibration`; the
+samples stay as measured), so an export -> import round trip is exact in every index and gap
+and within 1e-6 in every value, and analyses the same.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ DEFAULT_IMU_NAME = "trunk"
 DEFAULT_FORCE_NAME = "force"
 #: Sidecar keys the product itself reads; others are kept in ``meta`` as they are.
 SIDECAR_STREAMS_KEY = "streams"
+#: Per-stream sidecar key of an IMU's calibration in effect (absent: uncalibrated).
+SIDECAR_IMU_CALIBRATION_KEY = "imu_calibration"
 #: A hole longer than this many periods is a gap (1.5: halfway between one and two periods).
 GAP_THRESHOLD_PERIODS = 1.5
 
@@ -437,6 +441,7 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
         info = StreamInfo(
             name=sc.name, kind="imu" if sc.kind == "imu" else "force", rate_hz=rate_hz,
             chip=str(smeta.get("chip", "")), t0_s=t0_s,
+            **_sidecar_imu_calibration(path, sc.name, smeta),
         )
         if sc.kind == "imu":
             recording.imu[sc.name] = ImuStream(
@@ -527,10 +532,36 @@ def csv_text(recording: Recording) -> tuple[str, dict[str, Any]]:
             "chip": s.info.chip,
             "gaps": [[g.start_index, g.count, g.reason] for g in s.gaps],
             "invalid": _ranges(~s.valid, s.index),
+            **_imu_calibration_entry(s.info),
         }
         for s in streams
     }
     return out.getvalue(), sidecar
+
+
+def _imu_calibration_entry(info: StreamInfo) -> dict[str, Any]:
+    """``{"imu_calibration": {...}}`` for an IMU stream with a calibration, else nothing."""
+    from spinecoach.core.imu_calibration import ImuCalibration
+
+    calibration = ImuCalibration.from_stream(info)
+    if info.kind != "imu" or calibration.is_identity:
+        return {}
+    return {SIDECAR_IMU_CALIBRATION_KEY: calibration.to_dict()}
+
+
+def _sidecar_imu_calibration(path: Path, name: str, smeta: dict[str, Any]) -> dict[str, Any]:
+    """The stream-info fields of a sidecar's ``imu_calibration`` (none: uncalibrated)."""
+    from spinecoach.core.imu_calibration import ImuCalibration
+
+    data = smeta.get(SIDECAR_IMU_CALIBRATION_KEY)
+    if data is None:
+        return {}
+    try:
+        return ImuCalibration.from_dict(data).stream_fields()
+    except ValueError as error:
+        raise DataFormatError(
+            f"{path}.json: streams.{name}.{SIDECAR_IMU_CALIBRATION_KEY}: {error}; fix or remove it"
+        ) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

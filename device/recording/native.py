@@ -393,10 +393,20 @@ def _read_header(path: Path, data: bytes) -> tuple[int, list[StreamInfo], dict[s
             StreamInfo(**{k: v for k, v in s.items() if k in _STREAM_FIELDS})
             for s in head["streams"]
         ]
+        _check_imu_calibrations(streams)
         meta = dict(head.get("meta", {}))
     except (ValueError, KeyError, TypeError) as error:
         raise DataFormatError(f"{path}: header stream table unreadable ({error})") from None
     return version, streams, meta, end + 4
+
+
+def _check_imu_calibrations(streams: list[StreamInfo]) -> None:
+    """Raise ValueError for an IMU calibration in the stream table the pipeline would refuse."""
+    from spinecoach.core.imu_calibration import ImuCalibration
+
+    for info in streams:
+        if info.kind == "imu":
+            ImuCalibration.from_stream(info)
 
 
 def _decode_samples(

@@ -382,6 +382,14 @@ CALIBRATION_TEXT: dict[str, tuple[str, str]] = {
             "records its force against angle."
         ),
     ),
+    "imu_pose": (
+        "5 · Accelerometer (box)",
+        (
+            "Put the sensor in a box and rest it still on one face. Press Enter, then turn the box "
+            "onto the next face; six faces calibrate the accelerometer (any order, before or "
+            "after the zero pose)."
+        ),
+    ),
 }
 
 
