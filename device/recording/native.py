@@ -61,6 +61,7 @@ GAP_REASONS: tuple[GapReason, ...] = (
 )
 
 _STREAM_FIELDS = tuple(StreamInfo.__dataclass_fields__)
+_IMU_CALIBRATION_FIELDS = ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale")
 
 
 @dataclass
@@ -123,10 +124,20 @@ def _chunk(kind: int, stream_id: int, flags: int, first: int, count: int, payloa
     return head + payload + _CRC.pack(crc)
 
 
+def _stream_entry(info: StreamInfo) -> dict[str, Any]:
+    """A stream's header object: its fields, without IMU calibration fields at the identity
+    (absent means identity, so uncalibrated streams are written as before these fields)."""
+    entry = asdict(info)
+    for name in _IMU_CALIBRATION_FIELDS:
+        if entry[name] == StreamInfo.__dataclass_fields__[name].default:
+            del entry[name]
+    return entry
+
+
 def encode_header(streams: Sequence[StreamInfo], meta: dict[str, Any]) -> bytes:
     """The file header: magic, version, and the JSON of the stream table and metadata."""
     body = json.dumps(
-        {"streams": [asdict(s) for s in streams], "meta": meta},
+        {"streams": [_stream_entry(s) for s in streams], "meta": meta},
         sort_keys=True, separators=(",", ":"), default=str,
     ).encode("utf-8")
     fixed = _HEADER_FIXED.pack(MAGIC, VERSION, 0, len(body))
