@@ -123,7 +123,8 @@ class ImuCalibration:
     def from_dict(cls, data: Mapping[str, Any]) -> ImuCalibration:
         """From :meth:`to_dict`'s form; absent keys are the identity's. Raises ValueError."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"an IMU calibration must be an object, got {data!r}")
+            # a value read from a file: ValueError, which every reader turns into its format error
+            raise ValueError(f"an IMU calibration must be an object, got {data!r}")  # noqa: TRY004
         unknown = set(data) - set(STREAM_FIELDS)
         if unknown:
             raise ValueError(f"unknown IMU calibration keys {sorted(unknown)}")

@@ -29,6 +29,7 @@ from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     tare,
 )
 from spinecoach.core.imu_calibration import (  # type: ignore[import-not-found]
+    IDENTITY,
     AccelFit,
     ImuCalibration,
     StillPose,
@@ -267,7 +268,7 @@ def _floats(values: Any, size: int) -> Any:
     return out
 
 
-def zero_pose(window: SampleWindow, accel: ImuCalibration = ImuCalibration()) -> Alignment:
+def zero_pose(window: SampleWindow, accel: ImuCalibration = IDENTITY) -> Alignment:
     """The mounting alignment from the last second of an IMU with the athlete upright and still.
 
     The accelerometer's calibration ``accel`` (offset, scale) is applied to the mean reading

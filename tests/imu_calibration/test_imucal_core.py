@@ -173,3 +173,32 @@ def test_zero_pose_alignment_undoes_a_tilted_mounting() -> None:
     np.testing.assert_allclose(r @ [1, 0, 0], motion.mount_matrix() @ [1, 0, 0], atol=5e-3)
     with pytest.raises(CalibrationError, match="stand still upright"):
         zero_pose_alignment([0.0, 0.0, 0.1])
+
+
+def test_pipeline_applies_an_explicit_or_a_carried_calibration_before_anything_else() -> None:
+    from spinecoach.core.pipeline import Pipeline
+    from spinecoach.core.results import MotionSettings
+
+    sc = build_scenario("good_morning_tempo")
+    rig = tilted_rig(sc.rig, "trunk", (6.0, 3.0, -2.0))
+    t = np.arange(12000) / 1000.0
+    gyro, accel = rig.imu_signal("trunk")(t)
+    cal = ImuCalibration(zero_pose_alignment(accel[500:1500].mean(axis=0)),
+                         tuple(gyro[500:1500].mean(axis=0)), (0.01, -0.02, 0.005))
+    info = StreamInfo("trunk", "imu", 1000.0)
+    motion = MotionSettings(primary_axis=(0.0, 1.0, 0.0), eccentric_sign=1)
+
+    def run(streams: list, data: tuple, **kwargs) -> list:
+        p = Pipeline(streams, motion, **kwargs)
+        for k in range(0, len(t), 250):  # blocks, with the calibration applied per block
+            p.feed_imu("trunk", np.arange(k, k + 250), data[0][k:k + 250], data[1][k:k + 250])
+        return [(r.start_s, r.end_s, r.rom_deg) for r in p.finish().reps]
+
+    pre_applied = run([info], cal.apply(gyro, accel))
+    assert len(pre_applied) == 1  # the first rep of the set
+    assert run([info], (gyro, accel), imu_calibration={"trunk": cal}) == pre_applied
+    carried = StreamInfo("trunk", "imu", 1000.0, **cal.stream_fields())
+    assert run([carried], (gyro, accel)) == pre_applied
+    # an explicit identity overrides what the stream carries: raw samples, other reps
+    assert run([carried], (gyro, accel), imu_calibration={"trunk": IDENTITY}) \
+        == run([info], (gyro, accel)) != pre_applied
