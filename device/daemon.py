@@ -640,7 +640,8 @@ class Daemon:
         self._calibration_file.save(self.calibration)
 
     def _apply_stored_calibration(self, source: Source) -> None:
-        """The stored load-cell models go to the sampler; the stored alignment is kept."""
+        """The stored load-cell models go to the sampler; the stored IMU calibrations go on the
+        session's stream table (:meth:`imu_calibrations`), the trunk's alignment is noted."""
         assert self._pump is not None
         sampler = getattr(source, "sampler", None)
         for info in source.streams:
