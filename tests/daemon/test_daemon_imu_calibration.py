@@ -45,7 +45,7 @@ def _tilted(backend: Backend) -> SamplerSource:
     return _rig_source(tilted_rig(rig, "trunk", (MOUNT_PITCH_DEG, 0.0, 0.0)).imu_signal("trunk"))
 
 
-BOX = still_poses(build_sim_rig(SCENARIO).scenario.rig, "trunk", hold_s=1.4, turn_s=0.4,
+BOX = still_poses(build_sim_rig(SCENARIO).scenario.rig, "trunk", hold_s=1.5, turn_s=0.4,
                   start_s=0.5)
 
 
@@ -63,7 +63,7 @@ def test_box_faces_calibrate_the_accelerometer(sock_path: Path, state_dir: Path)
         client = LineClient(sock_path)
         answers = []
         for k, (_, end_s) in enumerate(BOX.still_s):
-            _frame_after(client, end_s - 0.25)
+            _frame_after(client, end_s - 0.4)  # the last second then lies within the pose
             client.send("calibrate", step="imu_pose")
             answers.append(_ack(client))
             if k == 0:  # the same face again is refused, the run goes on
