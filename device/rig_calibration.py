@@ -28,6 +28,7 @@ from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     tare,
 )
 from spinecoach.core.orientation import OrientationFilter  # type: ignore[import-not-found]
+from spinecoach.band_profile import BandProfile
 from spinecoach.drivers.blocks import ForceBlock, ImuBlock, StreamInfo
 from spinecoach.errors import SpinecoachError
 
@@ -111,6 +112,8 @@ class CalibrationRecord:
 
     forces: dict[str, ForceCalibration] = field(default_factory=dict)
     alignments: dict[str, Alignment] = field(default_factory=dict)
+    #: Band profiles by :attr:`BandProfile.key` (exercise/band name).
+    bands: dict[str, BandProfile] = field(default_factory=dict)
 
 
 def sensor_key(info: StreamInfo) -> str:
@@ -135,6 +138,7 @@ class CalibrationFile:
                 {k: Alignment(tuple(float(x) for x in v["quaternion"]),  # type: ignore[arg-type]
                               tuple(float(x) for x in v["gyro_bias_dps"]))  # type: ignore[arg-type]
                  for k, v in data.get("alignments", {}).items()},
+                bands=load_band_profiles(data),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise CalibrationFileError(
@@ -149,6 +153,7 @@ class CalibrationFile:
             "alignments": {k: {"quaternion": list(v.quaternion),
                                "gyro_bias_dps": list(v.gyro_bias_dps)}
                            for k, v in record.alignments.items()},
+            **band_profiles_json(record),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=self.path.parent)
@@ -226,3 +231,23 @@ def zero_pose(window: SampleWindow) -> Alignment:
     zero_q = orientation.update(gyro_dps, accel_g)[-1]
     q = mounting_alignment(zero_q)
     return Alignment((float(q[0]), float(q[1]), float(q[2]), float(q[3])), bias.bias_dps)
+
+
+def load_band_profiles(data: dict[str, Any]) -> dict[str, BandProfile]:
+    """The ``bands`` of a calibration file's JSON (none in a file from before band profiles)."""
+    return {key: BandProfile.from_json(value) for key, value in data.get("bands", {}).items()}
+
+
+def band_profiles_json(record: CalibrationRecord) -> dict[str, Any]:
+    """The record's band profiles as the file's ``bands`` entry (absent when there are none)."""
+    if not record.bands:
+        return {}
+    return {"bands": {key: profile.to_json() for key, profile in record.bands.items()}}
+
+
+def read_band_profiles(path: Path) -> list[BandProfile]:
+    """The band profiles stored in the calibration file ``path`` (none when it does not exist).
+
+    Read on its own (not through the daemon's record), so a reader on another thread never
+    shares the daemon's objects; the file is replaced atomically, so it is always whole."""
+    return list(CalibrationFile(path).load().bands.values())

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from spinecoach.band_profile import BandProfile
 from spinecoach.hub.messages import Frame, SensorStatus, State, Summary
 from spinecoach.tui.canvas import BlockCanvas, BrailleCanvas, Range
 from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecord
@@ -19,6 +20,9 @@ from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecor
 SERIES_STYLES: tuple[str, ...] = ("blue", "magenta", "green", "yellow", "cyan")
 #: Seconds of force shown on the force-time plot.
 FORCE_WINDOW_S = 10.0
+
+#: Colour of a stored band profile's reference curve.
+BAND_STYLE = "white"
 
 SET_STATE_STYLE = {"idle": "white", "running": "bold green", "rest": "bold yellow", "done": "cyan"}
 SENSOR_STYLE = {"ok": "green", "degraded": "yellow", "stale": "red", "missing": "red"}
@@ -138,20 +142,54 @@ def force_time_text(
 
 
 def force_angle_text(
-    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS
+    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS,
+    band: BandProfile | None = None,
 ) -> Text:
-    """Force (N) against the primary angle (°) for the last reps, newest on top."""
+    """Force (N) against the primary angle (°) for the last reps, newest on top; under them, in
+    :data:`BAND_STYLE`, the stored ``band`` profile's own curve (the athlete sees their force
+    above the band's)."""
     reps = model.curve_reps()
     curves = [rep.curve for rep in reps]
-    angles = [a for curve in curves for a, _ in curve]
-    forces = [f for curve in curves for _, f in curve]
+    reference = band.reference_curve() if band is not None else []
+    series = [reference, *curves] if reference else curves
+    angles = [a for curve in series for a, _ in curve]
+    forces = [f for curve in series for _, f in curve]
     x_range = Range.covering(angles, minimum_span=20.0)
     y_range = _force_range(forces)
-    styles = SERIES_STYLES[-len(curves):] if curves else SERIES_STYLES
+    styles = list(SERIES_STYLES[-len(curves):] if curves else SERIES_STYLES)
+    if reference:
+        styles = [BAND_STYLE, *styles[:len(curves)]]
     return plot_text(
-        curves, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep",
+        series, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep",
         glyphs=glyphs,
     )
+
+
+def band_title(band: BandProfile | None) -> str:
+    """The force-angle plot's title: what the white curve is, when there is one."""
+    if band is None:
+        return "Force · angle (last reps)"
+    return f"Force · angle · white: {band.name}"
+
+
+def band_profile_text(band: BandProfile | None, exercise: str, width: int, height: int,
+                      glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
+    """The calibration wizard's view of the stored band profile of ``exercise``: range,
+    stiffness, bins and capture date, then its curve."""
+    if band is None:
+        what = _title(exercise) or "this exercise"
+        return Text(f"No band profile stored for {what} yet.", style="dim")
+    text = Text()
+    text.append(f"Stored: {band.describe()}", style="bold")
+    text.append(f"\nCaptured {band.captured_utc[:16].replace('T', ' ')} UTC", style="dim")
+    if height > 4:
+        points = band.reference_curve()
+        x_range = Range.covering([a for a, _ in points], minimum_span=20.0)
+        text.append("\n")
+        text.append_text(plot_text([points], width, height - 2, x_range,
+                                   _force_range([f for _, f in points]), "N", "°",
+                                   (BAND_STYLE,), glyphs=glyphs))
+    return text
 
 
 def _force_range(forces: Sequence[float]) -> Range:
