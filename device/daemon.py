@@ -526,6 +526,9 @@ class Daemon:
                 answer = self.session.handle(command)
             self.server.send_to(client_id, [m for m in answer if isinstance(m, Ack)])
             self.server.broadcast([m for m in answer if not isinstance(m, Ack)])
+            for message in answer:
+                if isinstance(message, State):  # stop_set: calibrating may follow at once
+                    self._set_state = message.set_state
 
     def _tare(self) -> Ack:
         """Zero the load cell on the last :data:`TARE_WINDOW_S` of its codes (rig unloaded).

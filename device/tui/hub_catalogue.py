@@ -130,27 +130,37 @@ class HubCatalogue:
     # --- Catalogue ---------------------------------------------------------------------------
 
     def exercises(self) -> list[str]:
+        if self.answers_queries is None:
+            return []
         if not self.answers_queries:
             return self._fallback.exercises()
         return list(self._catalogue()["exercises"])
 
     def protocols(self) -> list[str]:
+        if self.answers_queries is None:
+            return []
         if not self.answers_queries:
             return self._fallback.protocols()
         return list(self._catalogue()["protocols"])
 
     def athletes(self) -> list[str]:
+        if self.answers_queries is None:
+            return []
         if not self.answers_queries:
             return self._fallback.athletes()
         return list(self._catalogue()["athletes"])
 
     def recent_sessions(self, athlete: str, limit: int = 10) -> list[SessionRow]:
+        if self.answers_queries is None:
+            return []
         if not self.answers_queries:
             return self._fallback.recent_sessions(athlete, limit)
         return list(self._ask(("sessions", athlete, limit), "recent_sessions",
                               {"athlete": athlete, "limit": limit}, []))
 
     def progress(self, athlete: str) -> list[Progress]:
+        if self.answers_queries is None:
+            return []
         if not self.answers_queries:
             return self._fallback.progress(athlete)
         return list(self._ask(("progress", athlete), "progress", {"athlete": athlete}, []))
