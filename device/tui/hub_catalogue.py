@@ -14,6 +14,7 @@ lists this user's own store (``fallback``) and says so in :attr:`HubCatalogue.un
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,7 +73,10 @@ class HubCatalogue:
             self._forget()
             return True
         if isinstance(item, Ack) and item.cmd == "calibrate" and item.ok:
-            self._answers.pop(("bands",), None)  # a capture may have stored a profile
+            held = self._answers.get(("bands",))
+            if held is not None:
+                # A capture may have stored a profile: ask again, showing the old ones meanwhile.
+                self._answers[("bands",)] = (-math.inf, held[1])
             return True
         if isinstance(item, Reply):
             return self._take(item)

@@ -179,14 +179,18 @@ def band_profile_text(band: BandProfile | None, exercise: str, width: int, heigh
     if band is None:
         what = _title(exercise) or "this exercise"
         return Text(f"No band profile stored for {what} yet.", style="dim")
+    low, high = band.range_deg
+    stiffness = fmt(band.stiffness_n_per_deg, 2, " N/°")
     text = Text()
-    text.append(f"Stored: {band.describe()}", style="bold")
+    text.append(f"Stored band: {band.name}", style="bold")
+    text.append(f"\n{low:.0f}–{high:.0f}° · {band.bins} bins of {band.bin_deg:g}° · "
+                f"stiffness {stiffness}")
     text.append(f"\nCaptured {band.captured_utc[:16].replace('T', ' ')} UTC", style="dim")
-    if height > 4:
+    if height > 5:
         points = band.reference_curve()
         x_range = Range.covering([a for a, _ in points], minimum_span=20.0)
         text.append("\n")
-        text.append_text(plot_text([points], width, height - 2, x_range,
+        text.append_text(plot_text([points], width, height - 3, x_range,
                                    _force_range([f for _, f in points]), "N", "°",
                                    (BAND_STYLE,), glyphs=glyphs))
     return text
