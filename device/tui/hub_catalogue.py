@@ -97,7 +97,8 @@ class HubCatalogue:
             try:
                 value = _PARSERS[key[0]](reply.data)
             except (TypeError, KeyError, ValueError) as error:
-                reason = f"The daemon's answer to {reply.query} was unreadable ({error})."
+                what = reply.query.replace("_", " ")
+                reason = f"The daemon's answer to {what} was unreadable ({error})."
             else:
                 reason = reply.message
         else:

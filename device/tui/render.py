@@ -248,6 +248,17 @@ def _title(name: str) -> str:
     return name.replace("_", " ")
 
 
+def backend_words(backend: str) -> str:
+    """A backend switch as a person says it: ``sim:good_morning_tempo`` is the "simulated rig:
+    good morning tempo", ``replay:DIR/x.screc`` the "recording x.screc"; ``hardware`` stays."""
+    kind, _, target = backend.partition(":")
+    if kind == "sim" and target:
+        return f"simulated rig: {_title(target)}"
+    if kind == "replay" and target:
+        return f"recording {target.rsplit('/', 1)[-1]}"
+    return backend
+
+
 def tempo_text(model: CoachModel, glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
     """The four tempo slots against the target; the current slot is bar-filled by elapsed time."""
     target = model.target_tempo_s()

@@ -531,7 +531,8 @@ class SettingsScreen(CoachScreen):
             option_list.highlighted = highlighted if highlighted is not None else 0
         hello = model.hello
         about = (
-            f"Backend: {hello.backend} · daemon {hello.daemon}" if hello else "Backend: –"
+            f"Backend: {render.backend_words(hello.backend)} · daemon {hello.daemon}" if hello
+            else "Backend: –"
         ) + f" · hub protocol v{PROTOCOL_VERSION}"
         self.query_one("#about", Static).update(about)
 

@@ -183,3 +183,10 @@ def test_a_stored_capture_refreshes_the_band_profiles() -> None:
     hub.recent_sessions("Sam")
     hub.observe(Reply(sent[-1].id, "recent_sessions", False, "cannot read the store"))
     assert "could not list recent sessions: cannot read the store" in hub.unavailable_reason
+
+
+def test_backends_are_named_in_words() -> None:
+    assert render.backend_words("sim:good_morning_tempo") == "simulated rig: good morning tempo"
+    assert render.backend_words("replay:tests/fixtures/sorensen_hold.screc") == (
+        "recording sorensen_hold.screc")
+    assert render.backend_words("hardware") == "hardware"
