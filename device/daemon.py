@@ -46,14 +46,18 @@ from spinecoach.acquisition.source import Source, describe_streams
 from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
+from spinecoach.band_profile import BandCapture
 from spinecoach.config import Config
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.library import Library, load_library
+from spinecoach.engine.progression import ProgressionSettings
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
 from spinecoach.core.calibration import CalibrationError  # type: ignore[import-not-found]
 from spinecoach.errors import ConfigError, NoBusError, SensorError
 from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
+from spinecoach.hub.messages import FEATURES
+from spinecoach.hub.queries import StoreQueries
 from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
@@ -68,10 +72,6 @@ from spinecoach.rig_calibration import (
     sensor_key,
     zero_pose,
 )
-from spinecoach.band_profile import BandCapture
-from spinecoach.engine.progression import ProgressionSettings
-from spinecoach.hub.messages import FEATURES
-from spinecoach.hub.queries import StoreQueries
 
 #: Longest the engine waits for a block before looking at commands, the watchdog and the stop
 #: flag again (s).
@@ -630,7 +630,7 @@ class Daemon:
         capture, self._band_capture = self._band_capture, None
         if capture is None:
             return Ack("calibrate", False, "band profile: no capture is running; start one first")
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         profile = capture.finish(now.isoformat(timespec="seconds"))  # CalibrationError: refused
         # A new dict rather than a change in place: the query thread reads the file, and the
         # record is replaced whole, never seen half-updated.

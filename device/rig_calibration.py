@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from spinecoach.band_profile import BandProfile
 from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     CalibrationError,
     GyroBiasSettings,
@@ -28,7 +29,6 @@ from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     tare,
 )
 from spinecoach.core.orientation import OrientationFilter  # type: ignore[import-not-found]
-from spinecoach.band_profile import BandProfile
 from spinecoach.drivers.blocks import ForceBlock, ImuBlock, StreamInfo
 from spinecoach.errors import SpinecoachError
 

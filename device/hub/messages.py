@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -359,7 +359,7 @@ def from_json(body: Mapping[str, Any]) -> Message:
         )
     type_name = body.get("type")
     reader = _READERS.get(type_name) if isinstance(type_name, str) else None
-    if reader is None:
+    if reader is None or not isinstance(type_name, str):
         raise ProtocolError(
             f"unknown hub message type {type_name!r}: expected one of {sorted(_READERS)}"
         )
@@ -507,7 +507,7 @@ def _read_reply(f: _Fields) -> Reply:
                  message=f.text("message", ""), data=f.mapping("data"))
 
 
-_READERS = {
+_READERS: dict[str, Callable[[_Fields], Message]] = {
     "hello": _read_hello,
     "frame": _read_frame,
     "event": _read_event,

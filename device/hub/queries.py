@@ -207,7 +207,7 @@ class ReadOnlyStoreReader(StoreReader):
     daemon's own writer is the one that marks interrupted sessions, and a reader on the query
     thread must never take a write lock it would share with the engine's store."""
 
-    def __init__(self, state_dir: Path) -> None:  # noqa: D107 - the base class documents it
+    def __init__(self, state_dir: Path) -> None:
         self.path = db_path(state_dir)
         try:
             self._conn = connect(self.path, readonly=True)

@@ -16,7 +16,7 @@ def _install(root: Path, *extra: str, sudo_user: str | None = None) -> subproces
     if sudo_user is not None:
         env["SUDO_USER"] = sudo_user
     return subprocess.run(["bash", str(SCRIPT), "--root", str(root), *extra],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
 
 
 def _usermods(root: Path) -> list[str]:
