@@ -637,6 +637,7 @@ class Daemon:
         self.calibration.bands = {**self.calibration.bands, profile.key: profile}
         self._calibration_file.save(self.calibration)
         note = (f"; only the first {capture.frames} frames used" if capture.overflow else "")
+        self._say(f"band profile stored for {capture.exercise}: {profile.describe()}")
         return Ack("calibrate", True, f"band profile stored: {profile.describe()}{note}")
 
     def _store_queries(self) -> StoreQueries:

@@ -224,7 +224,7 @@ class HomeScreen(CoachScreen):
                 else f"No sessions stored for {athlete or 'this athlete'} yet: "
                 "finish a set and it is listed here."
             )
-        else:
+        elif not sessions:
             note += " Recent sessions are listed here once a set is stored."
         self.query_one("#home-note", Static).update(note)
 

@@ -78,6 +78,8 @@ def test_a_band_profile_is_captured_stored_and_answered(tmp_path: Path, state_di
         stored = band(client)  # no action: finishes the running capture
         assert stored["ok"], stored
         assert stored["message"].startswith("band profile stored: red band: ")
+        assert any(line.startswith("band profile stored for banded_good_morning: red band")
+                   for line in daemon.lines)  # the journal
         client.close()
     finally:
         daemon.stop()

@@ -190,3 +190,20 @@ def test_backends_are_named_in_words() -> None:
     assert render.backend_words("replay:tests/fixtures/sorensen_hold.screc") == (
         "recording sorensen_hold.screc")
     assert render.backend_words("hardware") == "hardware"
+
+
+def test_attached_to_an_older_daemon_the_home_screen_says_whose_sessions_it_lists() -> None:
+    async def run() -> None:
+        feed = DaemonFeed(session_messages())  # hello without features: an older daemon
+        app = CoachApp(feed, HubCatalogue(feed.request, catalogue()))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("h")
+            await wait_drawn(pilot)
+            note = str(app.screen.query_one("#home-note").render())
+            assert note.startswith("The daemon (spinecoach 0.1.0) is older and cannot send its "
+                                   "sessions: listing this user's own store instead.")
+            assert "once a set is stored" not in note  # sessions are listed: no such hint
+            assert app.screen.query_one("#recent", RowsTable).row_count == 3
+        assert feed.requests == []
+
+    asyncio.run(run())
