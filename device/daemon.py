@@ -235,6 +235,8 @@ class Daemon:
     them; the trunk IMU's zero pose (mounting alignment, gyro bias) is kept in
     :attr:`alignment` only, as the measurement pipeline takes none yet. Both are stored in the
     state directory (see :mod:`spinecoach.rig_calibration`) and taken up again at start.
+    A band profile is captured from the live frames between the coach's start and finish (see
+    :mod:`spinecoach.band_profile`) and stored alongside.
     """
 
     def __init__(
@@ -632,9 +634,8 @@ class Daemon:
             return Ack("calibrate", False, "band profile: no capture is running; start one first")
         now = datetime.datetime.now(datetime.UTC)
         profile = capture.finish(now.isoformat(timespec="seconds"))  # CalibrationError: refused
-        # A new dict rather than a change in place: the query thread reads the file, and the
-        # record is replaced whole, never seen half-updated.
-        self.calibration.bands = {**self.calibration.bands, profile.key: profile}
+        # Coaches' requests read the file (replaced atomically), never this record.
+        self.calibration.bands[profile.key] = profile
         self._calibration_file.save(self.calibration)
         note = (f"; only the first {capture.frames} frames used" if capture.overflow else "")
         self._say(f"band profile stored for {capture.exercise}: {profile.describe()}")
