@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from spinecoach.band_profile import BandProfile
+from spinecoach.engine.protocols import HOLD_END_WORDS
 from spinecoach.hub.messages import Frame, SensorStatus, State, Summary
 from spinecoach.tui.canvas import BlockCanvas, BrailleCanvas, Range
 from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecord
@@ -46,13 +47,6 @@ class Glyphs:
 UNICODE_GLYPHS = Glyphs(BrailleCanvas, "●", "▶", "❚❚", "■", "✓", "✗", "▶")
 CONSOLE_GLYPHS = Glyphs(BlockCanvas, "*", ">", "||", "[]", "+", "x", ">")
 
-
-#: How a hold ended, in the coach's words (the pipeline's ``end_reason`` codes).
-_HOLD_END_WORDS = {
-    "left_band": "angle left the band",
-    "force_unstable": "band tension lost",
-    "released": "released",
-}
 
 def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
     """A number for display; an en dash when missing."""
@@ -311,7 +305,7 @@ def hold_text(model: CoachModel) -> Text:
             text.append(_bar(latest.hold_s, float(target), 10, True))
     elif model.last_hold:
         duration = model.last_hold.get("duration_s")
-        reason = _HOLD_END_WORDS.get(str(model.last_hold.get("end_reason", "")), "")
+        reason = HOLD_END_WORDS.get(str(model.last_hold.get("end_reason", "")), "")
         text.append(f"last {fmt(duration, 1)} s" + (f" ({reason})" if reason else ""))
     else:
         text.append("–", style="dim")
