@@ -30,6 +30,7 @@ Without sensors:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import queue
 import signal
@@ -46,14 +47,18 @@ from spinecoach.acquisition.source import Source, describe_streams
 from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
+from spinecoach.band_profile import BandCapture
 from spinecoach.config import Config
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.engine.library import Library, load_library
+from spinecoach.engine.progression import ProgressionSettings
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
 from spinecoach.core.calibration import CalibrationError  # type: ignore[import-not-found]
 from spinecoach.errors import ConfigError, NoBusError, SensorError
 from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
+from spinecoach.hub.messages import FEATURES
+from spinecoach.hub.queries import StoreQueries
 from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
@@ -67,6 +72,7 @@ from spinecoach.rig_calibration import (
     KnownWeightRun,
     SampleWindow,
     realign,
+    read_band_profiles,
     sensor_key,
     zero_pose,
 )
@@ -235,6 +241,8 @@ class Daemon:
     go on the session's stream table, which the measurement pipeline applies, and the
     session restarts on them like after a tare. All are stored in the state directory (see
     :mod:`spinecoach.rig_calibration`) and taken up again at start.
+    A band profile is captured from the live frames between the coach's start and finish (see
+    :mod:`spinecoach.band_profile`) and stored alongside.
     """
 
     def __init__(
@@ -290,6 +298,8 @@ class Daemon:
         self.alignment: Alignment | None = None
         #: Sample-to-buzzer summaries of the sessions run (one line each), for the journal.
         self.latency_lines: list[str] = []
+        #: The band-profile capture in progress (between the coach's start and finish).
+        self._band_capture: BandCapture | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -329,6 +339,7 @@ class Daemon:
         self._library = load_library(self.config.exercises_dir())
         self.server = HubServer(bind_hub_socket(self.socket_path), self.socket_path,
                                 on_log=self._say).start()
+        self.server.serve_queries(self._store_queries().answer, FEATURES)
         self.server.set_hello(Hello(_version(), str(self.backend)))
         source = self._acquire_source()  # first: no I2C bus at all ends the start here
         self.calibration = self._calibration_file.load()
@@ -500,6 +511,8 @@ class Daemon:
         for message in messages:
             if isinstance(message, State):
                 self._set_state = message.set_state
+        if self._band_capture is not None:
+            self._band_capture.add(messages)
         if isinstance(block, ForceBlock):
             self._tare_window.add(block)
             self._load_window.add(block)
@@ -533,6 +546,9 @@ class Daemon:
                 answer = self.session.handle(command)
             self.server.send_to(client_id, [m for m in answer if isinstance(m, Ack)])
             self.server.broadcast([m for m in answer if not isinstance(m, Ack)])
+            for message in answer:
+                if isinstance(message, State):  # stop_set: calibrating may follow at once
+                    self._set_state = message.set_state
 
     def _tare(self) -> Ack:
         """Zero the load cell on the last :data:`TARE_WINDOW_S` of its codes (rig unloaded).
@@ -557,9 +573,8 @@ class Daemon:
         """The coach's calibration steps (see :mod:`spinecoach.rig_calibration`)."""
         step = str(command.args["step"])
         what = f"calibrate {step.replace('_', ' ')}"
-        if step == "band_profile":
-            return Ack("calibrate", False, f"{what}: not available through the daemon in this "
-                       "version; record a set and read force against angle in the analysis")
+        if step == "band_profile" and command.args.get("action") == "cancel":
+            return self._band_profile(command)
         sampler = getattr(self._source, "sampler", None)
         if sampler is None or self._pump is None:
             return Ack("calibrate", False, f"{what} needs the sensors: this is a recording")
@@ -570,6 +585,8 @@ class Daemon:
                 return self._calibrate_known_weight(float(command.args["mass_kg"]))
             if step == "imu_pose":
                 return self._calibrate_imu_pose()
+            if step == "band_profile":
+                return self._band_profile(command)
             return self._calibrate_zero_pose()
         except CalibrationError as error:
             return Ack("calibrate", False, f"{what}: {error}")
@@ -634,6 +651,56 @@ class Daemon:
         return Ack("calibrate", True,
                    f"accelerometer calibrated from {outcome.poses} poses and applied: offset "
                    f"({offset}) mg, scale ({scale}), fit RMS {1000 * fit.rms_g:.1f} mg")
+
+    def _band_profile(self, command: Command) -> Ack:
+        """Start, finish or cancel a band-profile capture (see :mod:`spinecoach.band_profile`).
+
+        Without an ``action`` the step starts a capture, or finishes the one running."""
+        running = self._band_capture is not None
+        action = str(command.args.get("action") or ("finish" if running else "start"))
+        if action == "cancel":
+            self._band_capture = None
+            return Ack("calibrate", True, "band profile capture cancelled" if running
+                       else "no band profile capture was running")
+        if action == "finish":
+            return self._finish_band_profile()
+        streams = self._source.streams if self._source is not None else []
+        if not any(s.kind == "force" for s in streams):
+            return Ack("calibrate", False, "band profile needs the load cell, and none is "
+                       "connected: wire it inline with the band anchor (hardware.md)")
+        if not any(s.name == ZERO_POSE_STREAM for s in streams):
+            return Ack("calibrate", False, "band profile needs the trunk IMU for the angle, and "
+                       "none is connected (hardware.md)")
+        exercise = self._choice.exercise if self._choice is not None else ""
+        if not exercise:
+            return Ack("calibrate", False, "band profile: choose the exercise first (h: home); "
+                       "the band is measured along its primary angle")
+        self._band_capture = BandCapture(exercise, str(command.args.get("name") or ""))
+        again = "started again" if running else "started"
+        return Ack("calibrate", True, f"band profile capture {again} ({exercise.replace('_', ' ')}): "
+                   "pull the band slowly through the whole range and back, then finish")
+
+    def _finish_band_profile(self) -> Ack:
+        capture, self._band_capture = self._band_capture, None
+        if capture is None:
+            return Ack("calibrate", False, "band profile: no capture is running; start one first")
+        now = datetime.datetime.now(datetime.UTC)
+        profile = capture.finish(now.isoformat(timespec="seconds"))  # CalibrationError: refused
+        # Coaches' requests read the file (replaced atomically), never this record.
+        self.calibration.bands[profile.key] = profile
+        self._calibration_file.save(self.calibration)
+        note = (f"; only the first {capture.frames} frames used" if capture.overflow else "")
+        self._say(f"band profile stored for {capture.exercise}: {profile.describe()}")
+        return Ack("calibrate", True, f"band profile stored: {profile.describe()}{note}")
+
+    def _store_queries(self) -> StoreQueries:
+        """The answers to coaches' requests: the state directory's store (read-only, on the
+        hub's query thread), the library, and the band profiles in the calibration file."""
+        assert self._library is not None
+        path = self._calibration_file.path
+        return StoreQueries(self.config.state_dir(), self._library,
+                            ProgressionSettings.from_config(self.config),
+                            lambda: read_band_profiles(path))
 
     def _keep_force(self, info: StreamInfo, calibration: ForceCalibration) -> None:
         self.calibration.forces[sensor_key(info)] = calibration

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from spinecoach.band_profile import BandProfile
 from spinecoach.core.calibration import (  # type: ignore[import-not-found]
     CalibrationError,
     GyroBiasSettings,
@@ -141,6 +142,8 @@ class CalibrationRecord:
     forces: dict[str, ForceCalibration] = field(default_factory=dict)
     alignments: dict[str, Alignment] = field(default_factory=dict)
     accelerometers: dict[str, AccelCalibration] = field(default_factory=dict)
+    #: Band profiles by :attr:`BandProfile.key` (exercise/band name).
+    bands: dict[str, BandProfile] = field(default_factory=dict)
 
     def imu_calibration(self, key: str) -> ImuCalibration:
         """The calibration of IMU ``key`` the pipeline applies (identity when none is kept)."""
@@ -181,6 +184,7 @@ class CalibrationFile:
                 {k: AccelCalibration(_floats(v["offset_g"], 3), _floats(v["scale"], 3),
                                      _floats(v.get("gyro_bias_dps", (0, 0, 0)), 3))
                  for k, v in data.get("accelerometers", {}).items()},
+                bands=load_band_profiles(data),
             )
             for key in {*record.alignments, *record.accelerometers}:
                 record.imu_calibration(key)  # refuses implausible values (ValueError)
@@ -203,6 +207,7 @@ class CalibrationFile:
             "accelerometers": {k: {"offset_g": list(v.offset_g), "scale": list(v.scale),
                                    "gyro_bias_dps": list(v.gyro_bias_dps)}
                                for k, v in record.accelerometers.items()},
+            **band_profiles_json(record),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=self.path.parent)
@@ -353,3 +358,23 @@ class AccelPoseRun:
         gyro = np.mean([p.gyro_dps for p in poses], axis=0)
         return PoseOutcome(face, len(poses), missing, fit,
                            (float(gyro[0]), float(gyro[1]), float(gyro[2])))
+
+
+def load_band_profiles(data: dict[str, Any]) -> dict[str, BandProfile]:
+    """The ``bands`` of a calibration file's JSON (none in a file from before band profiles)."""
+    return {key: BandProfile.from_json(value) for key, value in data.get("bands", {}).items()}
+
+
+def band_profiles_json(record: CalibrationRecord) -> dict[str, Any]:
+    """The record's band profiles as the file's ``bands`` entry (absent when there are none)."""
+    if not record.bands:
+        return {}
+    return {"bands": {key: profile.to_json() for key, profile in record.bands.items()}}
+
+
+def read_band_profiles(path: Path) -> list[BandProfile]:
+    """The band profiles stored in the calibration file ``path`` (none when it does not exist).
+
+    Read on its own (not through the daemon's record), so a reader on another thread never
+    shares the daemon's objects; the file is replaced atomically, so it is always whole."""
+    return list(CalibrationFile(path).load().bands.values())

@@ -26,6 +26,19 @@ from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, Re
 from spinecoach.engine.library import Exercise, format_tempo, parse_tempo
 from spinecoach.errors import UsageError
 
+#: How a hold ended, in the athlete's words (the core's ``HoldResult.end_reason`` codes): the
+#: codes are identifiers, never shown; cues and the coach's hold panel say these.
+HOLD_END_WORDS: dict[str, str] = {
+    "left_band": "angle left the band",
+    "force_unstable": "band tension lost",
+    "released": "released",
+}
+
+
+def hold_end_words(reason: str) -> str:
+    """``end_reason`` in words; a code without words is said as "ended" rather than shown."""
+    return HOLD_END_WORDS.get(reason, "ended")
+
 
 @dataclass(frozen=True)
 class EngineEvent:
@@ -419,7 +432,8 @@ class IsometricHolds(SetProtocol):
             self.completed += 1
         else:
             out.append(EngineEvent("band_lost", t_s, {
-                "held_s": hold.duration_s, "target_s": self.target_s, "reason": hold.end_reason
+                "held_s": hold.duration_s, "target_s": self.target_s,
+                "reason": hold_end_words(hold.end_reason),
             }))
         if self.attempts >= self.params["holds"]:
             out.append(self._complete(t_s, summary=f"{self.completed}/{self.attempts} holds "

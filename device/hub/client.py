@@ -19,7 +19,16 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spinecoach.hub.messages import MAX_LINE_BYTES, Ack, Command, ProtocolError, decode, encode
+from spinecoach.hub.messages import (
+    MAX_LINE_BYTES,
+    Ack,
+    Command,
+    ProtocolError,
+    Reply,
+    Request,
+    decode,
+    encode,
+)
 from spinecoach.hub.server import client_socket_paths
 from spinecoach.tui.feed import Mailbox, Posted
 from spinecoach.tui.model import FeedReset
@@ -73,15 +82,26 @@ class SocketFeed:
         return self._mailbox.take()
 
     def send(self, command: Command) -> None:
+        if not self._send_line(encode(command)):
+            self._mailbox.post(Ack(command.cmd, False, "not connected to the daemon: " + self.link))
+
+    def request(self, request: Request) -> None:
+        """Ask the daemon (only one whose ``hello`` lists ``queries``); the ``reply`` comes back
+        through :meth:`poll`, or at once a refused one when the link is down."""
+        if not self._send_line(encode(request)):
+            self._mailbox.post(Reply(request.id, request.query, False,
+                                     "not connected to the daemon: " + self.link))
+
+    def _send_line(self, line: bytes) -> bool:
         with self._send_lock:
             sock = self._sock
             if sock is not None:
                 try:
-                    sock.sendall(encode(command))
-                    return
+                    sock.sendall(line)
+                    return True
                 except OSError:
                     pass  # the reader notices the broken link and reconnects
-        self._mailbox.post(Ack(command.cmd, False, "not connected to the daemon: " + self.link))
+        return False
 
     def close(self) -> None:
         self._stop.set()

@@ -14,8 +14,12 @@ Server to client (the daemon speaks first with ``hello``):
 - ``state``   — athlete, exercise, protocol, set state and counters, target, sensors, mode.
 - ``summary`` — figures of a finished set or session.
 - ``ack``     — the answer to one command (accepted or refused, with the reason).
+- ``reply``   — the answer to one ``request`` (stored sessions, progress, band profiles).
 
-Client to server: ``command`` with ``cmd`` in :data:`COMMANDS` and its ``args``.
+Client to server: ``command`` with ``cmd`` in :data:`COMMANDS` and its ``args``; ``request``
+with ``query`` in :data:`QUERIES` (only to a daemon whose ``hello`` lists ``queries`` in its
+``features``: the additions of version 1 are announced there, never sent unasked, so an older
+coach or daemon never meets a message it does not know).
 
 The full field reference, with units, is docs/hub-protocol.md. This module never imports Textual
 (the daemon uses it) and never reads a clock: frame decimation runs on sample time.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -52,6 +56,29 @@ MODES: tuple[str, ...] = ("training", "tracking")
 SENSOR_STATUSES: tuple[str, ...] = ("ok", "degraded", "missing", "stale")
 SIDES: tuple[str, ...] = ("left", "right", "none")
 CALIBRATION_STEPS: tuple[str, ...] = ("known_weight", "zero_pose", "band_profile", "imu_pose")
+#: What a ``calibrate`` ``band_profile`` command does with the capture (``action``).
+BAND_PROFILE_ACTIONS: tuple[str, ...] = ("start", "finish", "cancel")
+#: Longest band name a coach may give (characters).
+MAX_BAND_NAME = 40
+
+#: Additions to version 1 a daemon announces in ``hello.features`` (a coach uses one only when
+#: announced; a daemon without ``features`` is older and has none):
+#: ``queries`` — it answers ``request`` lines with ``reply`` lines (:data:`QUERIES`);
+#: ``band_profile`` — it captures band profiles (``calibrate`` ``band_profile`` with ``action``).
+FEATURES: tuple[str, ...] = ("queries", "band_profile")
+
+#: Requests a daemon with the ``queries`` feature answers, and each one's arguments with their
+#: accepted types (all optional): ``catalogue`` (exercises, protocols, athletes),
+#: ``recent_sessions`` (``athlete``, ``limit``), ``progress`` (``athlete``), ``band_profiles``
+#: (``exercise``; none: all).
+QUERIES: dict[str, dict[str, tuple[type, ...]]] = {
+    "catalogue": {},
+    "recent_sessions": {"athlete": (str,), "limit": (int,)},
+    "progress": {"athlete": (str,)},
+    "band_profiles": {"exercise": (str,)},
+}
+#: Most rows a ``recent_sessions`` reply carries (the ``limit`` is capped to it).
+MAX_QUERY_ROWS = 100
 
 
 class ProtocolError(SpinecoachError, ValueError):
@@ -73,6 +100,8 @@ class Hello:
     daemon: str
     backend: str
     demo: bool = False
+    #: Additions of the protocol this daemon offers (:data:`FEATURES`); empty from an older one.
+    features: tuple[str, ...] = ()
 
     @property
     def version(self) -> int:
@@ -171,12 +200,27 @@ class Ack:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Reply:
+    """The answer to one :class:`Request` (same ``id`` and ``query``): ``ok`` False with
+    ``message`` saying why it could not be answered; ``data`` the answer (see
+    docs/hub-protocol.md per query). Goes only to the coach that asked."""
+
+    id: int
+    query: str
+    ok: bool
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------------------------
 # Client -> server
 
 
 #: Command names and, for each, its argument names with their accepted types. ``calibrate``
-#: takes ``step`` (one of :data:`CALIBRATION_STEPS`) and, for ``known_weight``, ``mass_kg``.
+#: takes ``step`` (one of :data:`CALIBRATION_STEPS`); for ``known_weight``, ``mass_kg``; for
+#: ``band_profile`` optionally ``action`` (:data:`BAND_PROFILE_ACTIONS`; without it the step
+#: starts a capture, or finishes the one running) and ``name`` (the band's, on ``start``).
 COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
     "select_athlete": {"name": (str,)},
     "select_exercise": {"name": (str,)},
@@ -184,13 +228,15 @@ COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
     "start_set": {},
     "stop_set": {},
     "tare": {},
-    "calibrate": {"step": (str,), "mass_kg": (int, float)},
+    "calibrate": {"step": (str,), "mass_kg": (int, float), "action": (str,), "name": (str,)},
     "tag_side": {"side": (str,)},
     "set_mode": {"mode": (str,)},
 }
 
 #: Arguments a command may leave out.
-_OPTIONAL_ARGS: dict[str, frozenset[str]] = {"calibrate": frozenset({"mass_kg"})}
+_OPTIONAL_ARGS: dict[str, frozenset[str]] = {
+    "calibrate": frozenset({"mass_kg", "action", "name"}),
+}
 
 
 @dataclass(frozen=True)
@@ -204,7 +250,20 @@ class Command:
         _check_command(self.cmd, self.args)
 
 
-Message: TypeAlias = Hello | Frame | Event | State | Summary | Ack | Command
+@dataclass(frozen=True)
+class Request:
+    """A question from a coach: ``query`` in :data:`QUERIES` with its ``args``; ``id`` (chosen by
+    the coach) comes back in the :class:`Reply`."""
+
+    id: int
+    query: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_request(self.query, self.args)
+
+
+Message: TypeAlias = Hello | Frame | Event | State | Summary | Ack | Command | Request | Reply
 
 _TYPE_NAMES: dict[type, str] = {
     Hello: "hello",
@@ -214,6 +273,8 @@ _TYPE_NAMES: dict[type, str] = {
     Summary: "summary",
     Ack: "ack",
     Command: "command",
+    Request: "request",
+    Reply: "reply",
 }
 
 
@@ -245,6 +306,8 @@ def to_json(message: Message) -> dict[str, Any]:
         )
     else:
         body.update({name: getattr(message, name) for name in message.__dataclass_fields__})
+        if isinstance(message, Hello):
+            body["features"] = list(message.features)
     return body
 
 
@@ -296,7 +359,7 @@ def from_json(body: Mapping[str, Any]) -> Message:
         )
     type_name = body.get("type")
     reader = _READERS.get(type_name) if isinstance(type_name, str) else None
-    if reader is None:
+    if reader is None or not isinstance(type_name, str):
         raise ProtocolError(
             f"unknown hub message type {type_name!r}: expected one of {sorted(_READERS)}"
         )
@@ -358,7 +421,10 @@ class _Fields:
 
 
 def _read_hello(f: _Fields) -> Hello:
-    return Hello(daemon=f.text("daemon"), backend=f.text("backend"), demo=f.flag("demo", False))
+    # Features this reader does not know are dropped: it cannot use them anyway.
+    features = tuple(name for name in f.array("features") if name in FEATURES)
+    return Hello(daemon=f.text("daemon"), backend=f.text("backend"), demo=f.flag("demo", False),
+                 features=features)
 
 
 def _read_frame(f: _Fields) -> Frame:
@@ -432,7 +498,16 @@ def _read_command(f: _Fields) -> Command:
     return Command(cmd=f.text("cmd"), args=f.mapping("args"))
 
 
-_READERS = {
+def _read_request(f: _Fields) -> Request:
+    return Request(id=f.integer("id"), query=f.text("query"), args=f.mapping("args"))
+
+
+def _read_reply(f: _Fields) -> Reply:
+    return Reply(id=f.integer("id"), query=f.text("query"), ok=f.flag("ok"),
+                 message=f.text("message", ""), data=f.mapping("data"))
+
+
+_READERS: dict[str, Callable[[_Fields], Message]] = {
     "hello": _read_hello,
     "frame": _read_frame,
     "event": _read_event,
@@ -440,6 +515,8 @@ _READERS = {
     "summary": _read_summary,
     "ack": _read_ack,
     "command": _read_command,
+    "request": _read_request,
+    "reply": _read_reply,
 }
 
 
@@ -448,28 +525,64 @@ def _check_command(cmd: str, args: Mapping[str, Any]) -> None:
     spec = COMMANDS.get(cmd)
     if spec is None:
         raise ProtocolError(f"unknown command {cmd!r}: expected one of {sorted(COMMANDS)}")
-    unknown = set(args) - set(spec)
-    if unknown:
-        raise ProtocolError(f"command {cmd}: unknown argument(s) {sorted(unknown)}")
-    optional = _OPTIONAL_ARGS.get(cmd, frozenset())
-    for name, types in spec.items():
-        if name not in args:
-            if name in optional:
-                continue
-            raise ProtocolError(f"command {cmd}: argument {name!r} is required")
-        value = args[name]
-        if isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types)
-            raise ProtocolError(f"command {cmd}: argument {name!r} = {value!r}, expected {expected}")
+    _check_args(f"command {cmd}", spec, args, _OPTIONAL_ARGS.get(cmd, frozenset()))
     choices = {"tag_side": ("side", SIDES), "set_mode": ("mode", MODES)}.get(cmd)
     if cmd == "calibrate":
         choices = ("step", CALIBRATION_STEPS)
         if args["step"] == "known_weight" and not args.get("mass_kg", 0) > 0:
             raise ProtocolError("command calibrate known_weight: 'mass_kg' must be > 0 (kg)")
+        _check_band_args(args)
     if choices and args[choices[0]] not in choices[1]:
         raise ProtocolError(
             f"command {cmd}: {choices[0]} {args[choices[0]]!r} not one of {list(choices[1])}"
         )
+
+
+def _check_args(what: str, spec: Mapping[str, tuple[type, ...]], args: Mapping[str, Any],
+                optional: frozenset[str]) -> None:
+    """Raise ProtocolError for an argument not in ``spec``, a missing one not in ``optional``,
+    or one of the wrong type (a bool is never a number)."""
+    unknown = set(args) - set(spec)
+    if unknown:
+        raise ProtocolError(f"{what}: unknown argument(s) {sorted(unknown)}")
+    for name, types in spec.items():
+        if name not in args:
+            if name in optional:
+                continue
+            raise ProtocolError(f"{what}: argument {name!r} is required")
+        value = args[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ProtocolError(f"{what}: argument {name!r} = {value!r}, expected {expected}")
+
+
+def _check_band_args(args: Mapping[str, Any]) -> None:
+    """``action`` and ``name`` belong to the band-profile step and must be sensible."""
+    extra = sorted({"action", "name"} & set(args))
+    if extra and args["step"] != "band_profile":
+        raise ProtocolError(f"command calibrate {args['step']}: {extra} only go with band_profile")
+    action = args.get("action")
+    if action is not None and action not in BAND_PROFILE_ACTIONS:
+        raise ProtocolError(
+            f"command calibrate band_profile: action {action!r} not one of "
+            f"{list(BAND_PROFILE_ACTIONS)}"
+        )
+    name = args.get("name")
+    if name is not None and (len(name) > MAX_BAND_NAME or not name.isprintable()):
+        raise ProtocolError(
+            f"command calibrate band_profile: name must be printable and at most "
+            f"{MAX_BAND_NAME} characters"
+        )
+
+
+def _check_request(query: str, args: Mapping[str, Any]) -> None:
+    """Raise ProtocolError unless ``query`` is known and ``args`` match its argument list."""
+    spec = QUERIES.get(query)
+    if spec is None:
+        raise ProtocolError(f"unknown query {query!r}: expected one of {sorted(QUERIES)}")
+    _check_args(f"query {query}", spec, args, frozenset(spec))
+    if "limit" in args and not 0 < args["limit"]:
+        raise ProtocolError(f"query {query}: 'limit' must be > 0")
 
 
 # --------------------------------------------------------------------------------------------

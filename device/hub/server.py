@@ -17,6 +17,12 @@ Commands read from clients are validated and queued in :attr:`HubServer.commands
 client's id for the engine; a line that is not a valid command is answered with a refused
 ``ack`` naming the problem.
 
+Requests (stored sessions, progress, band profiles) never reach the engine: once the daemon has
+called :meth:`HubServer.serve_queries`, a query thread of the server's own answers them one at a
+time and sends each ``reply`` to the coach that asked. A coach may have at most
+:data:`MAX_PENDING_REQUESTS` waiting; more are refused at once. Without :meth:`serve_queries` a
+request is refused with a reply saying so (and ``hello`` announces no ``queries``).
+
 No network socket is ever opened: the listener and the wake-up pair are ``AF_UNIX``.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import grp
 import json
 import os
@@ -47,6 +54,8 @@ from spinecoach.hub.messages import (
     Hello,
     Message,
     ProtocolError,
+    Reply,
+    Request,
     State,
     Summary,
     decode,
@@ -73,6 +82,11 @@ MAX_CLIENTS = 32
 WRITE_CHUNK_BYTES = 64 * 1024
 #: How often the loop looks at the stop flag when nothing happens (s).
 SELECT_TIMEOUT_S = 0.5
+#: Requests one coach may have waiting for their replies; more are refused at once.
+MAX_PENDING_REQUESTS = 8
+
+#: Answers one request (runs on the server's query thread, never the engine's).
+Answerer = Callable[[Request], Reply]
 
 
 class HubSocketError(SpinecoachError, OSError):
@@ -204,6 +218,7 @@ class _Client:
     others: int = 0
     dropped_frames: int = 0
     overflowed: bool = False
+    pending_requests: int = 0
 
     def queue(self, line: bytes, is_frame: bool) -> None:
         if self.overflowed:
@@ -272,6 +287,10 @@ class HubServer:
         self._stopping = threading.Event()
         self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="spinecoach-hub", daemon=True)
+        self._features: tuple[str, ...] = ()
+        self._answer: Answerer | None = None
+        self._requests: queue.SimpleQueue[tuple[int, Request] | None] = queue.SimpleQueue()
+        self._query_thread: threading.Thread | None = None
 
     # --- engine side -------------------------------------------------------------------------
 
@@ -279,10 +298,25 @@ class HubServer:
         self._thread.start()
         return self
 
+    def serve_queries(self, answer: Answerer, features: tuple[str, ...]) -> None:
+        """Answer coaches' requests with ``answer`` on a thread of the server's own, and
+        announce ``features`` (see :data:`~spinecoach.hub.messages.FEATURES`) in every
+        ``hello`` sent from now on. Call before :meth:`set_hello`."""
+        self._answer = answer
+        self._features = tuple(features)
+        self._query_thread = threading.Thread(target=self._answer_requests,
+                                              name="spinecoach-query", daemon=True)
+        self._query_thread.start()
+
     def set_hello(self, hello: Hello) -> None:
-        """The first line every client gets."""
+        """The first line every client gets (with this server's features)."""
         with self._lock:
-            self._greeting["hello"] = encode(hello)
+            self._greeting["hello"] = encode(self._announce(hello))
+
+    def _announce(self, message: Message) -> Message:
+        if isinstance(message, Hello) and self._features:
+            return dataclasses.replace(message, features=self._features)
+        return message
 
     def set_notice(self, notice: Event | None) -> None:
         """A standing message every new client gets (the degraded state); None clears it."""
@@ -294,7 +328,7 @@ class HubServer:
 
     def broadcast(self, messages: Iterable[Message]) -> None:
         """Queue ``messages`` for every client; returns at once."""
-        lines = [(encode(m), isinstance(m, Frame), m) for m in messages]
+        lines = [(encode(self._announce(m)), isinstance(m, Frame), m) for m in messages]
         if not lines:
             return
         with self._lock:
@@ -327,6 +361,9 @@ class HubServer:
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout=1.0)
+        if self._query_thread is not None:
+            self._requests.put(None)
+            self._query_thread.join(timeout=1.0)
         self._listener.close()
         with self._lock:
             clients = list(self._clients.values())
@@ -440,12 +477,55 @@ class HubServer:
             return
         try:
             message = decode(line)
+            if isinstance(message, Request):
+                self._request(client, message)
+                return
             if not isinstance(message, Command):
-                raise ProtocolError("a coach sends only `command` lines")
+                raise ProtocolError("a coach sends only `command` and `request` lines")
         except ProtocolError as error:
-            self.send_to(client.id, [Ack(_command_name(line), False, str(error))])
+            refusal = _refused_request(line, str(error))
+            self.send_to(client.id, [refusal or Ack(_command_name(line), False, str(error))])
             return
         self.commands.put((client.id, message))
+
+    def _request(self, client: _Client, request: Request) -> None:
+        if self._answer is None:
+            self.send_to(client.id, [Reply(request.id, request.query, False,
+                                           "this daemon answers no requests")])
+            return
+        with self._lock:
+            busy = client.pending_requests >= MAX_PENDING_REQUESTS
+            if not busy:
+                client.pending_requests += 1
+        if busy:
+            self.send_to(client.id, [Reply(
+                request.id, request.query, False,
+                f"{MAX_PENDING_REQUESTS} requests already wait: ask again when they are answered")])
+            return
+        self._requests.put((client.id, request))
+
+    def _answer_requests(self) -> None:
+        """The query thread: one request at a time, each reply to the coach that asked."""
+        name_os_thread("sc-query")
+        assert self._answer is not None
+        while (item := self._requests.get()) is not None:
+            client_id, request = item
+            with self._lock:
+                client = self._clients.get(client_id)
+                if client is None:
+                    continue  # it left: nobody to answer
+            try:
+                reply = self._answer(request)
+            except Exception as error:  # noqa: BLE001 - one bad answer must not end the thread
+                self._log(f"request {request.query} failed: {error!r}")
+                reply = Reply(request.id, request.query, False,
+                              f"the daemon could not answer {request.query}: {error}")
+            if len(encode(reply)) > MAX_LINE_BYTES:
+                reply = Reply(request.id, request.query, False,
+                              f"the answer to {request.query} is too large: ask for fewer rows")
+            with self._lock:
+                client.pending_requests -= 1
+            self.send_to(client_id, [reply])
 
     def _flush_all(self) -> None:
         with self._lock:
@@ -476,6 +556,21 @@ class HubServer:
         with contextlib.suppress(KeyError, ValueError):
             if self._selector.get_key(client.sock).events != mask:
                 self._selector.modify(client.sock, mask, client)
+
+
+def _refused_request(line: bytes, why: str) -> Reply | None:
+    """A refused reply for a ``request`` line that failed validation (None for other lines,
+    and for a request without an integer id, which no reply could be matched to)."""
+    try:
+        body = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or body.get("type") != "request":
+        return None
+    request_id, query = body.get("id"), body.get("query")
+    if isinstance(request_id, bool) or not isinstance(request_id, int):
+        return None
+    return Reply(request_id, query if isinstance(query, str) else "?", False, why)
 
 
 def _command_name(line: bytes) -> str:

@@ -111,10 +111,13 @@ class CoachApp(App[int]):
         if getattr(self.feed, "error", None) is not None:
             self.exit(1)
             return
+        observe = getattr(self.catalogue, "observe", None)
         for item in self.feed.poll():
             self.model.apply(item)
             if isinstance(item, Ack):
                 self._note = ""
+            if observe is not None and observe(item):
+                self._drawn = None  # the daemon's lists changed: redraw
         drawn = (self.model.revision, self.replay_label())
         try:
             screen = self.screen

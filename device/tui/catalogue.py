@@ -1,46 +1,23 @@
-"""What the coach lists besides the live session: exercises, protocols, stored sessions, progress.
+"""What the coach lists besides the live session: exercises, protocols, stored sessions, progress
+and the stored band profiles.
 
-The coach reads these from the engine's library and store on the same machine (over SSH the coach
-runs on the device too). :class:`EmptyCatalogue` is what a coach without a store shows: every
+A coach in-process reads these from the engine's library and store on the same machine
+(:class:`~spinecoach.tui.store_catalogue.StoreCatalogue`); a coach attached to a daemon asks the
+daemon (:class:`~spinecoach.tui.hub_catalogue.HubCatalogue`), so over SSH it lists the device's
+sessions, not its own user's. :class:`EmptyCatalogue` is what a coach without a store shows: every
 screen then says in one sentence why it is empty.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from spinecoach.band_profile import BandProfile
+from spinecoach.hub.queries import Progress, ProgressPoint, SessionRow
 
-@dataclass(frozen=True)
-class SessionRow:
-    """One stored session for the recent-sessions lists. ``started`` is shown as given."""
-
-    started: str
-    exercise: str
-    protocol: str
-    sets: int
-    reps: int
-    headline: str = ""
-    status: str = "complete"
-
-
-@dataclass(frozen=True)
-class ProgressPoint:
-    """One session's headline figure for an exercise (``value`` in ``unit``)."""
-
-    label: str
-    value: float
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A per-exercise series over sessions with the engine's suggestion for the next one."""
-
-    exercise: str
-    figure: str
-    unit: str
-    points: tuple[ProgressPoint, ...]
-    suggestion: str = ""
+__all__ = ["BandProfile", "Catalogue", "EmptyCatalogue", "FixedCatalogue", "Progress",
+           "ProgressPoint", "SessionRow"]
 
 
 class Catalogue(Protocol):
@@ -60,6 +37,9 @@ class Catalogue(Protocol):
 
     def progress(self, athlete: str) -> list[Progress]:
         """One progress series per exercise the athlete has trained."""
+
+    def band_profiles(self) -> list[BandProfile]:
+        """The stored band profiles (every exercise)."""
 
     @property
     def unavailable_reason(self) -> str:
@@ -87,6 +67,9 @@ class EmptyCatalogue:
     def progress(self, athlete: str) -> list[Progress]:
         return []
 
+    def band_profiles(self) -> list[BandProfile]:
+        return []
+
     @property
     def unavailable_reason(self) -> str:
         return self._reason
@@ -101,6 +84,7 @@ class FixedCatalogue:
     athlete_names: list[str]
     sessions: list[SessionRow]
     series: list[Progress]
+    bands: list[BandProfile] = field(default_factory=list)
 
     def exercises(self) -> list[str]:
         return list(self.exercise_names)
@@ -116,6 +100,9 @@ class FixedCatalogue:
 
     def progress(self, athlete: str) -> list[Progress]:
         return list(self.series)
+
+    def band_profiles(self) -> list[BandProfile]:
+        return list(self.bands)
 
     @property
     def unavailable_reason(self) -> str:

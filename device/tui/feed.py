@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from spinecoach.hub.messages import Ack, Command, Frame, Message, State
 from spinecoach.tui.model import FeedReset
@@ -20,7 +20,7 @@ from spinecoach.tui.model import FeedReset
 #: Frames kept waiting for the screen at most (10 s at 30 Hz); older ones are dropped first.
 MAILBOX_MAX_FRAMES = 300
 
-Posted = Message | FeedReset
+Posted: TypeAlias = Message | FeedReset
 
 
 class ReplayControl(Protocol):

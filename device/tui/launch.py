@@ -148,9 +148,20 @@ def default_catalogue(config: Config | None = None) -> Catalogue:
     return StoreCatalogue(library, config.state_dir(), ProgressionSettings.from_config(config))
 
 
+def coach_catalogue(feed: CoachFeed, config: Config | None = None) -> Catalogue:
+    """What the coach lists: the daemon's store when attached to one (it is asked over the
+    socket; an older daemon falls back to this machine's), else this machine's."""
+    request = getattr(feed, "request", None)
+    if request is not None:
+        from spinecoach.tui.hub_catalogue import HubCatalogue
+
+        return HubCatalogue(request, default_catalogue(config))
+    return default_catalogue(config)
+
+
 def run_coach(feed: CoachFeed, *, console: bool = False, catalogue: Catalogue | None = None) -> int:
     """Run the coach until the user quits; a session error ends it and is raised here."""
-    app = CoachApp(feed, catalogue or default_catalogue(), console=console or wants_console())
+    app = CoachApp(feed, catalogue or coach_catalogue(feed), console=console or wants_console())
     app.run()
     error = getattr(feed, "error", None)
     if error is not None:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from spinecoach.band_profile import BandProfile
+from spinecoach.engine.protocols import HOLD_END_WORDS
 from spinecoach.hub.messages import Frame, SensorStatus, State, Summary
 from spinecoach.tui.canvas import BlockCanvas, BrailleCanvas, Range
 from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecord
@@ -19,6 +21,9 @@ from spinecoach.tui.model import TEMPO_LABELS, TEMPO_SLOTS, CoachModel, RepRecor
 SERIES_STYLES: tuple[str, ...] = ("blue", "magenta", "green", "yellow", "cyan")
 #: Seconds of force shown on the force-time plot.
 FORCE_WINDOW_S = 10.0
+
+#: Colour of a stored band profile's reference curve.
+BAND_STYLE = "white"
 
 SET_STATE_STYLE = {"idle": "white", "running": "bold green", "rest": "bold yellow", "done": "cyan"}
 SENSOR_STYLE = {"ok": "green", "degraded": "yellow", "stale": "red", "missing": "red"}
@@ -42,13 +47,6 @@ class Glyphs:
 UNICODE_GLYPHS = Glyphs(BrailleCanvas, "●", "▶", "❚❚", "■", "✓", "✗", "▶")
 CONSOLE_GLYPHS = Glyphs(BlockCanvas, "*", ">", "||", "[]", "+", "x", ">")
 
-
-#: How a hold ended, in the coach's words (the pipeline's ``end_reason`` codes).
-_HOLD_END_WORDS = {
-    "left_band": "angle left the band",
-    "force_unstable": "band tension lost",
-    "released": "released",
-}
 
 def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
     """A number for display; an en dash when missing."""
@@ -138,20 +136,58 @@ def force_time_text(
 
 
 def force_angle_text(
-    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS
+    model: CoachModel, width: int, height: int, glyphs: Glyphs = UNICODE_GLYPHS,
+    band: BandProfile | None = None,
 ) -> Text:
-    """Force (N) against the primary angle (°) for the last reps, newest on top."""
+    """Force (N) against the primary angle (°) for the last reps, newest on top; under them, in
+    :data:`BAND_STYLE`, the stored ``band`` profile's own curve (the athlete sees their force
+    above the band's)."""
     reps = model.curve_reps()
     curves = [rep.curve for rep in reps]
-    angles = [a for curve in curves for a, _ in curve]
-    forces = [f for curve in curves for _, f in curve]
+    reference = band.reference_curve() if band is not None else []
+    series = [reference, *curves] if reference else curves
+    angles = [a for curve in series for a, _ in curve]
+    forces = [f for curve in series for _, f in curve]
     x_range = Range.covering(angles, minimum_span=20.0)
     y_range = _force_range(forces)
-    styles = SERIES_STYLES[-len(curves):] if curves else SERIES_STYLES
+    styles = list(SERIES_STYLES[-len(curves):] if curves else SERIES_STYLES)
+    if reference:
+        styles = [BAND_STYLE, *styles[:len(curves)]]
     return plot_text(
-        curves, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep",
+        series, width, height, x_range, y_range, "N", "°", styles, "curves appear after a rep",
         glyphs=glyphs,
     )
+
+
+def band_title(band: BandProfile | None) -> str:
+    """The force-angle plot's title: what the white curve is, when there is one."""
+    if band is None:
+        return "Force · angle (last reps)"
+    return f"Force · angle · white: {band.name}"
+
+
+def band_profile_text(band: BandProfile | None, exercise: str, width: int, height: int,
+                      glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
+    """The calibration wizard's view of the stored band profile of ``exercise``: range,
+    stiffness, bins and capture date, then its curve."""
+    if band is None:
+        what = _title(exercise) or "this exercise"
+        return Text(f"No band profile stored for {what} yet.", style="dim")
+    low, high = band.range_deg
+    stiffness = fmt(band.stiffness_n_per_deg, 2, " N/°")
+    text = Text()
+    text.append(f"Stored band: {band.name}", style="bold")
+    text.append(f"\n{low:.0f}–{high:.0f}° · {band.bins} bins of {band.bin_deg:g}° · "
+                f"stiffness {stiffness}")
+    text.append(f"\nCaptured {band.captured_utc[:16].replace('T', ' ')} UTC", style="dim")
+    if height > 5:
+        points = band.reference_curve()
+        x_range = Range.covering([a for a, _ in points], minimum_span=20.0)
+        text.append("\n")
+        text.append_text(plot_text([points], width, height - 3, x_range,
+                                   _force_range([f for _, f in points]), "N", "°",
+                                   (BAND_STYLE,), glyphs=glyphs))
+    return text
 
 
 def _force_range(forces: Sequence[float]) -> Range:
@@ -206,6 +242,17 @@ def _title(name: str) -> str:
     return name.replace("_", " ")
 
 
+def backend_words(backend: str) -> str:
+    """A backend switch as a person says it: ``sim:good_morning_tempo`` is the "simulated rig:
+    good morning tempo", ``replay:DIR/x.screc`` the "recording x.screc"; ``hardware`` stays."""
+    kind, _, target = backend.partition(":")
+    if kind == "sim" and target:
+        return f"simulated rig: {_title(target)}"
+    if kind == "replay" and target:
+        return f"recording {target.rsplit('/', 1)[-1]}"
+    return backend
+
+
 def tempo_text(model: CoachModel, glyphs: Glyphs = UNICODE_GLYPHS) -> Text:
     """The four tempo slots against the target; the current slot is bar-filled by elapsed time."""
     target = model.target_tempo_s()
@@ -258,7 +305,7 @@ def hold_text(model: CoachModel) -> Text:
             text.append(_bar(latest.hold_s, float(target), 10, True))
     elif model.last_hold:
         duration = model.last_hold.get("duration_s")
-        reason = _HOLD_END_WORDS.get(str(model.last_hold.get("end_reason", "")), "")
+        reason = HOLD_END_WORDS.get(str(model.last_hold.get("end_reason", "")), "")
         text.append(f"last {fmt(duration, 1)} s" + (f" ({reason})" if reason else ""))
     else:
         text.append("–", style="dim")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
-from spinecoach.hub.messages import CALIBRATION_STEPS, PROTOCOL_VERSION, Command, Summary
+from spinecoach.band_profile import BandProfile, newest_profile
+from spinecoach.hub.messages import (
+    CALIBRATION_STEPS,
+    MAX_BAND_NAME,
+    PROTOCOL_VERSION,
+    Command,
+    Summary,
+)
 from spinecoach.tui import render
 from spinecoach.tui.canvas import Range
 from spinecoach.tui.catalogue import Catalogue, Progress
@@ -96,10 +103,12 @@ class LiveScreen(CoachScreen):
                 id="force-time", classes="plot",
             )
             yield ModelPanel(
-                lambda m, w, h: render.force_angle_text(m, w, h, self.coach.glyphs),
-                # Curves change only when a rep is counted (or the session restarts).
+                lambda m, w, h: render.force_angle_text(m, w, h, self.coach.glyphs,
+                                                        self._band(m)),
+                # Curves change only when a rep is counted, the session restarts or another
+                # band profile applies.
                 key=lambda m: (len(m.reps), m.reps[-1].result.get("end_s") if m.reps else None,
-                               self.coach.console_look),
+                               self.coach.console_look, self._band(m)),
                 id="force-angle", classes="plot",
             )
         with Horizontal(id="middle"):
@@ -117,10 +126,15 @@ class LiveScreen(CoachScreen):
 
     def on_mount(self) -> None:
         self.query_one("#force-time").border_title = "Force · time"
-        self.query_one("#force-angle").border_title = "Force · angle (last reps)"
+        self.query_one("#force-angle").border_title = render.band_title(None)
+
+    def _band(self, model: CoachModel) -> BandProfile | None:
+        """The stored band profile of the exercise being trained (the newest one)."""
+        return newest_profile(self.coach.catalogue.band_profiles(), model.state.exercise)
 
     def show(self, model: CoachModel) -> None:
         super().show(model)
+        self.query_one("#force-angle").border_title = render.band_title(self._band(model))
         self.query_one("#reps", RowsTable).set_rows(
             [render.rep_row(rep) for rep in model.reps], newest_visible=True
         )
@@ -157,23 +171,35 @@ class HomeScreen(CoachScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        catalogue = self.coach.catalogue
-        lists = (
-            ("#athletes", "Athlete", catalogue.athletes()),
-            ("#exercises", "Exercise", catalogue.exercises()),
-            ("#protocols", "Protocol", catalogue.protocols()),
-        )
-        for selector, title, names in lists:
-            option_list = self.query_one(selector, OptionList)
-            option_list.border_title = title
-            option_list.add_options([Option(name.replace("_", " "), id=name) for name in names])
-            if names:
-                option_list.highlighted = 0
+        for selector, title in (("#athletes", "Athlete"), ("#exercises", "Exercise"),
+                                ("#protocols", "Protocol")):
+            self.query_one(selector, OptionList).border_title = title
+        self._fill_lists()
         self.query_one("#recent", RowsTable).border_title = "Recent sessions"
         self.query_one("#athletes", OptionList).focus()
 
+    _listed: tuple[tuple[str, ...], ...] = ()
+
+    def _fill_lists(self) -> None:
+        """List the catalogue's names; again whenever they change (a daemon's answer comes a
+        moment after the screen opens)."""
+        catalogue = self.coach.catalogue
+        names = (tuple(catalogue.athletes()), tuple(catalogue.exercises()),
+                 tuple(catalogue.protocols()))
+        if names == self._listed:
+            return
+        self._listed = names
+        for selector, listed in zip(("#athletes", "#exercises", "#protocols"), names):
+            option_list = self.query_one(selector, OptionList)
+            highlighted = option_list.highlighted
+            option_list.clear_options()
+            option_list.add_options([Option(name.replace("_", " "), id=name) for name in listed])
+            if listed:
+                option_list.highlighted = min(highlighted or 0, len(listed) - 1)
+
     def show(self, model: CoachModel) -> None:
         super().show(model)
+        self._fill_lists()
         catalogue: Catalogue = self.coach.catalogue
         athlete = model.state.athlete
         for selector, current in (
@@ -198,7 +224,7 @@ class HomeScreen(CoachScreen):
                 else f"No sessions stored for {athlete or 'this athlete'} yet: "
                 "finish a set and it is listed here."
             )
-        else:
+        elif not sessions:
             note += " Recent sessions are listed here once a set is stored."
         self.query_one("#home-note", Static).update(note)
 
@@ -378,8 +404,9 @@ CALIBRATION_TEXT: dict[str, tuple[str, str]] = {
     "band_profile": (
         "4 · Band profile",
         (
-            "Press Enter, then pull the band slowly through the whole range and back: the device "
-            "records its force against angle."
+            "With the exercise chosen and no set running, press Enter, then pull the band slowly "
+            "through the whole range and back; press Enter again to store its force against "
+            "angle. Type a band name below first if you keep several."
         ),
     ),
     "imu_pose": (
@@ -406,7 +433,15 @@ class CalibrationScreen(CoachScreen):
             with Vertical(id="step-detail"):
                 yield Static("", id="step-text")
                 yield Input(placeholder="mass in kg, e.g. 20", id="mass", type="number")
+                yield Input(placeholder="band name (optional), e.g. red band", id="band-name",
+                            max_length=MAX_BAND_NAME)
                 yield ModelPanel(lambda m, w, h: Text(self.coach.ack_line() or ""), id="step-ack")
+                yield ModelPanel(
+                    lambda m, w, h: render.band_profile_text(
+                        newest_profile(self.coach.catalogue.band_profiles(), m.state.exercise),
+                        m.state.exercise, w, h, self.coach.glyphs),
+                    id="band-stored", classes="plot",
+                )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -422,6 +457,8 @@ class CalibrationScreen(CoachScreen):
         title, body = CALIBRATION_TEXT[step]
         self.query_one("#step-text", Static).update(Text.assemble((title, "bold"), "\n\n", body))
         self.query_one("#mass", Input).display = step == "known_weight"
+        self.query_one("#band-name", Input).display = step == "band_profile"
+        self.query_one("#band-stored").display = step == "band_profile"
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         step = event.option.id or ""
@@ -429,10 +466,26 @@ class CalibrationScreen(CoachScreen):
             self.coach.send(Command("tare"))
         elif step == "known_weight":
             self.query_one("#mass", Input).focus()
+        elif step == "band_profile":
+            self._band_step()
         elif step in CALIBRATION_STEPS:
             self.coach.send(Command("calibrate", {"step": step}))
 
+    def _band_step(self) -> None:
+        """Start a capture, or finish the one running (the daemon knows which). A band name goes
+        only to a daemon that announces band profiles: an older one refuses the argument."""
+        args: dict[str, object] = {"step": "band_profile"}
+        hello = self.coach.model.hello
+        name = self.query_one("#band-name", Input).value.strip()
+        if name and hello is not None and "band_profile" in hello.features:
+            args["name"] = name
+        self.coach.send(Command("calibrate", args))
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "band-name":
+            self._band_step()
+            self.query_one("#steps", OptionList).focus()
+            return
         try:
             mass_kg = float(event.value)
         except ValueError:
@@ -486,7 +539,8 @@ class SettingsScreen(CoachScreen):
             option_list.highlighted = highlighted if highlighted is not None else 0
         hello = model.hello
         about = (
-            f"Backend: {hello.backend} · daemon {hello.daemon}" if hello else "Backend: –"
+            f"Backend: {render.backend_words(hello.backend)} · daemon {hello.daemon}" if hello
+            else "Backend: –"
         ) + f" · hub protocol v{PROTOCOL_VERSION}"
         self.query_one("#about", Static).update(about)
 

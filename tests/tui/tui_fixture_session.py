@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from spinecoach.band_profile import BandProfile
 from spinecoach.hub.messages import Event, Frame, Hello, SensorStatus, State, Summary
 from spinecoach.tui.catalogue import FixedCatalogue, Progress, ProgressPoint, SessionRow
 from spinecoach.tui.feed import Posted
@@ -195,3 +196,13 @@ async def wait_drawn(pilot, timeout_s: float = 10.0) -> None:  # type: ignore[no
         assert time.monotonic() < deadline, "the coach never drew its screen"
         await pilot.pause(0.02)
     await pilot.pause()
+
+
+def band_profile(exercise: str = "hip_hinge", name: str = "red band") -> BandProfile:
+    """The fixture band's own curve, captured with nobody pulling harder than the band: the
+    athlete's reps draw above it (their force is the band's plus their effort)."""
+    edges = [2.0 * k for k in range(31)]
+    concentric = tuple((edge, round(100.0 + 3.5 * (edge + 1.0), 1)) for edge in edges)
+    eccentric = tuple((edge, round(96.0 + 3.5 * (edge + 1.0), 1)) for edge in edges)
+    return BandProfile(name, exercise, "2026-11-21T17:40:00+00:00", (0.3, 61.2), 3.5,
+                       concentric, eccentric)
