@@ -190,6 +190,9 @@ class Pipeline:
         self._exercise_known = motion is not None
         self.force_settings = force_settings
         self._on_orientation = on_orientation
+        #: Set to receive every primary-angle and (first) force sample as processed:
+        #: ``on_samples("angle_deg" | "force_n", t_s, values)`` (e.g. a band-profile capture).
+        self.on_samples: Callable[[str, FloatArray, FloatArray], None] | None = None
         calibration = {**calibrations_of(streams), **(imu_calibration or {})}
         self._imu_calibration = {k: c for k, c in calibration.items() if not c.is_identity}
         self._imu: dict[str, _ImuChain] = {}
@@ -425,6 +428,8 @@ class Pipeline:
         self._hist.append(angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
         start = self._n
         self._n += n
+        if self.on_samples is not None:
+            self.on_samples("angle_deg", self._t(start) + np.arange(n) / self._rate, angle)
         events: list[CoreEvent] = []
         for change in self._phases.update(omega):
             events += self._on_phase(change)
@@ -512,6 +517,9 @@ class Pipeline:
         if self.primary is not None:  # force vs angle and holds need the recent force
             hist: SampleHistory = chain.history
             hist.append(force=f)
+        if self.on_samples is not None and chain.name == self._force_name:
+            t0_s = chain.t0_s + (chain.index0 + chain.n_out) / chain.rate_hz
+            self.on_samples("force_n", t0_s + np.arange(len(f)) / chain.rate_hz, f)
         chain.n_out += len(f)
         self._live["force_n"] = float(f[-1])
         events = chain.detector.update(f, ok)

@@ -1,8 +1,9 @@
 """The band profile: a band's own force against the primary angle, captured through the daemon.
 
 The athlete pulls the band slowly through the whole range and back between the coach's
-``calibrate band_profile`` start and finish. :class:`BandCapture` keeps the live frames of that
-stretch (angle, force, phase, at the hub's 30 Hz frame rate), and :meth:`BandCapture.finish`
+``calibrate band_profile`` start and finish. :class:`BandCapture` keeps every primary-angle and
+force sample the session's measurement pipeline processes in that stretch (full rate, not the
+hub's 30 Hz frames), and the pipeline's phase changes; :meth:`BandCapture.finish`
 bins force against the primary angle with the core's force-angle curve (METRICS.md "Force
 against angle": 2° bins, concentric and eccentric separately) and fits the band stiffness (N/°)
 over the concentric curve with the core's fit. The result, a :class:`BandProfile`, is stored with
@@ -21,22 +22,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from spinecoach.core.calibration import CalibrationError  # type: ignore[import-not-found]
 from spinecoach.core.metrics import (  # type: ignore[import-not-found]
     FORCE_ANGLE_BIN_DEG,
     band_stiffness_n_per_deg,
     force_angle_curve,
 )
-from spinecoach.hub.messages import Frame
 
 #: Range of primary angle a capture must cover (°): less is a twitch, not the band's range.
 MIN_RANGE_DEG = 20.0
-#: Frames a capture keeps at most (3 min at the 30 Hz frame rate); later ones are not used.
-MAX_CAPTURE_FRAMES = 5400
+#: Longest stretch a capture keeps (s); later samples are not used.
+MAX_CAPTURE_S = 180.0
 #: Name of a band the coach did not name.
 DEFAULT_BAND_NAME = "band"
 
 Curve = tuple[tuple[float, float], ...]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -121,50 +124,84 @@ def newest_profile(profiles: Iterable[BandProfile], exercise: str) -> BandProfil
 
 
 class BandCapture:
-    """Frames between a capture's start and finish: (angle °, force N, phase) each."""
+    """The full-rate primary angle and force between a capture's start and finish, and the
+    phase changes the pipeline decided meanwhile.
+
+    Fed by the session's measurement pipeline (:meth:`samples`, every sample it processes, so a
+    quick pull leaves no gap between bins) and its phase events (:meth:`phase`, with the sample
+    time of each boundary, so labels are exact even though a phase is decided a little later).
+    """
 
     def __init__(self, exercise: str, name: str = DEFAULT_BAND_NAME) -> None:
         self.exercise = exercise
         self.name = name.strip() or DEFAULT_BAND_NAME
-        self._angles: list[float] = []
-        self._forces: list[float] = []
-        self._phases: list[str] = []
-        #: Frames that came after :data:`MAX_CAPTURE_FRAMES` and were not kept.
+        self._chunks: dict[str, list[tuple[FloatArray, FloatArray]]] = {
+            "angle_deg": [], "force_n": []}
+        self._first_t_s: dict[str, float] = {}
+        self._phase_t_s: list[float] = []
+        self._phase_labels: list[str] = []
+        #: Samples that came after :data:`MAX_CAPTURE_S` and were not kept.
         self.overflow = 0
 
-    def add(self, messages: Iterable[Any]) -> None:
-        """Keep the ``frame`` messages among ``messages`` that carry both an angle and a force."""
-        for message in messages:
-            if not isinstance(message, Frame):
-                continue
-            angle, force = message.angle_deg, message.force_n
-            if angle is None or force is None:
-                continue
-            if len(self._angles) >= MAX_CAPTURE_FRAMES:
-                self.overflow += 1
-                continue
-            self._angles.append(float(angle))
-            self._forces.append(float(force))
-            self._phases.append(message.phase)
+    def samples(self, kind: str, t_s: npt.ArrayLike, values: npt.ArrayLike) -> None:
+        """Keep a block of ``angle_deg`` (primary angle) or ``force_n`` samples at times
+        ``t_s`` (s); other kinds are not the capture's. Not-finite values are left out."""
+        if kind not in self._chunks:
+            return
+        t = np.array(t_s, dtype=np.float64).reshape(-1)
+        v = np.array(values, dtype=np.float64).reshape(-1)
+        if not len(t):
+            return
+        first = self._first_t_s.setdefault(kind, float(t[0]))
+        kept = (t < first + MAX_CAPTURE_S)
+        self.overflow += int(np.count_nonzero(~kept))
+        kept &= np.isfinite(v)
+        self._chunks[kind].append((t[kept], v[kept]))
+
+    def phase(self, t_s: float, label: str) -> None:
+        """The phase ``label`` (still, eccentric, concentric, moving) from sample time ``t_s``."""
+        self._phase_t_s.append(float(t_s))
+        self._phase_labels.append(label)
 
     @property
-    def frames(self) -> int:
-        return len(self._angles)
+    def samples_kept(self) -> int:
+        """Primary-angle samples kept so far."""
+        return sum(len(t) for t, _ in self._chunks["angle_deg"])
+
+    def _series(self, kind: str) -> tuple[FloatArray, FloatArray]:
+        chunks = self._chunks[kind]
+        if not chunks:
+            return np.zeros(0), np.zeros(0)
+        t = np.concatenate([c[0] for c in chunks])
+        v = np.concatenate([c[1] for c in chunks])
+        order = np.argsort(t, kind="stable")
+        return t[order], v[order]
 
     def finish(self, captured_utc: str) -> BandProfile:
         """The profile, or :class:`CalibrationError` saying what the capture lacks."""
-        if not self._angles:
+        t_angle, angles = self._series("angle_deg")
+        t_force, forces = self._series("force_n")
+        # Force at each angle sample (the load cell runs at its own rate): interpolated, and
+        # only where force samples surround the angle sample.
+        covered = ((t_angle >= t_force[0]) & (t_angle <= t_force[-1]) if len(t_force)
+                   else np.zeros(len(t_angle), bool))
+        t_angle, angles = t_angle[covered], angles[covered]
+        if not len(angles):
             raise CalibrationError(
                 "no angle and force came in during the capture: check that the trunk IMU and "
                 "the load cell show ok, then start again"
             )
-        low, high = min(self._angles), max(self._angles)
+        forces_at = np.interp(t_angle, t_force, forces)
+        low, high = float(angles.min()), float(angles.max())
         if high - low < MIN_RANGE_DEG:
             raise CalibrationError(
                 f"the angle moved only {high - low:.0f}° (at least {MIN_RANGE_DEG:g}° needed): "
                 "start again and pull through the whole range and back"
             )
-        curves = {phase: self._curve(phase) for phase in ("concentric", "eccentric")}
+        labels = self._labels(t_angle)
+        curves = {phase: force_angle_curve(angles[labels == phase], forces_at[labels == phase],
+                                           FORCE_ANGLE_BIN_DEG)
+                  for phase in ("concentric", "eccentric")}
         if len(curves["concentric"]) < 2:
             raise CalibrationError(
                 "no lift back through the range was seen, so the stiffness cannot be fitted: "
@@ -182,7 +219,11 @@ class BandCapture:
             eccentric=tuple((a, round(f, 2)) for a, f in curves["eccentric"].items()),
         )
 
-    def _curve(self, phase: str) -> dict[float, float]:
-        chosen = [i for i, p in enumerate(self._phases) if p == phase]
-        return force_angle_curve([self._angles[i] for i in chosen],
-                                 [self._forces[i] for i in chosen], FORCE_ANGLE_BIN_DEG)
+    def _labels(self, t_s: FloatArray) -> npt.NDArray[np.str_]:
+        """The phase of each sample time: the last change at or before it ("still" before the
+        first change seen, as a capture starts at rest)."""
+        labels = np.array(["still", *self._phase_labels])
+        order = np.argsort(self._phase_t_s, kind="stable")
+        changes = np.asarray(self._phase_t_s, dtype=np.float64)[order]
+        which = np.searchsorted(changes, t_s, side="right")
+        return labels[np.concatenate(([0], order + 1))[which]]

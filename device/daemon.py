@@ -30,8 +30,6 @@ Without sensors:
 from __future__ import annotations
 
 import contextlib
-import datetime
-import math
 import queue
 import signal
 import sys
@@ -47,14 +45,13 @@ from spinecoach.acquisition.source import Source, describe_streams
 from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
-from spinecoach.band_profile import BandCapture
+from spinecoach.calibration_steps import RigCalibrator, calibration_path
 from spinecoach.config import Config
-from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
+from spinecoach.drivers.blocks import Block, StreamInfo
 from spinecoach.engine.library import Library, load_library
 from spinecoach.engine.progression import ProgressionSettings
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
-from spinecoach.core.calibration import CalibrationError  # type: ignore[import-not-found]
 from spinecoach.errors import ConfigError, NoBusError, SensorError
 from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
 from spinecoach.hub.messages import FEATURES
@@ -62,20 +59,7 @@ from spinecoach.hub.queries import StoreQueries
 from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice
 from spinecoach.notify import Notifier
-from spinecoach.rig_calibration import (
-    AccelCalibration,
-    AccelPoseRun,
-    Alignment,
-    CalibrationFile,
-    CalibrationRecord,
-    ForceCalibration,
-    KnownWeightRun,
-    SampleWindow,
-    realign,
-    read_band_profiles,
-    sensor_key,
-    zero_pose,
-)
+from spinecoach.rig_calibration import Alignment, CalibrationRecord, read_band_profiles
 
 #: Longest the engine waits for a block before looking at commands, the watchdog and the stop
 #: flag again (s).
@@ -88,10 +72,6 @@ RETRY_SENSORS_S = 5.0
 FINAL_DRAIN_S = 0.5
 #: Python's thread switch interval in the daemon (s), see :meth:`Daemon.run`.
 GIL_SWITCH_S = 0.0005
-#: Load-cell codes a tare averages over (s).
-TARE_WINDOW_S = 0.5
-#: The IMU stream the zero pose aligns (the trunk sensor at T12/L1).
-ZERO_POSE_STREAM = "trunk"
 #: Streams a rig has when none answered, shown as ``missing`` to the coaches.
 RIG_STREAMS = ("trunk", "pelvis", "force")
 
@@ -241,8 +221,9 @@ class Daemon:
     go on the session's stream table, which the measurement pipeline applies, and the
     session restarts on them like after a tare. All are stored in the state directory (see
     :mod:`spinecoach.rig_calibration`) and taken up again at start.
-    A band profile is captured from the live frames between the coach's start and finish (see
-    :mod:`spinecoach.band_profile`) and stored alongside.
+    A band profile is captured from the session's full-rate samples between the coach's start
+    and finish (see :mod:`spinecoach.band_profile`) and stored alongside. The steps themselves
+    are :class:`~spinecoach.calibration_steps.RigCalibrator`'s, shared with the standalone coach.
     """
 
     def __init__(
@@ -283,23 +264,21 @@ class Daemon:
         self._stalled = False
         self._retry_at_s = 0.0
         self._degraded_reason = ""
-        self._set_state = "idle"
-        self._tare_window = SampleWindow(TARE_WINDOW_S)
-        self._load_window = SampleWindow()
-        self._trunk_window = SampleWindow()
-        self._known_weight = KnownWeightRun()
-        self._accel_run = AccelPoseRun()
-        # Per backend kind, so a simulated rig's calibration never lands on the real load cell.
-        self._calibration_file = CalibrationFile(
-            config.state_dir() / f"calibration.{backend.kind}.json")
-        self.calibration = CalibrationRecord()
-        #: The trunk IMU's mounting alignment and gyro bias from the zero pose (or the stored
-        #: one), in effect through :meth:`imu_calibrations`.
-        self.alignment: Alignment | None = None
+        #: The stored calibration and the coach's calibration steps (shared with the
+        #: standalone coach and ``record``).
+        self.calibrator = RigCalibrator(calibration_path(config.state_dir(), backend.kind), say)
         #: Sample-to-buzzer summaries of the sessions run (one line each), for the journal.
         self.latency_lines: list[str] = []
-        #: The band-profile capture in progress (between the coach's start and finish).
-        self._band_capture: BandCapture | None = None
+
+    @property
+    def calibration(self) -> CalibrationRecord:
+        """Everything calibrated (the stored record, updated by the coach's steps)."""
+        return self.calibrator.record
+
+    @property
+    def alignment(self) -> Alignment | None:
+        """The trunk IMU's mounting alignment and gyro bias from the zero pose (or the stored one)."""
+        return self.calibrator.alignment
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -342,7 +321,7 @@ class Daemon:
         self.server.serve_queries(self._store_queries().answer, FEATURES)
         self.server.set_hello(Hello(_version(), str(self.backend)))
         source = self._acquire_source()  # first: no I2C bus at all ends the start here
-        self.calibration = self._calibration_file.load()
+        self.calibrator.load()
         if self._store_wanted:
             from spinecoach.engine.session import open_store
 
@@ -402,14 +381,11 @@ class Daemon:
 
     def _begin(self, source: Source) -> None:
         self._source = source
-        self._set_state = "idle"
-        self._tare_window = SampleWindow(TARE_WINDOW_S)
-        self._load_window = SampleWindow()
-        self._trunk_window = SampleWindow()
-        self._known_weight = KnownWeightRun()
-        self._accel_run = AccelPoseRun()
         self._pump = BlockPump(source)
-        self._apply_stored_calibration(source)
+        # Stored load-cell models and new tares go to the sampler thread that owns the chips.
+        owns_chips = getattr(source, "sampler", None) is not None
+        self.calibrator.begin(source, self._pump.stamped.request_tare if owns_chips
+                              else None, self._restart_session)
         self.session = self._new_session(source)
         assert self.server is not None
         self.server.set_notice(None)
@@ -462,21 +438,14 @@ class Daemon:
         return self._choice
 
     def _new_session(self, source: Source) -> HubSession:
-        return HubSession(
+        session = HubSession(
             list(source.streams), str(self.backend), self._session_choice(source),
             library=self._library, autostart=self.backend.kind != "hardware", store=self.store,
             haptics=self.haptics, problems=self._problems, pipeline_factory=self._pipeline_factory,
-            imu_calibration=self.imu_calibrations(source.streams),
+            imu_calibration=self.calibrator.imu_calibrations(source.streams),
         )
-
-    def imu_calibrations(self, streams: list[StreamInfo]) -> dict[str, Any]:
-        """The stored IMU calibrations of ``streams``, by stream name (uncalibrated: absent)."""
-        out = {}
-        for info in streams:
-            calibration = self.calibration.imu_calibration(sensor_key(info))
-            if info.kind == "imu" and not calibration.is_identity:
-                out[info.name] = calibration
-        return out
+        self.calibrator.attach(session)
+        return session
 
     def _status(self) -> str:
         if self._degraded_reason:
@@ -508,16 +477,8 @@ class Daemon:
         messages = self.session.process(block, arrival_ns)
         self.server.broadcast(messages)
         self._progress_s = time.monotonic()
-        for message in messages:
-            if isinstance(message, State):
-                self._set_state = message.set_state
-        if self._band_capture is not None:
-            self._band_capture.add(messages)
-        if isinstance(block, ForceBlock):
-            self._tare_window.add(block)
-            self._load_window.add(block)
-        elif isinstance(block, ImuBlock) and block.info.name == ZERO_POSE_STREAM:
-            self._trunk_window.add(block)
+        self.calibrator.note(messages)
+        self.calibrator.observe(block)
         if self._pump is not None and self._pump.stamped.tare_applied.is_set():
             self._pump.stamped.tare_applied.clear()
             self._restart_session()
@@ -538,186 +499,23 @@ class Daemon:
                 return
             if self.session is None:
                 answer: list[Message] = [Ack(command.cmd, False, self._refusal(command))]
-            elif command.cmd == "tare":
-                answer = [self._tare()]
-            elif command.cmd == "calibrate":
-                answer = [self._calibrate(command)]
+            elif command.cmd in ("tare", "calibrate"):
+                exercise = self._choice.exercise if self._choice is not None else ""
+                answer = [self.calibrator.handle(command, exercise)]
             else:
                 answer = self.session.handle(command)
             self.server.send_to(client_id, [m for m in answer if isinstance(m, Ack)])
             self.server.broadcast([m for m in answer if not isinstance(m, Ack)])
-            for message in answer:
-                if isinstance(message, State):  # stop_set: calibrating may follow at once
-                    self._set_state = message.set_state
-
-    def _tare(self) -> Ack:
-        """Zero the load cell on the last :data:`TARE_WINDOW_S` of its codes (rig unloaded).
-
-        The sampler applies the offset between two blocks; the session is then started afresh
-        on the new stream table, so stored sets carry the tare their raw codes need."""
-        sampler = getattr(self._source, "sampler", None)
-        if sampler is None or self._pump is None:
-            return Ack("tare", False, "tare needs the sensors: this is a recording")
-        if self._set_state == "running":
-            return Ack("tare", False, "stop the set first (Enter), then tare with the rig unloaded")
-        codes = self._tare_window.mean_code()
-        if codes is None:
-            return Ack("tare", False, "no load-cell samples to tare on yet: wait a moment")
-        name, offset = codes
-        self._pump.stamped.request_tare(name, offset)
-        info = next(s for s in self._source.streams if s.name == name)  # type: ignore[union-attr]
-        self._keep_force(info, ForceCalibration(info.force_n_per_count, offset))
-        return Ack("tare", True, f"load cell zeroed ({offset:.0f} counts)")
-
-    def _calibrate(self, command: Command) -> Ack:
-        """The coach's calibration steps (see :mod:`spinecoach.rig_calibration`)."""
-        step = str(command.args["step"])
-        what = f"calibrate {step.replace('_', ' ')}"
-        if step == "band_profile" and command.args.get("action") == "cancel":
-            return self._band_profile(command)
-        sampler = getattr(self._source, "sampler", None)
-        if sampler is None or self._pump is None:
-            return Ack("calibrate", False, f"{what} needs the sensors: this is a recording")
-        if self._set_state == "running":
-            return Ack("calibrate", False, f"{what}: stop the set first (Enter), then calibrate")
-        try:
-            if step == "known_weight":
-                return self._calibrate_known_weight(float(command.args["mass_kg"]))
-            if step == "imu_pose":
-                return self._calibrate_imu_pose()
-            if step == "band_profile":
-                return self._band_profile(command)
-            return self._calibrate_zero_pose()
-        except CalibrationError as error:
-            return Ack("calibrate", False, f"{what}: {error}")
-
-    def _calibrate_known_weight(self, mass_kg: float) -> Ack:
-        """Fit the load cell's scale through the tare and every known weight of this run, and
-        put it in force at the sampler like a tare (the session then restarts on it)."""
-        assert self._pump is not None
-        outcome = self._known_weight.add(self._load_window, mass_kg)
-        info = self._load_window.info
-        assert info is not None
-        calibration = outcome.calibration
-        self._pump.stamped.request_tare(info.name, calibration.offset_counts,
-                                        calibration.n_per_count)
-        self._keep_force(info, calibration)
-        residuals = ", ".join(f"{r:+.1f}" for r in outcome.residuals_n)
-        return Ack("calibrate", True,
-                   f"load cell scale {calibration.n_per_count:.6g} N/count from "
-                   f"{outcome.points} known weight(s); residuals {residuals} N")
-
-    def _calibrate_zero_pose(self) -> Ack:
-        """Mounting alignment and gyro bias of the trunk IMU, athlete upright and still; in
-        force at once (the session restarts on it)."""
-        info = self._trunk_window.info
-        key = sensor_key(info) if info is not None else ""
-        self.alignment = zero_pose(self._trunk_window, self.calibration.imu_calibration(key))
-        assert info is not None
-        self.calibration.alignments[key] = self.alignment
-        self._calibration_file.save(self.calibration)
-        self._restart_session()
-        w, x, y, z = self.alignment.quaternion
-        tilt_deg = math.degrees(2 * math.acos(min(1.0, abs(w))))
-        bias = ", ".join(f"{b:+.2f}" for b in self.alignment.gyro_bias_dps)
-        return Ack("calibrate", True,
-                   f"zero pose applied: this posture is now 0° (mounting tilted {tilt_deg:.1f}°, "
-                   f"alignment ({w:.4f}, {x:.4f}, {y:.4f}, {z:.4f}), gyro bias ({bias}) °/s)")
-
-    def _calibrate_imu_pose(self) -> Ack:
-        """One still pose of the trunk IMU resting on a face of a box; once every axis has
-        pointed up and down, the accelerometer's offset and scale are fitted and put in force
-        (the zero pose is worked out again with them, the session restarts)."""
-        outcome = self._accel_run.add(self._trunk_window)
-        info = self._trunk_window.info
-        assert info is not None
-        if outcome.fit is None:
-            still = ", ".join(outcome.missing) or "any other face"
-            return Ack("calibrate", True,
-                       f"pose {outcome.poses} captured ({outcome.face}); still to capture: {still}")
-        key = sensor_key(info)
-        fit = outcome.fit
-        self.calibration.accelerometers[key] = AccelCalibration(fit.offset_g, fit.scale,
-                                                                outcome.gyro_bias_dps)
-        if key in self.calibration.alignments:
-            accel_only = self.calibration.imu_calibration(key)
-            self.calibration.alignments[key] = realign(self.calibration.alignments[key],
-                                                       accel_only)
-            self.alignment = self.calibration.alignments[key]
-        self._calibration_file.save(self.calibration)
-        self._restart_session()
-        offset = ", ".join(f"{1000 * o:+.0f}" for o in fit.offset_g)
-        scale = ", ".join(f"{s:.3f}" for s in fit.scale)
-        return Ack("calibrate", True,
-                   f"accelerometer calibrated from {outcome.poses} poses and applied: offset "
-                   f"({offset}) mg, scale ({scale}), fit RMS {1000 * fit.rms_g:.1f} mg")
-
-    def _band_profile(self, command: Command) -> Ack:
-        """Start, finish or cancel a band-profile capture (see :mod:`spinecoach.band_profile`).
-
-        Without an ``action`` the step starts a capture, or finishes the one running."""
-        running = self._band_capture is not None
-        action = str(command.args.get("action") or ("finish" if running else "start"))
-        if action == "cancel":
-            self._band_capture = None
-            return Ack("calibrate", True, "band profile capture cancelled" if running
-                       else "no band profile capture was running")
-        if action == "finish":
-            return self._finish_band_profile()
-        streams = self._source.streams if self._source is not None else []
-        if not any(s.kind == "force" for s in streams):
-            return Ack("calibrate", False, "band profile needs the load cell, and none is "
-                       "connected: wire it inline with the band anchor (hardware.md)")
-        if not any(s.name == ZERO_POSE_STREAM for s in streams):
-            return Ack("calibrate", False, "band profile needs the trunk IMU for the angle, and "
-                       "none is connected (hardware.md)")
-        exercise = self._choice.exercise if self._choice is not None else ""
-        if not exercise:
-            return Ack("calibrate", False, "band profile: choose the exercise first (h: home); "
-                       "the band is measured along its primary angle")
-        self._band_capture = BandCapture(exercise, str(command.args.get("name") or ""))
-        again = "started again" if running else "started"
-        return Ack("calibrate", True, f"band profile capture {again} ({exercise.replace('_', ' ')}): "
-                   "pull the band slowly through the whole range and back, then finish")
-
-    def _finish_band_profile(self) -> Ack:
-        capture, self._band_capture = self._band_capture, None
-        if capture is None:
-            return Ack("calibrate", False, "band profile: no capture is running; start one first")
-        now = datetime.datetime.now(datetime.UTC)
-        profile = capture.finish(now.isoformat(timespec="seconds"))  # CalibrationError: refused
-        # Coaches' requests read the file (replaced atomically), never this record.
-        self.calibration.bands[profile.key] = profile
-        self._calibration_file.save(self.calibration)
-        note = (f"; only the first {capture.frames} frames used" if capture.overflow else "")
-        self._say(f"band profile stored for {capture.exercise}: {profile.describe()}")
-        return Ack("calibrate", True, f"band profile stored: {profile.describe()}{note}")
+            self.calibrator.note(answer)  # stop_set: calibrating may follow at once
 
     def _store_queries(self) -> StoreQueries:
         """The answers to coaches' requests: the state directory's store (read-only, on the
         hub's query thread), the library, and the band profiles in the calibration file."""
         assert self._library is not None
-        path = self._calibration_file.path
+        path = self.calibrator.file.path
         return StoreQueries(self.config.state_dir(), self._library,
                             ProgressionSettings.from_config(self.config),
                             lambda: read_band_profiles(path))
-
-    def _keep_force(self, info: StreamInfo, calibration: ForceCalibration) -> None:
-        self.calibration.forces[sensor_key(info)] = calibration
-        self._calibration_file.save(self.calibration)
-
-    def _apply_stored_calibration(self, source: Source) -> None:
-        """The stored load-cell models go to the sampler; the stored IMU calibrations go on the
-        session's stream table (:meth:`imu_calibrations`), the trunk's alignment is noted."""
-        assert self._pump is not None
-        sampler = getattr(source, "sampler", None)
-        for info in source.streams:
-            key = sensor_key(info)
-            if info.kind == "force" and key in self.calibration.forces and sampler is not None:
-                stored = self.calibration.forces[key]
-                self._pump.stamped.request_tare(info.name, stored.offset_counts, stored.n_per_count)
-            elif info.name == ZERO_POSE_STREAM and key in self.calibration.alignments:
-                self.alignment = self.calibration.alignments[key]
 
     def _refusal(self, command: Command) -> str:
         return (f"{command.cmd.replace('_', ' ')}: no sensors ({self._degraded_reason}); "

@@ -10,7 +10,14 @@ from types import FrameType
 
 from spinecoach.acquisition.source import SamplerSource, describe_streams, open_source
 from spinecoach.backend import Backend
+from spinecoach.calibration_steps import (
+    apply_force_calibration,
+    imu_calibrations,
+    stored_calibration,
+)
+from spinecoach.config import load_config
 from spinecoach.errors import UsageError
+from spinecoach.hub.session import calibrated_streams
 from spinecoach.recording.native import RecordingWriter
 
 
@@ -20,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="record a session to a native .screc file",
         description=(
             "Record every sample (raw codes, SI values, gaps) from the sensors or a simulated "
-            "rig into a crash-safe native recording. Ctrl-C stops and finalises the file."
+            "rig into a crash-safe native recording. Ctrl-C stops and finalises the file. The "
+            "calibration stored for the backend's sensors (load-cell tare and scale, IMU "
+            "mounting and accelerometer) is in force and in the recording's stream table."
         ),
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="output file (.screc)")
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                          "`spinecoach export`")
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds:g}")
+    calibration = stored_calibration(load_config().state_dir(), backend.kind)
     source = open_source(backend, realtime=args.realtime, faults=args.faults, seed=args.seed)
     assert isinstance(source, SamplerSource)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -64,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         for note in source.notes:
             print(f"spinecoach: {note}", file=sys.stderr)
         source.start()
+        apply_force_calibration(calibration, source.streams, source.sampler.set_tare)
+        streams = calibrated_streams(source.streams, imu_calibrations(calibration, source.streams))
         duration = args.seconds if args.seconds is not None else source.duration_s
-        writer = RecordingWriter(args.out, source.streams, source.meta)
+        writer = RecordingWriter(args.out, streams, source.meta)
         print(f"recording {source.description} ({describe_streams(source.streams)}) to "
               f"{args.out}" + (f" for {duration:g} s" if duration else "; Ctrl-C stops"),
               flush=True)

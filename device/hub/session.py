@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from spinecoach import __version__
 from spinecoach.core.imu_calibration import ImuCalibration
@@ -53,6 +53,16 @@ from spinecoach.hub.sensors import SensorMonitor
 SENSOR_REFRESH_S = 1.0
 #: Core event kinds not sent as events: too frequent, and the frame carries the phase.
 QUIET_KINDS = frozenset({"phase", "movement_onset", "contraction_onset"})
+
+
+class SampleListener(Protocol):
+    """Receives the measuring pipeline's full-rate samples (see :meth:`HubSession.listen`)."""
+
+    def samples(self, kind: str, t_s: Any, values: Any) -> None:
+        """A block of ``angle_deg`` (primary angle) or ``force_n`` samples at times ``t_s``."""
+
+    def phase(self, t_s: float, label: str) -> None:
+        """The movement phase ``label`` from sample time ``t_s`` on."""
 
 
 #: Makes a measure-only pipeline (no exercise) for the session's streams.
@@ -184,6 +194,7 @@ class HubSession:
         self._set_pipeline: _TappedPipeline | None = None
         self._idle_pipeline: PipelineLike | None = None
         self._reports_seen = 0
+        self._listener: SampleListener | None = None
         self._pending: list[Message] = []
         self._hold_start_s: float | None = None
         self._sensors_sent_s = -math.inf
@@ -225,7 +236,9 @@ class HubSession:
         tapped = self._set_pipeline
         if tapped is None or not tapped.fed:
             # Between sets (rest, before the first, after the last) the display still moves.
-            _feed(self._idle(), block)
+            for event in _feed(self._idle(), block):
+                if event.kind == "phase" and self._listener is not None:
+                    self._listener.phase(event.t_s, str(event.data))
             live = getattr(self._idle(), "live", {}) or {}
         else:
             live = tapped.live
@@ -257,6 +270,22 @@ class HubSession:
             self._pending.append(self._session_summary())
         out, self._pending = self._pending, []
         return out
+
+    def listen(self, listener: SampleListener | None) -> None:
+        """Hand every primary-angle and force sample the measuring pipeline processes, and its
+        phase changes, to ``listener`` (None: to no one), e.g. a band-profile capture."""
+        self._listener = listener
+
+    def _listened(self, pipeline: PipelineLike) -> PipelineLike:
+        """``pipeline`` reporting its samples to the listener (a pipeline without the hook, e.g.
+        a test's fake, reports none)."""
+        if hasattr(pipeline, "on_samples"):
+            pipeline.on_samples = self._on_samples
+        return pipeline
+
+    def _on_samples(self, kind: str, t_s: Any, values: Any) -> None:
+        if self._listener is not None:
+            self._listener.samples(kind, t_s, values)
 
     @property
     def latency(self) -> LatencyStats | None:
@@ -365,14 +394,14 @@ class HubSession:
 
     def _bare(self) -> PipelineLike:
         if self._set_pipeline is None:
-            self._set_pipeline = _TappedPipeline(self._bare_pipeline(self._streams))
+            self._set_pipeline = _TappedPipeline(self._listened(self._bare_pipeline(self._streams)))
         return self._set_pipeline
 
     def _idle(self) -> PipelineLike:
         """The display's pipeline while no set runs (the exercise's settings when chosen)."""
         if self._idle_pipeline is None:
             plan = self._plan()
-            self._idle_pipeline = (
+            self._idle_pipeline = self._listened(
                 self._pipeline_factory(self._streams, plan.exercise) if plan is not None
                 else self._bare_pipeline(self._streams)
             )
@@ -380,7 +409,7 @@ class HubSession:
 
     def _tap(self, streams: list[StreamInfo], exercise: Exercise) -> PipelineLike:
         """The runner's pipeline factory: a set starts."""
-        self._set_pipeline = _TappedPipeline(self._pipeline_factory(streams, exercise))
+        self._set_pipeline = _TappedPipeline(self._listened(self._pipeline_factory(streams, exercise)))
         self._hold_start_s = None
         self._set_state(set_state="running", set_no=self._state.set_no + 1, rep_no=0,
                         target=self._target())
@@ -446,6 +475,8 @@ class HubSession:
             self._hold_start_s = event.t_s
         elif event.kind == "hold_end":
             self._hold_start_s = None
+        elif event.kind == "phase" and self._listener is not None:
+            self._listener.phase(event.t_s, str(event.data))
         if event.kind in QUIET_KINDS:
             return
         self._pending.append(Event(event.t_s, event.kind, "", "", result_json(event.data)))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from spinecoach.backend import Backend
 from spinecoach.config import Config, load_config
-from spinecoach.drivers.blocks import Block
+from spinecoach.drivers.blocks import Block, StreamInfo
 from spinecoach.engine.library import Library, load_library
 from spinecoach.engine.progression import ProgressionSettings
 from spinecoach.errors import SensorError
@@ -75,21 +76,29 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
 
     On the sensors sessions are stored and cues buzz; the coach starts a session with Enter once
     an exercise is chosen. A scenario runs its own exercise and protocol at once.
-    Raises SensorError when no sensor answers.
+    The stored calibration of the backend's sensors is in force and the calibration wizard's
+    steps work as through the daemon (:class:`~spinecoach.tui.live_stage.LiveStage`).
+    Raises SensorError when no sensor answers, CalibrationFileError when the stored
+    calibration is unreadable.
     """
     from spinecoach.acquisition.source import open_source
+    from spinecoach.calibration_steps import RigCalibrator, calibration_path
     from spinecoach.engine.session import open_store, scenario_defaults
     from spinecoach.engine.sources import make_haptics
+    from spinecoach.tui.live_stage import LiveStage
 
     config = config or load_config()
     library = load_library(config.exercises_dir())
+    calibrator = RigCalibrator(calibration_path(config.state_dir(), backend.kind), say=_quiet)
     source = open_source(backend, realtime=True)
     try:
         blocks = source.blocks()  # starts the chips: the stream table is final after this
+        # After the chips: with no sensors the standalone coach falls back to the demo whatever
+        # the file holds; with them, an unreadable file is one line (the CLI's) and no coach.
+        calibrator.load()
     except BaseException:
         source.close()
         raise
-    streams = list(source.streams)
     exercise, protocol = ("", "")
     if backend.kind == "sim":
         defaults = scenario_defaults(backend.target)
@@ -106,16 +115,24 @@ def live_feed(backend: Backend, config: Config | None = None) -> InProcessFeed:
     problems: list[str] = []
     store = open_store(config, problems.append) if stored else None
     haptics = make_haptics(backend, config)
-    session = HubSession(streams, str(backend), choice, library=library,
-                         autostart=backend.kind == "sim", store=store, haptics=haptics,
-                         problems=problems)
+
+    def make_session(streams: list[StreamInfo], imu_calibration: dict[str, Any]) -> HubSession:
+        return HubSession(streams, str(backend), choice, library=library,
+                          autostart=backend.kind == "sim", store=store, haptics=haptics,
+                          problems=problems, imu_calibration=imu_calibration)
+
+    stage = LiveStage(source, calibrator, choice, make_session)
 
     def close() -> None:
         source.close()
         if store is not None:
             store.close()
 
-    return InProcessFeed(lambda: session, blocks, on_close=close)
+    return InProcessFeed(lambda: stage, blocks, on_close=close)
+
+
+def _quiet(line: str) -> None:
+    """The standalone coach's log lines: the coach's own acks already say it on screen."""
 
 
 def standalone_feed(force_demo: bool = False, backend: Backend | None = None) -> CoachFeed:
