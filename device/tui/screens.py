@@ -421,7 +421,7 @@ CALIBRATION_TEXT: dict[str, tuple[str, str]] = {
 
 
 class CalibrationScreen(CoachScreen):
-    """The calibration wizard: tare, known weight, IMU zero pose, band profile."""
+    """The calibration wizard: tare, known weight, IMU zero pose, band profile, accelerometer."""
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
