@@ -40,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `spinecoach --help` does not load Textual.
-    from spinecoach.tui.launch import run_coach, standalone_feed
+    from spinecoach.tui.launch import default_catalogue, run_coach, standalone_feed
 
-    return run_coach(
-        standalone_feed(force_demo=args.demo, backend=args.backend), console=args.console
-    )
+    feed = standalone_feed(force_demo=args.demo, backend=args.backend)
+    # A simulated rig keeps its own calibration (and band profiles) apart from the sensors'.
+    simulated = args.backend is not None and args.backend.kind == "sim"
+    catalogue = default_catalogue(backend_kind="sim") if simulated else None
+    return run_coach(feed, console=args.console, catalogue=catalogue)

@@ -158,11 +158,16 @@ def standalone_feed(force_demo: bool = False, backend: Backend | None = None) ->
     return replay_feed(demo_path(), demo=True, loop=True)
 
 
-def default_catalogue(config: Config | None = None) -> Catalogue:
-    """The exercise library and session store on this machine."""
+def default_catalogue(config: Config | None = None, backend_kind: str = "hardware") -> Catalogue:
+    """The exercise library and session store on this machine, and the band profiles kept for
+    ``backend_kind``'s sensors."""
+    from spinecoach.calibration_steps import calibration_path
+
     config = config or load_config()
     library: Library = load_library(config.exercises_dir())
-    return StoreCatalogue(library, config.state_dir(), ProgressionSettings.from_config(config))
+    state_dir = config.state_dir()
+    return StoreCatalogue(library, state_dir, ProgressionSettings.from_config(config),
+                          calibration_file=calibration_path(state_dir, backend_kind).name)
 
 
 def coach_catalogue(feed: CoachFeed, config: Config | None = None) -> Catalogue:

@@ -39,8 +39,10 @@ class StoreCatalogue:
         state_dir: Path,
         settings: ProgressionSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        calibration_file: str = HARDWARE_CALIBRATION_FILE,
     ) -> None:
         self._library = library
+        self._calibration_file = calibration_file
         self._state_dir = state_dir
         self._settings = settings or ProgressionSettings()
         self._clock = clock
@@ -85,13 +87,14 @@ class StoreCatalogue:
                             lambda r: progress_series(r, athlete, self._settings), [])
 
     def band_profiles(self) -> list[BandProfile]:
-        """The profiles the daemon captured for the sensors (``calibration.hardware.json``)."""
+        """The profiles captured for the sensors (``calibration.hardware.json``, or the
+        ``calibration_file`` named, e.g. a simulated rig's)."""
         now = self._clock()
         hit = self._cache.get(("bands",))
         if hit is not None and now - hit[0] < CACHE_S:
             return hit[1]  # type: ignore[no-any-return]
         try:
-            profiles = read_band_profiles(self._state_dir / HARDWARE_CALIBRATION_FILE)
+            profiles = read_band_profiles(self._state_dir / self._calibration_file)
         except SpinecoachError:
             profiles = []  # an unreadable file: the daemon says so when it starts
         self._cache[("bands",)] = (now, profiles)

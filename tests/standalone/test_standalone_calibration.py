@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from spinecoach.backend import Backend
 from spinecoach.cli import main
+from spinecoach.config import load_config
 from spinecoach.core.metrics import force_angle_curve
 from spinecoach.hub.messages import Frame, Hello, State
 from spinecoach.recording.load import load_recording
 from spinecoach.rig_calibration import CalibrationFile
-from spinecoach.tui.launch import live_feed
+from spinecoach.tui.launch import default_catalogue, live_feed
 from standalone_helpers import (
     FORCE_KEY,
     SCENARIO,
@@ -124,6 +125,10 @@ def test_a_quick_lift_fills_every_band_profile_bin_of_its_range(state_dir: Path)
     edges = [edge for edge, _ in profile.concentric]
     assert edges[-1] - edges[0] >= 60
     assert edges == list(np.arange(edges[0], edges[-1] + 1, profile.bin_deg))
+    # The standalone coach on the simulated rig lists the rig's profiles (not the sensors').
+    listed = default_catalogue(load_config([]), backend_kind="sim").band_profiles()
+    assert [p.key for p in listed] == [profile.key]
+    assert default_catalogue(load_config([])).band_profiles() == []
     lifting = [f for f in frames if f.phase == "concentric"]
     by_frames = force_angle_curve([f.angle_deg for f in lifting], [f.force_n for f in lifting])
     assert len(by_frames) < len(edges) - 5  # the frames' curve has holes where this has none
