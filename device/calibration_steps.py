@@ -26,6 +26,7 @@ from spinecoach.core.calibration import CalibrationError  # type: ignore[import-
 from spinecoach.core.imu_calibration import ImuCalibration  # type: ignore[import-not-found]
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo
 from spinecoach.hub.messages import Ack, Command, State
+from spinecoach.hub.session import calibrated_streams
 from spinecoach.rig_calibration import (
     AccelCalibration,
     AccelPoseRun,
@@ -80,6 +81,17 @@ def apply_force_calibration(record: CalibrationRecord, streams: Iterable[StreamI
         stored = record.forces.get(sensor_key(info))
         if info.kind == "force" and stored is not None:
             request_tare(info.name, stored.offset_counts, stored.n_per_count)
+
+
+def put_in_force(record: CalibrationRecord, source: Any) -> list[StreamInfo]:
+    """``record`` in force on a started ``source`` used without a session of its own (``record``,
+    the headless ``session``): the load-cell models set on its sampler (a recording has none),
+    and its stream table with the IMU calibrations on it, which the measurement pipeline applies
+    and a recording or a stored set carries."""
+    sampler = getattr(source, "sampler", None)
+    if sampler is not None:
+        apply_force_calibration(record, source.streams, sampler.set_tare)
+    return calibrated_streams(source.streams, imu_calibrations(record, source.streams))
 
 
 class RigCalibrator:

@@ -10,14 +10,9 @@ from types import FrameType
 
 from spinecoach.acquisition.source import SamplerSource, describe_streams, open_source
 from spinecoach.backend import Backend
-from spinecoach.calibration_steps import (
-    apply_force_calibration,
-    imu_calibrations,
-    stored_calibration,
-)
+from spinecoach.calibration_steps import put_in_force, stored_calibration
 from spinecoach.config import load_config
 from spinecoach.errors import UsageError
-from spinecoach.hub.session import calibrated_streams
 from spinecoach.recording.native import RecordingWriter
 
 
@@ -74,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         for note in source.notes:
             print(f"spinecoach: {note}", file=sys.stderr)
         source.start()
-        apply_force_calibration(calibration, source.streams, source.sampler.set_tare)
-        streams = calibrated_streams(source.streams, imu_calibrations(calibration, source.streams))
+        streams = put_in_force(calibration, source)
         duration = args.seconds if args.seconds is not None else source.duration_s
         writer = RecordingWriter(args.out, streams, source.meta)
         print(f"recording {source.description} ({describe_streams(source.streams)}) to "

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from spinecoach.backend import Backend
+from spinecoach.calibration_steps import stored_calibration
 from spinecoach.config import load_config
 from spinecoach.engine.protocols import PROTOCOL_IDS
 from spinecoach.engine.session import (
@@ -73,11 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         print("spinecoach: the on-screen coach runs in `spinecoach tui`; printing cues as text",
               file=sys.stderr)
+    # The sensors' stored calibration, as the daemon has it (a recording carries its own).
+    calibration = (None if backend.kind == "replay"
+                   else stored_calibration(config.state_dir(), backend.kind))
     store = open_store(config, on_problem=lambda message: _say(f"store: {message}"))
     haptics = None
     try:
         haptics = make_haptics(backend, config)
-        with open_blocks(backend, realtime=args.realtime) as (streams, blocks):
+        with open_blocks(backend, realtime=args.realtime, calibration=calibration) as (
+                streams, blocks):
             report = run_session(
                 plan, streams, blocks, config, store=store, haptics=haptics, athlete=athlete,
                 backend=str(backend), mode=mode, say=_say,

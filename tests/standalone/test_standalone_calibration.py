@@ -11,6 +11,7 @@ from spinecoach.backend import Backend
 from spinecoach.cli import main
 from spinecoach.config import load_config
 from spinecoach.core.metrics import force_angle_curve
+from spinecoach.engine.reader import StoreReader
 from spinecoach.hub.messages import Frame, Hello, State
 from spinecoach.recording.load import load_recording
 from spinecoach.rig_calibration import CalibrationFile
@@ -150,6 +151,16 @@ def test_record_uses_and_records_the_stored_calibration(state_dir: Path, tmp_pat
     assert plain.imu["trunk"].info.mount_wxyz == (1.0, 0.0, 0.0, 0.0)
 
 
+def test_a_headless_session_stores_its_sets_with_the_stored_calibration(state_dir: Path) -> None:
+    write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
+    assert main(["session", "--backend", f"sim:{SCENARIO}", "--headless"]) == 0
+    with StoreReader(state_dir) as reader:
+        stored = reader.recording(1)
+    assert stored.force["force"].info.force_n_per_count == pytest.approx(DOUBLE_SCALE)
+    assert stored.imu["trunk"].info.mount_wxyz == pytest.approx(mounting_about_y(TILT_DEG))
+    assert np.mean(stored.force["force"].force_n[:160]) > 250  # at rest: twice the ~150 N preload
+
+
 def test_the_standalone_coach_feed_loads_the_stored_calibration(state_dir: Path) -> None:
     write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
     feed = live_feed(Backend.parse(f"sim:{SCENARIO}"))
@@ -168,12 +179,13 @@ def test_the_standalone_coach_feed_loads_the_stored_calibration(state_dir: Path)
     assert mean([f.angle_deg for f in frames]) == pytest.approx(TILT_DEG, abs=3.0)
 
 
-@pytest.mark.parametrize("command", ["record", "coach"])
+@pytest.mark.parametrize("command", ["record", "coach", "session"])
 def test_an_unreadable_calibration_file_is_one_line_and_a_failure(
         command: str, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
     path.write_text('{"forces": {"NAU7802:force": {"n_per_count": "lots"}}', encoding="utf-8")
-    argv = ([command, str(tmp_path / "out.screc")] if command == "record" else [command])
+    argv = {"record": [command, str(tmp_path / "out.screc")],
+            "session": [command, "--headless"]}.get(command, [command])
     assert main([*argv, "--backend", f"sim:{SCENARIO}"]) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
