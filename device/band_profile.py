@@ -156,7 +156,8 @@ class BandCapture:
         kept = (t < first + MAX_CAPTURE_S)
         self.overflow += int(np.count_nonzero(~kept))
         kept &= np.isfinite(v)
-        self._chunks[kind].append((t[kept], v[kept]))
+        if kept.any():
+            self._chunks[kind].append((t[kept], v[kept]))
 
     def phase(self, t_s: float, label: str) -> None:
         """The phase ``label`` (still, eccentric, concentric, moving) from sample time ``t_s``."""
