@@ -21,7 +21,9 @@ import pytest
 from spinecoach.analysis import EXERCISES
 from core_detect_synth import Segment, cosine_moves
 from spinecoach.core.detect import HoldDetector, count_reps
+from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings, RepResult
+from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.sim.motion import Script
 from spinecoach.drivers.sim.scenarios import Scenario, build_scenario
 from spinecoach.drivers.sim.truth import HOLD_DEBOUNCE_S, RepTruth, holds_from_script
@@ -241,3 +243,19 @@ def test_throw_phases_within_20_ms():
         # the throw's own speed, not diluted by the wind-up
         assert got.peak_concentric_speed_dps == pytest.approx(want.peak_rotation_speed_dps,
                                                               rel=0.02)
+
+
+def test_throws_in_blocks_equal_one_block():
+    sc = build_scenario("rotational_throws")
+    motion = EXERCISES["rotational-throw"]
+    whole = run_pipeline(sc, motion).reps
+    t = np.arange(int(sc.duration_s * sc.imu_rate_hz)) / sc.imu_rate_hz
+    gyro, accel = sc.imu_signal(sc.primary_placement)(t)
+    p = Pipeline([StreamInfo(sc.primary_placement, "imu", sc.imu_rate_hz)], motion)
+    sizes, pos, k = (37, 1, 250, 8), 0, 0
+    while pos < len(t):
+        n = sizes[k % len(sizes)]
+        p.feed_imu(sc.primary_placement, np.arange(pos, min(pos + n, len(t))),
+                   gyro[pos : pos + n], accel[pos : pos + n])
+        pos, k = pos + n, k + 1
+    assert p.finish().reps == whole
