@@ -65,7 +65,7 @@ def stored_calibration(state_dir: Path, backend_kind: str) -> CalibrationRecord:
 
 def imu_calibrations(record: CalibrationRecord,
                      streams: Iterable[StreamInfo]) -> dict[str, ImuCalibration]:
-    """The IMU calibrations ``record`` keeps for ``streams``, by stream name (uncalibrated: absent)."""
+    """The IMU calibrations ``record`` keeps for ``streams``, by stream name (none kept: absent)."""
     out = {}
     for info in streams:
         calibration = record.imu_calibration(sensor_key(info))
@@ -76,7 +76,7 @@ def imu_calibrations(record: CalibrationRecord,
 
 def apply_force_calibration(record: CalibrationRecord, streams: Iterable[StreamInfo],
                             request_tare: TareRequest) -> None:
-    """Put the load-cell models ``record`` keeps for ``streams`` in force through ``request_tare``."""
+    """Put the load-cell models ``record`` keeps for ``streams`` in force (``request_tare``)."""
     for info in streams:
         stored = record.forces.get(sensor_key(info))
         if info.kind == "force" and stored is not None:
@@ -301,7 +301,8 @@ class RigCalibrator:
                        "the band is measured along its primary angle")
         self._listen(BandCapture(exercise, str(command.args.get("name") or "")))
         again = "started again" if running else "started"
-        return Ack("calibrate", True, f"band profile capture {again} ({exercise.replace('_', ' ')}): "
+        what = exercise.replace("_", " ")
+        return Ack("calibrate", True, f"band profile capture {again} ({what}): "
                    "pull the band slowly through the whole range and back, then finish")
 
     def _listen(self, capture: BandCapture | None) -> None:

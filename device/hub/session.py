@@ -409,7 +409,8 @@ class HubSession:
 
     def _tap(self, streams: list[StreamInfo], exercise: Exercise) -> PipelineLike:
         """The runner's pipeline factory: a set starts."""
-        self._set_pipeline = _TappedPipeline(self._listened(self._pipeline_factory(streams, exercise)))
+        pipeline = self._listened(self._pipeline_factory(streams, exercise))
+        self._set_pipeline = _TappedPipeline(pipeline)
         self._hold_start_s = None
         self._set_state(set_state="running", set_no=self._state.set_no + 1, rep_no=0,
                         target=self._target())

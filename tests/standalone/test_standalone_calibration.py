@@ -41,7 +41,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def rest_values(run: StageRun, start_s: float, end_s: float) -> tuple[float, float]:
-    """Mean force (N) and angle (°) of the frames between two sample times (the athlete at rest)."""
+    """Mean force (N) and angle (°) of the frames between two sample times (athlete at rest)."""
     run.run_until(start_s)
     frames = run.run_until(end_s)
     return mean([f.force_n for f in frames]), mean([f.angle_deg for f in frames])
