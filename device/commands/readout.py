@@ -28,6 +28,9 @@ from spinecoach.acquisition.source import (
 )
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
+from spinecoach.calibration_steps import put_in_force, stored_calibration
+from spinecoach.config import load_config
+from spinecoach.core.imu_calibration import ImuCalibration, calibrations_of
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock
 from spinecoach.errors import SensorError, UsageError
 
@@ -78,6 +81,8 @@ class Readout:
     next_line_t: float | None = None
     imu_name: str | None = None
     lines: int = 0
+    #: IMU calibrations in effect by stream name (mounting, bias, accelerometer), applied first.
+    imu_calibration: dict[str, ImuCalibration] = field(default_factory=dict)
 
     def feed(self, block: Block) -> None:
         for gap in block.gaps:
@@ -93,8 +98,12 @@ class Readout:
                 self.imu_name = block.info.name
             if block.info.name == self.imu_name:
                 ok = block.valid
-                self.accel.append(block.accel_g[ok])
-                self.speed.append(np.linalg.norm(block.gyro_dps[ok], axis=1))
+                gyro_dps, accel_g = block.gyro_dps[ok], block.accel_g[ok]
+                calibration = self.imu_calibration.get(block.info.name)
+                if calibration is not None:
+                    gyro_dps, accel_g = calibration.apply(gyro_dps, accel_g)
+                self.accel.append(accel_g)
+                self.speed.append(np.linalg.norm(gyro_dps, axis=1))
         elif isinstance(block, ForceBlock):
             self.force.append(block.force_n[block.valid])
         while end_t >= self.next_line_t:
@@ -159,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         readout = Readout(out)
         if isinstance(source, SamplerSource):
             source.start()
+            # The sensors' stored calibration, as the daemon has it (a recording carries its own).
+            kind = Backend.parse(args.backend).kind if args.backend else "hardware"
+            streams = put_in_force(stored_calibration(load_config().state_dir(), kind), source)
+            readout.imu_calibration = calibrations_of(streams)
             print(f"{source.description}: {describe_streams(source.streams)}", file=out)
             # As fast as possible the rig runs on its virtual clock: wait for the printing
             # rather than count the blocks it has not taken yet as lost.
@@ -172,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 thread.stop()
         else:
+            readout.imu_calibration = calibrations_of(source.streams)
             print(f"{source.description}: {describe_streams(source.streams)}", file=out)
             readout.run(source.blocks(args.seconds))
         if banner:

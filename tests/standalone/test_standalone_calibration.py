@@ -3,6 +3,7 @@ record`), and the calibration wizard's steps in the standalone coach, on the sim
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,25 @@ def test_a_headless_session_stores_its_sets_with_the_stored_calibration(state_di
     assert np.mean(stored.force["force"].force_n[:160]) > 250  # at rest: twice the ~150 N preload
 
 
+def readout_line(capsys: pytest.CaptureFixture[str]) -> tuple[float, float]:
+    """Trunk angle (°) and force (N) of `spinecoach readout`'s last line."""
+    assert main(["readout", "--backend", f"sim:{SCENARIO}", "--fast", "--seconds", "1.6"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    angle = re.search(r"trunk\s+([-+][0-9.]+)°", last)
+    force = re.search(r"force\s+([-0-9.]+) N", last)
+    assert angle is not None and force is not None, last
+    return float(angle.group(1)), float(force.group(1))
+
+
+def test_the_readout_shows_calibrated_values(state_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    angle_plain, force_plain = readout_line(capsys)
+    write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
+    angle, force = readout_line(capsys)
+    assert force == pytest.approx(2 * force_plain, rel=0.03)
+    assert angle - angle_plain == pytest.approx(TILT_DEG, abs=1.5)
+
+
 def test_the_standalone_coach_feed_loads_the_stored_calibration(state_dir: Path) -> None:
     write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
     feed = live_feed(Backend.parse(f"sim:{SCENARIO}"))
@@ -179,13 +199,14 @@ def test_the_standalone_coach_feed_loads_the_stored_calibration(state_dir: Path)
     assert mean([f.angle_deg for f in frames]) == pytest.approx(TILT_DEG, abs=3.0)
 
 
-@pytest.mark.parametrize("command", ["record", "coach", "session"])
+@pytest.mark.parametrize("command", ["record", "coach", "session", "readout"])
 def test_an_unreadable_calibration_file_is_one_line_and_a_failure(
         command: str, state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_calibration(state_dir, n_per_count=DOUBLE_SCALE, tilt_deg=TILT_DEG)
     path.write_text('{"forces": {"NAU7802:force": {"n_per_count": "lots"}}', encoding="utf-8")
     argv = {"record": [command, str(tmp_path / "out.screc")],
-            "session": [command, "--headless"]}.get(command, [command])
+            "session": [command, "--headless"],
+            "readout": [command, "--fast"]}.get(command, [command])
     assert main([*argv, "--backend", f"sim:{SCENARIO}"]) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
