@@ -275,12 +275,16 @@ class HubSession:
         """Hand every primary-angle and force sample the measuring pipeline processes, and its
         phase changes, to ``listener`` (None: to no one), e.g. a band-profile capture."""
         self._listener = listener
+        tapped = self._set_pipeline.inner if self._set_pipeline is not None else None
+        for pipeline in (self._idle_pipeline, tapped):
+            if pipeline is not None:
+                self._listened(pipeline)
 
     def _listened(self, pipeline: PipelineLike) -> PipelineLike:
-        """``pipeline`` reporting its samples to the listener (a pipeline without the hook, e.g.
-        a test's fake, reports none)."""
+        """``pipeline`` reporting its samples to the listener, if any: without one the pipeline
+        spends nothing on it (a pipeline without the hook, e.g. a test's fake, reports none)."""
         if hasattr(pipeline, "on_samples"):
-            pipeline.on_samples = self._on_samples
+            pipeline.on_samples = self._on_samples if self._listener is not None else None
         return pipeline
 
     def _on_samples(self, kind: str, t_s: Any, values: Any) -> None:

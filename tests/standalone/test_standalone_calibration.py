@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from spinecoach.backend import Backend
+from spinecoach.band_profile import BandCapture
 from spinecoach.cli import main
 from spinecoach.config import load_config
 from spinecoach.core.metrics import force_angle_curve
@@ -212,3 +213,24 @@ def test_an_unreadable_calibration_file_is_one_line_and_a_failure(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"calibration file {path} is unreadable" in err and "calibrate again" in err
     assert not (tmp_path / "out.screc").exists()
+
+
+def test_the_pipeline_reports_full_rate_samples_only_while_someone_listens(
+        state_dir: Path) -> None:
+    run = StageRun(state_dir)
+    try:
+        run.run_until(0.5)
+        session = run.stage.session
+        assert session is not None
+        pipeline = session._idle_pipeline
+        assert getattr(pipeline, "on_samples", "missing") is None  # nothing spent on it
+        capture = BandCapture("banded_good_morning")
+        session.listen(capture)
+        run.run_until(1.5)
+        assert 950 <= capture.samples_kept <= 1050  # 1 s of the trunk IMU's 1 kHz
+        session.listen(None)
+        assert getattr(pipeline, "on_samples", "missing") is None
+        run.run_until(2.0)
+        assert capture.samples_kept <= 1050
+    finally:
+        run.close()
