@@ -27,9 +27,9 @@ SessionMaker = Callable[[list[StreamInfo], dict[str, Any]], HubSession]
 
 
 class LiveStage:
-    """A session on ``source`` (a started sampler source: ``streams``, ``sampler``) with the
-    calibration of ``calibrator`` (loaded) in force; ``choice`` is what the sessions run
-    (shared by every restart, so a chosen exercise stays chosen)."""
+    """A session on ``source`` (a started sampler source: ``streams``, ``sampler``; no block
+    taken yet) with the calibration of ``calibrator`` (loaded) in force; ``choice`` is what the
+    sessions run (shared by every restart, so a chosen exercise stays chosen)."""
 
     def __init__(self, source: Any, calibrator: RigCalibrator, choice: SessionChoice,
                  make_session: SessionMaker) -> None:
@@ -37,22 +37,19 @@ class LiveStage:
         self._calibrator = calibrator
         self._choice = choice
         self._make_session = make_session
-        self._restart_due = False
-        self.session: HubSession | None = None
-
-    def hello(self) -> Hello:
-        return replace(self._current().hello(), features=STAGE_FEATURES)
-
-    def start(self) -> list[Message]:
-        sampler = getattr(self._source, "sampler", None)
-        self._calibrator.begin(self._source, self._tare if sampler is not None else None,
-                               self._restart_soon)
+        sampler = getattr(source, "sampler", None)
+        calibrator.begin(source, self._tare if sampler is not None else None, self._restart_soon)
         self._restart_due = False  # the stored tare is in force before the first session
         self.session = self._new_session()
+
+    def hello(self) -> Hello:
+        return replace(self.session.hello(), features=STAGE_FEATURES)
+
+    def start(self) -> list[Message]:
         return self.session.start()
 
     def process(self, block: Block) -> list[Message]:
-        messages = self._current().process(block)
+        messages = self.session.process(block)
         self._calibrator.note(messages)
         self._calibrator.observe(block)
         return messages
@@ -63,17 +60,12 @@ class LiveStage:
             if self._restart_due:
                 out += self._restart()
         else:
-            out = self._current().handle(command)
+            out = self.session.handle(command)
         self._calibrator.note(out)
         return out
 
     def finish(self) -> list[Message]:
-        return self._current().finish()
-
-    def _current(self) -> HubSession:
-        if self.session is None:
-            self.session = self._new_session()
-        return self.session
+        return self.session.finish()
 
     def _new_session(self) -> HubSession:
         streams = list(self._source.streams)
@@ -91,6 +83,6 @@ class LiveStage:
     def _restart(self) -> list[Message]:
         """The session finished (stored) and a new one started on the calibration now in force."""
         self._restart_due = False
-        out = self._current().finish()
+        out = self.session.finish()
         self.session = self._new_session()
         return [*out, *self.session.start()]
