@@ -277,7 +277,7 @@ class Daemon:
 
     @property
     def alignment(self) -> Alignment | None:
-        """The trunk IMU's mounting alignment and gyro bias from the zero pose (or the stored one)."""
+        """The trunk IMU's mounting alignment and gyro bias from the zero pose (or stored)."""
         return self.calibrator.alignment
 
     # --- lifecycle ---------------------------------------------------------------------------
