@@ -36,7 +36,6 @@ import sys
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,9 +118,6 @@ class _StampedSource:
         self.source = source
         self._arrivals: dict[tuple[str, int], int] = {}
         self._tare_request: tuple[str, float, float | None] | None = None
-        # Identities of the last blocks handed over (the blocks themselves are still alive in the
-        # sampler's batch while it matters, so an id cannot have been reused).
-        self._recent: deque[int] = deque(maxlen=64)
         #: Set once a requested tare is in force (blocks after it carry the new offset).
         self.tare_applied = threading.Event()
 
@@ -132,7 +128,6 @@ class _StampedSource:
             for block in inner:
                 if self._tare_request is not None:
                     self._apply_tare()
-                self._recent.append(id(block))
                 if len(block):
                     if len(self._arrivals) > 4096:  # blocks dropped as stall gaps never claim theirs
                         self._arrivals.clear()
@@ -157,13 +152,9 @@ class _StampedSource:
             self.tare_applied.set()
 
     def finish(self) -> list[Block]:
-        """The sampler's final drain, without blocks it had already handed over: closed in the
-        middle of handing over a batch, ``Sampler.blocks`` keeps the batch, and ``finish``
-        would hand those blocks over a second time."""
+        """The sampler's final drain and whatever it had not handed over yet."""
         sampler = getattr(self.source, "sampler", None)
-        if sampler is None:
-            return []
-        return [block for block in sampler.finish() if id(block) not in self._recent]
+        return [] if sampler is None else sampler.finish()  # type: ignore[no-any-return]
 
     def arrival_ns(self, block: Block) -> int | None:
         if not len(block):

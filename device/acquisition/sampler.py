@@ -373,16 +373,42 @@ class Sampler:
                 # A stream that stopped (an outage) still hands on what it holds in time.
                 if ch.buffered and now - ch.buffer_start_t >= block_s:
                     ch.out.append(ch.close_block())
-                if ch.out:
-                    yield from ch.out
-                    ch.out.clear()
+                yield from self._hand_over(ch.out)
         self._wait_until(end_t)
-        yield from self.finish()
+        self._final_reads()
+        for ch in channels:
+            yield from self._hand_over(ch.out)
+
+    @staticmethod
+    def _hand_over(out: list[Block]) -> Iterator[Block]:
+        """Yield the finished blocks of ``out``, each leaving ``out`` before it is yielded.
+
+        The consumer may close the iterator at any yield (a stop in the middle of a batch):
+        what it has received is then no longer held, and what it has not is still in ``out``
+        for :meth:`finish`, so every block is handed over exactly once and the accounts
+        (which count ``out`` as held) stay exact.
+        """
+        while out:
+            yield out.pop(0)
 
     def finish(self) -> list[Block]:
-        """Final drain and poll, then trailing gaps: afterwards the accounts are complete."""
+        """Final drain and poll, then trailing gaps: afterwards the accounts are complete.
+
+        Returns every block not handed over yet: those of the final reads and those a run
+        closed in the middle of handing over a batch still held (each block once, however
+        often this is called)."""
+        self._final_reads()
+        out: list[Block] = []
+        for channel in self._channels:
+            out.extend(channel.out)
+            channel.out.clear()
+        return out
+
+    def _final_reads(self) -> None:
+        """Once: the last poll and drain, the trailing gaps, the buffers closed into blocks
+        (waiting in each channel's ``out``)."""
         if self._finished or not self._started:
-            return []
+            return
         self._finished = True
         now = self._clock.monotonic_s()
         # Load cells first: a conversion waiting now would be overwritten during the drains.
@@ -398,15 +424,11 @@ class Sampler:
             if ch.down or ch.trouble is not None:
                 lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
                 ch.add_gap(lost, ch.trouble or "outage")
-        out: list[Block] = []
         for channel in self._channels:
             if channel.buffered:
                 channel.out.append(channel.close_block())
             elif channel.pending_gaps:
                 channel.out.append(empty_block(channel.info, channel.take_gaps()))
-            out.extend(channel.out)
-            channel.out.clear()
-        return out
 
     def close(self) -> None:
         """Put every chip to sleep (drivers never raise on an absent chip)."""
