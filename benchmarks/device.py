@@ -312,7 +312,9 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
     print("daemon threads (% of one core, wake-ups/s): " + ", ".join(
         f"{name} {pct:.1f} ({per_thread_wakeups.get(name, 0.0):.0f}/s)"
         for name, pct in sorted(per_thread.items(), key=lambda kv: -kv[1]) if pct >= 0.05))
-    print(f"buzzer commands: {commands} over {len(p99s)} session(s)")
+    attached = sum(bool(re.search(r"coach \d+ attached", line)) for line in log)
+    print(f"buzzer commands: {commands} over {len(p99s)} session(s); coaches attached: {attached}"
+          + ("" if attached else " (the coach never attached: its figure is of an idle app)"))
     return {
         "daemon_cpu_pct": daemon_cpu,
         "daemon_cpu_without_sampler_pct": daemon_cpu - per_thread.get("sc-sampler", 0.0),

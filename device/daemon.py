@@ -77,6 +77,8 @@ PROGRESS_WINDOW_S = 1.0
 RETRY_SENSORS_S = 5.0
 #: Longest a stopping daemon waits for the sampler's last blocks (s).
 FINAL_DRAIN_S = 0.5
+#: Most blocks the engine processes before sending their messages to the coaches.
+BATCH_BLOCKS = 8
 #: Python's thread switch interval in the daemon (s), see :meth:`Daemon.run`.
 GIL_SWITCH_S = 0.0005
 #: Load-cell codes a tare averages over (s).
@@ -323,6 +325,8 @@ class Daemon:
         self._source: Source | None = None
         self._pump: BlockPump | None = None
         self._problems: list[str] = []
+        #: Messages of processed blocks not yet broadcast (see :meth:`_loop`).
+        self._processed: list[Message] = []
         self._choice: SessionChoice | None = None
         self._progress_s = time.monotonic()
         self._last_ping_s = -1e9
@@ -528,16 +532,23 @@ class Daemon:
                 self._stopping.wait(TICK_S)
             else:
                 item = pump.get(TICK_S)
+                # The blocks already waiting are processed before their messages go out: one
+                # wake-up of the hub thread per batch, and none competing with the engine for
+                # the interpreter while it works through the batch (a cue's latency).
+                taken = 0
+                while item is not None and not isinstance(item, _Ended):
+                    self._process(item, pump.stamped.arrival_ns(item))
+                    taken += 1
+                    item = pump.get(0.0) if taken < BATCH_BLOCKS else None
+                self._send_processed()
                 if isinstance(item, _Ended):
                     self._source_ended(item.error)
-                elif item is not None:
-                    self._process(item, pump.stamped.arrival_ns(item))
             self._watchdog()
 
     def _process(self, block: Block, arrival_ns: int | None) -> None:
         assert self.session is not None and self.server is not None
         messages = self.session.process(block, arrival_ns)
-        self.server.broadcast(messages)
+        self._processed.extend(messages)
         self._progress_s = time.monotonic()
         for message in messages:
             if isinstance(message, State):
@@ -549,7 +560,15 @@ class Daemon:
             self._trunk_window.add(block)
         if self._pump is not None and self._pump.stamped.tare_applied.is_set():
             self._pump.stamped.tare_applied.clear()
+            self._send_processed()
             self._restart_session()
+
+    def _send_processed(self) -> None:
+        """Broadcast the messages of the blocks processed since the last call."""
+        if self._processed:
+            assert self.server is not None
+            messages, self._processed = self._processed, []
+            self.server.broadcast(messages)
 
     def _restart_session(self) -> None:
         """A new session on the source's current stream table (after a tare)."""
@@ -720,6 +739,7 @@ class Daemon:
         if self._pump is not None and self.session is not None and not self._failed:
             for block in self._pump.drain(FINAL_DRAIN_S):
                 self._process(block, None)
+            self._send_processed()
         with contextlib.suppress(Exception):
             self._close_session()
         self._release_source()
