@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,65 @@ def put_in_force(record: CalibrationRecord, source: Any) -> list[StreamInfo]:
     return calibrated_streams(source.streams, imu_calibrations(record, source.streams))
 
 
+class DeferredWindow(SampleWindow):
+    """A :class:`SampleWindow` that keeps the blocks it is given and folds them in only when it
+    is read: the engine (the daemon's or the standalone coach's) adds every block (a thousand
+    IMU rows a second), a calibration step reads the window a few times a session. A read sees
+    exactly what the eager window holds, the last ``window_s`` of valid samples of the latest
+    stream; the blocks kept are only those that can still be part of it."""
+
+    def __init__(self, window_s: float | None = None) -> None:
+        self._blocks: deque[tuple[ForceBlock | ImuBlock, int]] = deque()
+        self._blocks_valid = 0
+        if window_s is None:
+            super().__init__()
+        else:
+            super().__init__(window_s)
+
+    def add(self, block: ForceBlock | ImuBlock) -> None:
+        if not len(block):
+            return
+        if self._blocks and block.info.name != self._blocks[-1][0].info.name:
+            # The window starts afresh on another stream: what it held goes too.
+            self._blocks.clear()
+            self._blocks_valid = 0
+            self._info = None
+        rows = block.raw is not None if isinstance(block, ForceBlock) else True
+        valid = int(block.valid.sum()) if rows else 0
+        self._blocks.append((block, valid))
+        self._blocks_valid += valid
+        size = max(1, round(self.window_s * block.info.rate_hz))
+        while self._blocks_valid - self._blocks[0][1] >= size:
+            self._blocks_valid -= self._blocks.popleft()[1]
+
+    def _fold_in(self) -> None:
+        blocks, self._blocks, self._blocks_valid = self._blocks, deque(), 0
+        for block, _ in blocks:
+            super().add(block)
+
+    @property  # type: ignore[override]
+    def info(self) -> StreamInfo | None:
+        self._fold_in()
+        return self._info
+
+    @info.setter
+    def info(self, value: StreamInfo | None) -> None:
+        self._info = value
+
+    @property
+    def full(self) -> bool:
+        self._fold_in()
+        return super().full
+
+    def mean_code(self) -> tuple[str, float] | None:
+        self._fold_in()
+        return super().mean_code()
+
+    def samples(self) -> Any:
+        self._fold_in()
+        return super().samples()
+
+
 class RigCalibrator:
     """The stored calibration of one backend's sensors and the coach's calibration steps on them.
 
@@ -120,9 +180,9 @@ class RigCalibrator:
     def _fresh_runs(self) -> None:
         """Empty sample windows and calibration runs (a new source: nothing seen yet)."""
         self._set_state = "idle"
-        self._tare_window = SampleWindow(TARE_WINDOW_S)
-        self._load_window = SampleWindow()
-        self._trunk_window = SampleWindow()
+        self._tare_window = DeferredWindow(TARE_WINDOW_S)
+        self._load_window = DeferredWindow()
+        self._trunk_window = DeferredWindow()
         self._known_weight = KnownWeightRun()
         self._accel_run = AccelPoseRun()
 
