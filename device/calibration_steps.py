@@ -1,5 +1,6 @@
 """The rig's calibration on live sensors, the same wherever they are used: the daemon, the
-standalone coach (daemon and coach in one process) and ``spinecoach record``.
+standalone coach (daemon and coach in one process), ``spinecoach record``, the headless
+``spinecoach session`` and ``spinecoach readout``.
 
 :class:`RigCalibrator` loads the stored calibration (``calibration.<backend>.json`` in the state
 directory, see :mod:`spinecoach.rig_calibration`), puts it in force on a source when it starts
@@ -85,8 +86,8 @@ def apply_force_calibration(record: CalibrationRecord, streams: Iterable[StreamI
 
 
 def put_in_force(record: CalibrationRecord, source: Any) -> list[StreamInfo]:
-    """``record`` in force on a started ``source`` used without a session of its own (``record``,
-    the headless ``session``): the load-cell models set on its sampler (a recording has none),
+    """``record`` in force on a started ``source`` used without a coach session (``record``, the
+    headless ``session``, ``readout``): the load-cell models set on its sampler (a recording has none),
     and its stream table with the IMU calibrations on it, which the measurement pipeline applies
     and a recording or a stored set carries."""
     sampler = getattr(source, "sampler", None)
