@@ -84,7 +84,8 @@ def force_angle_curve(
     a = np.asarray(angle_deg, dtype=np.float64)
     f = np.asarray(force_n, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(f)
-    a, f = a[ok], f[ok]
+    if not ok.all():
+        a, f = a[ok], f[ok]
     if a.size == 0:
         return {}
     bins = np.floor(a / bin_deg).astype(np.int64)
@@ -102,7 +103,10 @@ def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
     for c in curves:
         for k, v in c.items():
             acc.setdefault(k, []).append(v)
-    return {k: float(np.mean(v)) for k, v in sorted(acc.items())}
+    # np.mean of each bin's values without its per-call wrapper: the same sum (np.add.reduce)
+    # divided by the count, so the same bits.
+    add = np.add.reduce
+    return {k: float(add(np.array(v, dtype=np.float64)) / len(v)) for k, v in sorted(acc.items())}
 
 
 def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG) -> float | None:

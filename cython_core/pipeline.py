@@ -771,8 +771,9 @@ class Pipeline:
         ang = np.interp(t, imu_t, self._hist.get("angle", s.start, s.end))
         curves = {}
         for label, (a, b) in (("concentric", con), ("eccentric", ecc)):
-            sel = (t >= self._t(a)) & (t < self._t(b))
-            curves[label] = metrics.force_angle_curve(ang[sel], f[sel])
+            # t is ascending, so t_a <= t < t_b is a slice
+            i, j = np.searchsorted(t, (self._t(a), self._t(b))).tolist()
+            curves[label] = metrics.force_angle_curve(ang[i:j], f[i:j])
         i_pk = int(np.argmax(f))
         onset_t = self._t(s.start)
         near = [c.onset_s - onset_t for _, c in self._contractions
