@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core.angles import up_in_sensor
+from spinecoach.core._metrics import binned_means, first_settled
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.detect import HoldDetector
 
@@ -81,20 +82,11 @@ def force_angle_curve(
 ) -> dict[float, float]:
     """Mean force per angle bin: {lower bin edge (°): mean force (N)}, bins at multiples of
     ``bin_deg``, sorted by angle."""
-    a = np.asarray(angle_deg, dtype=np.float64)
-    f = np.asarray(force_n, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(f)
-    if not ok.all():
-        a, f = a[ok], f[ok]
-    if a.size == 0:
-        return {}
-    bins = np.floor(a / bin_deg).astype(np.int64)
-    lo = int(bins.min())
-    sums = np.bincount(bins - lo, weights=f)
-    counts = np.bincount(bins - lo)
-    used = np.flatnonzero(counts)
-    edges = ((lo + used) * bin_deg).tolist()
-    return dict(zip(edges, (sums[used] / counts[used]).tolist()))
+    a = np.ascontiguousarray(angle_deg, dtype=np.float64)
+    f = np.ascontiguousarray(force_n, dtype=np.float64)
+    if a.shape != f.shape or a.ndim != 1:
+        raise ValueError(f"angle_deg and force_n must be 1-D of one length, got {a.shape} and {f.shape}")
+    return binned_means(a, f, float(bin_deg))
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
@@ -223,13 +215,8 @@ def stabilisation_time_s(
     keep = max(1, round(keep_s * rate_hz))
     if a.size < keep:
         return None
-    inside = np.concatenate(([0], np.cumsum(np.abs(a - settled_deg) <= band_deg)))
-    # windows of `keep` samples that are wholly inside the band
-    full = (inside[keep:] - inside[:-keep]) == keep
-    hit = np.flatnonzero(full)
-    if hit.size == 0:
-        return None
-    return float(hit[0] / rate_hz)
+    hit = first_settled(np.ascontiguousarray(a), float(settled_deg), float(band_deg), keep)
+    return None if hit < 0 else float(hit / rate_hz)
 
 
 def overshoot_deg(angle_deg: npt.ArrayLike, target_deg: float, direction: int) -> float:
