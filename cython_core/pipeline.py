@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
+from spinecoach.core._lookup import latest_at
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import axis_tilt_rms
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
@@ -563,14 +564,9 @@ class Pipeline:
         hist: SampleHistory = c.history
         if hist.stop == 0:
             return np.full(len(t_s), np.nan)
-        n = np.floor((t_s - c.t0_s) * c.rate_hz + 1e-9).astype(np.int64)
-        n -= c.index0
-        vals = hist.get("force", hist.start, hist.stop)
-        pos = n - hist.start
-        np.maximum(pos, 0, out=pos)  # np.clip's wrapper costs more than both calls
-        np.minimum(pos, len(vals) - 1, out=pos)
-        out = vals[pos]  # fancy indexing: a new array
-        out[n < 0] = np.nan
+        out = np.empty(len(t_s))
+        latest_at(np.ascontiguousarray(t_s, dtype=np.float64), c.t0_s, c.rate_hz, c.index0,
+                  hist.get("force", hist.start, hist.stop), hist.start, out)
         return out
 
     def _force_between(self, t_a: float, t_b: float) -> tuple[FloatArray, FloatArray]:
