@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core.angles import up_in_sensor
 from spinecoach.core._metrics import binned_means, first_settled
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
+from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
 
 FloatArray = npt.NDArray[np.float64]
