@@ -58,14 +58,17 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
     v = np.asarray(speed, dtype=np.float64)
     if v.ndim != 1 or v.size < 2:
         raise ValueError("sparc needs a 1-D speed profile of at least 2 samples")
+    if not rate_hz > 0:
+        raise ValueError(f"sparc needs a positive rate_hz, got {rate_hz!r}")
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + settings.pad_level))
-    mag = np.abs(np.fft.rfft(v, n_fft))
+    spectrum = np.fft.rfft(v, n_fft)
+    freq = np.arange(spectrum.size) * rate_hz / n_fft
+    # freq ascends, so the bins up to the cut-off are a prefix: only they need magnitudes
+    k = int(np.count_nonzero(freq <= settings.fc_max_hz))
+    mag = np.abs(spectrum[: max(k, 1)])
     if mag[0] <= 0:
         raise ValueError("sparc needs a speed profile with a non-zero mean")
-    freq = np.arange(mag.size) * rate_hz / n_fft
-    mag = mag / mag[0]
-    sel = freq <= settings.fc_max_hz
-    f_sel, m_sel = freq[sel], mag[sel]
+    f_sel, m_sel = freq[:k], (mag / mag[0])[:k]
     above = np.flatnonzero(m_sel >= settings.amplitude_threshold)
     last = int(above[-1]) if above.size else 0
     f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]

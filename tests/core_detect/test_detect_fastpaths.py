@@ -148,3 +148,29 @@ def test_all_valid_blocks_give_what_flagged_blocks_give(block):
                 j = k
         outs.append((repr(events), repr(p.finish())))
     assert outs[0] == outs[1]
+
+
+def numpy_sparc(v: np.ndarray, rate: float, s: metrics.SparcSettings) -> float:
+    n_fft = int(2 ** (np.ceil(np.log2(v.size)) + s.pad_level))
+    mag = np.abs(np.fft.rfft(v, n_fft))
+    freq = np.arange(mag.size) * rate / n_fft
+    mag = mag / mag[0]
+    sel = freq <= s.fc_max_hz
+    f_sel, m_sel = freq[sel], mag[sel]
+    above = np.flatnonzero(m_sel >= s.amplitude_threshold)
+    last = int(above[-1]) if above.size else 0
+    f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]
+    if f_sel.size < 2:
+        return 0.0
+    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
+    dm = np.diff(m_sel)
+    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_sparc_on_the_spectrum_prefix_equals_the_full_spectrum_form(seed):
+    rng = np.random.default_rng(seed)
+    speed = np.abs(np.cumsum(rng.normal(0.0, 1.0, int(rng.integers(2, 600))))) + rng.uniform(0.1, 5.0)
+    rate = float(rng.choice([25.0, 100.0, 333.3, 1000.0]))
+    settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 3.3, 10.0, 1e6])))
+    assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
