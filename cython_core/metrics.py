@@ -68,10 +68,15 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
     mag = np.abs(spectrum[: max(k, 1)])
     if mag[0] <= 0:
         raise ValueError("sparc needs a speed profile with a non-zero mean")
-    f_sel, m_sel = freq[:k], (mag / mag[0])[:k]
-    above = np.flatnonzero(m_sel >= settings.amplitude_threshold)
+    return spectral_arc_length(freq[:k], (mag / mag[0])[:k], settings.amplitude_threshold)
+
+
+def spectral_arc_length(freq_hz: FloatArray, mag: FloatArray, amplitude_threshold: float) -> float:
+    """SPARC's arc length (negated) of the normalised magnitude ``mag`` over ``freq_hz`` (the
+    bins up to fc_max), cut after the last bin at or above ``amplitude_threshold``."""
+    above = np.flatnonzero(mag >= amplitude_threshold)
     last = int(above[-1]) if above.size else 0
-    f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]
+    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
     if f_sel.size < 2:
         return 0.0
     df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])

@@ -151,20 +151,13 @@ def test_all_valid_blocks_give_what_flagged_blocks_give(block):
 
 
 def numpy_sparc(v: np.ndarray, rate: float, s: metrics.SparcSettings) -> float:
+    """SPARC with the magnitude and the cut-off mask over the whole spectrum."""
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + s.pad_level))
     mag = np.abs(np.fft.rfft(v, n_fft))
     freq = np.arange(mag.size) * rate / n_fft
     mag = mag / mag[0]
     sel = freq <= s.fc_max_hz
-    f_sel, m_sel = freq[sel], mag[sel]
-    above = np.flatnonzero(m_sel >= s.amplitude_threshold)
-    last = int(above[-1]) if above.size else 0
-    f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]
-    if f_sel.size < 2:
-        return 0.0
-    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
-    dm = np.diff(m_sel)
-    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+    return metrics.spectral_arc_length(freq[sel], mag[sel], s.amplitude_threshold)
 
 
 @pytest.mark.parametrize("seed", RNG_SEEDS)
