@@ -69,8 +69,8 @@ def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float,
     if t_to > t_s[-1] + 1e-12 or t_from < t_s[0] - 1e-12:
         return None
     # the samples strictly inside (t_from, t_to): a slice, since t_s is ascending
-    i0 = int(np.searchsorted(t_s, t_from, side="right"))
-    m = max(int(np.searchsorted(t_s, t_to, side="left")) - i0, 0)
+    i0 = int(t_s.searchsorted(t_from, side="right"))
+    m = max(int(t_s.searchsorted(t_to, side="left")) - i0, 0)
     tt = np.empty(m + 2)
     tt[0], tt[1:-1], tt[-1] = t_from, t_s[i0 : i0 + m], t_to
     ff = np.empty(m + 2)
@@ -81,10 +81,10 @@ def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float,
 def _mean_on(f: FloatArray, half_n: float, peak_n: float) -> float:
     """Mean force over the "on" time: from the first to the last sample at or above half of
     the rise (so the rise and the release do not dilute a repeater's mean)."""
-    above = np.flatnonzero(f >= half_n)
+    above = (f >= half_n).nonzero()[0]
     if above.size == 0:
         return peak_n
-    return float(np.mean(f[above[0] : above[-1] + 1]))
+    return float(f[above[0] : above[-1] + 1].mean())
 
 
 def measure_contraction(
@@ -116,15 +116,15 @@ def measure_contraction(
     if end <= trig:
         end = min(trig + 1, len(f))
     contraction = f[trig:end]
-    peak_rel = int(np.argmax(contraction))
+    peak_rel = int(contraction.argmax())
     peak = float(contraction[peak_rel])
     if peak - baseline_mean_n < s.min_rise_factor * margin:
         return None
     # The rise: first sample at or above half of the rise to the peak.
     half = baseline_mean_n + 0.5 * (peak - baseline_mean_n)
-    rise = trig + int(np.argmax(contraction >= half))
+    rise = trig + int((contraction >= half).argmax())
     # Onset: first sample of the final run above the threshold, walking back from the rise.
-    below = np.flatnonzero(f[: rise + 1] <= threshold)
+    below = (f[: rise + 1] <= threshold).nonzero()[0]
     onset = int(below[-1]) + 1 if below.size else 0
     # Windows are evaluated on the samples up to the contraction end (plus interpolation);
     # they all start at the onset, so the baseline span before it is left out. Sample times
@@ -142,11 +142,11 @@ def measure_contraction(
         frac = (threshold - f[onset - 1]) / (f[onset] - f[onset - 1])
         t_on = float(t_c[0] + min(max(frac, 0.0), 1.0) / rate_hz)
         f_on = float(np.interp(t_on, t_c[:2], f[onset - 1 : onset + 1]))
-    peak_idx = onset + int(np.argmax(f[onset:end])) if end > onset else trig + peak_rel
+    peak_idx = onset + int(f[onset:end].argmax()) if end > onset else trig + peak_rel
     peak = float(f[peak_idx])
     pre_n = s.samples(s.pretension_window_s, rate_hz)
     pre = f[max(0, onset - pre_n) : onset]
-    pretensioned = bool(pre.size and np.max(np.abs(pre - baseline_mean_n)) > margin)
+    pretensioned = bool(pre.size and np.abs(pre - baseline_mean_n).max() > margin)
 
     window_ms = list(dict.fromkeys((*s.force_at_ms, *s.rfd_windows_ms)))
     at_window = dict(zip(window_ms, _interp_at(t_c, f_c, [t_on + ms / 1000.0 for ms in window_ms])))
@@ -157,8 +157,8 @@ def measure_contraction(
         rfd[f"0-{ms}"] = None if f_w is None else (f_w - f_on) / (ms / 1000.0)
     # Peak RFD: largest slope over a sliding window within the first peak_rfd_search_s.
     w = s.peak_rfd_window_s
-    i0 = int(np.searchsorted(t_c, t_on, side="right"))  # t_c > t_on
-    i1 = int(np.searchsorted(t_c, t_on + s.peak_rfd_search_s - w + 1e-12, side="right"))
+    i0 = int(t_c.searchsorted(t_on, side="right"))  # t_c > t_on
+    i1 = int(t_c.searchsorted(t_on + s.peak_rfd_search_s - w + 1e-12, side="right"))
     starts = np.concatenate(([t_on], t_c[i0 : max(i0, i1)]))
     starts = starts[starts + w <= t_c[-1] + 1e-12]
     if starts.size:
