@@ -290,55 +290,29 @@ def fit_movement_bounds(
     leaves and reaches zero. Returns (start, end, R², profile) of the better fit, or None if
     neither explains BELL_MIN_R2 of the variance or the fit runs away.
     """
-    fits = _bell_fits(t_s, rate_dps, delta_deg, start_s, end_s)
-    if not fits:
-        return None
-    best = min(fits, key=lambda f: f[1])[0]  # the first of equal ones, as the kernels are listed
-    if best[2] < BELL_MIN_R2 or not _near_thresholds(best, start_s, end_s):
-        return None
-    return best
-
-
-def fit_lowering_bounds(
-    t_s: FloatArray, rate_dps: FloatArray, delta_deg: float, start_s: float, end_s: float
-) -> tuple[float, float, float, str] | None:
-    """Start and end (s) of a lowering judged against a tempo: the *longest* acceptable bell.
-
-    As :func:`fit_movement_bounds`, but of the profiles that explain BELL_MIN_R2 of the
-    variance and stay near the thresholded bounds, the one giving the longest movement wins,
-    not the closest. Under sway a slow minimum-jerk lowering can fit the half-cosine bell
-    slightly better, and the half-cosine's steeper ends make it 10-15 % shorter; a coaching
-    rule that says "too fast" should give the athlete that benefit of the doubt.
-    """
-    fits = [f for f, _ in _bell_fits(t_s, rate_dps, delta_deg, start_s, end_s)
-            if f[2] >= BELL_MIN_R2 and _near_thresholds(f, start_s, end_s)]
-    return max(fits, key=lambda f: f[1] - f[0]) if fits else None
-
-
-def _bell_fits(
-    t_s: FloatArray, rate_dps: FloatArray, delta_deg: float, start_s: float, end_s: float
-) -> list[tuple[tuple[float, float, float, str], float]]:
-    """((start, end, R², profile), squared error) of every bell profile whose fit converged."""
     t = np.ascontiguousarray(t_s, dtype=np.float64)
     v = np.ascontiguousarray(rate_dps, dtype=np.float64)
     length = end_s - start_s
     if length <= 0 or t.size < 8 or delta_deg == 0:
-        return []
+        return None
     dev = v - v.mean()
     var = float(dev @ dev)
     if var <= 0:
-        return []
-    out = []
+        return None
+    best: tuple[float, float, float, str] | None = None
+    best_sse = np.inf
     for name, kind in _BELL_KERNEL.items():
         fit = fit_bell(t, v, float(delta_deg), float(start_s), float(length), kind,
                        free_amplitude=BELL_FREE_AMPLITUDE)
-        if fit is not None:
-            t0, dur, sse, _ = fit
-            out.append(((t0, t0 + dur, 1.0 - sse / var, name), sse))
-    return out
-
-
-def _near_thresholds(fit: tuple[float, float, float, str], start_s: float, end_s: float) -> bool:
-    """A fit far from what the thresholds saw is a different movement, not a refinement."""
-    slack = 0.4 * (end_s - start_s) + 0.05
-    return abs(fit[0] - start_s) <= slack and abs(fit[1] - end_s) <= slack
+        if fit is None:
+            continue
+        t0, dur, sse, _ = fit
+        if sse < best_sse:
+            best_sse = sse
+            best = (t0, t0 + dur, 1.0 - sse / var, name)
+    if best is None or best[2] < BELL_MIN_R2:
+        return None
+    # a fit far from what the thresholds saw is a different movement, not a refinement
+    if abs(best[0] - start_s) > 0.4 * length + 0.05 or abs(best[1] - end_s) > 0.4 * length + 0.05:
+        return None
+    return best

@@ -466,8 +466,7 @@ class Pipeline:
             return []
         direction = self.motion.eccentric_sign
         t_a, t_b = self._t(a), self._t(b)
-        start_s, end_s = self._swing_bounds(a, b, direction, change.decided,
-                                            metrics.fit_lowering_bounds)
+        start_s, end_s = self._swing_bounds(a, b, direction, change.decided)
         rom = (self._hist.at("angle", b - 1) - self._hist.at("angle", a)) * direction
         return [CoreEvent("eccentric_end", self._t(change.decided), LoweringResult(
             start_s, end_s, end_s - start_s, float(rom), (start_s, end_s) != (t_a, t_b)))]
@@ -665,8 +664,7 @@ class Pipeline:
         ax = self._axis
         return float(axis_tilt_rms(q, float(ax[0]), float(ax[1]), float(ax[2])))
 
-    def _swing_bounds(self, a: int, b: int, direction: int, decided: int,
-                      fitter: Callable[..., Any] = metrics.fit_movement_bounds) -> tuple[float, float]:
+    def _swing_bounds(self, a: int, b: int, direction: int, decided: int) -> tuple[float, float]:
         """Start and end (s) of the swing the detector saw as samples [a, b), refined by a
         bell-shaped fit of its speed (metrics.fit_movement_bounds) when one fits.
 
@@ -684,7 +682,7 @@ class Pipeline:
         speed = np.clip(self._hist.get("rate", lo, lo + n) * direction, 0.0, None)
         speed = speed.reshape(-1, q).mean(axis=1)
         t = self._t(lo) + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / self._rate
-        fit = fitter(t, speed, float(np.sum(speed)) * q / self._rate, t_a, t_b)
+        fit = metrics.fit_movement_bounds(t, speed, float(np.sum(speed)) * q / self._rate, t_a, t_b)
         return (t_a, t_b) if fit is None else (fit[0], fit[1])
 
     def _measure_rep(self, s: RepSpan) -> RepResult:
