@@ -689,7 +689,17 @@ class Pipeline:
         m = self.motion
         rate = self._rate
         away_ecc = (not self._exercise_known) or s.away_dir * m.eccentric_sign > 0
-        t_start, t_away_end = self._swing_bounds(s.start, s.away_end, s.away_dir, s.decided)
+        if s.wind_up_end >= 0:
+            # A throw: the wind-up (lengthening, whichever side) and the throw through the
+            # start position are fitted each in its own direction.
+            t_start, t_wind_up_end = self._swing_bounds(s.start, s.wind_up_end, -s.away_dir,
+                                                        s.decided)
+            t_through, t_away_end = self._swing_bounds(s.through_start, s.away_end, s.away_dir,
+                                                       s.decided)
+            if t_wind_up_end > t_through:
+                t_wind_up_end = t_through = 0.5 * (t_wind_up_end + t_through)
+        else:
+            t_start, t_away_end = self._swing_bounds(s.start, s.away_end, s.away_dir, s.decided)
         t_back_start, t_end = self._swing_bounds(s.back_start, s.end, -s.away_dir, s.decided)
         if t_away_end > t_back_start:  # a turn without a pause: the bells meet
             t_away_end = t_back_start = 0.5 * (t_away_end + t_back_start)
@@ -698,7 +708,14 @@ class Pipeline:
         back_s = t_end - t_back_start
         rest_s = 0.0 if self._last_rep_end_s is None else max(0.0, t_start - self._last_rep_end_s)
         self._last_rep_end_s = t_end
-        if away_ecc:
+        if s.wind_up_end >= 0:
+            # E-P-C-P of a throw: wind-up, pause, throw, and the rest before the rep (the
+            # return from the far side is the rep's, but no tempo phase)
+            away_ecc = True
+            tempo = Tempo(t_wind_up_end - t_start, t_through - t_wind_up_end,
+                          t_away_end - t_through, rest_s)
+            ecc, con = (s.start, s.wind_up_end), (s.through_start, s.away_end)
+        elif away_ecc:
             tempo = Tempo(away_s, far_s, back_s, rest_s)
             ecc, con = (s.start, s.away_end), (s.back_start, s.end)
         else:
