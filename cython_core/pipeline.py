@@ -45,6 +45,7 @@ from spinecoach.core.results import (
     ContractionResult,
     CoreEvent,
     HoldResult,
+    LoweringResult,
     MotionSettings,
     RepResult,
     Tempo,
@@ -242,6 +243,7 @@ class Pipeline:
         self._onsets: list[int] = []
         self._onset_times: list[float] = []
         self._phase_name = "still"
+        self._eccentric_from: int | None = None  # first sample of the eccentric phase running
         self._live: dict[str, Any] = {"t_s": 0.0, "angle_deg": None, "omega_dps": None,
                                       "force_n": None, "phase": "still", "lumbar_deg": None,
                                       "holding": False}
@@ -469,6 +471,7 @@ class Pipeline:
         was_still = self._phase_name == "still"
         self._phase_name = self._phase_label(change.phase)
         events.append(CoreEvent("phase", self._t(b), self._phase_name))
+        events += self._eccentric_ended(change)
         if was_still and change.phase != 0:
             self._onsets.append(b)
             self._onset_times.append(self._t(b))
@@ -476,6 +479,22 @@ class Pipeline:
         for span in self._tracker.update(change):
             self._pending_reps.append(span)
         return events
+
+    def _eccentric_ended(self, change: PhaseChange) -> list[CoreEvent]:
+        """An ``eccentric_end`` event when ``change`` ends an eccentric phase: the lowering's
+        start and end from the bell fit of its speed up to the deciding sample (the phase
+        boundaries see a slow bell's soft ends late and early), so the tempo rule can judge it
+        at once, before the rep is decided."""
+        a, b = self._eccentric_from, change.boundary
+        self._eccentric_from = b if self._phase_name == "eccentric" else None
+        if a is None or self._phase_name == "eccentric":
+            return []
+        direction = self.motion.eccentric_sign
+        t_a, t_b = self._t(a), self._t(b)
+        start_s, end_s = self._swing_bounds(a, b, direction, change.decided)
+        rom = (self._hist.at("angle", b - 1) - self._hist.at("angle", a)) * direction
+        return [CoreEvent("eccentric_end", self._t(change.decided), LoweringResult(
+            start_s, end_s, end_s - start_s, float(rom), (start_s, end_s) != (t_a, t_b)))]
 
     def _check_limits(self, angle: FloatArray, start: int) -> list[CoreEvent]:
         m = self.motion

@@ -124,12 +124,29 @@ class ContractionResult:
 
 
 @dataclass(frozen=True)
+class LoweringResult:
+    """One eccentric movement, measured as soon as it stops (the ``eccentric_end`` event).
+
+    ``start_s``/``end_s`` are where its speed leaves and returns to rest: from the bell-shaped
+    fit of the speed seen up to the deciding sample when one fits (``fitted``), else the phase
+    boundaries. ``rom_deg``: angle swept between the phase boundaries.
+    """
+
+    start_s: float
+    end_s: float
+    duration_s: float
+    rom_deg: float
+    fitted: bool
+
+
+@dataclass(frozen=True)
 class CoreEvent:
     """Something the pipeline detected at sample time ``t_s``.
 
     ``kind`` is one of: ``phase`` (data: phase), ``rep`` (data: RepResult), ``hold_start``,
     ``hold_end`` (data: HoldResult), ``contraction_onset``, ``contraction`` (data:
-    ContractionResult), ``limit`` (data: angle_deg, limit_deg), ``movement_onset``.
+    ContractionResult), ``limit`` (data: angle_deg, limit_deg), ``movement_onset``,
+    ``eccentric_end`` (data: LoweringResult; ``t_s`` is the sample that decided the stop).
     """
 
     kind: str

@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 from spinecoach.config import Key, check_value
-from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, RepResult, Tempo
+from spinecoach.core.results import (
+    ContractionResult,
+    CoreEvent,
+    HoldResult,
+    LoweringResult,
+    RepResult,
+    Tempo,
+)
 from spinecoach.engine.library import Exercise, format_tempo, parse_tempo
 from spinecoach.errors import UsageError
 
@@ -257,8 +264,11 @@ class TempoSet(SetProtocol):
     """Reps × tempo with a metronome, eccentric control and a velocity-loss stop.
 
     The metronome starts ``lead_in_s`` after the set starts and ticks at every boundary of the
-    prescribed E-P-C-P cycle (zero-length phases skipped). An eccentric phase shorter than
-    ``too_fast_fraction`` × the prescribed eccentric is cued when it ends. The set stops at
+    prescribed E-P-C-P cycle (zero-length phases skipped). A lowering of at least the
+    exercise's ``min_rom_deg`` that took less than ``too_fast_fraction`` × the prescribed
+    eccentric is cued as soon as the core reports it stopped (``eccentric_end``: its duration
+    from the bell fit of its speed, not from the phase thresholds, which cut a slow lowering's
+    soft start and end and read it up to 0.6 s short). The set stops at
     ``reps`` or when the mean concentric speed drops ``velocity_loss_stop_pct`` below the
     fastest rep (METRICS.md velocity loss).
     """
@@ -284,7 +294,6 @@ class TempoSet(SetProtocol):
         self._cycle_s = sum(d for d, _ in self._cycle)
         self._next_tick_s = start_s + params["lead_in_s"]
         self._tick_k = 0
-        self._eccentric_start_s: float | None = None
         self.too_fast = 0
         self.best_speed_dps = 0.0
         self.velocity_loss_pct = 0.0
@@ -305,23 +314,22 @@ class TempoSet(SetProtocol):
     def _event(self, event: CoreEvent) -> list[EngineEvent]:
         out: list[EngineEvent] = []
         if event.kind == "phase":
-            phase = str(event.data)
-            if self._eccentric_start_s is not None and phase != "eccentric":
-                out += self._eccentric_ended(event.t_s - self._eccentric_start_s, event.t_s)
-                self._eccentric_start_s = None
-            if phase == "eccentric":
-                self._eccentric_start_s = event.t_s
-            out.append(EngineEvent("phase", event.t_s, {"phase": phase}))
+            out.append(EngineEvent("phase", event.t_s, {"phase": str(event.data)}))
+        elif event.kind == "eccentric_end" and isinstance(event.data, LoweringResult):
+            out += self._eccentric_ended(event.data, event.t_s)
         elif event.kind == "rep" and isinstance(event.data, RepResult):
             out += self._rep(event.data, event.t_s)
         return out
 
-    def _eccentric_ended(self, duration_s: float, t_s: float) -> list[EngineEvent]:
+    def _eccentric_ended(self, lowering: LoweringResult, t_s: float) -> list[EngineEvent]:
+        """The too-fast rule; a lowering smaller than a rep (an adjustment, a wobble) is no
+        lowering to coach."""
         target = self.tempo.eccentric_s
-        if target <= 0 or duration_s >= target * self.exercise.too_fast_fraction:
+        if (target <= 0 or lowering.rom_deg < self.exercise.min_rom_deg
+                or lowering.duration_s >= target * self.exercise.too_fast_fraction):
             return []
         self.too_fast += 1
-        return [EngineEvent("eccentric_too_fast", t_s, {"eccentric_s": duration_s,
+        return [EngineEvent("eccentric_too_fast", t_s, {"eccentric_s": lowering.duration_s,
                                                         "target_s": target})]
 
     def _rep(self, rep: RepResult, t_s: float) -> list[EngineEvent]:

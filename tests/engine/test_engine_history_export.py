@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import FORCE, IMU, scripted, synthetic_blocks
 from spinecoach.cli import main
-from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
+from spinecoach.core.results import CoreEvent, HoldResult, LoweringResult, RepResult, Tempo
 from spinecoach.engine.cues import CueEngine
 from spinecoach.engine.export import safe_target, sanitise
 from spinecoach.engine.library import load_library
@@ -28,7 +28,8 @@ LIBRARY = load_library()
 def _tempo_script(eccentrics: list[float], speeds: list[float]) -> list[CoreEvent]:
     events, t = [], 4.0
     for ecc, speed in zip(eccentrics, speeds, strict=True):
-        events += [CoreEvent("phase", t, "eccentric"), CoreEvent("phase", t + ecc, "still")]
+        events += [CoreEvent("phase", t, "eccentric"), CoreEvent("phase", t + ecc, "still"),
+                   CoreEvent("eccentric_end", t + ecc, LoweringResult(t, t + ecc, ecc, 70.0, True))]
         rep = RepResult(t, t + ecc + 1.5, 70.0, Tempo(ecc, 0.5, 1.0, 0.0),
                         mean_concentric_speed_dps=speed, peak_force_n=400.0 + speed)
         events.append(CoreEvent("rep", t + ecc + 1.5, rep))

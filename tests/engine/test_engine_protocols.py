@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from spinecoach.core.results import ContractionResult, CoreEvent, HoldResult, RepResult, Tempo
+from spinecoach.core.results import (
+    ContractionResult,
+    CoreEvent,
+    HoldResult,
+    LoweringResult,
+    RepResult,
+    Tempo,
+)
 from spinecoach.engine.cues import CueEngine, rules_for
 from spinecoach.engine.library import CueOverride, load_library
 from spinecoach.engine.protocols import (
@@ -44,7 +51,8 @@ def test_tempo_set_metronome_too_fast_and_completion() -> None:
     events = []
     t = 2.0
     for ecc in (3.0, 1.0, 2.9):  # the second eccentric is too fast (< 0.7 x 3 s)
-        events += [CoreEvent("phase", t, "eccentric"), CoreEvent("phase", t + ecc, "still")]
+        events += [CoreEvent("phase", t, "eccentric"), CoreEvent("phase", t + ecc, "still"),
+                   CoreEvent("eccentric_end", t + ecc, LoweringResult(t, t + ecc, ecc, 60.0, True))]
         events.append(CoreEvent("rep", t + ecc + 1.5, _rep(t, ecc, 60.0)))
         t += ecc + 3.0
     out = _run(p, events, 40.0)

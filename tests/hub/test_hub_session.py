@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from spinecoach.core.results import CoreEvent, HoldResult, RepResult, Tempo
+from spinecoach.core.results import CoreEvent, HoldResult, LoweringResult, RepResult, Tempo
 from spinecoach.drivers.blocks import ForceBlock, StreamInfo
 from spinecoach.engine.library import Exercise, load_library
 from spinecoach.hub.messages import Ack, Command, Event, Frame, Hello, State, Summary
@@ -90,6 +90,7 @@ def test_a_tempo_set_runs_through_the_engine_with_cues_reps_and_a_summary() -> N
     events = [
         CoreEvent("phase", 0.1, "eccentric"),
         CoreEvent("phase", 0.7, "still"),  # a 0.6 s lowering: far too fast for 3 s
+        CoreEvent("eccentric_end", 0.7, LoweringResult(0.1, 0.7, 0.6, 55.0, True)),
         CoreEvent("rep", 2.0, rep(0.1, 2.0, eccentric_s=0.6)),
         CoreEvent("rep", 5.0, rep(2.0, 5.0, eccentric_s=3.0)),
         CoreEvent("hold_start", 5.5),
@@ -133,6 +134,7 @@ def test_a_tempo_set_runs_through_the_engine_with_cues_reps_and_a_summary() -> N
 
 def test_tracking_mode_silences_the_buzzer_patterns() -> None:
     events = [CoreEvent("phase", 0.1, "eccentric"), CoreEvent("phase", 0.7, "still"),
+              CoreEvent("eccentric_end", 0.7, LoweringResult(0.1, 0.7, 0.6, 55.0, True)),
               CoreEvent("rep", 2.0, rep(0.1, 2.0, eccentric_s=0.6))]
     session = tempo_session(events, autostart=True)
     session.start()
