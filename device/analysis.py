@@ -20,8 +20,9 @@ from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
 from spinecoach.config import load_config
 from spinecoach.engine.library import load_library
-from spinecoach.errors import StorageError, UsageError
+from spinecoach.errors import DataFormatError, StorageError, UsageError
 from spinecoach.recording.model import Recording
+from spinecoach.recording.sanity import check_recording
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -170,8 +171,18 @@ def analyze_recording(
     exercise: str | None = None,
     orientation_csv: Path | None = None,
     source: str = "",
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``analyze --json`` object of a recording (schema in the README)."""
+    """The ``analyze --json`` object of a recording (schema in the README).
+
+    The signals are checked first (:mod:`spinecoach.recording.sanity`); ``notes`` (remarks of
+    the loader, e.g. ignored columns) and the checks' remarks go out as ``"notes"``.
+    """
+    notes = [] if notes is None else notes
+    try:
+        recording = check_recording(recording, notes)
+    except DataFormatError as error:
+        raise DataFormatError(f"{source}: {error}" if source else str(error)) from None
     result, angles = run_pipeline(recording, exercise, orientation_csv)
     calibrated = calibrations_of(recording.streams)
     out: dict[str, Any] = {
@@ -191,6 +202,7 @@ def analyze_recording(
         "contractions": [c.to_json() for c in result.contractions],
         "movement_onsets_s": result.movement_onsets_s,
         "summary": dict(result.summary),
+        "notes": list(notes),
     }
     if angles is not None:
         primary = recording.imu["trunk" if "trunk" in recording.imu else next(iter(recording.imu))]
@@ -237,6 +249,7 @@ def summary_text(doc: dict[str, Any]) -> str:
             + ("  pre-tensioned" if c.get("pretensioned") else "")
         )
     s = doc.get("summary", {})
+    lines += [f"note: {note}" for note in doc.get("notes", [])]
     if s.get("velocity_loss_pct"):
         lines.append(f"velocity loss (last rep): {s['velocity_loss_pct'][-1]:.1f} %")
     if s.get("fatigue_index_pct") is not None:

@@ -215,6 +215,36 @@ def _validate_rows(
                 )
 
 
+def _drop_trailing_empty_cells(lines: list[str], n_columns: int) -> list[str]:
+    """``lines`` without empty cells beyond the header's last column (spreadsheets often end
+    every row with a comma); a row with values there is left for the validator to refuse."""
+    out = []
+    for line in lines:
+        cells = line.split(",")
+        if len(cells) > n_columns and not "".join(cells[n_columns:]).strip():
+            line = ",".join(cells[:n_columns])
+        out.append(line)
+    return out
+
+
+def _drop_repeated_rows(
+    data: npt.NDArray[np.float64], line_numbers: npt.NDArray[np.int64], path: Path, notes: list[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Rows that repeat the row before them cell for cell (a logger writing a line twice)
+    dropped, with one note."""
+    if len(data) < 2:
+        return data, line_numbers
+    same = (data[1:] == data[:-1]) | (np.isnan(data[1:]) & np.isnan(data[:-1]))
+    repeat = np.concatenate(([False], same.all(axis=1)))
+    count = int(np.count_nonzero(repeat))
+    if count == 0:
+        return data, line_numbers
+    first = int(line_numbers[np.argmax(repeat)])
+    notes.append(f"{path}: dropped {count} row(s) repeating the row before them (first at "
+                 f"line {first})")
+    return data[~repeat], line_numbers[~repeat]
+
+
 def _parse_body(
     path: Path, lines: list[str], header: list[str], used: list[int]
 ) -> npt.NDArray[np.float64]:
@@ -228,6 +258,9 @@ def _parse_body(
     lowered = body.lower()
     # A total that does not add up pins a bad row at once; rows that err both ways and cancel
     # are refused by numpy (column count changed) and then located by the validator.
+    if body.count(",") != commas * len(lines):
+        lines = _drop_trailing_empty_cells(lines, n_columns)
+        body = "\n".join(lines)
     if body.count(",") != commas * len(lines) or "nan" in lowered or "inf" in lowered:
         _validate_rows(path, lines, n_columns, used, header)
     text = _fill_empty_cells(body)
@@ -395,15 +428,16 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
     used = [time_pos] + [p for s in stream_cols for p in s.positions]
     data = _parse_body(path, lines[1:], header, used)
     line_numbers = np.arange(2, len(lines) + 1, dtype=np.int64)
+    data, line_numbers = _drop_repeated_rows(data, line_numbers, path, notes)
     t_all = data[:, 0]
     if np.isnan(t_all).any():
         k = int(np.nonzero(np.isnan(t_all))[0][0])
-        raise _fail(path, k + 2, time_pos + 1, f"expected a time in {TIME_COLUMN!r}, found an empty cell")
+        raise _fail(path, int(line_numbers[k]), time_pos + 1, f"expected a time in {TIME_COLUMN!r}, found an empty cell")
     back = np.nonzero(np.diff(t_all) < 0)[0]
     if len(back):
         k = int(back[0]) + 1
         raise _fail(
-            path, k + 2, time_pos + 1,
+            path, int(line_numbers[k]), time_pos + 1,
             f"time goes backwards ({t_all[k]:.9g} s after {t_all[k - 1]:.9g} s); "
             "expected non-decreasing times",
         )
@@ -423,7 +457,7 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
             k = int(partial[0])
             j = int(np.nonzero(~present[k])[0][0])
             raise _fail(
-                path, k + 2, sc.positions[j] + 1,
+                path, int(line_numbers[k]), sc.positions[j] + 1,
                 f"expected a number in {header[sc.positions[j]]!r}: the other IMU columns "
                 "of this row have values (an IMU sample has all six)",
             )
