@@ -3,7 +3,8 @@
 Real files arrive with problems the format cannot forbid: a corrupted value of 1e300, NaN
 runs, an accelerometer logged in m/s² under a ``(g)`` header, a gyroscope in rad/s under
 ``(deg/s)``, a load cell wired so that tension reads negative. Samples outside any sensor's
-physical range are marked invalid (the pipeline treats them like a dropped sample); a unit
+physical range are treated as missing (IMU samples are dropped, so the pipeline bridges the
+hole; force samples are flagged invalid, so the last valid value is held); a unit
 mistake is refused with one line saying what to convert; a reversed load cell is turned round,
 with a note. The unit checks work on block means at about :data:`CHECK_RATE_HZ`, so a whole
 file and a file read in chunks (:class:`UnitEvidence` accumulates them) decide alike.
@@ -30,6 +31,11 @@ ACCEL_LIMIT_G = 1000.0
 FORCE_LIMIT_N = 1.0e6
 #: Rate of the block means the unit checks use (Hz).
 CHECK_RATE_HZ = 20.0
+#: Samples on a stream's extreme value that show a saturated sensor, and the extremes
+#: below which a flat top is not taken for saturation (°/s, N).
+SATURATED_MIN_SAMPLES = 5
+SATURATION_MIN_DPS = 100.0
+SATURATION_MIN_N = 50.0
 #: Median accelerometer magnitude expected in g (gravity plus movement): outside this range
 #: the column is not in g.
 ACCEL_MEDIAN_RANGE_G = (0.5, 2.0)
@@ -143,6 +149,22 @@ def force_reads_negative(force_n: FloatArray) -> bool:
     return down >= FORCE_FLIP_MIN_N and down > FORCE_FLIP_RATIO * up
 
 
+def saturated_count(x: FloatArray) -> tuple[float, int]:
+    """The largest magnitude of ``x`` and how many samples sit exactly on it (a sensor at
+    full scale repeats its extreme code; a real peak does not, beyond a sample or two)."""
+    if len(x) == 0:
+        return 0.0, 0
+    top = float(np.max(np.abs(x)))
+    return top, int(np.count_nonzero(np.abs(x) >= top * (1.0 - 1e-9)))
+
+
+def _note_saturation(notes: list[str], what: str, x: FloatArray, min_level: float,
+                     unit: str, effect: str) -> None:
+    top, count = saturated_count(x)
+    if top >= min_level and count >= SATURATED_MIN_SAMPLES:
+        notes.append(f"{what} saturates at ±{top:g} {unit} ({count} samples): {effect}")
+
+
 def _note_invalid(notes: list[str], name: str, kind: str, count: int, limit: str) -> None:
     if count:
         notes.append(f"{kind} {name!r}: {count} sample(s) not finite or beyond {limit} "
@@ -157,11 +179,18 @@ def check_recording(recording: Recording, notes: list[str]) -> Recording:
         ok = plausible_imu(s.gyro_dps, s.accel_g)
         _note_invalid(notes, name, "IMU", int(np.count_nonzero(s.valid & ~ok)),
                       f"±{GYRO_LIMIT_DPS:g} °/s or ±{ACCEL_LIMIT_G:g} g")
-        valid = s.valid & ok
         evidence = UnitEvidence(name, s.info.rate_hz)
-        evidence.add(s.gyro_dps, s.accel_g, valid)
+        evidence.add(s.gyro_dps, s.accel_g, s.valid & ok)
         evidence.check()
-        imu[name] = ImuStream(s.info, s.index, s.gyro_dps, s.accel_g, valid, s.raw, s.gaps)
+        _note_saturation(notes, f"IMU {name!r}: the gyroscope", s.gyro_dps[s.valid & ok],
+                         SATURATION_MIN_DPS, "°/s",
+                         "rotation beyond it is lost, so angles and speeds read low there; "
+                         "set a larger full-scale range")
+        if not ok.all():
+            # dropped rather than flagged: the pipeline bridges a hole in the angle
+            s = ImuStream(s.info, s.index[ok], s.gyro_dps[ok], s.accel_g[ok], s.valid[ok],
+                          None if s.raw is None else s.raw[ok], s.gaps)
+        imu[name] = s
     force: dict[str, ForceStream] = {}
     for name, f in recording.force.items():
         ok = plausible_force(f.force_n)
@@ -173,5 +202,7 @@ def check_recording(recording: Recording, notes: list[str]) -> Recording:
             values = -values
             notes.append(f"load cell {name!r} reads tension as negative; its sign was turned "
                          "round (check the load cell's wiring or its calibration)")
+        _note_saturation(notes, f"load cell {name!r}", values[valid], SATURATION_MIN_N, "N",
+                         "peak force, RFD and impulse read low; use a larger range")
         force[name] = ForceStream(f.info, f.index, values, valid, f.raw, f.gaps)
     return Recording(imu, force, recording.meta)

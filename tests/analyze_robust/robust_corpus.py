@@ -165,3 +165,59 @@ def broad() -> Recording:
 
 def jump(name: str = "single-cmj") -> Recording:
     return load_recording(JUMPS / f"{name}.csv")
+
+
+# ------------------------------------------------------------------------------ signal faults
+def with_force(rec: Recording, fn) -> Recording:
+    """``rec`` with every load cell's force replaced by ``fn(t_s, force_n)``."""
+    force = {}
+    for k, s in rec.force.items():
+        t = stream_times(s.info, s.index)
+        force[k] = ForceStream(s.info, s.index, np.asarray(fn(t, s.force_n.copy()), float),
+                               s.valid.copy(), None, list(s.gaps))
+    return Recording(dict(rec.imu), force, dict(rec.meta))
+
+
+def with_imu(rec: Recording, fn) -> Recording:
+    """``rec`` with every IMU's (gyro, accel) replaced by ``fn(t_s, gyro, accel)``."""
+    imu = {}
+    for k, s in rec.imu.items():
+        t = stream_times(s.info, s.index)
+        gyro, accel = fn(t, s.gyro_dps.copy(), s.accel_g.copy())
+        imu[k] = ImuStream(s.info, s.index, gyro, accel, s.valid.copy(), None, list(s.gaps))
+    return Recording(imu, dict(rec.force), dict(rec.meta))
+
+
+def _keep(s, keep: npt.NDArray[np.bool_]):
+    if isinstance(s, ImuStream):
+        return ImuStream(s.info, s.index[keep], s.gyro_dps[keep], s.accel_g[keep], s.valid[keep])
+    return ForceStream(s.info, s.index[keep], s.force_n[keep], s.valid[keep])
+
+
+def without(rec: Recording, t0_s: float, t1_s: float, kinds: tuple[str, ...] = ("imu", "force"),
+            before_s: float | None = None, after_s: float | None = None) -> Recording:
+    """``rec`` with the samples of the given kinds in [t0_s, t1_s) removed (a hole in the
+    file); ``before_s``/``after_s`` also remove everything before/after (late start, early
+    end)."""
+    def cut(s):
+        t = stream_times(s.info, s.index)
+        keep = ~((t >= t0_s) & (t < t1_s))
+        if before_s is not None:
+            keep &= t >= before_s
+        if after_s is not None:
+            keep &= t <= after_s
+        return _keep(s, keep)
+    return Recording(
+        {k: (cut(s) if "imu" in kinds else s) for k, s in rec.imu.items()},
+        {k: (cut(s) if "force" in kinds else s) for k, s in rec.force.items()},
+        dict(rec.meta),
+    )
+
+
+def still_imu(name: str, rate_hz: float, duration_s: float, seed: int = 0) -> ImuStream:
+    """An IMU lying still (gravity along +x, white noise), e.g. a second IMU that stays put."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * rate_hz)
+    gyro = rng.normal(0.0, 0.1, (n, 3)) + np.array([0.3, -0.2, 0.1])
+    accel = rng.normal(0.0, 0.005, (n, 3)) + np.array([1.0, 0.0, 0.0])
+    return ImuStream(StreamInfo(name, "imu", rate_hz), np.arange(n), gyro, accel, np.ones(n, bool))

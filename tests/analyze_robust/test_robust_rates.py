@@ -40,6 +40,7 @@ def test_rep_count_is_exact_at_every_rate(scenario: str, rate_hz: float, tmp_pat
     assert rec.imu[next(iter(rec.imu))].info.rate_hz == pytest.approx(rate_hz, rel=1e-6)
     doc = check_document(analyze_recording(rec, None))
     assert len(doc["reps"]) == len(truth["reps"])
+    assert doc["notes"] == []  # a clean file raises no remark
     if rate_hz in (25.0, 1000.0):
         named = check_document(analyze_recording(rec, truth["exercise"]))
         assert len(named["reps"]) == len(truth["reps"])
@@ -79,6 +80,7 @@ def test_contractions_are_found_at_every_force_rate(scenario: str, force_rate_hz
     rec = _via_csv(rc.at_rate(_scenario(scenario), 100.0, force_rate_hz), tmp_path)
     doc = check_document(analyze_recording(rec, truth["exercise"]))
     assert len(doc["contractions"]) == len(truth["contractions"])
+    assert doc["notes"] == []
     for found, true in zip(doc["contractions"], truth["contractions"], strict=True):
         assert found["peak_force_n"] == pytest.approx(true["peak_force_n"], rel=0.03)
         assert found["rate_hz"] == pytest.approx(force_rate_hz, rel=1e-6)
@@ -93,3 +95,4 @@ def test_real_imu_recording_at_every_rate(rate_hz: float, tmp_path) -> None:
     doc = check_document(analyze_recording(rec, None))
     assert doc["streams"]["trunk"]["rate_hz"] == pytest.approx(rate_hz, rel=1e-5)
     assert doc["duration_s"] == pytest.approx(183.8, abs=0.1)
+    assert doc["notes"] == []
