@@ -599,6 +599,8 @@ class Pipeline:
     # ------------------------------------------------------------------ holds
     def _advance_holds(self, final: bool = False) -> list[CoreEvent]:
         if self._holds_det is None or self.primary is None:
+            if self.primary is not None:
+                self._hold_next = self._n  # no holds to measure: no history kept for them
             return []
         t_cov = np.inf if final else self._force_t_covered()
         stop = self._n

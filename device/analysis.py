@@ -8,6 +8,8 @@ Used by ``spinecoach analyze``. ``--exercise`` names an exercise of the engine's
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ from spinecoach.core.results import AnalysisResult, MotionSettings
 from spinecoach.config import load_config
 from spinecoach.engine.library import load_library
 from spinecoach.errors import DataFormatError, StorageError, UsageError
+from spinecoach.drivers.blocks import StreamInfo
+from spinecoach.recording.interchange import UnknownColumnsWarning
+from spinecoach.recording.load import load_recording
 from spinecoach.recording.model import Recording
 from spinecoach.recording.sanity import check_recording
 
@@ -57,12 +62,16 @@ EXERCISES: dict[str, MotionSettings] = {
         primary_axis=_SPINE_AXIS, eccentric_sign=1, min_rom_deg=30.0, primary_angle="heading"),
 }
 
+#: An interchange CSV larger than this (bytes) is analysed piece by piece (bounded memory).
+STREAM_CSV_BYTES = 64 * 1024 * 1024
+
 #: Mounting axis whose inclination goes into the orientation CSV: sensor +x, up the spine.
 INCLINATION_AXIS = _SPINE_AXIS
 
 ORIENTATION_CSV_HEADER = (
     "Time (s),Quaternion W,Quaternion X,Quaternion Y,Quaternion Z,Inclination (deg)"
 )
+ORIENTATION_CSV_FORMAT = ["%.6f", "%.7f", "%.7f", "%.7f", "%.7f", "%.4f"]
 
 
 def motion_for(exercise: str | None) -> MotionSettings | None:
@@ -116,7 +125,7 @@ class _OrientationSink:
         try:
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 fh.write(ORIENTATION_CSV_HEADER + "\n")
-                np.savetxt(fh, table, fmt=["%.6f", "%.7f", "%.7f", "%.7f", "%.7f", "%.4f"], delimiter=",")
+                np.savetxt(fh, table, fmt=ORIENTATION_CSV_FORMAT, delimiter=",")
         except OSError as error:
             raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable path") from None
         return len(t)
@@ -184,18 +193,31 @@ def analyze_recording(
     except DataFormatError as error:
         raise DataFormatError(f"{source}: {error}" if source else str(error)) from None
     result, angles = run_pipeline(recording, exercise, orientation_csv)
-    calibrated = calibrations_of(recording.streams)
+    counts = {**{k: len(v.index) for k, v in recording.imu.items()},
+              **{k: len(v.index) for k, v in recording.force.items()}}
+    return document(source, exercise, result, recording.streams, counts, notes, angles)
+
+
+def document(
+    source: str,
+    exercise: str | None,
+    result: AnalysisResult,
+    streams: Sequence[StreamInfo],
+    sample_counts: dict[str, int],
+    notes: list[str],
+    sorensen_angles: FloatArray | None = None,
+) -> dict[str, Any]:
+    """The ``analyze --json`` object of a pipeline's result (schema in the README)."""
+    calibrated = calibrations_of(streams)
     out: dict[str, Any] = {
         "file": source,
         "exercise": exercise,
         "duration_s": result.duration_s,
         "streams": {
-            s.name: {"kind": s.kind, "rate_hz": s.rate_hz,
-                     "samples": int(len(recording.imu[s.name].index) if s.kind == "imu"
-                                    else len(recording.force[s.name].index)),
+            s.name: {"kind": s.kind, "rate_hz": s.rate_hz, "samples": int(sample_counts[s.name]),
                      **({"imu_calibration": calibrated[s.name].to_dict()}
                         if s.name in calibrated else {})}
-            for s in recording.streams
+            for s in streams
         },
         "reps": [r.to_json() for r in result.reps],
         "holds": [h.to_json() for h in result.holds],
@@ -204,13 +226,53 @@ def analyze_recording(
         "summary": dict(result.summary),
         "notes": list(notes),
     }
-    if angles is not None:
-        primary = recording.imu["trunk" if "trunk" in recording.imu else next(iter(recording.imu))]
+    if sorensen_angles is not None:
+        primary = next((s for s in streams if s.name == "trunk"),
+                       next(s for s in streams if s.kind == "imu"))
         target = EXERCISES["sorensen-hold"]
         out["summary"]["sorensen_hold_s"] = sorensen_hold_time_s(
-            angles, primary.info.rate_hz, float(target.hold_target_deg or 90.0),
+            sorensen_angles, primary.rate_hz, float(target.hold_target_deg or 90.0),
             target.hold_tolerance_deg, target.hold_debounce_s)
     return _json_safe(out)
+
+
+def analyze_file(
+    path: Path,
+    exercise: str | None = None,
+    orientation_csv: Path | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ``analyze --json`` object of a recording file.
+
+    An interchange CSV larger than :data:`STREAM_CSV_BYTES` is read and measured piece by
+    piece (:mod:`spinecoach.analysis_stream`), so memory stays bounded on hour-long files;
+    anything else is loaded whole.
+    """
+    notes = [] if notes is None else notes
+    if path.is_file() and path.stat().st_size > STREAM_CSV_BYTES and _is_interchange_csv(path):
+        from spinecoach.analysis_stream import analyze_csv_stream
+
+        return analyze_csv_stream(path, exercise, orientation_csv, notes)
+    with warnings.catch_warnings():
+        # the loader's remarks are reported once, in the output (notes)
+        warnings.simplefilter("ignore", UnknownColumnsWarning)
+        recording = load_recording(path, notes=notes)
+    return analyze_recording(recording, exercise, orientation_csv, source=str(path), notes=notes)
+
+
+def _is_interchange_csv(path: Path) -> bool:
+    """What :func:`load_recording` would read as an interchange CSV (not the native format)."""
+    from spinecoach.recording import interchange, native
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    if head.startswith(native.MAGIC):
+        return False
+    return (path.suffix.lower() == ".csv"
+            or head.lstrip(b"\xef\xbb\xbf").startswith(interchange.TIME_COLUMN.encode()))
 
 
 def _fmt(x: Any, unit: str = "", digits: int = 2) -> str:

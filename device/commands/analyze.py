@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
-from spinecoach.analysis import EXERCISES, analyze_recording, summary_text
+from spinecoach.analysis import EXERCISES, analyze_file, summary_text
 from spinecoach.errors import UsageError
-from spinecoach.recording.interchange import UnknownColumnsWarning
-from spinecoach.recording.load import load_recording
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,13 +45,7 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise UsageError(f"{path}: no such recording; give the path of a .screc or .csv file")
-    notes: list[str] = []
-    with warnings.catch_warnings():
-        # the loader's remarks are reported once, in the output (notes)
-        warnings.simplefilter("ignore", UnknownColumnsWarning)
-        recording = load_recording(path, notes=notes)
-    doc = analyze_recording(recording, args.exercise, args.orientation_csv, source=str(path),
-                            notes=notes)
+    doc = analyze_file(path, args.exercise, args.orientation_csv)
     if args.json:
         json.dump(doc, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

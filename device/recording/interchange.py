@@ -189,10 +189,12 @@ def _fill_empty_cells(body: str) -> str:
 
 
 def _validate_rows(
-    path: Path, lines: Sequence[str], n_columns: int, used: Sequence[int], header: Sequence[str]
+    path: Path, lines: Sequence[str], n_columns: int, used: Sequence[int], header: Sequence[str],
+    first_line: int = 2,
 ) -> None:
-    """Line-by-line check that raises the precise error; called only when numpy refused."""
-    for line_no, line in enumerate(lines, start=2):
+    """Line-by-line check that raises the precise error; called only when numpy refused.
+    ``first_line`` is the file line number of ``lines[0]``."""
+    for line_no, line in enumerate(lines, start=first_line):
         cells = line.split(",")
         if len(cells) != n_columns:
             raise _fail(
@@ -227,15 +229,20 @@ def _drop_trailing_empty_cells(lines: list[str], n_columns: int) -> list[str]:
     return out
 
 
+def _repeated_rows(data: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Rows equal to the row before them in every cell (NaN equal to NaN)."""
+    if len(data) < 2:
+        return np.zeros(len(data), dtype=bool)
+    same = (data[1:] == data[:-1]) | (np.isnan(data[1:]) & np.isnan(data[:-1]))
+    return np.concatenate(([False], same.all(axis=1)))
+
+
 def _drop_repeated_rows(
     data: npt.NDArray[np.float64], line_numbers: npt.NDArray[np.int64], path: Path, notes: list[str]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Rows that repeat the row before them cell for cell (a logger writing a line twice)
     dropped, with one note."""
-    if len(data) < 2:
-        return data, line_numbers
-    same = (data[1:] == data[:-1]) | (np.isnan(data[1:]) & np.isnan(data[:-1]))
-    repeat = np.concatenate(([False], same.all(axis=1)))
+    repeat = _repeated_rows(data)
     count = int(np.count_nonzero(repeat))
     if count == 0:
         return data, line_numbers
@@ -246,9 +253,10 @@ def _drop_repeated_rows(
 
 
 def _parse_body(
-    path: Path, lines: list[str], header: list[str], used: list[int]
+    path: Path, lines: list[str], header: list[str], used: list[int], first_line: int = 2
 ) -> npt.NDArray[np.float64]:
-    """Parse the data rows into a float64 array (rows × ``used``), NaN for empty cells."""
+    """Parse the data rows into a float64 array (rows × ``used``), NaN for empty cells;
+    ``first_line`` is the file line number of ``lines[0]`` (for error messages)."""
     n_columns = len(header)
     if not lines:
         return np.empty((0, len(used)))
@@ -262,7 +270,7 @@ def _parse_body(
         lines = _drop_trailing_empty_cells(lines, n_columns)
         body = "\n".join(lines)
     if body.count(",") != commas * len(lines) or "nan" in lowered or "inf" in lowered:
-        _validate_rows(path, lines, n_columns, used, header)
+        _validate_rows(path, lines, n_columns, used, header, first_line)
     text = _fill_empty_cells(body)
     try:
         data = np.loadtxt(
@@ -270,7 +278,7 @@ def _parse_body(
             comments=None,
         )
     except ValueError:
-        _validate_rows(path, lines, n_columns, used, header)
+        _validate_rows(path, lines, n_columns, used, header, first_line)
         raise  # unreachable: the validator raises on whatever numpy refused
     return data
 

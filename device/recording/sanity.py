@@ -158,11 +158,24 @@ def saturated_count(x: FloatArray) -> tuple[float, int]:
     return top, int(np.count_nonzero(np.abs(x) >= top * (1.0 - 1e-9)))
 
 
-def _note_saturation(notes: list[str], what: str, x: FloatArray, min_level: float,
-                     unit: str, effect: str) -> None:
-    top, count = saturated_count(x)
-    if top >= min_level and count >= SATURATED_MIN_SAMPLES:
-        notes.append(f"{what} saturates at ±{top:g} {unit} ({count} samples): {effect}")
+@dataclass
+class _Saturation:
+    """Running extreme magnitude of a stream and how many samples sat on it."""
+
+    top: float = 0.0
+    count: int = 0
+
+    def add(self, x: FloatArray) -> None:
+        top, count = saturated_count(x)
+        if top > self.top * (1.0 + 1e-9):
+            self.top, self.count = top, count
+        elif top >= self.top * (1.0 - 1e-9):
+            self.count += count
+
+    def note(self, notes: list[str], what: str, min_level: float, unit: str, effect: str) -> None:
+        if self.top >= min_level and self.count >= SATURATED_MIN_SAMPLES:
+            notes.append(f"{what} saturates at ±{self.top:g} {unit} ({self.count} samples): "
+                         f"{effect}")
 
 
 def _note_invalid(notes: list[str], name: str, kind: str, count: int, limit: str) -> None:
@@ -171,21 +184,80 @@ def _note_invalid(notes: list[str], name: str, kind: str, count: int, limit: str
                      "were treated as missing")
 
 
+@dataclass
+class ImuChecks:
+    """The checks of one IMU stream, fed in one or many pieces (:meth:`add`), decided by
+    :meth:`finish`."""
+
+    name: str
+    rate_hz: float
+    invalid: int = 0
+    saturation: _Saturation = field(default_factory=_Saturation)
+    evidence: UnitEvidence | None = None
+
+    def add(self, gyro_dps: FloatArray, accel_g: FloatArray, valid: BoolArray) -> BoolArray:
+        """Account for a piece; returns which of its samples are plausible."""
+        ok = plausible_imu(gyro_dps, accel_g)
+        self.invalid += int(np.count_nonzero(valid & ~ok))
+        if self.evidence is None:
+            self.evidence = UnitEvidence(self.name, self.rate_hz)
+        self.evidence.add(gyro_dps, accel_g, valid & ok)
+        self.saturation.add(gyro_dps[valid & ok])
+        return ok
+
+    def finish(self, notes: list[str]) -> None:
+        """Append the remarks; DataFormatError for a unit mistake."""
+        _note_invalid(notes, self.name, "IMU", self.invalid,
+                      f"±{GYRO_LIMIT_DPS:g} °/s or ±{ACCEL_LIMIT_G:g} g")
+        if self.evidence is not None:
+            self.evidence.check()
+        self.saturation.note(notes, f"IMU {self.name!r}: the gyroscope", SATURATION_MIN_DPS,
+                             "°/s", "rotation beyond it is lost, so angles and speeds read "
+                             "low there; set a larger full-scale range")
+
+
+@dataclass
+class ForceChecks:
+    """The checks of one load-cell stream, fed in one or many pieces; ``keep_every`` keeps
+    every n-th valid value for the sign decision (bounded memory on long files)."""
+
+    name: str
+    keep_every: int = 1
+    invalid: int = 0
+    saturation: _Saturation = field(default_factory=_Saturation)
+    kept: list[FloatArray] = field(default_factory=list)
+    seen: int = 0
+
+    def add(self, force_n: FloatArray, valid: BoolArray) -> BoolArray:
+        ok = plausible_force(force_n)
+        self.invalid += int(np.count_nonzero(valid & ~ok))
+        good = force_n[valid & ok]
+        self.saturation.add(good)
+        first = (-self.seen) % self.keep_every
+        self.kept.append(good[first::self.keep_every].copy())
+        self.seen += len(good)
+        return ok
+
+    def finish(self, notes: list[str]) -> bool:
+        """Append the remarks; True when the sign must be turned round."""
+        _note_invalid(notes, self.name, "load cell", self.invalid, f"±{FORCE_LIMIT_N:g} N")
+        flip = force_reads_negative(np.concatenate(self.kept) if self.kept else np.zeros(0))
+        if flip:
+            notes.append(f"load cell {self.name!r} reads tension as negative; its sign was "
+                         "turned round (check the load cell's wiring or its calibration)")
+        self.saturation.note(notes, f"load cell {self.name!r}", SATURATION_MIN_N, "N",
+                             "peak force, RFD and impulse read low; use a larger range")
+        return flip
+
+
 def check_recording(recording: Recording, notes: list[str]) -> Recording:
-    """``recording`` with implausible samples marked invalid and a reversed load cell turned
-    round (remarks appended to ``notes``); DataFormatError for a unit mistake."""
+    """``recording`` with implausible samples treated as missing and a reversed load cell
+    turned round (remarks appended to ``notes``); DataFormatError for a unit mistake."""
     imu: dict[str, ImuStream] = {}
     for name, s in recording.imu.items():
-        ok = plausible_imu(s.gyro_dps, s.accel_g)
-        _note_invalid(notes, name, "IMU", int(np.count_nonzero(s.valid & ~ok)),
-                      f"±{GYRO_LIMIT_DPS:g} °/s or ±{ACCEL_LIMIT_G:g} g")
-        evidence = UnitEvidence(name, s.info.rate_hz)
-        evidence.add(s.gyro_dps, s.accel_g, s.valid & ok)
-        evidence.check()
-        _note_saturation(notes, f"IMU {name!r}: the gyroscope", s.gyro_dps[s.valid & ok],
-                         SATURATION_MIN_DPS, "°/s",
-                         "rotation beyond it is lost, so angles and speeds read low there; "
-                         "set a larger full-scale range")
+        checks = ImuChecks(name, s.info.rate_hz)
+        ok = checks.add(s.gyro_dps, s.accel_g, s.valid)
+        checks.finish(notes)
         if not ok.all():
             # dropped rather than flagged: the pipeline bridges a hole in the angle
             s = ImuStream(s.info, s.index[ok], s.gyro_dps[ok], s.accel_g[ok], s.valid[ok],
@@ -193,16 +265,8 @@ def check_recording(recording: Recording, notes: list[str]) -> Recording:
         imu[name] = s
     force: dict[str, ForceStream] = {}
     for name, f in recording.force.items():
-        ok = plausible_force(f.force_n)
-        _note_invalid(notes, name, "load cell", int(np.count_nonzero(f.valid & ~ok)),
-                      f"±{FORCE_LIMIT_N:g} N")
-        valid = f.valid & ok
-        values = f.force_n
-        if force_reads_negative(values[valid]):
-            values = -values
-            notes.append(f"load cell {name!r} reads tension as negative; its sign was turned "
-                         "round (check the load cell's wiring or its calibration)")
-        _note_saturation(notes, f"load cell {name!r}", values[valid], SATURATION_MIN_N, "N",
-                         "peak force, RFD and impulse read low; use a larger range")
+        fchecks = ForceChecks(name)
+        valid = f.valid & fchecks.add(f.force_n, f.valid)
+        values = -f.force_n if fchecks.finish(notes) else f.force_n
         force[name] = ForceStream(f.info, f.index, values, valid, f.raw, f.gaps)
     return Recording(imu, force, recording.meta)

@@ -221,3 +221,30 @@ def still_imu(name: str, rate_hz: float, duration_s: float, seed: int = 0) -> Im
     gyro = rng.normal(0.0, 0.1, (n, 3)) + np.array([0.3, -0.2, 0.1])
     accel = rng.normal(0.0, 0.005, (n, 3)) + np.array([1.0, 0.0, 0.0])
     return ImuStream(StreamInfo(name, "imu", rate_hz), np.arange(n), gyro, accel, np.ones(n, bool))
+
+
+# ------------------------------------------------------------------------------ long files
+def write_long_csv(path: Path, duration_s: float, scenario_name: str = "good_morning_tempo") -> int:
+    """A long interchange CSV: the scenario (IMU 1 kHz, load cell 320 SPS) repeated back to
+    back for ``duration_s``, written piece by piece (never whole in memory). Returns the
+    number of complete repetitions (each holds the scenario's reps)."""
+    rec = scenario(scenario_name)
+    header, rows = table(rec)
+    one = [(float(r[0]), ",".join(r[1:])) for r in rows]
+    span_s = rec.duration_s + 1.0 / rec.imu["trunk"].info.rate_hz
+    times = np.array([t for t, _ in one]) - one[0][0]
+    cells = [c for _, c in one]
+    repeats = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write(",".join(header) + "\n")
+        while True:
+            offset = repeats * span_s
+            if offset >= duration_s:
+                break
+            keep = times + offset < duration_s
+            out.writelines(f"{t + offset:.6f},{c}\n" for t, c, k in zip(times, cells, keep) if k)
+            if keep.all():
+                repeats += 1
+            else:
+                break
+    return repeats

@@ -1,0 +1,90 @@
+"""Long files: an interchange CSV over STREAM_CSV_BYTES is analysed piece by piece with the
+same result as a whole load, in memory that does not grow with the file (peak RSS measured in
+a child process). The hour at 1 kHz runs under ``-m soak``; the default run compares a
+2-minute and a 6-minute file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import robust_corpus as rc
+from robust_schema import check_document
+from spinecoach import analysis
+from spinecoach.analysis import analyze_file, analyze_recording
+from spinecoach.recording import stream_csv
+from spinecoach.recording.load import load_recording
+
+REPS_PER_REPEAT = 8  # good_morning_tempo
+
+_CHILD = """
+import json, resource, sys
+from pathlib import Path
+import spinecoach.analysis as analysis
+analysis.STREAM_CSV_BYTES = int(sys.argv[2])
+doc = analysis.analyze_file(Path(sys.argv[1]), "banded_good_morning")
+print(json.dumps({"reps": len(doc["reps"]), "duration_s": doc["duration_s"],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child(path, stream_bytes: int = 0) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(stream_bytes)],
+                         capture_output=True, text=True, check=True, timeout=900)
+    return json.loads(out.stdout)
+
+
+def _same(a, b, where: str = "doc") -> None:
+    """Equal documents, floats to 1e-9 relative (the rate fit sums in another order)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-9), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("exercise", ["banded_good_morning", None])
+def test_pieces_give_the_whole_files_result(exercise, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "long.csv"
+    repeats = rc.write_long_csv(path, 100.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = analyze_recording(load_recording(path), exercise, tmp_path / "w.csv",
+                                  source=str(path))
+    monkeypatch.setattr(analysis, "STREAM_CSV_BYTES", 0)
+    monkeypatch.setattr(stream_csv, "CHUNK_LINES", 7919)  # pieces end mid-rep and mid-stream
+    pieces = check_document(analyze_file(path, exercise, tmp_path / "o.csv"))
+    _same(whole, pieces)
+    assert len(pieces["reps"]) >= repeats * REPS_PER_REPEAT
+    assert (tmp_path / "o.csv").read_text() == (tmp_path / "w.csv").read_text()
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path) -> None:
+    short, long_ = tmp_path / "short.csv", tmp_path / "long.csv"
+    rc.write_long_csv(short, 120.0)
+    repeats = rc.write_long_csv(long_, 360.0)
+    a, b = _child(short), _child(long_)
+    assert b["reps"] >= repeats * REPS_PER_REPEAT
+    # Whole-file loading grows by ~50 MB per minute of 1 kHz data (about 200 MB here).
+    assert b["rss_mb"] - a["rss_mb"] < 25.0, (a, b)
+
+
+@pytest.mark.soak
+def test_an_hour_at_1_khz(tmp_path) -> None:
+    path = tmp_path / "hour.csv"
+    repeats = rc.write_long_csv(path, 3600.0)
+    assert path.stat().st_size > analysis.STREAM_CSV_BYTES
+    result = _child(path, analysis.STREAM_CSV_BYTES)
+    assert repeats * REPS_PER_REPEAT <= result["reps"] <= (repeats + 1) * REPS_PER_REPEAT
+    assert result["duration_s"] == pytest.approx(3600.0, abs=1.0)
+    assert result["rss_mb"] < 300.0, result
