@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from spinecoach.errors import DataFormatError, StorageError, UsageError
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.recording.interchange import UnknownColumnsWarning
 from spinecoach.recording.load import load_recording
-from spinecoach.recording.model import Recording
+from spinecoach.recording.model import ForceStream, Recording
 from spinecoach.recording.sanity import check_recording
 
 FloatArray = npt.NDArray[np.float64]
@@ -64,6 +64,10 @@ EXERCISES: dict[str, MotionSettings] = {
 
 #: An interchange CSV larger than this (bytes) is analysed piece by piece (bounded memory).
 STREAM_CSV_BYTES = 64 * 1024 * 1024
+
+#: Seconds of every stream fed to the pipeline at a time (bounded working memory on long
+#: recordings; the results do not depend on it).
+FEED_BLOCK_S = 60.0
 
 #: Mounting axis whose inclination goes into the orientation CSV: sensor +x, up the spine.
 INCLINATION_AXIS = _SPINE_AXIS
@@ -131,6 +135,27 @@ class _OrientationSink:
         return len(t)
 
 
+def _pieces(recording: Recording) -> Iterator[list[tuple[str, ForceStream | None, int, int]]]:
+    """Every stream cut at the same times, FEED_BLOCK_S apart: per piece, (name, the force
+    stream or None for an IMU, first, end) sample positions. The pipeline's working arrays
+    then stay the size of a piece; its results do not depend on the cut."""
+    streams: list[tuple[str, StreamInfo, npt.NDArray[np.int64], ForceStream | None]] = [
+        *((k, s.info, s.index, None) for k, s in recording.imu.items()),
+        *((k, f.info, f.index, f) for k, f in recording.force.items()),
+    ]
+    starts = [i.t0_s + idx[0] / i.rate_hz for _, i, idx, _ in streams if len(idx)]
+    if not starts:
+        return
+    t_start, t_end = min(starts), recording.duration_s
+    n_pieces = max(1, int(np.ceil((t_end - t_start) / FEED_BLOCK_S)) + 1)
+    cut_s = t_start + FEED_BLOCK_S * np.arange(1, n_pieces + 1)
+    cuts = [np.concatenate(([0], np.searchsorted(idx, np.ceil((cut_s - i.t0_s) * i.rate_hz))))
+            for _, i, idx, _ in streams]
+    for k in range(n_pieces):
+        yield [(name, f, int(c[k]), int(c[k + 1])) for (name, _, _, f), c in zip(streams, cuts)
+               if c[k + 1] > c[k]]
+
+
 def run_pipeline(
     recording: Recording,
     exercise: str | None = None,
@@ -159,11 +184,16 @@ def run_pipeline(
             if primary is not None and (orientation_csv is not None or want_angles) else None)
     pipeline = Pipeline(recording.streams, motion, primary_imu=primary, primary_axis=axis,
                         on_orientation=sink)
-    # Force first so reps and holds that use force are measured as soon as the IMU arrives.
-    for name, f in recording.force.items():
-        pipeline.feed_force(name, f.index, f.force_n, f.valid)
-    for name, s in recording.imu.items():
-        pipeline.feed_imu(name, s.index, s.gyro_dps, s.accel_g, s.valid)
+    for piece in _pieces(recording):
+        # Force first so reps and holds that use force are measured as soon as the IMU arrives.
+        for name, f, a, b in piece:
+            if f is not None:
+                pipeline.feed_force(name, f.index[a:b], f.force_n[a:b], f.valid[a:b])
+        for name, f, a, b in piece:
+            if f is None:
+                s = recording.imu[name]
+                pipeline.feed_imu(name, s.index[a:b], s.gyro_dps[a:b], s.accel_g[a:b],
+                                  s.valid[a:b])
     result = pipeline.finish()
     angles = None
     if sink is not None:

@@ -30,7 +30,13 @@ from spinecoach.core.imu_calibration import ImuCalibration
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.errors import DataFormatError, StorageError
-from spinecoach.recording.sanity import ForceChecks, ImuChecks, plausible_force, plausible_imu
+from spinecoach.recording.sanity import (
+    ForceChecks,
+    ImuChecks,
+    check_rates,
+    plausible_force,
+    plausible_imu,
+)
 from spinecoach.recording.stream_csv import CsvStreamReader
 
 FloatArray = npt.NDArray[np.float64]
@@ -155,6 +161,7 @@ def analyze_csv_stream(
             calibration[name] = ImuCalibration.from_stream(StreamInfo(name, "imu", 1.0, **fields))
     infos = reader.scan(on_samples)
     try:
+        check_rates(infos)
         for checks in imu_checks.values():
             checks.finish(notes)
     except DataFormatError as error:

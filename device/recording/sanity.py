@@ -13,10 +13,12 @@ file and a file read in chunks (:class:`UnitEvidence` accumulates them) decide a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.errors import DataFormatError
 from spinecoach.recording.model import ForceStream, ImuStream, Recording
 
@@ -31,6 +33,10 @@ ACCEL_LIMIT_G = 1000.0
 FORCE_LIMIT_N = 1.0e6
 #: Rate of the block means the unit checks use (Hz).
 CHECK_RATE_HZ = 20.0
+#: Sample rates (Hz) outside which a stream's time column is not in seconds (a 1 kHz IMU
+#: stamped in milliseconds reads as 1 Hz).
+MIN_RATE_HZ = 5.0
+MAX_RATE_HZ = 20000.0
 #: Samples on a stream's extreme value that show a saturated sensor, and the extremes
 #: below which a flat top is not taken for saturation (°/s, N).
 SATURATED_MIN_SAMPLES = 5
@@ -250,9 +256,23 @@ class ForceChecks:
         return flip
 
 
+def check_rates(streams: Sequence[StreamInfo]) -> None:
+    """DataFormatError for a stream whose rate shows a time column not in seconds."""
+    for info in streams:
+        if not MIN_RATE_HZ <= info.rate_hz <= MAX_RATE_HZ:
+            unit = "milliseconds" if info.rate_hz < MIN_RATE_HZ else "minutes or hours"
+            factor = "divide it by 1000" if info.rate_hz < MIN_RATE_HZ else "convert it"
+            raise DataFormatError(
+                f"stream {info.name!r} runs at {info.rate_hz:.4g} Hz by its times; expected "
+                f"{MIN_RATE_HZ:g} Hz to {MAX_RATE_HZ:g} Hz: if the time column is in {unit}, "
+                f"{factor} to seconds"
+            )
+
+
 def check_recording(recording: Recording, notes: list[str]) -> Recording:
     """``recording`` with implausible samples treated as missing and a reversed load cell
     turned round (remarks appended to ``notes``); DataFormatError for a unit mistake."""
+    check_rates(recording.streams)
     imu: dict[str, ImuStream] = {}
     for name, s in recording.imu.items():
         checks = ImuChecks(name, s.info.rate_hz)

@@ -88,3 +88,36 @@ def test_an_hour_at_1_khz(tmp_path) -> None:
     assert repeats * REPS_PER_REPEAT <= result["reps"] <= (repeats + 1) * REPS_PER_REPEAT
     assert result["duration_s"] == pytest.approx(3600.0, abs=1.0)
     assert result["rss_mb"] < 300.0, result
+
+
+@pytest.mark.parametrize("scenario", ["good_morning_tempo", "back_extension_holds",
+                                      "repeaters_7_3"])
+def test_feeding_in_pieces_changes_nothing(scenario, monkeypatch) -> None:
+    """analyze_recording feeds FEED_BLOCK_S of every stream at a time (bounded working
+    memory); the result equals feeding each stream whole."""
+    rec = rc.scenario(scenario)
+    exercise = rc.truth(scenario)["exercise"]
+    monkeypatch.setattr(analysis, "FEED_BLOCK_S", 1e9)
+    whole = analyze_recording(rec, exercise)
+    monkeypatch.setattr(analysis, "FEED_BLOCK_S", 7.3)
+    cut = analyze_recording(rec, exercise)
+    _same(whole, cut)
+    assert whole["reps"] or whole["holds"] or whole["contractions"]
+
+
+def test_epoch_timestamps_and_milliseconds(tmp_path, capsys) -> None:
+    """Times as Unix epoch seconds work; times in milliseconds are refused with what to do."""
+    from spinecoach.cli import main
+
+    rec = rc.at_rate(rc.scenario("good_morning_tempo"), 100.0)
+    header, rows = rc.table(rec)
+    epoch = [[f"{float(r[0]) + 1.7e9:.6f}", *r[1:]] for r in rows]
+    path = rc.write(tmp_path / "epoch.csv", rc.csv_of(header, epoch))
+    assert main(["analyze", str(path), "--json", "--exercise", "banded_good_morning"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["reps"]) == 8 and doc["streams"]["trunk"]["rate_hz"] == pytest.approx(100.0)
+    millis = [[f"{float(r[0]) * 1000:.3f}", *r[1:]] for r in rows]
+    path = rc.write(tmp_path / "ms.csv", rc.csv_of(header, millis))
+    assert main(["analyze", str(path), "--json"]) == 65
+    err = capsys.readouterr().err
+    assert "runs at 0.1 Hz" in err and "divide it by 1000" in err
