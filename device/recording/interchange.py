@@ -8,7 +8,9 @@ Compatible with x-io Fusion's ``sensor_data.csv`` convention::
 at least one stream is present. A second IMU (or load cell) carries a suffix: ``Gyroscope X
 (deg/s) [pelvis]``. Streams may run at different rates: a row leaves a stream's cells empty when
 that stream has no sample at that time. Unknown columns are ignored and reported once, as an
-:class:`UnknownColumnsWarning` (and in the optional ``notes`` list).
+:class:`UnknownColumnsWarning` (and in the optional ``notes`` list). Empty cells past the
+header's last column (spreadsheets end rows with a comma) are ignored, and a row that repeats
+the row before it cell for cell (a logger writing a line twice) is dropped, with a note.
 
 A CSV carries times, not sample indices, so import recovers the sample clock: each stream's rate
 is estimated from its median sample interval (robust to jitter and to holes), refined by a

@@ -37,9 +37,11 @@ CHECK_RATE_HZ = 20.0
 #: stamped in milliseconds reads as 1 Hz).
 MIN_RATE_HZ = 5.0
 MAX_RATE_HZ = 20000.0
-#: Samples on a stream's extreme value that show a saturated sensor, and the extremes
+#: Samples on a stream's extreme value (in runs of SATURATED_RUN) that show a saturated
+#: sensor, and the extremes
 #: below which a flat top is not taken for saturation (°/s, N).
 SATURATED_MIN_SAMPLES = 5
+SATURATED_RUN = 3
 SATURATION_MIN_DPS = 100.0
 SATURATION_MIN_N = 50.0
 #: Median accelerometer magnitude expected in g (gravity plus movement): outside this range
@@ -156,12 +158,26 @@ def force_reads_negative(force_n: FloatArray) -> bool:
 
 
 def saturated_count(x: FloatArray) -> tuple[float, int]:
-    """The largest magnitude of ``x`` and how many samples sit exactly on it (a sensor at
-    full scale repeats its extreme code; a real peak does not, beyond a sample or two)."""
+    """The largest magnitude of ``x`` and how many samples sit on it in runs of at least
+    SATURATED_RUN consecutive samples (a sensor at full scale repeats its extreme code; a
+    real peak touches its top once, and a repeated take of the same data touches it once per
+    take)."""
     if len(x) == 0:
         return 0.0, 0
     top = float(np.max(np.abs(x)))
-    return top, int(np.count_nonzero(np.abs(x) >= top * (1.0 - 1e-9)))
+    at = np.abs(x) >= top * (1.0 - 1e-9)
+    if at.ndim > 1:
+        at = at.any(axis=1)
+    n = SATURATED_RUN
+    if len(at) < n:
+        return top, 0
+    start = np.ones(len(at) - n + 1, dtype=bool)
+    for k in range(n):
+        start &= at[k:len(at) - n + 1 + k]
+    in_run = np.zeros(len(at), dtype=bool)
+    for k in range(n):
+        in_run[k:len(at) - n + 1 + k] |= start
+    return top, int(np.count_nonzero(in_run))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 import spinecoach.analysis as analysis
 analysis.STREAM_CSV_BYTES = int(sys.argv[2])
 doc = analysis.analyze_file(Path(sys.argv[1]), "banded_good_morning")
-print(json.dumps({"reps": len(doc["reps"]), "duration_s": doc["duration_s"],
+print(json.dumps({"reps": len(doc["reps"]), "duration_s": doc["duration_s"], "notes": doc["notes"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -75,6 +75,7 @@ def test_memory_does_not_grow_with_the_file(tmp_path) -> None:
     repeats = rc.write_long_csv(long_, 360.0)
     a, b = _child(short), _child(long_)
     assert b["reps"] >= repeats * REPS_PER_REPEAT
+    assert b["notes"] == []  # the takes' repeated extremes are not a saturated sensor
     # Whole-file loading grows by ~50 MB per minute of 1 kHz data (about 200 MB here).
     assert b["rss_mb"] - a["rss_mb"] < 25.0, (a, b)
 
@@ -87,6 +88,7 @@ def test_an_hour_at_1_khz(tmp_path) -> None:
     result = _child(path, analysis.STREAM_CSV_BYTES)
     assert repeats * REPS_PER_REPEAT <= result["reps"] <= (repeats + 1) * REPS_PER_REPEAT
     assert result["duration_s"] == pytest.approx(3600.0, abs=1.0)
+    assert result["notes"] == []
     assert result["rss_mb"] < 300.0, result
 
 
