@@ -123,3 +123,28 @@ def test_epoch_timestamps_and_milliseconds(tmp_path, capsys) -> None:
     assert main(["analyze", str(path), "--json"]) == 65
     err = capsys.readouterr().err
     assert "runs at 0.1 Hz" in err and "divide it by 1000" in err
+
+
+@pytest.mark.parametrize(("scenario", "exercise"), [
+    ("good_morning_tempo_faults", "banded_good_morning"),
+    ("bridge_pelvic_shifts", "bridge_lateral_shift")])
+def test_pieces_read_the_sidecar_alike(scenario, exercise, tmp_path, monkeypatch) -> None:
+    """An export with its sidecar (exact rates and t0, gaps, invalid samples, an IMU
+    calibration), and two IMUs: both readers give the same document."""
+    from dataclasses import replace
+
+    from spinecoach.recording.interchange import write_csv
+
+    rec = load_recording(rc.FIXTURES / f"{scenario}.screc")
+    name = next(iter(rec.imu))
+    info = rec.imu[name].info
+    rec.imu[name].info = replace(info, gyro_bias_dps=(0.5, -0.3, 0.2))
+    path = write_csv(rec, tmp_path / "export.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = analyze_recording(load_recording(path), exercise, source=str(path))
+    monkeypatch.setattr(analysis, "STREAM_CSV_BYTES", 0)
+    monkeypatch.setattr(stream_csv, "CHUNK_LINES", 4999)
+    pieces = check_document(analyze_file(path, exercise))
+    _same(whole, pieces)
+    assert pieces["streams"][name]["imu_calibration"]["gyro_bias_dps"] == [0.5, -0.3, 0.2]
