@@ -319,33 +319,37 @@ def summary_text(doc: dict[str, Any]) -> str:
     for i, r in enumerate(doc["reps"], 1):
         t = r["tempo"]
         force = f", peak {_fmt(r.get('peak_force_n'), ' N', 0)}" if r.get("peak_force_n") is not None else ""
+        tempo = "-".join(_fmt(t[k], digits=1) for k in (
+            "eccentric_s", "pause_lengthened_s", "concentric_s", "pause_shortened_s"))
         lines.append(
-            f"  {i:2d}. {r['start_s']:7.2f}-{r['end_s']:7.2f} s  ROM {r['rom_deg']:5.1f}°  tempo "
-            f"{t['eccentric_s']:.1f}-{t['pause_lengthened_s']:.1f}-{t['concentric_s']:.1f}-"
-            f"{t['pause_shortened_s']:.1f}  ecc peak {r['peak_eccentric_speed_dps']:.0f}°/s"
+            f"  {i:2d}. {r['start_s']:7.2f}-{r['end_s']:7.2f} s  ROM "
+            f"{_fmt(r['rom_deg'], '°', 1):>6}  tempo {tempo}  ecc peak "
+            f"{_fmt(r['peak_eccentric_speed_dps'], '°/s', 0)}"
             f"  SPARC {_fmt(r.get('eccentric_sparc'))}{force}"
         )
     lines.append(f"holds: {len(doc['holds'])}")
     for i, h in enumerate(doc["holds"], 1):
-        lines.append(f"  {i:2d}. {h['start_s']:7.2f}-{h['end_s']:7.2f} s  {h['duration_s']:.3f} s"
-                     f"  ({h['end_reason']})")
+        lines.append(f"  {i:2d}. {h['start_s']:7.2f}-{h['end_s']:7.2f} s  "
+                     f"{_fmt(h['duration_s'], ' s', 3)}  ({h['end_reason']})")
     lines.append(f"contractions: {len(doc['contractions'])}")
     for i, c in enumerate(doc["contractions"], 1):
         rfd = c["rfd_n_per_s"]
         imp = c["impulse_n_s"]
         lines.append(
-            f"  {i:2d}. onset {c['onset_s']:.3f} s  peak {c['peak_force_n']:.0f} N at +"
-            f"{c['time_to_peak_s'] * 1000:.0f} ms  RFD 0-100 {_fmt(rfd.get('0-100'), ' N/s', 0)}"
-            f"  peak RFD {c['peak_rfd_n_per_s']:.0f} N/s  impulse 0-300 "
+            f"  {i:2d}. onset {c['onset_s']:.3f} s  peak {_fmt(c['peak_force_n'], ' N', 0)} at +"
+            f"{_fmt(None if c['time_to_peak_s'] is None else c['time_to_peak_s'] * 1000, ' ms', 0)}"
+            f"  RFD 0-100 {_fmt(rfd.get('0-100'), ' N/s', 0)}"
+            f"  peak RFD {_fmt(c['peak_rfd_n_per_s'], ' N/s', 0)}  impulse 0-300 "
             f"{_fmt(imp.get('0-300'), ' N·s')}  ({c['rate_hz']:g} Hz)"
             + ("  pre-tensioned" if c.get("pretensioned") else "")
         )
     s = doc.get("summary", {})
     lines += [f"note: {note}" for note in doc.get("notes", [])]
     if s.get("velocity_loss_pct"):
-        lines.append(f"velocity loss (last rep): {s['velocity_loss_pct'][-1]:.1f} %")
+        lines.append(f"velocity loss (last rep): {_fmt(s['velocity_loss_pct'][-1], ' %', 1)}")
     if s.get("fatigue_index_pct") is not None:
         lines.append(f"fatigue index: {s['fatigue_index_pct']:.1f} %")
     if s.get("critical_force_n") is not None:
-        lines.append(f"critical force: {s['critical_force_n']:.0f} N, W' {s['w_prime_n_s']:.0f} N·s")
+        lines.append(f"critical force: {s['critical_force_n']:.0f} N, "
+                     f"W' {_fmt(s.get('w_prime_n_s'), ' N·s', 0)}")
     return "\n".join(lines)

@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+from spinecoach.analysis import summary_text
+
 TOP = {"file", "exercise", "duration_s", "streams", "reps", "holds", "contractions",
        "movement_onsets_s", "summary", "notes"}
 REP = {"start_s", "end_s", "rom_deg", "tempo", "peak_eccentric_speed_dps",
@@ -57,4 +59,5 @@ def check_document(doc: dict[str, Any]) -> dict[str, Any]:
     assert SUMMARY <= set(doc["summary"])
     assert doc["summary"]["rep_count"] == len(doc["reps"])
     _finite_or_null(doc, "doc")
+    assert summary_text(doc)  # the readable summary copes with every null too
     return doc

@@ -206,3 +206,25 @@ def test_orientation_csv_over_holes(tmp_path, capsys) -> None:
     table = np.loadtxt(out_csv, delimiter=",", skiprows=1)
     assert np.isfinite(table).all()
     assert len(table) == int(round(doc["duration_s"] * 100)) - int(round(table[0, 0] * 100)) + 1
+
+
+def test_summary_copes_with_nulls_everywhere() -> None:
+    """Any figure may be null in the JSON (non-finite, not computable): the text still prints."""
+    from spinecoach.analysis import analyze_recording, summary_text
+
+    rec = rc.at_rate(rc.scenario("good_morning_tempo"), 100.0)
+    doc = analyze_recording(rec, "banded_good_morning")
+
+    def blank(value):
+        if isinstance(value, dict):
+            return {k: blank(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [blank(v) for v in value]
+        return None if isinstance(value, float) else value
+
+    for key in ("reps", "holds", "contractions"):
+        doc[key] = [{**blank(item), "start_s": 1.0, "end_s": 2.0, "onset_s": 1.0,
+                     "rate_hz": 320.0} for item in doc[key]]
+    doc["summary"] = blank(doc["summary"])
+    text = summary_text(doc)
+    assert "reps: 8" in text and text.count(" - ") + text.count("-") > 8
