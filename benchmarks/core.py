@@ -9,16 +9,20 @@ measured from a temporary interchange CSV. With the ``bench`` extra installed (v
 their filters run on the same data in the same run; the ratios compare the pipeline (whole
 array, as ``analyze`` runs it) with VQF's and imufusion's own fastest call.
 Times are the best of --repeats runs (default 3) (time.perf_counter), so another process's load inflates
-them less.
+them less. Also reported: the pipeline's cost per IMU + force block pair beyond its per-sample work
+(µs, what a live daemon pays per block), and for a whole-array and a block-10 run the peak memory
+held (tracemalloc) and the minor page faults taken, per minute of data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,8 +139,10 @@ def stage_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, dict[str, flo
     return out
 
 
-def pipeline_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
-    """ns per IMU sample of the full pipeline (IMU 1 kHz + force 320 SPS), per block size."""
+def pipeline_runner(d: dict[str, np.ndarray], n_imu: int) -> Callable[[int], None]:
+    """A function doing one full pipeline run over the first ``n_imu`` IMU samples: IMU blocks
+    of the given size, each followed by the force samples up to the same time, as the sampler
+    delivers them (the data and index arrays are prepared once, outside the timed call)."""
     gyro, accel = d["gyro"][:n_imu], d["accel"][:n_imu]
     n_force = int(n_imu * FORCE_HZ / IMU_HZ)
     force = d["force"][:n_force]
@@ -155,10 +161,41 @@ def pipeline_times(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
                 j = k
         p.finish()
 
+    return run
+
+
+def pipeline_times(d: dict[str, np.ndarray], n_imu: int, sizes: tuple[int, ...] = BLOCKS) -> dict[str, float]:
+    """ns per IMU sample of the full pipeline (IMU 1 kHz + force 320 SPS), per block size
+    (``sizes``, plus the whole array as "all")."""
+    run = pipeline_runner(d, n_imu)
     out = {}
-    for size in (*BLOCKS, n_imu):
+    for size in (*sizes, n_imu):
         out["all" if size == n_imu else str(size)] = best_of(lambda size=size: run(size)) / n_imu * 1e9
     return out
+
+
+def block_overhead_us(ns_per_sample: dict[str, float]) -> dict[str, float]:
+    """Cost of one IMU block + its force block beyond the per-sample work (µs): the block
+    size's ns per sample less the whole array's (same data), times the block size."""
+    return {str(b): (ns_per_sample[str(b)] - ns_per_sample["all"]) * b / 1000.0 for b in BLOCKS}
+
+
+def pipeline_memory(d: dict[str, np.ndarray], n_imu: int, size: int) -> dict[str, float]:
+    """Peak memory held during one pipeline run (MB, tracemalloc: Python objects and numpy
+    buffers, above what was held before) and the minor page faults the run took (memory
+    faulted in), per minute of data."""
+    run = pipeline_runner(d, n_imu)
+    run(size)  # warm: the allocator's own state settles first
+    minutes = n_imu / IMU_HZ / 60.0
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    run(size)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    run(size)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"peak_mb": (peak - base) / 1e6, "minor_faults_per_min": faults / minutes}
 
 
 def write_csv(d: dict[str, np.ndarray], path: Path) -> int:
@@ -254,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         "stages_ns_per_imu_sample": stage_times(d, min(n_imu, int(10 * IMU_HZ))),
         "pipeline_ns_per_imu_sample": pipeline_times(d, min(n_imu, int(10 * IMU_HZ))),
     }
-    res["pipeline_ns_per_imu_sample"]["all"] = pipeline_times(d, n_imu)["all"]
+    # per-block cost against the whole array over the same 10 s (the fixed cost of a run,
+    # e.g. finish, weighs the same in both); the table's "all" is then the full length
+    res["pipeline_block_overhead_us"] = block_overhead_us(res["pipeline_ns_per_imu_sample"])
+    res["pipeline_ns_per_imu_sample"]["all"] = pipeline_times(d, n_imu, ())["all"]
+    res["pipeline_memory"] = {"all": pipeline_memory(d, n_imu, n_imu),
+                              "10": pipeline_memory(d, min(n_imu, int(10 * IMU_HZ)), 10)}
     res["analyze"] = analyze_throughput(d)
     refs = reference_filters(d, n_imu)
     res["reference_ns_per_imu_sample"] = refs
@@ -275,6 +317,11 @@ def print_table(res: dict) -> None:
         print(f"{name:28s}" + "".join(f"{row[c]:12.0f}" for c in cols))
     row = res["pipeline_ns_per_imu_sample"]
     print(f"{'full pipeline':28s}" + "".join(f"{row[c]:12.0f}" for c in cols))
+    over = res["pipeline_block_overhead_us"]
+    print(f"{'  per block pair (µs)':28s}" + "".join(f"{over[c]:12.1f}" for c in cols[:-1]))
+    for key, m in res["pipeline_memory"].items():
+        print(f"  memory, block {key}: peak {m['peak_mb']:.1f} MB held, "
+              f"{m['minor_faults_per_min']:.0f} page faults per minute of data")
     for name, v in res["reference_ns_per_imu_sample"].items():
         print(f"{name:28s}{v:12.0f}")
     a = res["analyze"]

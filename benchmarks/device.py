@@ -14,9 +14,14 @@ the socket), lets both settle, then measures over a window:
 - daemon RSS (MB, the peak VmHWM);
 - daemon time to READY (s): from spawning the process to the READY=1 datagram.
 
+With ``--breakdown`` it also measures, in its own process and warm, where the daemon's cycles go
+per second of rig time: simulated hardware, driver logic, sampler, pipeline and engine, store,
+hub serialisation (see :func:`breakdown`).
+
 Goals: daemon CPU <= 5 %, coach <= 15 %, p99 <= 5 ms, RSS <= 80 MB, ready <= 2 s.
 
     python benchmarks/device.py [--seconds 30] [--scenario good_morning_tempo] [--coach model]
+                                [--breakdown]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 TICKS_S = os.sysconf("SC_CLK_TCK")
 GOALS = {"daemon_cpu_pct": 5.0, "coach_cpu_pct": 15.0, "latency_p99_ms": 5.0,
@@ -53,6 +59,13 @@ def threads(pid: int) -> dict[int, str]:
         except OSError:
             continue
     return out
+
+
+def wakeups(pid: int, tid: int) -> int:
+    """Voluntary context switches of a thread so far: each is one sleep and one wake-up."""
+    match = re.search(r"voluntary_ctxt_switches:\s+(\d+)",
+                      Path(f"/proc/{pid}/task/{tid}/status").read_text())
+    return int(match.group(1)) if match else 0
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -117,6 +130,119 @@ def run_model_child(socket_path: Path, seconds: float) -> int:
     return 0
 
 
+class _Timers:
+    """Time (s) spent inside wrapped callables, by part: ``perf_counter``, which in one busy
+    thread is its CPU time, and cheap to read (the thread's CPU clock is a system call)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    def wrap(self, part: str, owner: object, name: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.spent[part] = self.spent.get(part, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+
+def _sampler_run(
+    scenario: str, seconds: float, timers: _Timers | None
+) -> tuple[list[Any], list[Any], float, int]:
+    """The daemon's source on the virtual clock for ``seconds``: its streams and blocks, the time
+    the run took (``perf_counter``; thread CPU time without ``timers``) and the bus transactions.
+    With ``timers``, the time inside the simulated bus and inside the drivers is accumulated."""
+    from spinecoach.acquisition.source import open_source
+    from spinecoach.daemon import DAEMON_SAMPLER
+
+    source = open_source(f"sim:{scenario}", settings=DAEMON_SAMPLER)
+    bus = source.bus  # type: ignore[attr-defined]
+    if timers is not None:
+        for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data",
+                     "write_i2c_block_data", "read_block", "i2c_rdwr"):
+            timers.wrap("sim", bus, name)
+    source.start()  # type: ignore[attr-defined]
+    if timers is not None:
+        sampler = source.sampler  # type: ignore[attr-defined]
+        for channel in [*sampler._imus, *sampler._forces]:
+            for name in ("drain", "poll", "check_configuration"):
+                if hasattr(channel.driver, name):
+                    timers.wrap("drivers", channel.driver, name)
+    clock = time.perf_counter if timers is not None else time.thread_time
+    start = clock()
+    blocks = list(source.blocks(seconds))
+    return list(source.streams), blocks, clock() - start, bus.counters.transactions
+
+
+def breakdown(scenario: str, seconds: float) -> dict[str, float]:
+    """Where the daemon's own cycles go: CPU (% of one core) per second of rig time of each part
+    of its work, measured warm in this process on the virtual clock (no pacing, no threads, no
+    coach, no wake-ups); the live figures also pay for waking up ~100 times a second.
+
+    The sampler's side runs the daemon's source (its sampler settings) twice: once for its CPU
+    time, once with timers around the simulated bus and the drivers for the shares of that time.
+    The engine's side feeds those blocks to the session the daemon runs (pipeline, protocol,
+    cues, frames, store) and its calibration windows, and encodes the messages as the hub does.
+    """
+    from spinecoach.config import load_config
+    from spinecoach.daemon import _DeferredWindow, measurement_pipeline
+    from spinecoach.engine.library import load_library
+    from spinecoach.engine.session import open_store, scenario_defaults
+    from spinecoach.hub.messages import encode
+    from spinecoach.hub.session import HubSession, SessionChoice
+
+    streams, blocks, sampler_cpu_s, transactions = _sampler_run(scenario, seconds, None)
+    timers = _Timers()
+    _, _, sampler_wall_s, _ = _sampler_run(scenario, seconds, timers)
+    sim_share = timers.spent.get("sim", 0.0) / sampler_wall_s
+    driver_share = timers.spent.get("drivers", 0.0) / sampler_wall_s - sim_share
+
+    config = load_config()
+    defaults = scenario_defaults(scenario)
+    store = open_store(config, lambda _: None)
+    timers.wrap("store", store, "add_block")
+    session = HubSession(
+        streams, f"sim:{scenario}",
+        SessionChoice(athlete="bench", exercise=defaults.exercise, protocol=defaults.protocol),
+        library=load_library(config.exercises_dir()), autostart=True, store=store,
+        pipeline_factory=measurement_pipeline)
+    windows = [_DeferredWindow(0.5), _DeferredWindow(), _DeferredWindow()]
+    encoded, hub_s = 0, 0.0
+    cpu_start, wall_start = time.thread_time(), time.perf_counter()
+    session.start()
+    for block in blocks:
+        messages = session.process(block)
+        hub_start = time.perf_counter()
+        encoded += sum(len(encode(m)) for m in messages)
+        hub_s += time.perf_counter() - hub_start
+        for window in windows[:2] if block.info.kind == "force" else windows[2:]:
+            window.add(block)
+    session.finish()
+    engine_cpu_s = time.thread_time() - cpu_start
+    engine_wall_s = time.perf_counter() - wall_start
+    store.close(timeout_s=5.0)
+    store_share = timers.spent.get("store", 0.0) / engine_wall_s
+    hub_share = hub_s / engine_wall_s
+    parts = {
+        "simulated hardware (rig signals, chip registers, SimBus)": sampler_cpu_s * sim_share,
+        "driver logic (FIFO parsing, polling, retries)": sampler_cpu_s * driver_share,
+        "sampler and accounting": sampler_cpu_s * (1.0 - sim_share - driver_share),
+        "pipeline, engine, session, windows": engine_cpu_s * (1.0 - store_share - hub_share),
+        "store (queueing blocks; not its writer thread)": engine_cpu_s * store_share,
+        "hub serialisation (JSON lines)": engine_cpu_s * hub_share,
+    }
+    print(f"breakdown over {seconds:g} s of sim:{scenario} (warm, one thread): "
+          f"{transactions / seconds:.0f} bus transactions/s, {len(blocks) / seconds:.0f} blocks/s,"
+          f" {encoded / seconds / 1000:.1f} kB/s of hub lines")
+    for name, used_s in parts.items():
+        print(f"  {name:58s} {used_s / seconds * 100:6.2f} % of one core")
+    return {name: used_s / seconds * 100 for name, used_s in parts.items()}
+
+
 def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
             nice: int = 0) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="spinecoach-bench-"))
@@ -146,6 +272,7 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
         time.sleep(settle_s)
         names = threads(daemon.pid)
         before = {tid: cpu_s(daemon.pid, tid) for tid in names}
+        woken = {tid: wakeups(daemon.pid, tid) for tid in names}
         daemon_before, coach_before = cpu_s(daemon.pid), cpu_s(coach.pid)
         start = time.monotonic()
         time.sleep(seconds)
@@ -154,12 +281,15 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
         daemon_cpu = (cpu_s(daemon.pid) - daemon_before) / wall * 100
         coach_cpu = (cpu_s(coach.pid) - coach_before) / wall * 100
         per_thread: dict[str, float] = {}
+        per_thread_wakeups: dict[str, float] = {}
         for tid, name in threads(daemon.pid).items():
             try:
                 used = cpu_s(daemon.pid, tid) - before.get(tid, 0.0)
+                woke = wakeups(daemon.pid, tid) - woken.get(tid, 0)
             except OSError:
                 continue
             per_thread[name] = per_thread.get(name, 0.0) + used / wall * 100
+            per_thread_wakeups[name] = per_thread_wakeups.get(name, 0.0) + woke / wall
         rss = peak_rss_mb(daemon.pid)
         watchdogs = notify.watchdogs
     finally:
@@ -179,10 +309,12 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
     print(f"scenario sim:{scenario}, coach {coach_kind}, window {wall:.1f} s after {settle_s:g} s "
           f"settling, nice {nice}, load average {load:.1f} on {os.cpu_count()} CPUs; "
           f"daemon exit {status}, {watchdogs} watchdog pings")
-    print("daemon threads (% of one core): " + ", ".join(
-        f"{name} {pct:.1f}" for name, pct in sorted(per_thread.items(), key=lambda kv: -kv[1])
-        if pct >= 0.05))
-    print(f"buzzer commands: {commands} over {len(p99s)} session(s)")
+    print("daemon threads (% of one core, wake-ups/s): " + ", ".join(
+        f"{name} {pct:.1f} ({per_thread_wakeups.get(name, 0.0):.0f}/s)"
+        for name, pct in sorted(per_thread.items(), key=lambda kv: -kv[1]) if pct >= 0.05))
+    attached = sum(bool(re.search(r"coach \d+ attached", line)) for line in log)
+    print(f"buzzer commands: {commands} over {len(p99s)} session(s); coaches attached: {attached}"
+          + ("" if attached else " (the coach never attached: its figure is of an idle app)"))
     return {
         "daemon_cpu_pct": daemon_cpu,
         "daemon_cpu_without_sampler_pct": daemon_cpu - per_thread.get("sc-sampler", 0.0),
@@ -204,6 +336,9 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="scheduling priority of daemon and coach (negative: ahead of other "
                         "load on a shared machine, as if alone on the device; needs root)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also measure where the daemon's own cycles go, warm, in this "
+                        "process (simulated hardware, drivers, sampler, engine, store, hub)")
     parser.add_argument("--textual-child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -219,6 +354,11 @@ def main() -> int:
         verdict = "" if goal is None else ("  ok" if value <= goal else f"  MISSED by {value - goal:.2f}")
         goal_text = "" if goal is None else f" (goal <= {goal:g})"
         print(f"{name:32s} {value:8.2f} {units[name]}{goal_text}{verdict}")
+    if args.breakdown:
+        state = Path(tempfile.mkdtemp(prefix="spinecoach-breakdown-"))
+        os.environ.update(SPINECOACH_CONFIG=str(state / "absent.toml"),
+                          SPINECOACH_STATE_DIR=str(state))
+        breakdown(args.scenario, args.seconds)
     return 0
 
 

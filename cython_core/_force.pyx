@@ -102,7 +102,8 @@ cdef class ForceKernelState:
         """Grow ``buf`` so ``extra`` more samples (plus a full pre-trigger ring) fit."""
         cdef long long need = self.buf_len + extra + self.search_n + 1
         if need > self.buf.shape[0]:
-            new = np.zeros(max(need, 2 * self.buf.shape[0]), dtype=np.float64)
+            # only buf[:buf_len] is ever read, so the new tail need not be zeroed
+            new = np.empty(max(need, 2 * self.buf.shape[0]), dtype=np.float64)
             new[: self.buf_len] = np.asarray(self.buf)[: self.buf_len]
             self.buf = new
 

@@ -213,6 +213,10 @@ class RepSpan:
     [start, away_end), the pause at the far end [away_end, back_start), the return
     [back_start, end). ``rest_pause`` samples of stillness at the start position preceded the
     rep (since the previous rep; 0 for the first). ``extreme`` is the sample of the far end.
+
+    A rep that swept on through the start position (a throw) has ``wind_up_end`` >= 0: its
+    first swing, the wind-up, ran [start, wind_up_end) against ``away_dir``, and the swing
+    through the start position [through_start, away_end) in ``away_dir``; -1 otherwise.
     """
 
     start: int
@@ -223,6 +227,8 @@ class RepSpan:
     extreme: int
     rest_pause: int
     decided: int
+    wind_up_end: int = -1
+    through_start: int = -1
 
 
 class RepTracker:
@@ -260,6 +266,8 @@ class RepTracker:
         self._away_end = 0
         self._back_start = 0
         self._back_end = 0
+        self._wind_up_end = -1
+        self._through_start = -1
 
     @property
     def oldest_needed(self) -> int | None:
@@ -335,6 +343,8 @@ class RepTracker:
                 # the return swept on past the start by a full range (a throw: wind-up, throw
                 # through): the far side is an excursion of the same rep, which ends on the
                 # way back from there
+                if self._wind_up_end < 0:
+                    self._wind_up_end, self._through_start = self._away_end, a
                 self._dir = -self._dir
                 self._extreme = self._extreme_in(a, b, self._dir)
                 self._away_end = b
@@ -353,6 +363,8 @@ class RepTracker:
                     extreme=self._extreme,
                     rest_pause=rest,
                     decided=decided,
+                    wind_up_end=self._wind_up_end,
+                    through_start=self._through_start,
                 )
                 self._last_rep_end = b
                 self._reset_candidate()

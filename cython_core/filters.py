@@ -170,8 +170,12 @@ class LowPassFilter:
         if self._zi is None:
             first = signal[0] if signal.ndim == 2 else signal[:1]
             self._zi = sos_steady_state(self.sos, first)
-        y, self._zi = sosfilt(self.sos, signal, self._zi)
-        return y
+        # The kernel straight on the filter's own (already valid) sections and state, updated
+        # in place: what ``sosfilt`` does, without its per-call checks and state copy.
+        samples = np.ascontiguousarray(signal.reshape(-1, 1) if signal.ndim == 1 else signal)
+        y = np.empty_like(samples)
+        _filters.sosfilt(self.sos, samples, self._zi, y)
+        return y[:, 0] if signal.ndim == 1 else y
 
     def copy(self) -> LowPassFilter:
         twin = LowPassFilter(self.rate_hz, self.settings, self.channels)
@@ -224,6 +228,12 @@ class HampelFilter:
             raise ValueError(f"x must be one channel, shape (n,), got {signal.shape}")
         if not np.isfinite(signal).all():
             raise ValueError("x has non-finite values; drop or fill them before spike rejection")
+        return self.update_finite(signal)
+
+    def update_finite(self, x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """``update`` for a caller that has already checked ``x`` is one finite float64
+        channel (the pipeline's force path), without checking it again."""
+        signal = np.ascontiguousarray(x)
         y = np.empty_like(signal)
         replaced = np.zeros(signal.shape[0], dtype=np.uint8)
         s = self.settings

@@ -60,30 +60,37 @@ class ForceSettings:
 DEFAULT_FORCE_SETTINGS = ForceSettings()
 
 
-def _interp(t_s: FloatArray, f: FloatArray, at_s: float) -> float | None:
-    """Force at time ``at_s`` by linear interpolation, None outside the samples."""
-    if at_s < t_s[0] - 1e-12 or at_s > t_s[-1] + 1e-12:
-        return None
-    return float(np.interp(at_s, t_s, f))
+def _interp_at(t_s: FloatArray, f: FloatArray, at_s: list[float]) -> list[float | None]:
+    """Force at each time of ``at_s`` by linear interpolation (None outside the samples), in one
+    numpy call: np.interp computes every point on its own, so this equals point-by-point calls."""
+    values = np.interp(at_s, t_s, f).tolist()
+    lo, hi = t_s[0] - 1e-12, t_s[-1] + 1e-12
+    return [None if (a < lo or a > hi) else v for a, v in zip(at_s, values)]
 
 
-def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float) -> float | None:
-    """Trapezoidal integral of ``f`` over [t_from, t_to] with interpolated end points (N·s)."""
+def _impulse(t_s: FloatArray, f: FloatArray, t_from: float, t_to: float,
+             f_from: float, f_to: float) -> float | None:
+    """Trapezoidal integral of ``f`` over [t_from, t_to] (N·s); ``t_s`` ascending, ``f_from`` and
+    ``f_to`` the interpolated end points (np.interp at t_from and t_to)."""
     if t_to > t_s[-1] + 1e-12 or t_from < t_s[0] - 1e-12:
         return None
-    inside = (t_s > t_from) & (t_s < t_to)
-    tt = np.concatenate(([t_from], t_s[inside], [t_to]))
-    ff = np.concatenate(([np.interp(t_from, t_s, f)], f[inside], [np.interp(t_to, t_s, f)]))
-    return float(np.sum(0.5 * (ff[1:] + ff[:-1]) * np.diff(tt)))
+    # the samples strictly inside (t_from, t_to): a slice, since t_s is ascending
+    i0 = int(t_s.searchsorted(t_from, side="right"))
+    m = max(int(t_s.searchsorted(t_to, side="left")) - i0, 0)
+    tt = np.empty(m + 2)
+    tt[0], tt[1:-1], tt[-1] = t_from, t_s[i0 : i0 + m], t_to
+    ff = np.empty(m + 2)
+    ff[0], ff[1:-1], ff[-1] = f_from, f[i0 : i0 + m], f_to
+    return float((0.5 * (ff[1:] + ff[:-1]) * (tt[1:] - tt[:-1])).sum())
 
 
 def _mean_on(f: FloatArray, half_n: float, peak_n: float) -> float:
     """Mean force over the "on" time: from the first to the last sample at or above half of
     the rise (so the rise and the release do not dilute a repeater's mean)."""
-    above = np.flatnonzero(f >= half_n)
+    above = (f >= half_n).nonzero()[0]
     if above.size == 0:
         return peak_n
-    return float(np.mean(f[above[0] : above[-1] + 1]))
+    return float(f[above[0] : above[-1] + 1].mean())
 
 
 def measure_contraction(
@@ -115,68 +122,73 @@ def measure_contraction(
     if end <= trig:
         end = min(trig + 1, len(f))
     contraction = f[trig:end]
-    peak_rel = int(np.argmax(contraction))
+    peak_rel = int(contraction.argmax())
     peak = float(contraction[peak_rel])
     if peak - baseline_mean_n < s.min_rise_factor * margin:
         return None
     # The rise: first sample at or above half of the rise to the peak.
     half = baseline_mean_n + 0.5 * (peak - baseline_mean_n)
-    rise = trig + int(np.argmax(contraction >= half))
+    rise = trig + int((contraction >= half).argmax())
     # Onset: first sample of the final run above the threshold, walking back from the rise.
-    below = np.flatnonzero(f[: rise + 1] <= threshold)
+    below = (f[: rise + 1] <= threshold).nonzero()[0]
     onset = int(below[-1]) + 1 if below.size else 0
-    t = t0_s + (first_sample + np.arange(len(f), dtype=np.float64)) / rate_hz
+    # Windows are evaluated on the samples up to the contraction end (plus interpolation);
+    # they all start at the onset, so the baseline span before it is left out. Sample times
+    # are computed for that span only: t[i] = t0 + (first_sample + i) / rate, element by element.
+    last = min(len(f), max(end + 1, onset + 1))
+    first = max(onset - 1, 0)
+    t_c = t0_s + (first_sample + np.arange(first, last, dtype=np.float64)) / rate_hz
+    f_c = f[first:last]
     # The onset sample is the first of the final run above the threshold; its time is where
     # the force crossed the threshold, interpolated between it and the sample before, so the
     # windowed figures do not depend on where the sample clock happened to fall.
-    t_on = float(t[onset])
+    t_on = float(t_c[onset - first])
     f_on = float(f[onset])
     if onset > 0 and f[onset] > f[onset - 1]:
         frac = (threshold - f[onset - 1]) / (f[onset] - f[onset - 1])
-        t_on = float(t[onset - 1] + min(max(frac, 0.0), 1.0) / rate_hz)
-        f_on = float(np.interp(t_on, t[onset - 1 : onset + 1], f[onset - 1 : onset + 1]))
-    peak_idx = onset + int(np.argmax(f[onset:end])) if end > onset else trig + peak_rel
+        t_on = float(t_c[0] + min(max(frac, 0.0), 1.0) / rate_hz)
+        f_on = float(np.interp(t_on, t_c[:2], f[onset - 1 : onset + 1]))
+    peak_idx = onset + int(f[onset:end].argmax()) if end > onset else trig + peak_rel
     peak = float(f[peak_idx])
     pre_n = s.samples(s.pretension_window_s, rate_hz)
     pre = f[max(0, onset - pre_n) : onset]
-    pretensioned = bool(pre.size and np.max(np.abs(pre - baseline_mean_n)) > margin)
+    pretensioned = bool(pre.size and np.abs(pre - baseline_mean_n).max() > margin)
 
-    # Windows are evaluated on the samples up to the contraction end (plus interpolation);
-    # they all start at the onset, so the baseline span before it is left out.
-    last = min(len(f), max(end + 1, onset + 1))
-    first = max(onset - 1, 0)
-    t_c = t[first:last]
-    f_c = f[first:last]
-    force_at: dict[str, float | None] = {}
-    for ms in s.force_at_ms:
-        force_at[str(ms)] = _interp(t_c, f_c, t_on + ms / 1000.0)
+    window_ms = list(dict.fromkeys((*s.force_at_ms, *s.rfd_windows_ms)))
+    at_window = dict(zip(window_ms, _interp_at(t_c, f_c, [t_on + ms / 1000.0 for ms in window_ms])))
+    force_at: dict[str, float | None] = {str(ms): at_window[ms] for ms in s.force_at_ms}
     rfd: dict[str, float | None] = {}
     for ms in s.rfd_windows_ms:
-        f_w = _interp(t_c, f_c, t_on + ms / 1000.0)
+        f_w = at_window[ms]
         rfd[f"0-{ms}"] = None if f_w is None else (f_w - f_on) / (ms / 1000.0)
     # Peak RFD: largest slope over a sliding window within the first peak_rfd_search_s.
     w = s.peak_rfd_window_s
-    later = t_c[(t_c > t_on) & (t_c <= t_on + s.peak_rfd_search_s - w + 1e-12)]
-    starts = np.concatenate(([t_on], later))
+    i0 = int(t_c.searchsorted(t_on, side="right"))  # t_c > t_on
+    i1 = int(t_c.searchsorted(t_on + s.peak_rfd_search_s - w + 1e-12, side="right"))
+    starts = np.concatenate(([t_on], t_c[i0 : max(i0, i1)]))
     starts = starts[starts + w <= t_c[-1] + 1e-12]
     if starts.size:
-        slopes = (np.interp(starts + w, t_c, f_c) - np.interp(starts, t_c, f_c)) / w
-        peak_rfd = float(np.max(slopes))
+        both = np.interp(np.concatenate((starts + w, starts)), t_c, f_c)
+        slopes = (both[: starts.size] - both[starts.size :]) / w
+        peak_rfd = float(slopes.max())
     else:
         peak_rfd = 0.0
     net = f_c - baseline_mean_n
-    impulse: dict[str, float | None] = {}
-    for ms in s.impulse_windows_ms:
-        impulse[f"0-{ms}"] = _impulse(t_c, net, t_on, t_on + ms / 1000.0)
     t_end = float(t0_s + end_sample / rate_hz)
     whole_to = min(t_end, float(t_c[-1]))
-    impulse["contraction"] = _impulse(t_c, net, t_on, whole_to) if whole_to > t_on else 0.0
+    ends = [t_on + ms / 1000.0 for ms in s.impulse_windows_ms]
+    net_on, *net_end, net_whole = np.interp([t_on, *ends, whole_to], t_c, net).tolist()
+    impulse: dict[str, float | None] = {}
+    for ms, t_to, f_to in zip(s.impulse_windows_ms, ends, net_end):
+        impulse[f"0-{ms}"] = _impulse(t_c, net, t_on, t_to, net_on, f_to)
+    impulse["contraction"] = (_impulse(t_c, net, t_on, whole_to, net_on, net_whole)
+                              if whole_to > t_on else 0.0)
     return ContractionResult(
         onset_s=t_on,
         end_s=t_end,
         baseline_n=float(baseline_mean_n),
         peak_force_n=peak,
-        time_to_peak_s=float(t[peak_idx] - t_on),
+        time_to_peak_s=float(t0_s + (first_sample + float(peak_idx)) / rate_hz - t_on),
         force_at_n=force_at,  # type: ignore[arg-type]
         rfd_n_per_s=rfd,  # type: ignore[arg-type]
         peak_rfd_n_per_s=peak_rfd,
@@ -247,12 +259,12 @@ class ContractionDetector:
         if f.ndim != 1:
             raise ValueError(f"force_n must be 1-D, got shape {f.shape}")
         if valid is None:
-            v = np.ones(f.shape[0], dtype=np.uint8)
+            v = np.isfinite(f).view(np.uint8)
         else:
             v = np.ascontiguousarray(valid, dtype=np.bool_).view(np.uint8)
             if v.shape != f.shape:
                 raise ValueError("valid must have the same length as force_n")
-        v = v & np.isfinite(f).view(np.uint8)
+            v = v & np.isfinite(f).view(np.uint8)
         st = self._state
         events: list[CoreEvent] = []
         pos = 0

@@ -38,7 +38,8 @@ class SampleHistory:
         if self._len + n > self._cap:
             self._cap = max(2 * self._cap, self._len + n)
             for name, arr in self._data.items():
-                grown = np.zeros((self._cap, *arr.shape[1:]), dtype=np.float64)
+                # rows past the length are never read (get clips to it): no need to zero them
+                grown = np.empty((self._cap, *arr.shape[1:]), dtype=np.float64)
                 grown[: self._len] = arr[: self._len]
                 self._data[name] = grown
         for name, arr in self._data.items():

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core.angles import up_in_sensor
+from spinecoach.core._metrics import binned_means, first_settled
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
+from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,17 +58,25 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
     v = np.asarray(speed, dtype=np.float64)
     if v.ndim != 1 or v.size < 2:
         raise ValueError("sparc needs a 1-D speed profile of at least 2 samples")
+    if not rate_hz > 0:
+        raise ValueError(f"sparc needs a positive rate_hz, got {rate_hz!r}")
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + settings.pad_level))
-    mag = np.abs(np.fft.rfft(v, n_fft))
+    spectrum = np.fft.rfft(v, n_fft)
+    freq = np.arange(spectrum.size) * rate_hz / n_fft
+    # freq ascends, so the bins up to the cut-off are a prefix: only they need magnitudes
+    k = int(np.count_nonzero(freq <= settings.fc_max_hz))
+    mag = np.abs(spectrum[: max(k, 1)])
     if mag[0] <= 0:
         raise ValueError("sparc needs a speed profile with a non-zero mean")
-    freq = np.arange(mag.size) * rate_hz / n_fft
-    mag = mag / mag[0]
-    sel = freq <= settings.fc_max_hz
-    f_sel, m_sel = freq[sel], mag[sel]
-    above = np.flatnonzero(m_sel >= settings.amplitude_threshold)
+    return spectral_arc_length(freq[:k], (mag / mag[0])[:k], settings.amplitude_threshold)
+
+
+def spectral_arc_length(freq_hz: FloatArray, mag: FloatArray, amplitude_threshold: float) -> float:
+    """SPARC's arc length (negated) of the normalised magnitude ``mag`` over ``freq_hz`` (the
+    bins up to fc_max), cut after the last bin at or above ``amplitude_threshold``."""
+    above = np.flatnonzero(mag >= amplitude_threshold)
     last = int(above[-1]) if above.size else 0
-    f_sel, m_sel = f_sel[: last + 1], m_sel[: last + 1]
+    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
     if f_sel.size < 2:
         return 0.0
     df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
@@ -81,19 +90,11 @@ def force_angle_curve(
 ) -> dict[float, float]:
     """Mean force per angle bin: {lower bin edge (°): mean force (N)}, bins at multiples of
     ``bin_deg``, sorted by angle."""
-    a = np.asarray(angle_deg, dtype=np.float64)
-    f = np.asarray(force_n, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(f)
-    a, f = a[ok], f[ok]
-    if a.size == 0:
-        return {}
-    bins = np.floor(a / bin_deg).astype(np.int64)
-    lo = int(bins.min())
-    sums = np.bincount(bins - lo, weights=f)
-    counts = np.bincount(bins - lo)
-    used = np.flatnonzero(counts)
-    edges = ((lo + used) * bin_deg).tolist()
-    return dict(zip(edges, (sums[used] / counts[used]).tolist()))
+    a = np.ascontiguousarray(angle_deg, dtype=np.float64)
+    f = np.ascontiguousarray(force_n, dtype=np.float64)
+    if a.shape != f.shape or a.ndim != 1:
+        raise ValueError(f"angle_deg and force_n must be 1-D of one length, got {a.shape} and {f.shape}")
+    return binned_means(a, f, float(bin_deg))
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
@@ -102,7 +103,10 @@ def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
     for c in curves:
         for k, v in c.items():
             acc.setdefault(k, []).append(v)
-    return {k: float(np.mean(v)) for k, v in sorted(acc.items())}
+    # np.mean of each bin's values without its per-call wrapper: the same sum (np.add.reduce)
+    # divided by the count, so the same bits.
+    add = np.add.reduce
+    return {k: float(add(np.array(v, dtype=np.float64)) / len(v)) for k, v in sorted(acc.items())}
 
 
 def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG) -> float | None:
@@ -219,13 +223,8 @@ def stabilisation_time_s(
     keep = max(1, round(keep_s * rate_hz))
     if a.size < keep:
         return None
-    inside = np.concatenate(([0], np.cumsum(np.abs(a - settled_deg) <= band_deg)))
-    # windows of `keep` samples that are wholly inside the band
-    full = (inside[keep:] - inside[:-keep]) == keep
-    hit = np.flatnonzero(full)
-    if hit.size == 0:
-        return None
-    return float(hit[0] / rate_hz)
+    hit = first_settled(np.ascontiguousarray(a), float(settled_deg), float(band_deg), keep)
+    return None if hit < 0 else float(hit / rate_hz)
 
 
 def overshoot_deg(angle_deg: npt.ArrayLike, target_deg: float, direction: int) -> float:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
+from spinecoach.core._lookup import latest_at
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import axis_tilt_rms
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
@@ -78,6 +79,8 @@ HAMPEL_FLOOR_N = 5.0
 ASYNCHRONY_WINDOW_S = 1.0
 #: Samples kept before anything still referenced, for stabilisation look-backs (s).
 HISTORY_MARGIN_S = 2.0
+#: How often the histories are trimmed (s of primary samples); they hold at most this much more.
+TRIM_EVERY_S = 0.25
 
 
 def hampel_settings(rate_hz: float) -> HampelSettings:
@@ -121,6 +124,7 @@ class _ForceChain:
     last_input: float = 0.0  # last valid raw sample (held over invalid ones)
     to_skip: int = 0  # leading spike-filter outputs that precede the first sample
     ok_queue: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    queue_all_ok: bool = True  # every flag in ok_queue is True
     history: SampleHistory = field(default_factory=lambda: SampleHistory({"force": ()}))
 
 
@@ -166,6 +170,13 @@ def _hold_invalid(x: FloatArray, ok: npt.NDArray[np.bool_], last: float) -> Floa
     pos = np.where(ok, np.arange(len(x)), -1)
     np.maximum.accumulate(pos, out=pos)
     return np.where(pos >= 0, x[np.maximum(pos, 0)], last)
+
+
+def _consecutive(index: npt.NDArray[np.int64], expected: int | None) -> bool:
+    """True when a block's indices run on from ``expected`` (any start if None) without a hole
+    (the usual block; then nothing needs expanding)."""
+    first = int(index[0])
+    return (expected is None or first == expected) and int(index[-1]) - first + 1 == index.size
 
 
 def _fill_gaps(
@@ -297,6 +308,7 @@ class Pipeline:
         self._hold_next = 0  # next primary sample to feed to the hold detector
         self._hold_start_sample: int | None = None
         self._n = 0  # primary samples processed
+        self._next_trim_n = 0  # primary sample count at which _trim next drops history
 
     def _extreme_in(self, a: int, b: int, direction: int) -> int:
         seg = self._hist.get("angle", a, b)
@@ -349,20 +361,26 @@ class Pipeline:
         accel = np.asarray(accel_g, dtype=np.float64).reshape(-1, 3)
         if name in self._imu_calibration:
             gyro, accel = self._imu_calibration[name].apply(gyro, accel)
-        ok = np.ones(idx.size, bool) if valid is None else np.asarray(valid, dtype=bool)
         if chain.next_index is None:
             chain.index0 = int(idx[0])
-        first, (gyro, accel, okf), present = _fill_gaps(
-            idx, chain.next_index, gyro, accel, ok.astype(np.float64)
-        )
-        ok = present & (okf > 0.5)
-        chain.next_index = first + len(ok)
+        ok: npt.NDArray[np.bool_] | None = None  # None: every sample valid
+        if valid is None and _consecutive(idx, chain.next_index):
+            chain.next_index = int(idx[-1]) + 1
+        else:
+            ok = np.ones(idx.size, bool) if valid is None else np.asarray(valid, dtype=bool)
+            first, (gyro, accel, okf), present = _fill_gaps(
+                idx, chain.next_index, gyro, accel, ok.astype(np.float64)
+            )
+            ok = present & (okf > 0.5)
+            chain.next_index = first + len(ok)
         if name == self.primary and self._axis is None:
             return self._buffer_for_axis(chain, gyro, accel, ok)
         return self._process_imu(chain, gyro, accel, ok)
 
     def _buffer_for_axis(self, chain: _ImuChain, gyro: FloatArray, accel: FloatArray,
-                         ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
+                         ok: npt.NDArray[np.bool_] | None) -> list[CoreEvent]:
+        if ok is None:
+            ok = np.ones(len(gyro), bool)
         self._pending_axis.append((gyro, accel, ok))
         self._pending_axis_n += len(ok)
         if self._pending_axis_n < samples(AXIS_WINDOW_S, chain.rate_hz):
@@ -382,20 +400,22 @@ class Pipeline:
         return self._process_imu(chain, gyro, accel, ok)
 
     def _process_imu(self, chain: _ImuChain, gyro: FloatArray, accel: FloatArray,
-                     ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
-        all_ok = bool(ok.all())
+                     ok: npt.NDArray[np.bool_] | None) -> list[CoreEvent]:
+        """Orientation, then the primary or the pelvis chain; ``ok`` None: all samples valid."""
+        all_ok = ok is None or bool(ok.all())
         if not all_ok:
+            assert ok is not None
             # Non-finite values in invalid samples must not reach the filter.
             gyro = np.where(ok[:, None], gyro, 0.0)
             accel = np.where(ok[:, None], accel, 0.0)
-        if not chain.primed and (all_ok or ok.any()):
-            self._prime(chain, accel[int(np.argmax(ok))])
+        if not chain.primed and (all_ok or ok.any()):  # type: ignore[union-attr]
+            self._prime(chain, accel[0 if ok is None else int(np.argmax(ok))])
         q = chain.orientation.update(gyro, accel, None if all_ok else ok)
         if chain.zero_q is None:
             chain.zero_q = q[0].copy()
         if self._on_orientation is not None:
-            n0 = chain.next_index - len(ok) - chain.index0  # type: ignore[operator]
-            t = chain.t0_s + (chain.index0 + n0 + np.arange(len(ok))) / chain.rate_hz
+            n0 = chain.next_index - len(q) - chain.index0  # type: ignore[operator]
+            t = chain.t0_s + (chain.index0 + n0 + np.arange(len(q))) / chain.rate_hz
             self._on_orientation(chain.name, t, q)
         if chain.name != self.primary:
             if chain.name == "pelvis" and self._axis is not None:
@@ -519,33 +539,49 @@ class Pipeline:
             return []
         chain = self._force[name]
         f = np.asarray(force_n, dtype=np.float64).reshape(-1)
-        ok = np.ones(idx.size, bool) if valid is None else np.asarray(valid, dtype=bool)
         if chain.next_index is None:
             chain.index0 = int(idx[0])
-        first, (f, okf), present = _fill_gaps(idx, chain.next_index, f, ok.astype(np.float64))
-        ok = present & (okf > 0.5) & np.isfinite(f)
-        chain.next_index = first + len(ok)
-        held = _hold_invalid(f, ok, chain.last_input)
-        if ok.any():
-            chain.last_input = float(f[np.flatnonzero(ok)[-1]])
-        events = self._despike_and_detect(chain, held, ok)
+        if valid is None and _consecutive(idx, chain.next_index) and np.isfinite(f).all():
+            # the usual block: consecutive, all valid — nothing to expand, mask or hold
+            chain.next_index = int(idx[-1]) + 1
+            chain.last_input = float(f[-1])
+            events = self._despike_and_detect(chain, f, None)
+        else:
+            ok = np.ones(idx.size, bool) if valid is None else np.asarray(valid, dtype=bool)
+            first, (f, okf), present = _fill_gaps(idx, chain.next_index, f, ok.astype(np.float64))
+            ok = present & (okf > 0.5) & np.isfinite(f)
+            chain.next_index = first + len(ok)
+            held = _hold_invalid(f, ok, chain.last_input)
+            if ok.any():
+                chain.last_input = float(f[np.flatnonzero(ok)[-1]])
+            events = self._despike_and_detect(chain, held, ok)
         if name == self._force_name and self.primary is not None and self._axis is not None:
             events += self._advance_holds()
             events += self._flush_reps()
         return events
 
     def _despike_and_detect(self, chain: _ForceChain, held: FloatArray,
-                            ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
-        """Hampel filter (fixed delay: output j is input j - delay), then the detector."""
-        y, _ = chain.hampel.update(held)
-        chain.ok_queue = np.concatenate([chain.ok_queue, ok])
+                            ok: npt.NDArray[np.bool_] | None) -> list[CoreEvent]:
+        """Hampel filter (fixed delay: output j is input j - delay), then the detector.
+
+        ``ok`` None: every input valid (and finite). The validity flags wait in ``ok_queue``
+        for the filter's delay; while they are all valid the queue is only a count."""
+        y, _ = chain.hampel.update_finite(held)
         skip = min(chain.to_skip, len(y))  # outputs before the first input: no sample
         chain.to_skip -= skip
         y = y[skip:]
-        ok_out, chain.ok_queue = chain.ok_queue[: len(y)], chain.ok_queue[len(y):]
+        ok_out: npt.NDArray[np.bool_] | None = None
+        if ok is None and chain.queue_all_ok:
+            if skip:
+                chain.ok_queue = np.ones(len(chain.ok_queue) + skip, bool)
+        else:
+            queue = np.concatenate([chain.ok_queue, np.ones(len(held), bool) if ok is None else ok])
+            ok_out, chain.ok_queue = queue[: len(y)], queue[len(y):]
+            chain.queue_all_ok = bool(chain.ok_queue.all())
         return self._process_force(chain, y, ok_out)
 
-    def _process_force(self, chain: _ForceChain, f: FloatArray, ok: npt.NDArray[np.bool_]) -> list[CoreEvent]:
+    def _process_force(self, chain: _ForceChain, f: FloatArray,
+                       ok: npt.NDArray[np.bool_] | None) -> list[CoreEvent]:
         if len(f) == 0:
             return []
         if self.primary is not None:  # force vs angle and holds need the recent force
@@ -576,11 +612,9 @@ class Pipeline:
         hist: SampleHistory = c.history
         if hist.stop == 0:
             return np.full(len(t_s), np.nan)
-        n = np.floor((t_s - c.t0_s) * c.rate_hz + 1e-9).astype(np.int64) - c.index0
-        vals = hist.get("force", hist.start, hist.stop)
-        pos = np.clip(n - hist.start, 0, len(vals) - 1)
-        out = vals[pos].copy()
-        out[n < 0] = np.nan
+        out = np.empty(len(t_s))
+        latest_at(np.ascontiguousarray(t_s, dtype=np.float64), c.t0_s, c.rate_hz, c.index0,
+                  hist.get("force", hist.start, hist.stop), hist.start, out)
         return out
 
     def _force_between(self, t_a: float, t_b: float) -> tuple[FloatArray, FloatArray]:
@@ -711,7 +745,17 @@ class Pipeline:
         m = self.motion
         rate = self._rate
         away_ecc = (not self._exercise_known) or s.away_dir * m.eccentric_sign > 0
-        t_start, t_away_end = self._swing_bounds(s.start, s.away_end, s.away_dir, s.decided)
+        if s.wind_up_end >= 0:
+            # A throw: the wind-up (lengthening, whichever side) and the throw through the
+            # start position are fitted each in its own direction.
+            t_start, t_wind_up_end = self._swing_bounds(s.start, s.wind_up_end, -s.away_dir,
+                                                        s.decided)
+            t_through, t_away_end = self._swing_bounds(s.through_start, s.away_end, s.away_dir,
+                                                       s.decided)
+            if t_wind_up_end > t_through:
+                t_wind_up_end = t_through = 0.5 * (t_wind_up_end + t_through)
+        else:
+            t_start, t_away_end = self._swing_bounds(s.start, s.away_end, s.away_dir, s.decided)
         t_back_start, t_end = self._swing_bounds(s.back_start, s.end, -s.away_dir, s.decided)
         if t_away_end > t_back_start:  # a turn without a pause: the bells meet
             t_away_end = t_back_start = 0.5 * (t_away_end + t_back_start)
@@ -720,7 +764,14 @@ class Pipeline:
         back_s = t_end - t_back_start
         rest_s = 0.0 if self._last_rep_end_s is None else max(0.0, t_start - self._last_rep_end_s)
         self._last_rep_end_s = t_end
-        if away_ecc:
+        if s.wind_up_end >= 0:
+            # E-P-C-P of a throw: wind-up, pause, throw, and the rest before the rep (the
+            # return from the far side is the rep's, but no tempo phase)
+            away_ecc = True
+            tempo = Tempo(t_wind_up_end - t_start, t_through - t_wind_up_end,
+                          t_away_end - t_through, rest_s)
+            ecc, con = (s.start, s.wind_up_end), (s.through_start, s.away_end)
+        elif away_ecc:
             tempo = Tempo(away_s, far_s, back_s, rest_s)
             ecc, con = (s.start, s.away_end), (s.back_start, s.end)
         else:
@@ -783,8 +834,9 @@ class Pipeline:
         ang = np.interp(t, imu_t, self._hist.get("angle", s.start, s.end))
         curves = {}
         for label, (a, b) in (("concentric", con), ("eccentric", ecc)):
-            sel = (t >= self._t(a)) & (t < self._t(b))
-            curves[label] = metrics.force_angle_curve(ang[sel], f[sel])
+            # t is ascending, so t_a <= t < t_b is a slice
+            i, j = np.searchsorted(t, (self._t(a), self._t(b))).tolist()
+            curves[label] = metrics.force_angle_curve(ang[i:j], f[i:j])
         i_pk = int(np.argmax(f))
         onset_t = self._t(s.start)
         near = [c.onset_s - onset_t for _, c in self._contractions
@@ -802,6 +854,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------ housekeeping
     def _trim(self) -> None:
+        del self._onsets[:-8]
+        # Trimming only ever drops samples nothing refers to, so doing it every TRIM_EVERY_S
+        # rather than every (small) block changes no result, only the per-block cost.
+        if self._n < self._next_trim_n:
+            return
+        self._next_trim_n = self._n + samples(TRIM_EVERY_S, self._rate)
         keep = [self._n - samples(HISTORY_MARGIN_S, self._rate)]
         old = self._tracker.oldest_needed
         if old is not None:
@@ -819,7 +877,6 @@ class Pipeline:
             t_keep = self._t(keep_from)
             f_keep = int(np.floor((t_keep - c.t0_s) * c.rate_hz)) - c.index0 - 1
             c.history.trim(f_keep)
-        del self._onsets[:-8]
 
     def finish(self) -> AnalysisResult:
         """Close everything still open at the end of the data and return the results."""

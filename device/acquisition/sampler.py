@@ -97,6 +97,10 @@ class SamplerSettings:
     block_s: float = 0.02
     #: An action this late (s) means the reader was descheduled: what is lost is a stall.
     stall_after_s: float = 0.05
+    #: A virtual clock paced to the wall clock (a simulated rig shown live) may run this far
+    #: ahead (s) before the sampler sleeps until the wall clock has caught up: one wake-up per
+    #: this much sample time instead of one per chip access (each costs tens of µs of CPU).
+    pace_ahead_s: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -362,6 +366,11 @@ class Sampler:
             for ch, fn in services:
                 if ch.next_action_t < due:
                     channel, service, due = ch, fn, ch.next_action_t
+            # Finished blocks go out before the loop waits for the next action (see
+            # ``_holds_blocks`` for a paced virtual clock).
+            if due >= end_t or not self._holds_blocks(due):
+                for ch in channels:
+                    yield from self._hand_over(ch.out)
             if due >= end_t:
                 break
             self._wait_until(due)
@@ -373,16 +382,41 @@ class Sampler:
                 # A stream that stopped (an outage) still hands on what it holds in time.
                 if ch.buffered and now - ch.buffer_start_t >= block_s:
                     ch.out.append(ch.close_block())
-                if ch.out:
-                    yield from ch.out
-                    ch.out.clear()
-        self._wait_until(end_t)
-        yield from self.finish()
+        self._wait_until(end_t, ahead_s=0.0)
+        self._final_reads()
+        for ch in channels:
+            yield from self._hand_over(ch.out)
+
+    @staticmethod
+    def _hand_over(out: list[Block]) -> Iterator[Block]:
+        """Yield the finished blocks of ``out``, each leaving ``out`` before it is yielded.
+
+        The consumer may close the iterator at any yield (a stop in the middle of a batch):
+        what it has received is then no longer held, and what it has not is still in ``out``
+        for :meth:`finish`, so every block is handed over exactly once and the accounts
+        (which count ``out`` as held) stay exact.
+        """
+        while out:
+            yield out.pop(0)
 
     def finish(self) -> list[Block]:
-        """Final drain and poll, then trailing gaps: afterwards the accounts are complete."""
+        """Final drain and poll, then trailing gaps: afterwards the accounts are complete.
+
+        Returns every block not handed over yet: those of the final reads and those a run
+        closed in the middle of handing over a batch still held (each block once, however
+        often this is called)."""
+        self._final_reads()
+        out: list[Block] = []
+        for channel in self._channels:
+            out.extend(channel.out)
+            channel.out.clear()
+        return out
+
+    def _final_reads(self) -> None:
+        """Once: the last poll and drain, the trailing gaps, the buffers closed into blocks
+        (waiting in each channel's ``out``)."""
         if self._finished or not self._started:
-            return []
+            return
         self._finished = True
         now = self._clock.monotonic_s()
         # Load cells first: a conversion waiting now would be overwritten during the drains.
@@ -398,29 +432,41 @@ class Sampler:
             if ch.down or ch.trouble is not None:
                 lost = self._lost_since(ch.last_drain_t, now, ch.info.rate_hz)
                 ch.add_gap(lost, ch.trouble or "outage")
-        out: list[Block] = []
         for channel in self._channels:
             if channel.buffered:
                 channel.out.append(channel.close_block())
             elif channel.pending_gaps:
                 channel.out.append(empty_block(channel.info, channel.take_gaps()))
-            out.extend(channel.out)
-            channel.out.clear()
-        return out
 
     def close(self) -> None:
         """Put every chip to sleep (drivers never raise on an absent chip)."""
         for ch in self._channels:
             ch.driver.close()  # type: ignore[attr-defined]
 
-    def _wait_until(self, due: float) -> None:
+    def _wait_until(self, due: float, ahead_s: float | None = None) -> None:
+        """Sleep the clock until ``due``; a paced virtual clock also waits for the wall clock
+        once it is more than ``ahead_s`` (default ``pace_ahead_s``) ahead of it."""
         now = self._clock.monotonic_s()
         if due > now:
             self._clock.sleep(due - now)
         if self._pace:
-            ahead = (due - self._session_t) - (self._wall_clock() - self._wall_start)
-            if ahead > 0:
+            ahead = self._wall_ahead_s(due)
+            if ahead > (self.settings.pace_ahead_s if ahead_s is None else ahead_s):
                 self._wall_sleep(ahead)
+
+    def _holds_blocks(self, due: float) -> bool:
+        """Whether finished blocks wait for a later pass of the loop.
+
+        On a real clock the loop waits after every action, and blocks go out before each wait.
+        A paced virtual clock waits only once it is ``pace_ahead_s`` ahead of the wall clock:
+        its blocks go out together just before that wait, so the consumer runs while this
+        thread sleeps instead of competing with it; while it is behind the wall clock
+        (catching up) they go out at once."""
+        return self._pace and 0.0 <= self._wall_ahead_s(due) <= self.settings.pace_ahead_s
+
+    def _wall_ahead_s(self, t: float) -> float:
+        """How far clock time ``t`` is ahead of the wall clock (s; paced runs)."""
+        return (t - self._session_t) - (self._wall_clock() - self._wall_start)
 
     def _note_stall(self, since: float) -> None:
         """If the clock moved on by more than ``stall_after_s`` since ``since`` (the loop was

@@ -730,7 +730,11 @@ class ForceSignal:
                 np.arange(int(np.ceil(span_s / creep_step_s)) + 2, dtype=np.float64) * creep_step_s
             )
             a = float(np.exp(-creep_step_s / errors.creep_tau_s))
-            creep = first_order_lag(source.force_n(grid), a, errors.creep_fraction)
+            # In blocks: the force over the whole span at once would need tens of MB of
+            # temporaries (rotations, positions) for a 1 MB result; element-wise, so the
+            # values are the same.
+            applied = np.concatenate([source.force_n(part) for part in _blocks(grid)])
+            creep = first_order_lag(applied, a, errors.creep_fraction)
             self._creep = SlowProcess(0.0, creep_step_s, creep)
         self.cache = SampleClockCache(lambda t: (self.evaluate(t),), rate_hz, block=2048)
 

@@ -81,6 +81,8 @@ STABLE_BAND_DEG = 2.0
 STABLE_FOR_S = 0.100
 #: Default hold tolerance (deg) of METRICS.md.
 HOLD_TOLERANCE_DEG = 5.0
+#: METRICS.md hold debounce: a hold ends only when the angle leaves the band for longer (s).
+HOLD_DEBOUNCE_S = 0.200
 #: Sampling used to find extrema and band crossings of the analytic angle (s).
 TRUTH_STEP_S = 0.0005
 #: Rate of the stored true-angle curves (Hz).
@@ -555,7 +557,11 @@ def holds_from_script(
 ) -> list[HoldTruth]:
     """Holds from the ``hold`` segments: each extended to the surrounding interval in which
     ``angle_fn`` stays within the hold value ± ``tolerance_deg`` (band edges interpolated),
-    with the overshoot and stabilisation time of its approach (see :class:`HoldTruth`)."""
+    with the overshoot and stabilisation time of its approach (see :class:`HoldTruth`).
+
+    As METRICS.md defines a hold, excursions out of the band lasting no longer than the
+    debounce (HOLD_DEBOUNCE_S) do not break it: an approach that overshoots through the band
+    edge and settles back within the debounce starts the hold at its first entry."""
     holds: list[HoldTruth] = []
     t = dense_times(0.0, duration_s)
     y = angle_fn(t)
@@ -563,23 +569,9 @@ def holds_from_script(
         if segment.kind != "hold":
             continue
         target = segment.from_value
-        outside = np.abs(y - target) > tolerance_deg
         first = int(np.searchsorted(t, segment.start_s))
         last = int(np.searchsorted(t, segment.end_s, side="right")) - 1
-        before = np.flatnonzero(outside[:first])
-        after = np.flatnonzero(outside[last:])
-        if before.size:
-            i = int(before[-1])
-            edge = target + tolerance_deg * np.sign(y[i] - target)
-            start_s = _crossing(t, y, edge, i, i + 1)
-        else:
-            start_s = 0.0
-        if after.size:
-            j = last + int(after[0])
-            edge = target + tolerance_deg * np.sign(y[j] - target)
-            end_s = _crossing(t, y, edge, j - 1, j)
-        else:
-            end_s = duration_s
+        start_s, end_s = _debounced_band_interval(t, y, target, tolerance_deg, first, last)
         approach = _approach_start(script, number)
         overshoot, stabilisation = _approach_figures(t, y, target, approach, segment.end_s)
         holds.append(
@@ -597,6 +589,48 @@ def holds_from_script(
             )
         )
     return holds
+
+
+def _debounced_band_interval(
+    t: FloatArray, y: FloatArray, target: float, tolerance_deg: float, first: int, last: int
+) -> tuple[float, float]:
+    """The hold around samples [first, last] (inside target ± tolerance_deg): widened over
+    every excursion out of the band of at most HOLD_DEBOUNCE_S, from the entry after the
+    last longer excursion before it to the exit that starts the first longer one after it
+    (band edges interpolated; the ends of the data bound it)."""
+    outside = np.abs(y - target) > tolerance_deg
+
+    def exit_time(j: int) -> float:  # y[j - 1] inside, y[j] outside
+        return _crossing(t, y, target + tolerance_deg * np.sign(y[j] - target), j - 1, j)
+
+    def entry_time(i: int) -> float:  # y[i] outside, y[i + 1] inside
+        return _crossing(t, y, target + tolerance_deg * np.sign(y[i] - target), i, i + 1)
+
+    start_s, k = float(t[0]), first
+    while True:
+        out = np.flatnonzero(outside[:k])
+        if out.size == 0:
+            break
+        i = int(out[-1])
+        inside_before = np.flatnonzero(~outside[:i])
+        entry = entry_time(i)
+        if inside_before.size == 0 or entry - exit_time(int(inside_before[-1]) + 1) > HOLD_DEBOUNCE_S:
+            start_s = entry
+            break
+        k = int(inside_before[-1]) + 1
+    end_s, k = float(t[-1]), last
+    while True:
+        out = np.flatnonzero(outside[k:])
+        if out.size == 0:
+            break
+        j = k + int(out[0])
+        inside_after = np.flatnonzero(~outside[j:])
+        exit_ = exit_time(j)
+        if inside_after.size == 0 or entry_time(j + int(inside_after[0]) - 1) - exit_ > HOLD_DEBOUNCE_S:
+            end_s = exit_
+            break
+        k = j + int(inside_after[0])
+    return start_s, end_s
 
 
 def _approach_start(script: Script, hold_number: int) -> float:

@@ -134,8 +134,8 @@ def test_rotational_throws_reps_and_rotation_speed():
     for got, want in zip(res.reps, sc.truth.reps):
         assert got.rom_deg == pytest.approx(want.rom_deg, abs=2.0)
         assert got.rotation_speed_dps == pytest.approx(want.peak_rotation_speed_dps, rel=0.02)
-        # measured: starts within 39 ms, ends within 9 ms
-        assert abs(got.start_s - want.start_s) < 0.05 and abs(got.end_s - want.end_s) < 0.02
+        # measured: starts within 3 ms (the wind-up fitted in its own direction), ends within 9 ms
+        assert abs(got.start_s - want.start_s) < 0.01 and abs(got.end_s - want.end_s) < 0.02
 
 
 def test_single_leg_deadlift_sway():

@@ -1,0 +1,261 @@
+"""Timing accuracy of holds, reps and phase boundaries against the simulated rig's truth.
+
+Issue 3 asks for hold durations within one sample and phase boundaries within 20 ms. What each
+figure here can reach is set by its error budget, measured per error source (ideal IMU, white
+noise only, noise + gyro bias, the full rig) and given in the comments:
+
+- the hold logic and the truth both follow METRICS.md, so on the true angle a hold is exact
+  to a sample; through the IMU the angle carries the fusion's inclination error while the
+  trunk crosses the band edge at 40-75 °/s (±0.5° with an ideal IMU: up to 8 ms) and the rig's
+  constant accelerometer offset (0.5° here: 13-21 ms);
+- rep and phase boundaries come from a bell fit of each swing's speed, exact on the scripted
+  minimum-jerk movement alone; the rig's postural sway (0.25° RMS, 0.1-0.8 Hz) moves the ends
+  of slow (3-4 s) movements by 20-60 ms in the noise-free true speed already, so the 20 ms
+  holds for brisk (1-2 s) movements only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from spinecoach.analysis import EXERCISES
+from core_detect_synth import Segment, cosine_moves
+from spinecoach.core.detect import HoldDetector, count_reps
+from spinecoach.core.pipeline import Pipeline
+from spinecoach.core.results import AnalysisResult, MotionSettings, RepResult
+from spinecoach.drivers.blocks import StreamInfo
+from spinecoach.drivers.sim.motion import Script
+from spinecoach.drivers.sim.scenarios import Scenario, build_scenario
+from spinecoach.drivers.sim.truth import HOLD_DEBOUNCE_S, RepTruth, holds_from_script
+from test_detect_sim_truth import analyse
+
+FLEXION = (0.0, 1.0, 0.0)
+
+
+class _IdealImu:
+    """The scenario with its ideal (error-free) IMU and load cell."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self._sc = sc
+
+    def __getattr__(self, name: str):
+        return getattr(self._sc, name)
+
+    def imu_signal(self, placement: str):
+        return self._sc.imu_signal(placement, ideal=True)
+
+    def force_signal(self):
+        return self._sc.force_signal(ideal=True)
+
+
+def run_pipeline(sc: Scenario, motion: MotionSettings, *, ideal: bool = False) -> AnalysisResult:
+    """The scenario's IMU (and load-cell) signals fed straight into the pipeline."""
+    return analyse(_IdealImu(sc) if ideal else sc, motion)  # type: ignore[arg-type]
+
+
+def hold_motion(sc: Scenario) -> MotionSettings:
+    h = sc.truth.holds[0]
+    return MotionSettings(primary_axis=FLEXION, eccentric_sign=1, hold_target_deg=h.target_deg,
+                          hold_tolerance_deg=h.tolerance_deg)
+
+
+# ------------------------------------------------------------------------------------------------
+# Holds
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["back_extension_holds", "sorensen_hold"])
+@pytest.mark.parametrize("rate", [1000.0, 100.0])
+def test_hold_detector_is_exact_to_a_sample_on_the_true_angle(name, rate):
+    sc = build_scenario(name)
+    h0 = sc.truth.holds[0]
+    t = np.arange(int(sc.duration_s * rate)) / rate
+    det = HoldDetector(rate, h0.target_deg - h0.tolerance_deg, h0.target_deg + h0.tolerance_deg)
+    changes = det.update(sc.primary_angle_deg(t)) + det.finish()
+    ends = [c for c in changes if c.kind == "hold_end"]
+    assert len(ends) == len(sc.truth.holds)
+    for got, want in zip(ends, sc.truth.holds):
+        # The first sample inside the band and the first sample of the break: at most one
+        # sample after the true band-edge crossings.
+        assert 0.0 <= got.start / rate - want.start_s < 1.0 / rate
+        assert 0.0 <= got.end / rate - want.end_s < 1.0 / rate
+        assert (got.end - got.start) / rate == pytest.approx(want.duration_s, abs=1.0 / rate)
+
+
+def _overshooting_approach(pause_s: float) -> Script:
+    """From 50° down through the band 30 ± 5° to 24.5° (out of it for 0.13 s + ``pause_s``),
+    back to 30° and held."""
+    script = Script(50.0).pause(1.0).move(24.5, 0.6).pause(pause_s).move(30.0, 0.2)
+    return script.hold(3.0).move(50.0, 1.0).pause(1.0)
+
+
+def _crossings(script: Script, edge: float) -> list[float]:
+    t = np.arange(0.0, script.end_s, 1e-4)
+    above = script.evaluate(t).value > edge
+    return list(t[1:][above[1:] != above[:-1]])
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.05, 0.1, 0.5])
+def test_truth_holds_ride_over_excursions_within_the_debounce(pause_s):
+    script = _overshooting_approach(pause_s)
+    (hold,) = holds_from_script(script, lambda t: script.evaluate(t).value, script.end_s)
+    enter_top = _crossings(script, 35.0)[0]  # first entry into the band, from above
+    leave_low, back_in = _crossings(script, 25.0)[:2]  # the overshoot below the band
+    assert back_in - leave_low == pytest.approx(0.128 + pause_s, abs=0.002)
+    # METRICS.md: a break must last longer than the debounce to end (or prevent) the hold.
+    expected = enter_top if back_in - leave_low <= HOLD_DEBOUNCE_S else back_in
+    assert hold.start_s == pytest.approx(expected, abs=2e-3)
+    assert hold.end_s == pytest.approx(_crossings(script, 35.0)[-1], abs=2e-3)
+    # and the detector, fed the same angle, agrees to the sample
+    rate = 1000.0
+    det = HoldDetector(rate, 25.0, 35.0)
+    changes = det.update(script.evaluate(np.arange(int(script.end_s * rate)) / rate).value)
+    (end,) = [c for c in changes + det.finish() if c.kind == "hold_end"]
+    assert 0.0 <= end.start / rate - hold.start_s < 1.0 / rate
+    assert 0.0 <= end.end / rate - hold.end_s < 1.0 / rate
+
+
+def test_holds_through_the_imu():
+    sc = build_scenario("back_extension_holds")
+    want = sc.truth.holds
+    ideal = run_pipeline(sc, hold_motion(sc), ideal=True).holds
+    noisy = run_pipeline(sc, hold_motion(sc)).holds
+    assert len(ideal) == len(noisy) == len(want)
+    for gi, gn, w in zip(ideal, noisy, want):
+        # Ideal IMU, measured: starts +1.7..+7.8 ms, ends +1.7..+8.3 ms, durations within
+        # 6.4 ms. The fusion's inclination error while the trunk crosses the band edge at
+        # 40-75 °/s (up to ±0.5°: movement acceleration through the 2 s accelerometer low-pass)
+        # less the 2.6 ms gyro-delay prediction (the rig's gyro has no delay).
+        assert abs(gi.start_s - w.start_s) < 0.010
+        assert abs(gi.end_s - w.end_s) < 0.010
+        assert gi.duration_s == pytest.approx(w.duration_s, abs=0.008)
+        # Full rig, measured: starts +13.0..+20.8 ms, ends -9.1..-3.7 ms, durations 16.7-30 ms
+        # short. By source: white noise only, starts +6.0..+8.7 and ends +0.7..+1.9 ms; with
+        # the gyro bias +6.0..+13.8 and -3.1..+2.3 ms; the rest is the constant accelerometer
+        # offset (N(0, 0.01 g) per axis, a ~0.5° tilt here), which no fusion filter can tell
+        # from a tilt: the IMU calibration (accelerometer offset) is what removes it.
+        assert 0.0 < gn.start_s - w.start_s < 0.025
+        assert abs(gn.end_s - w.end_s) < 0.012
+        assert gn.duration_s == pytest.approx(w.duration_s, abs=0.035)
+
+
+def test_sorensen_hold_through_the_imu():
+    sc = build_scenario("sorensen_hold")
+    (want,) = sc.truth.holds
+    motion = MotionSettings(primary_axis=FLEXION, hold_target_deg=want.target_deg,
+                            hold_tolerance_deg=want.tolerance_deg)
+    (ideal,) = run_pipeline(sc, motion, ideal=True).holds
+    # Ideal IMU, measured: start 7 ms early, end 0.6 ms early, 6.4 ms long (the fusion's
+    # inclination error during the lift, as above).
+    assert abs(ideal.start_s - want.start_s) < 0.010
+    assert abs(ideal.end_s - want.end_s) < 0.005
+    assert ideal.duration_s == pytest.approx(want.duration_s, abs=0.008)
+    (noisy,) = run_pipeline(sc, motion).holds
+    # Full rig, measured: start 78 ms early, end 26 ms late (104 ms long). The start is the
+    # gyro bias (73 ms of it with the accelerometer offset removed, 8 ms with white noise
+    # only): 3 s of rest before the 2 s lift leave the bias estimate short; the end is the
+    # accelerometer offset (~1.1° on a horizontal trunk). Both go with the IMU calibration.
+    assert -0.1 < noisy.start_s - want.start_s < 0.0
+    assert 0.0 < noisy.end_s - want.end_s < 0.04
+
+
+# ------------------------------------------------------------------------------------------------
+# Reps and phase boundaries
+# ------------------------------------------------------------------------------------------------
+def test_rep_span_keeps_a_throws_wind_up():
+    rate = 200.0
+    # wind-up to +40°, pause, throw through the start to -40°, back to 0; then a plain rep
+    segs = [Segment(1.0), Segment(0.8, 40.0), Segment(0.2), Segment(0.3, -40.0),
+            Segment(1.2, 0.0), Segment(1.5), Segment(1.0, 40.0), Segment(0.5),
+            Segment(1.0, 0.0), Segment(1.0)]
+    _t, angle, omega, edges = cosine_moves(segs, rate)
+    throw, plain = count_reps(angle, omega, rate, MotionSettings(min_rom_deg=30.0))
+    assert throw.away_dir == -1
+    assert abs(throw.start / rate - edges[1]) <= 0.02
+    assert abs(throw.wind_up_end / rate - edges[2]) <= 0.02
+    assert abs(throw.through_start / rate - edges[3]) <= 0.02
+    assert abs(throw.away_end / rate - edges[4]) <= 0.02
+    assert abs(throw.end / rate - edges[5]) <= 0.02
+    assert plain.wind_up_end == plain.through_start == -1
+
+
+def swing_boundaries(rep: RepResult) -> list[float]:
+    """[start, end of the swing away, start of the return, end] of a reported rep (s)."""
+    tempo = rep.tempo
+    if rep.eccentric_first:
+        away, far = tempo.eccentric_s, tempo.pause_lengthened_s
+    else:
+        away, far = tempo.concentric_s, tempo.pause_shortened_s
+    return [rep.start_s, rep.start_s + away, rep.start_s + away + far, rep.end_s]
+
+
+def true_boundaries(rep: RepTruth) -> list[float]:
+    moves = [p for p in rep.phases if p.kind in ("eccentric", "concentric")]
+    return [moves[0].start_s, moves[0].end_s, moves[-1].start_s, moves[-1].end_s]
+
+
+# Per scenario: which of the four boundaries belong to a brisk (1-2 s) movement, and the
+# bound (s) for the slow ones. Measured on the full rig, max |error| of [start, away end,
+# return start, end] (ms): good morning 19.8/48.6/7.4/4.2 (3 s eccentric, 1 s concentric),
+# chained good morning 27.7/32.6/8.0/2.9 (same tempo), dumbbell row 5.2/8.2/83.8/42.8 (1 s
+# concentric, 4 s eccentric), single-leg deadlift 13.9/33.3/17.4/18.5 (3 s eccentric, 2 s
+# concentric). The same bell fit on the noise-free true speed gives 25/28/3/3, 39/21/3/3,
+# 2/2/62/60 and 16/17/11/13 ms, and on the scripted movement without the sway 0/0/0/0: the
+# slow movements' ends are limited by postural sway (its speed, ~0.7 °/s, against a bell
+# that rises as t²), plus 15-20 ms at the end of an eccentric from the fusion settling the
+# angle after the movement (its derivative drags a tail onto the speed).
+CASES = {
+    "good_morning_tempo": ((False, False, True, True), 0.055),
+    "chained_good_morning": ((False, False, True, True), 0.040),
+    "dumbbell_row_slow_eccentric": ((True, True, False, False), 0.095),
+    "single_leg_deadlift": ((False, False, True, True), 0.040),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_phase_boundaries(name):
+    brisk, slow_bound = CASES[name]
+    sc = build_scenario(name)
+    res = run_pipeline(sc, MotionSettings(primary_axis=FLEXION,
+                                          eccentric_sign=sc.truth.eccentric_sign))
+    assert len(res.reps) == len(sc.truth.reps)
+    for got, want in zip(res.reps, sc.truth.reps):
+        for g, w, is_brisk in zip(swing_boundaries(got), true_boundaries(want), brisk):
+            assert abs(g - w) < (0.020 if is_brisk else slow_bound)
+
+
+def test_throw_phases_within_20_ms():
+    sc = build_scenario("rotational_throws")
+    res = run_pipeline(sc, EXERCISES["rotational-throw"])
+    assert len(res.reps) == len(sc.truth.reps)
+    for got, want in zip(res.reps, sc.truth.reps):
+        # E-P-C-P of a throw: wind-up, pause, throw (the rest before the rep is the last P),
+        # on either side; each swing fitted in its own direction. Measured: within 4 ms, the
+        # rep's end (back from the far side) within 9.3 ms.
+        assert got.eccentric_first
+        tempo = got.tempo
+        wind_up_end = got.start_s + tempo.eccentric_s
+        throw_start = wind_up_end + tempo.pause_lengthened_s
+        throw_end = throw_start + tempo.concentric_s
+        phases = {p.kind: p for p in want.phases}
+        expected = [phases["eccentric"].start_s, phases["eccentric"].end_s,
+                    phases["concentric"].start_s, phases["concentric"].end_s, want.end_s]
+        for g, w in zip([got.start_s, wind_up_end, throw_start, throw_end, got.end_s], expected):
+            assert abs(g - w) < 0.020
+        # the throw's own speed, not diluted by the wind-up
+        assert got.peak_concentric_speed_dps == pytest.approx(want.peak_rotation_speed_dps,
+                                                              rel=0.02)
+
+
+def test_throws_in_blocks_equal_one_block():
+    sc = build_scenario("rotational_throws")
+    motion = EXERCISES["rotational-throw"]
+    whole = run_pipeline(sc, motion).reps
+    t = np.arange(int(sc.duration_s * sc.imu_rate_hz)) / sc.imu_rate_hz
+    gyro, accel = sc.imu_signal(sc.primary_placement)(t)
+    p = Pipeline([StreamInfo(sc.primary_placement, "imu", sc.imu_rate_hz)], motion)
+    sizes, pos, k = (37, 1, 250, 8), 0, 0
+    while pos < len(t):
+        n = sizes[k % len(sizes)]
+        p.feed_imu(sc.primary_placement, np.arange(pos, min(pos + n, len(t))),
+                   gyro[pos : pos + n], accel[pos : pos + n])
+        pos, k = pos + n, k + 1
+    assert p.finish().reps == whole
