@@ -353,7 +353,7 @@ class Pipeline:
         if idx.size == 0:
             return []
         chain = self._imu[name]
-        if name == self.primary:
+        if name == self.primary and not _consecutive(idx, chain.next_index):
             first = int(idx[0]) if chain.next_index is None else chain.next_index
             chain.holes += _hole_runs(idx, first, first if chain.next_index is None
                                       else chain.index0, samples(HOLE_BRIDGE_S, chain.rate_hz))
