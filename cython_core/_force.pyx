@@ -15,7 +15,7 @@ baseline's onset threshold starts a contraction; the baseline is then frozen and
 
 import numpy as np
 
-from libc.math cimport sqrt, fmax
+from libc.math cimport sqrt, fmax, fmin
 
 DEF IDLE = 0
 DEF ACTIVE = 1
@@ -60,9 +60,20 @@ cdef class ForceKernelState:
     cdef public long long below_start_n
     cdef public long long end_n_sample  # sample number of the contraction end (first sample below)
     cdef public long long n_invalid
+    # a contraction also ends where the force settles (within floor_n for settle_n samples)
+    # below base_mean + max(floor_n, settle_frac x rise): a baseline that wandered meanwhile
+    cdef public int settle_n           # 0: off
+    cdef public double settle_frac
+    cdef public double peak
+    cdef public long long settle_start_n
+    cdef public double settle_lo
+    cdef public double settle_hi
 
     def __init__(self, int win_n, int search_n, int end_n, long long max_active_n,
-                 double k_sd, double floor_n):
+                 double k_sd, double floor_n, int settle_n=0, double settle_frac=0.0):
+        self.settle_n = settle_n
+        self.settle_frac = settle_frac
+        self.settle_start_n = -1
         self.win_n = win_n
         self.search_n = search_n
         self.end_n = end_n
@@ -99,7 +110,8 @@ cdef class ForceKernelState:
     def copy(self):
         """An independent copy (snapshots for tests and what-if replays)."""
         cdef ForceKernelState other = ForceKernelState(
-            self.win_n, self.search_n, self.end_n, self.max_active_n, self.k_sd, self.floor_n)
+            self.win_n, self.search_n, self.end_n, self.max_active_n, self.k_sd, self.floor_n,
+            self.settle_n, self.settle_frac)
         other.ring = np.array(self.ring)
         other.ring_mean = np.array(self.ring_mean)
         other.ring_sd = np.array(self.ring_sd)
@@ -107,7 +119,8 @@ cdef class ForceKernelState:
         other.buf = np.array(self.buf)
         for name in ("dq_head", "dq_len", "s1", "s2", "ref", "n_seen", "last_valid", "have_valid",
                      "mode", "base_mean", "base_sd", "threshold", "trigger_n", "buf_start_n",
-                     "buf_len", "below_count", "below_start_n", "end_n_sample", "n_invalid"):
+                     "buf_len", "below_count", "below_start_n", "end_n_sample", "n_invalid",
+                     "peak", "settle_start_n", "settle_lo", "settle_hi"):
             setattr(other, name, getattr(self, name))
         return other
 
@@ -129,6 +142,25 @@ cdef inline void _start_contraction(ForceKernelState st, double x) noexcept nogi
     st.buf_len = n_pre
     st.below_count = 0
     st.n_invalid = 0
+    st.peak = x
+    st.settle_start_n = -1
+
+
+cdef inline bint _settled(ForceKernelState st, double x, long long k) noexcept nogil:
+    """Track the run of samples below the settle level that stay within floor_n of each
+    other; True once it is settle_n long (the force rests on a baseline that moved)."""
+    st.peak = fmax(st.peak, x)
+    if x >= st.base_mean + fmax(st.floor_n, st.settle_frac * (st.peak - st.base_mean)):
+        st.settle_start_n = -1
+        return False
+    if st.settle_start_n < 0 or fmax(st.settle_hi, x) - fmin(st.settle_lo, x) > st.floor_n:
+        st.settle_start_n = k
+        st.settle_lo = x
+        st.settle_hi = x
+    else:
+        st.settle_lo = fmin(st.settle_lo, x)
+        st.settle_hi = fmax(st.settle_hi, x)
+    return k - st.settle_start_n + 1 >= st.settle_n
 
 
 cdef inline double _threshold(ForceKernelState st) noexcept nogil:
@@ -179,7 +211,10 @@ def force_step(ForceKernelState st, const double[::1] force_n, const unsigned ch
                     st.below_count += 1
                 else:
                     st.below_count = 0
-                if st.below_count >= st.end_n:
+                if st.settle_n > 0 and _settled(st, x, k):
+                    st.end_n_sample = st.settle_start_n
+                    code = 1
+                elif st.below_count >= st.end_n:
                     st.end_n_sample = st.below_start_n
                     code = 1
                 elif k - st.trigger_n + 1 >= st.max_active_n:

@@ -29,7 +29,11 @@ class ForceSettings:
     ``min_rise_factor`` and ``max_contraction_s`` are this implementation's guards: a
     "contraction" whose peak rises less than ``min_rise_factor`` times the onset margin above the
     baseline is a wandering baseline, not an effort, and is dropped; a contraction that never
-    relaxes is closed after ``max_contraction_s`` so memory stays bounded.
+    relaxes is closed after ``max_contraction_s`` so memory stays bounded. A contraction also
+    ends where the force settles (stays within ``onset_floor_n`` for ``settle_s``) below the
+    baseline plus max(floor, ``settle_rise_fraction`` x its rise): a baseline that wandered by
+    more than the floor during the effort would otherwise never let it end (``settle_s`` = 0:
+    METRICS.md's end only).
     """
 
     quiet_window_s: float = 1.0
@@ -45,6 +49,8 @@ class ForceSettings:
     impulse_windows_ms: tuple[int, ...] = (100, 200, 300)
     min_rise_factor: float = 2.0
     max_contraction_s: float = 120.0
+    settle_s: float = 0.5
+    settle_rise_fraction: float = 0.1
 
     def samples(self, seconds: float, rate_hz: float) -> int:
         """``seconds`` as a whole number of samples at ``rate_hz`` (at least 1)."""
@@ -222,6 +228,8 @@ class ContractionDetector:
             s.samples(s.max_contraction_s, rate_hz),
             s.onset_k_sd,
             s.onset_floor_n,
+            s.samples(s.settle_s, rate_hz) if s.settle_s > 0 else 0,
+            s.settle_rise_fraction,
         )
 
     @property

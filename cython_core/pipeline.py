@@ -65,6 +65,10 @@ VERTICAL_AXIS_DEG = 20.0
 #: Low-pass of the primary angular velocity: 2nd-order Butterworth at this cut-off (Hz), capped
 #: at 0.4 x the IMU rate; its group delay is taken off the phase boundaries.
 OMEGA_LOWPASS_HZ = 15.0
+#: A hole in the primary IMU at least this long (s) is bridged: the primary angle runs
+#: straight from the last sample before it to the first after (the orientation re-levels
+#: there), so a lost stretch reads as movement at the mean speed, not as a pause and a jump.
+HOLE_BRIDGE_S = 0.1
 #: Rate (Hz) the eccentric speed is decimated to (by a whole factor) before SPARC.
 SPARC_RATE_HZ = 100.0
 #: Window of the force spike (Hampel) filter (s, made odd and at least 3 samples), its
@@ -105,6 +109,7 @@ class _ImuChain:
     angle_state: PrimaryAngleState | None = None
     heading_deg: float = 0.0
     primed: bool = False
+    holes: list[tuple[int, int]] = field(default_factory=list)  # to bridge (_bridge_holes)
 
 
 @dataclass
@@ -129,6 +134,33 @@ def _cross3(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     a0, a1, a2 = (float(v) for v in np.asarray(a, dtype=np.float64))
     b0, b1, b2 = (float(v) for v in np.asarray(b, dtype=np.float64))
     return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
+def _hole_runs(index: npt.NDArray[np.int64], expected: int, index0: int,
+               min_len: int) -> list[tuple[int, int]]:
+    """[a, b) sample numbers (counted from ``index0``) of the holes at least ``min_len`` long
+    before and between a block's indices, the first expected at ``expected``."""
+    missing = np.diff(index, prepend=expected - 1) - 1
+    where = np.flatnonzero(missing >= min_len)
+    return [(int(index[k] - missing[k]) - index0, int(index[k]) - index0) for k in where]
+
+
+def _bridge_holes(angle: FloatArray, rate: FloatArray, holes: list[tuple[int, int]], n0: int,
+                  prev_angle: float, rate_hz: float) -> list[tuple[int, int]]:
+    """Bridge, in place, the holes [a, b) (primary sample numbers; each ends before a sample
+    of this block, which starts at sample ``n0``) of a block's angle and rate; returns the
+    holes still ahead."""
+    ahead = []
+    for a, b in holes:
+        if b >= n0 + len(angle):
+            ahead.append((a, b))
+            continue
+        i, j = a - n0, b - n0
+        before = angle[i - 1] if i > 0 else prev_angle
+        step = (angle[j] - before) / (j - i + 1)
+        angle[i:j] = before + step * np.arange(1, j - i + 1)
+        rate[i:j + 1] = step * rate_hz
+    return ahead
 
 
 def _hold_invalid(x: FloatArray, ok: npt.NDArray[np.bool_], last: float) -> FloatArray:
@@ -326,6 +358,10 @@ class Pipeline:
         if idx.size == 0:
             return []
         chain = self._imu[name]
+        if name == self.primary and not _consecutive(idx, chain.next_index):
+            first = int(idx[0]) if chain.next_index is None else chain.next_index
+            chain.holes += _hole_runs(idx, first, first if chain.next_index is None
+                                      else chain.index0, samples(HOLE_BRIDGE_S, chain.rate_hz))
         gyro = np.asarray(gyro_dps, dtype=np.float64).reshape(-1, 3)
         accel = np.asarray(accel_g, dtype=np.float64).reshape(-1, 3)
         if name in self._imu_calibration:
@@ -446,6 +482,9 @@ class Pipeline:
     def _process_primary(self, chain: _ImuChain, q: FloatArray, gyro: FloatArray) -> list[CoreEvent]:
         n = len(q)
         angle, raw_omega = self._angles(chain, q, gyro)
+        if chain.holes:
+            prev = self._hist.at("angle", self._n - 1) if self._n else float(angle[0])
+            chain.holes = _bridge_holes(angle, raw_omega, chain.holes, self._n, prev, chain.rate_hz)
         omega = self._omega_lp.update(raw_omega)
         self._hist.append(angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
         start = self._n
@@ -621,6 +660,8 @@ class Pipeline:
     # ------------------------------------------------------------------ holds
     def _advance_holds(self, final: bool = False) -> list[CoreEvent]:
         if self._holds_det is None or self.primary is None:
+            if self.primary is not None:
+                self._hold_next = self._n  # no holds to measure: no history kept for them
             return []
         t_cov = np.inf if final else self._force_t_covered()
         stop = self._n

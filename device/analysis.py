@@ -8,6 +8,8 @@ Used by ``spinecoach analyze``. ``--exercise`` names an exercise of the engine's
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,12 @@ from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
 from spinecoach.config import load_config
 from spinecoach.engine.library import load_library
-from spinecoach.errors import StorageError, UsageError
-from spinecoach.recording.model import Recording
+from spinecoach.errors import DataFormatError, StorageError, UsageError
+from spinecoach.drivers.blocks import StreamInfo
+from spinecoach.recording.interchange import UnknownColumnsWarning
+from spinecoach.recording.load import load_recording
+from spinecoach.recording.model import ForceStream, Recording
+from spinecoach.recording.sanity import check_recording
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -56,12 +62,20 @@ EXERCISES: dict[str, MotionSettings] = {
         primary_axis=_SPINE_AXIS, eccentric_sign=1, min_rom_deg=30.0, primary_angle="heading"),
 }
 
+#: An interchange CSV larger than this (bytes) is analysed piece by piece (bounded memory).
+STREAM_CSV_BYTES = 64 * 1024 * 1024
+
+#: Seconds of every stream fed to the pipeline at a time (bounded working memory on long
+#: recordings; the results do not depend on it).
+FEED_BLOCK_S = 60.0
+
 #: Mounting axis whose inclination goes into the orientation CSV: sensor +x, up the spine.
 INCLINATION_AXIS = _SPINE_AXIS
 
 ORIENTATION_CSV_HEADER = (
     "Time (s),Quaternion W,Quaternion X,Quaternion Y,Quaternion Z,Inclination (deg)"
 )
+ORIENTATION_CSV_FORMAT = ["%.6f", "%.7f", "%.7f", "%.7f", "%.7f", "%.4f"]
 
 
 def motion_for(exercise: str | None) -> MotionSettings | None:
@@ -115,10 +129,31 @@ class _OrientationSink:
         try:
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 fh.write(ORIENTATION_CSV_HEADER + "\n")
-                np.savetxt(fh, table, fmt=["%.6f", "%.7f", "%.7f", "%.7f", "%.7f", "%.4f"], delimiter=",")
+                np.savetxt(fh, table, fmt=ORIENTATION_CSV_FORMAT, delimiter=",")
         except OSError as error:
             raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable path") from None
         return len(t)
+
+
+def _pieces(recording: Recording) -> Iterator[list[tuple[str, ForceStream | None, int, int]]]:
+    """Every stream cut at the same times, FEED_BLOCK_S apart: per piece, (name, the force
+    stream or None for an IMU, first, end) sample positions. The pipeline's working arrays
+    then stay the size of a piece; its results do not depend on the cut."""
+    streams: list[tuple[str, StreamInfo, npt.NDArray[np.int64], ForceStream | None]] = [
+        *((k, s.info, s.index, None) for k, s in recording.imu.items()),
+        *((k, f.info, f.index, f) for k, f in recording.force.items()),
+    ]
+    starts = [i.t0_s + idx[0] / i.rate_hz for _, i, idx, _ in streams if len(idx)]
+    if not starts:
+        return
+    t_start, t_end = min(starts), recording.duration_s
+    n_pieces = max(1, int(np.ceil((t_end - t_start) / FEED_BLOCK_S)) + 1)
+    cut_s = t_start + FEED_BLOCK_S * np.arange(1, n_pieces + 1)
+    cuts = [np.concatenate(([0], np.searchsorted(idx, np.ceil((cut_s - i.t0_s) * i.rate_hz))))
+            for _, i, idx, _ in streams]
+    for k in range(n_pieces):
+        yield [(name, f, int(c[k]), int(c[k + 1])) for (name, _, _, f), c in zip(streams, cuts)
+               if c[k + 1] > c[k]]
 
 
 def run_pipeline(
@@ -149,11 +184,16 @@ def run_pipeline(
             if primary is not None and (orientation_csv is not None or want_angles) else None)
     pipeline = Pipeline(recording.streams, motion, primary_imu=primary, primary_axis=axis,
                         on_orientation=sink)
-    # Force first so reps and holds that use force are measured as soon as the IMU arrives.
-    for name, f in recording.force.items():
-        pipeline.feed_force(name, f.index, f.force_n, f.valid)
-    for name, s in recording.imu.items():
-        pipeline.feed_imu(name, s.index, s.gyro_dps, s.accel_g, s.valid)
+    for piece in _pieces(recording):
+        # Force first so reps and holds that use force are measured as soon as the IMU arrives.
+        for name, f, a, b in piece:
+            if f is not None:
+                pipeline.feed_force(name, f.index[a:b], f.force_n[a:b], f.valid[a:b])
+        for name, f, a, b in piece:
+            if f is None:
+                s = recording.imu[name]
+                pipeline.feed_imu(name, s.index[a:b], s.gyro_dps[a:b], s.accel_g[a:b],
+                                  s.valid[a:b])
     result = pipeline.finish()
     angles = None
     if sink is not None:
@@ -170,35 +210,99 @@ def analyze_recording(
     exercise: str | None = None,
     orientation_csv: Path | None = None,
     source: str = "",
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``analyze --json`` object of a recording (schema in the README)."""
+    """The ``analyze --json`` object of a recording (schema in the README).
+
+    The signals are checked first (:mod:`spinecoach.recording.sanity`); ``notes`` (remarks of
+    the loader, e.g. ignored columns) and the checks' remarks go out as ``"notes"``.
+    """
+    notes = [] if notes is None else notes
+    try:
+        recording = check_recording(recording, notes)
+    except DataFormatError as error:
+        raise DataFormatError(f"{source}: {error}" if source else str(error)) from None
     result, angles = run_pipeline(recording, exercise, orientation_csv)
-    calibrated = calibrations_of(recording.streams)
+    counts = {**{k: len(v.index) for k, v in recording.imu.items()},
+              **{k: len(v.index) for k, v in recording.force.items()}}
+    return document(source, exercise, result, recording.streams, counts, notes, angles)
+
+
+def document(
+    source: str,
+    exercise: str | None,
+    result: AnalysisResult,
+    streams: Sequence[StreamInfo],
+    sample_counts: dict[str, int],
+    notes: list[str],
+    sorensen_angles: FloatArray | None = None,
+) -> dict[str, Any]:
+    """The ``analyze --json`` object of a pipeline's result (schema in the README)."""
+    calibrated = calibrations_of(streams)
     out: dict[str, Any] = {
         "file": source,
         "exercise": exercise,
         "duration_s": result.duration_s,
         "streams": {
-            s.name: {"kind": s.kind, "rate_hz": s.rate_hz,
-                     "samples": int(len(recording.imu[s.name].index) if s.kind == "imu"
-                                    else len(recording.force[s.name].index)),
+            s.name: {"kind": s.kind, "rate_hz": s.rate_hz, "samples": int(sample_counts[s.name]),
                      **({"imu_calibration": calibrated[s.name].to_dict()}
                         if s.name in calibrated else {})}
-            for s in recording.streams
+            for s in streams
         },
         "reps": [r.to_json() for r in result.reps],
         "holds": [h.to_json() for h in result.holds],
         "contractions": [c.to_json() for c in result.contractions],
         "movement_onsets_s": result.movement_onsets_s,
         "summary": dict(result.summary),
+        "notes": list(notes),
     }
-    if angles is not None:
-        primary = recording.imu["trunk" if "trunk" in recording.imu else next(iter(recording.imu))]
+    if sorensen_angles is not None:
+        primary = next((s for s in streams if s.name == "trunk"),
+                       next(s for s in streams if s.kind == "imu"))
         target = EXERCISES["sorensen-hold"]
         out["summary"]["sorensen_hold_s"] = sorensen_hold_time_s(
-            angles, primary.info.rate_hz, float(target.hold_target_deg or 90.0),
+            sorensen_angles, primary.rate_hz, float(target.hold_target_deg or 90.0),
             target.hold_tolerance_deg, target.hold_debounce_s)
     return _json_safe(out)
+
+
+def analyze_file(
+    path: Path,
+    exercise: str | None = None,
+    orientation_csv: Path | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ``analyze --json`` object of a recording file.
+
+    An interchange CSV larger than :data:`STREAM_CSV_BYTES` is read and measured piece by
+    piece (:mod:`spinecoach.analysis_stream`), so memory stays bounded on hour-long files;
+    anything else is loaded whole.
+    """
+    notes = [] if notes is None else notes
+    if path.is_file() and path.stat().st_size > STREAM_CSV_BYTES and _is_interchange_csv(path):
+        from spinecoach.analysis_stream import analyze_csv_stream
+
+        return analyze_csv_stream(path, exercise, orientation_csv, notes)
+    with warnings.catch_warnings():
+        # the loader's remarks are reported once, in the output (notes)
+        warnings.simplefilter("ignore", UnknownColumnsWarning)
+        recording = load_recording(path, notes=notes)
+    return analyze_recording(recording, exercise, orientation_csv, source=str(path), notes=notes)
+
+
+def _is_interchange_csv(path: Path) -> bool:
+    """What :func:`load_recording` would read as an interchange CSV (not the native format)."""
+    from spinecoach.recording import interchange, native
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    if head.startswith(native.MAGIC):
+        return False
+    return (path.suffix.lower() == ".csv"
+            or head.lstrip(b"\xef\xbb\xbf").startswith(interchange.TIME_COLUMN.encode()))
 
 
 def _fmt(x: Any, unit: str = "", digits: int = 2) -> str:
@@ -215,32 +319,37 @@ def summary_text(doc: dict[str, Any]) -> str:
     for i, r in enumerate(doc["reps"], 1):
         t = r["tempo"]
         force = f", peak {_fmt(r.get('peak_force_n'), ' N', 0)}" if r.get("peak_force_n") is not None else ""
+        tempo = "-".join(_fmt(t[k], digits=1) for k in (
+            "eccentric_s", "pause_lengthened_s", "concentric_s", "pause_shortened_s"))
         lines.append(
-            f"  {i:2d}. {r['start_s']:7.2f}-{r['end_s']:7.2f} s  ROM {r['rom_deg']:5.1f}°  tempo "
-            f"{t['eccentric_s']:.1f}-{t['pause_lengthened_s']:.1f}-{t['concentric_s']:.1f}-"
-            f"{t['pause_shortened_s']:.1f}  ecc peak {r['peak_eccentric_speed_dps']:.0f}°/s"
+            f"  {i:2d}. {r['start_s']:7.2f}-{r['end_s']:7.2f} s  ROM "
+            f"{_fmt(r['rom_deg'], '°', 1):>6}  tempo {tempo}  ecc peak "
+            f"{_fmt(r['peak_eccentric_speed_dps'], '°/s', 0)}"
             f"  SPARC {_fmt(r.get('eccentric_sparc'))}{force}"
         )
     lines.append(f"holds: {len(doc['holds'])}")
     for i, h in enumerate(doc["holds"], 1):
-        lines.append(f"  {i:2d}. {h['start_s']:7.2f}-{h['end_s']:7.2f} s  {h['duration_s']:.3f} s"
-                     f"  ({h['end_reason']})")
+        lines.append(f"  {i:2d}. {h['start_s']:7.2f}-{h['end_s']:7.2f} s  "
+                     f"{_fmt(h['duration_s'], ' s', 3)}  ({h['end_reason']})")
     lines.append(f"contractions: {len(doc['contractions'])}")
     for i, c in enumerate(doc["contractions"], 1):
         rfd = c["rfd_n_per_s"]
         imp = c["impulse_n_s"]
         lines.append(
-            f"  {i:2d}. onset {c['onset_s']:.3f} s  peak {c['peak_force_n']:.0f} N at +"
-            f"{c['time_to_peak_s'] * 1000:.0f} ms  RFD 0-100 {_fmt(rfd.get('0-100'), ' N/s', 0)}"
-            f"  peak RFD {c['peak_rfd_n_per_s']:.0f} N/s  impulse 0-300 "
+            f"  {i:2d}. onset {c['onset_s']:.3f} s  peak {_fmt(c['peak_force_n'], ' N', 0)} at +"
+            f"{_fmt(None if c['time_to_peak_s'] is None else c['time_to_peak_s'] * 1000, ' ms', 0)}"
+            f"  RFD 0-100 {_fmt(rfd.get('0-100'), ' N/s', 0)}"
+            f"  peak RFD {_fmt(c['peak_rfd_n_per_s'], ' N/s', 0)}  impulse 0-300 "
             f"{_fmt(imp.get('0-300'), ' N·s')}  ({c['rate_hz']:g} Hz)"
             + ("  pre-tensioned" if c.get("pretensioned") else "")
         )
     s = doc.get("summary", {})
+    lines += [f"note: {note}" for note in doc.get("notes", [])]
     if s.get("velocity_loss_pct"):
-        lines.append(f"velocity loss (last rep): {s['velocity_loss_pct'][-1]:.1f} %")
+        lines.append(f"velocity loss (last rep): {_fmt(s['velocity_loss_pct'][-1], ' %', 1)}")
     if s.get("fatigue_index_pct") is not None:
         lines.append(f"fatigue index: {s['fatigue_index_pct']:.1f} %")
     if s.get("critical_force_n") is not None:
-        lines.append(f"critical force: {s['critical_force_n']:.0f} N, W' {s['w_prime_n_s']:.0f} N·s")
+        lines.append(f"critical force: {s['critical_force_n']:.0f} N, "
+                     f"W' {_fmt(s.get('w_prime_n_s'), ' N·s', 0)}")
     return "\n".join(lines)

@@ -11,9 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from spinecoach.analysis import EXERCISES, analyze_recording, summary_text
+from spinecoach.analysis import EXERCISES, analyze_file, summary_text
 from spinecoach.errors import UsageError
-from spinecoach.recording.load import load_recording
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise UsageError(f"{path}: no such recording; give the path of a .screc or .csv file")
-    recording = load_recording(path)
-    doc = analyze_recording(recording, args.exercise, args.orientation_csv, source=str(path))
+    doc = analyze_file(path, args.exercise, args.orientation_csv)
     if args.json:
         json.dump(doc, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

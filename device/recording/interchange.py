@@ -8,7 +8,9 @@ Compatible with x-io Fusion's ``sensor_data.csv`` convention::
 at least one stream is present. A second IMU (or load cell) carries a suffix: ``Gyroscope X
 (deg/s) [pelvis]``. Streams may run at different rates: a row leaves a stream's cells empty when
 that stream has no sample at that time. Unknown columns are ignored and reported once, as an
-:class:`UnknownColumnsWarning` (and in the optional ``notes`` list).
+:class:`UnknownColumnsWarning` (and in the optional ``notes`` list). Empty cells past the
+header's last column (spreadsheets end rows with a comma) are ignored, and a row that repeats
+the row before it cell for cell (a logger writing a line twice) is dropped, with a note.
 
 A CSV carries times, not sample indices, so import recovers the sample clock: each stream's rate
 is estimated from its median sample interval (robust to jitter and to holes), refined by a
@@ -189,10 +191,12 @@ def _fill_empty_cells(body: str) -> str:
 
 
 def _validate_rows(
-    path: Path, lines: Sequence[str], n_columns: int, used: Sequence[int], header: Sequence[str]
+    path: Path, lines: Sequence[str], n_columns: int, used: Sequence[int], header: Sequence[str],
+    first_line: int = 2,
 ) -> None:
-    """Line-by-line check that raises the precise error; called only when numpy refused."""
-    for line_no, line in enumerate(lines, start=2):
+    """Line-by-line check that raises the precise error; called only when numpy refused.
+    ``first_line`` is the file line number of ``lines[0]``."""
+    for line_no, line in enumerate(lines, start=first_line):
         cells = line.split(",")
         if len(cells) != n_columns:
             raise _fail(
@@ -215,10 +219,46 @@ def _validate_rows(
                 )
 
 
+def _drop_trailing_empty_cells(lines: list[str], n_columns: int) -> list[str]:
+    """``lines`` without empty cells beyond the header's last column (spreadsheets often end
+    every row with a comma); a row with values there is left for the validator to refuse."""
+    out = []
+    for line in lines:
+        cells = line.split(",")
+        if len(cells) > n_columns and not "".join(cells[n_columns:]).strip():
+            line = ",".join(cells[:n_columns])
+        out.append(line)
+    return out
+
+
+def _repeated_rows(data: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Rows equal to the row before them in every cell (NaN equal to NaN)."""
+    if len(data) < 2:
+        return np.zeros(len(data), dtype=bool)
+    same = (data[1:] == data[:-1]) | (np.isnan(data[1:]) & np.isnan(data[:-1]))
+    return np.concatenate(([False], same.all(axis=1)))
+
+
+def _drop_repeated_rows(
+    data: npt.NDArray[np.float64], line_numbers: npt.NDArray[np.int64], path: Path, notes: list[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Rows that repeat the row before them cell for cell (a logger writing a line twice)
+    dropped, with one note."""
+    repeat = _repeated_rows(data)
+    count = int(np.count_nonzero(repeat))
+    if count == 0:
+        return data, line_numbers
+    first = int(line_numbers[np.argmax(repeat)])
+    notes.append(f"{path}: dropped {count} row(s) repeating the row before them (first at "
+                 f"line {first})")
+    return data[~repeat], line_numbers[~repeat]
+
+
 def _parse_body(
-    path: Path, lines: list[str], header: list[str], used: list[int]
+    path: Path, lines: list[str], header: list[str], used: list[int], first_line: int = 2
 ) -> npt.NDArray[np.float64]:
-    """Parse the data rows into a float64 array (rows × ``used``), NaN for empty cells."""
+    """Parse the data rows into a float64 array (rows × ``used``), NaN for empty cells;
+    ``first_line`` is the file line number of ``lines[0]`` (for error messages)."""
     n_columns = len(header)
     if not lines:
         return np.empty((0, len(used)))
@@ -228,8 +268,11 @@ def _parse_body(
     lowered = body.lower()
     # A total that does not add up pins a bad row at once; rows that err both ways and cancel
     # are refused by numpy (column count changed) and then located by the validator.
+    if body.count(",") != commas * len(lines):
+        lines = _drop_trailing_empty_cells(lines, n_columns)
+        body = "\n".join(lines)
     if body.count(",") != commas * len(lines) or "nan" in lowered or "inf" in lowered:
-        _validate_rows(path, lines, n_columns, used, header)
+        _validate_rows(path, lines, n_columns, used, header, first_line)
     text = _fill_empty_cells(body)
     try:
         data = np.loadtxt(
@@ -237,7 +280,7 @@ def _parse_body(
             comments=None,
         )
     except ValueError:
-        _validate_rows(path, lines, n_columns, used, header)
+        _validate_rows(path, lines, n_columns, used, header, first_line)
         raise  # unreachable: the validator raises on whatever numpy refused
     return data
 
@@ -395,15 +438,16 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
     used = [time_pos] + [p for s in stream_cols for p in s.positions]
     data = _parse_body(path, lines[1:], header, used)
     line_numbers = np.arange(2, len(lines) + 1, dtype=np.int64)
+    data, line_numbers = _drop_repeated_rows(data, line_numbers, path, notes)
     t_all = data[:, 0]
     if np.isnan(t_all).any():
         k = int(np.nonzero(np.isnan(t_all))[0][0])
-        raise _fail(path, k + 2, time_pos + 1, f"expected a time in {TIME_COLUMN!r}, found an empty cell")
+        raise _fail(path, int(line_numbers[k]), time_pos + 1, f"expected a time in {TIME_COLUMN!r}, found an empty cell")
     back = np.nonzero(np.diff(t_all) < 0)[0]
     if len(back):
         k = int(back[0]) + 1
         raise _fail(
-            path, k + 2, time_pos + 1,
+            path, int(line_numbers[k]), time_pos + 1,
             f"time goes backwards ({t_all[k]:.9g} s after {t_all[k - 1]:.9g} s); "
             "expected non-decreasing times",
         )
@@ -423,7 +467,7 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
             k = int(partial[0])
             j = int(np.nonzero(~present[k])[0][0])
             raise _fail(
-                path, k + 2, sc.positions[j] + 1,
+                path, int(line_numbers[k]), sc.positions[j] + 1,
                 f"expected a number in {header[sc.positions[j]]!r}: the other IMU columns "
                 "of this row have values (an IMU sample has all six)",
             )
