@@ -10,25 +10,45 @@ same arithmetic per element. Compiled without floating-point contraction so that
 from libc.math cimport floor, NAN
 
 
+cdef inline double _latest(double t, double t0_s, double rate_hz, long long index0,
+                           const double[::1] values, long long first, long long last) noexcept nogil:
+    """The value of the latest sample at or before time ``t`` (NaN before the stream)."""
+    cdef double x = (t - t0_s) * rate_hz
+    cdef long long k, pos
+    x = x + 1e-9
+    k = <long long> floor(x) - index0
+    if k < 0 or last < 0:
+        return NAN
+    pos = k - first
+    if pos > last:
+        pos = last
+    if pos < 0:
+        pos = 0
+    return values[pos]
+
+
 def latest_at(const double[::1] t_s, double t0_s, double rate_hz, long long index0,
               const double[::1] values, long long first, double[::1] out):
     """``out[i]`` = the value of the latest sample at or before ``t_s[i]``: sample number
     floor((t - t0) · rate + 1e-9) − index0, clipped to the kept ``values`` (sample numbers
     ``first`` ...), NaN where that number is negative (before the stream began)."""
     cdef Py_ssize_t i, n = t_s.shape[0]
-    cdef long long k, pos, last = values.shape[0] - 1
-    cdef double x
+    cdef long long last = values.shape[0] - 1
     with nogil:
         for i in range(n):
-            x = (t_s[i] - t0_s) * rate_hz
-            x = x + 1e-9
-            k = <long long> floor(x) - index0
-            if k < 0 or last < 0:
-                out[i] = NAN
-                continue
-            pos = k - first
-            if pos > last:
-                pos = last
-            if pos < 0:
-                pos = 0
-            out[i] = values[pos]
+            out[i] = _latest(t_s[i], t0_s, rate_hz, index0, values, first, last)
+
+
+def latest_on_grid(double t_first_s, double grid_rate_hz, double t0_s, double rate_hz,
+                   long long index0, const double[::1] values, long long first, double[::1] out):
+    """``latest_at`` at the times ``t_first_s + i / grid_rate_hz`` (i = 0 .. len(out) − 1),
+    each computed as numpy's ``t_first_s + np.arange(n) / grid_rate_hz`` does (the same two
+    roundings), without building the time array."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    cdef long long last = values.shape[0] - 1
+    cdef double t
+    with nogil:
+        for i in range(n):
+            t = (<double> i) / grid_rate_hz
+            t = t_first_s + t
+            out[i] = _latest(t, t0_s, rate_hz, index0, values, first, last)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_at
+from spinecoach.core._lookup import latest_on_grid
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import axis_tilt_rms
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
@@ -77,6 +77,9 @@ ASYNCHRONY_WINDOW_S = 1.0
 HISTORY_MARGIN_S = 2.0
 #: How often the histories are trimmed (s of primary samples); they hold at most this much more.
 TRIM_EVERY_S = 0.25
+#: History channels computed afresh per block (never written to again), which the history may
+#: keep without copying; the gyro is the caller's array and is copied.
+_FRESH_CHANNELS = frozenset({"angle", "rate", "omega", "quat"})
 
 
 def hampel_settings(rate_hz: float) -> HampelSettings:
@@ -442,7 +445,7 @@ class Pipeline:
         n = len(q)
         angle, raw_omega = self._angles(chain, q, gyro)
         omega = self._omega_lp.update(raw_omega)
-        self._hist.append(angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
+        self._hist.append(_FRESH_CHANNELS, angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
         start = self._n
         self._n += n
         events: list[CoreEvent] = []
@@ -565,17 +568,18 @@ class Pipeline:
             return -np.inf
         return c.t0_s + (c.index0 + c.n_out - 1) / c.rate_hz
 
-    def _force_at(self, t_s: FloatArray) -> FloatArray:
-        """Force at times ``t_s``: the latest force sample at or before each (NaN before any)."""
+    def _force_on_primary_grid(self, a: int, n: int) -> FloatArray:
+        """Force at primary samples a .. a + n - 1 (times ``self._t(a) + i / rate``): the latest
+        force sample at or before each (NaN before any)."""
         if self._force_name is None:
-            return np.full(len(t_s), np.nan)
+            return np.full(n, np.nan)
         c = self._force[self._force_name]
         hist: SampleHistory = c.history
         if hist.stop == 0:
-            return np.full(len(t_s), np.nan)
-        out = np.empty(len(t_s))
-        latest_at(np.ascontiguousarray(t_s, dtype=np.float64), c.t0_s, c.rate_hz, c.index0,
-                  hist.get("force", hist.start, hist.stop), hist.start, out)
+            return np.full(n, np.nan)
+        out = np.empty(n)
+        latest_on_grid(self._t(a), self._rate, c.t0_s, c.rate_hz, c.index0,
+                       hist.get("force", hist.start, hist.stop), hist.start, out)
         return out
 
     def _force_between(self, t_a: float, t_b: float) -> tuple[FloatArray, FloatArray]:
@@ -607,8 +611,7 @@ class Pipeline:
             return []
         a = self._hold_next
         angle = self._hist.get("angle", a, stop)
-        t = self._t(a) + np.arange(len(angle)) / self._rate
-        force = self._force_at(t)
+        force = self._force_on_primary_grid(a, len(angle))
         self._hold_next = stop
         events: list[CoreEvent] = []
         for ch in self._holds_det.update(angle, force):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_at
+from spinecoach.core._lookup import latest_at, latest_on_grid
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
 from spinecoach.drivers.blocks import StreamInfo as Info
@@ -75,12 +75,16 @@ def test_mean_curve_equals_np_mean_per_bin(seed):
     assert list(metrics.mean_curve(curves).items()) == list(want.items())
 
 
+def lookup_case(rng: np.random.Generator) -> tuple[float, float, int, int, np.ndarray]:
+    """A force stream for the lookups: rate, t0, index0, first kept sample, kept values."""
+    rate, t0, index0 = float(rng.choice([80.0, 320.0, 1000.0])), float(rng.uniform(-1, 1)), int(rng.integers(0, 50))
+    return rate, t0, index0, int(rng.integers(0, 100)), rng.normal(size=int(rng.integers(1, 200)))
+
+
 @pytest.mark.parametrize("seed", RNG_SEEDS)
 def test_latest_at_equals_the_numpy_lookup(seed):
     rng = np.random.default_rng(seed)
-    rate, t0, index0 = float(rng.choice([80.0, 320.0, 1000.0])), float(rng.uniform(-1, 1)), int(rng.integers(0, 50))
-    first = int(rng.integers(0, 100))
-    values = rng.normal(size=int(rng.integers(1, 200)))
+    rate, t0, index0, first, values = lookup_case(rng)
     # IMU-like sample times around and beyond the force samples, including exact sample instants
     t = t0 + (index0 + rng.integers(-20, 400) + np.arange(int(rng.integers(0, 300))) * rate / 1000.0) / rate
     n = np.floor((t - t0) * rate + 1e-9).astype(np.int64) - index0
@@ -88,6 +92,20 @@ def test_latest_at_equals_the_numpy_lookup(seed):
     want[n < 0] = np.nan
     got = np.empty(len(t))
     latest_at(t, t0, rate, index0, values, first, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_latest_on_grid_equals_latest_at_on_numpy_times(seed):
+    rng = np.random.default_rng(seed)
+    rate, t0, index0, first, values = lookup_case(rng)
+    grid_rate = float(rng.choice([25.0, 100.0, 1000.0, 1666.0]))
+    t_first = t0 + float(rng.uniform(-0.5, 2.0))
+    n = int(rng.integers(0, 3000))
+    want = np.empty(n)
+    latest_at(t_first + np.arange(n) / grid_rate, t0, rate, index0, values, first, want)
+    got = np.empty(n)
+    latest_on_grid(t_first, grid_rate, t0, rate, index0, values, first, got)
     np.testing.assert_array_equal(got, want)
 
 
