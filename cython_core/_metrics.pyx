@@ -1,12 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: extra_compile_args = -ffp-contract=off
 """Loops behind per-rep and per-hold figures of :mod:`spinecoach.core.metrics` (private).
 
-Each replaces a chain of a dozen small numpy calls over a rep's samples with one pass, computing
+Compiled without floating-point contraction, so that a sum of products rounds after each
+operation, as numpy's separate array operations do, on every CPU. Each replaces a chain of a dozen small numpy calls over a rep's samples with one pass, computing
 exactly what the numpy form computed, element by element and in the same order (bin sums
 accumulate in sample order as ``np.bincount`` does), so the figures are bit for bit the same.
 """
 
-from libc.math cimport floor, isfinite
+from libc.math cimport floor, isfinite, sqrt
 
 import numpy as np
 
@@ -57,3 +59,42 @@ def first_settled(const double[::1] angle_deg, double settled_deg, double band_d
         else:
             run = 0
     return -1
+
+
+
+cdef inline double _bin_hz(Py_ssize_t i, double rate_hz, double n_fft) noexcept nogil:
+    """Frequency of spectrum bin i, rounded as ``np.arange(size) * rate_hz / n_fft`` is."""
+    return ((<double> i) * rate_hz) / n_fft
+
+
+def spectrum_bins_up_to(Py_ssize_t size, double rate_hz, double n_fft, double fc_max_hz):
+    """How many of the ``size`` bins of an ``n_fft``-point spectrum lie at or below
+    ``fc_max_hz`` (the bin frequencies ascend, so the count is where they first exceed it)."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        if not _bin_hz(i, rate_hz, n_fft) <= fc_max_hz:
+            return i
+    return size
+
+
+def arc_length_terms(const double[::1] mag, Py_ssize_t k, double rate_hz, double n_fft,
+                     double amplitude_threshold, double[::1] terms):
+    """SPARC's arc-length elements over the first ``k`` bins of the magnitude spectrum ``mag``,
+    normalised by its DC value and cut after the last bin at or above ``amplitude_threshold``:
+    ``terms[j] = sqrt(df² + dm²)`` from bin j to j + 1, the frequency step relative to the
+    kept span. Returns the number of terms (0 when fewer than 2 bins are kept); their sum,
+    negated, is the SPARC value."""
+    cdef Py_ssize_t i, last = 0
+    cdef double m0 = mag[0], span, df, dm
+    for i in range(k):
+        if mag[i] / m0 >= amplitude_threshold:
+            last = i
+    if last < 1:
+        return 0
+    span = _bin_hz(last, rate_hz, n_fft) - _bin_hz(0, rate_hz, n_fft)
+    with nogil:
+        for i in range(last):
+            df = (_bin_hz(i + 1, rate_hz, n_fft) - _bin_hz(i, rate_hz, n_fft)) / span
+            dm = mag[i + 1] / m0 - mag[i] / m0
+            terms[i] = sqrt(df * df + dm * dm)
+    return last

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core._metrics import binned_means, first_settled
+from spinecoach.core._metrics import arc_length_terms, binned_means, first_settled, spectrum_bins_up_to
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
@@ -62,26 +62,16 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
         raise ValueError(f"sparc needs a positive rate_hz, got {rate_hz!r}")
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + settings.pad_level))
     spectrum = np.fft.rfft(v, n_fft)
-    freq = np.arange(spectrum.size) * rate_hz / n_fft
-    # freq ascends, so the bins up to the cut-off are a prefix: only they need magnitudes
-    k = int(np.count_nonzero(freq <= settings.fc_max_hz))
+    # the bin frequencies ascend, so the bins up to the cut-off are a prefix: only they need
+    # magnitudes, and the arc length over them is one C pass (_metrics.arc_length_terms)
+    k = spectrum_bins_up_to(spectrum.size, rate_hz, n_fft, settings.fc_max_hz)
     mag = np.abs(spectrum[: max(k, 1)])
     if mag[0] <= 0:
         raise ValueError("sparc needs a speed profile with a non-zero mean")
-    return spectral_arc_length(freq[:k], (mag / mag[0])[:k], settings.amplitude_threshold)
-
-
-def spectral_arc_length(freq_hz: FloatArray, mag: FloatArray, amplitude_threshold: float) -> float:
-    """SPARC's arc length (negated) of the normalised magnitude ``mag`` over ``freq_hz`` (the
-    bins up to fc_max), cut after the last bin at or above ``amplitude_threshold``."""
-    above = np.flatnonzero(mag >= amplitude_threshold)
-    last = int(above[-1]) if above.size else 0
-    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
-    if f_sel.size < 2:
-        return 0.0
-    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
-    dm = np.diff(m_sel)
-    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+    terms = np.empty(max(k - 1, 0))
+    count = arc_length_terms(mag, k, rate_hz, n_fft, settings.amplitude_threshold, terms)
+    # numpy's sum (pairwise) of the terms, as the arc length has always been summed
+    return float(-np.add.reduce(terms[:count])) if count else 0.0
 
 
 # --------------------------------------------------------------------------- force vs angle

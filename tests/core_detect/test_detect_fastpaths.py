@@ -168,14 +168,27 @@ def test_all_valid_blocks_give_what_flagged_blocks_give(block):
     assert outs[0] == outs[1]
 
 
+def numpy_arc_length(freq_hz: np.ndarray, mag: np.ndarray, amplitude_threshold: float) -> float:
+    """SPARC's arc length (negated) of the normalised magnitude up to the last bin at or above
+    the threshold, in numpy array operations."""
+    above = np.flatnonzero(mag >= amplitude_threshold)
+    last = int(above[-1]) if above.size else 0
+    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
+    if f_sel.size < 2:
+        return 0.0
+    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
+    dm = np.diff(m_sel)
+    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+
+
 def numpy_sparc(v: np.ndarray, rate: float, s: metrics.SparcSettings) -> float:
-    """SPARC with the magnitude and the cut-off mask over the whole spectrum."""
+    """SPARC with the magnitude, the cut-off mask and the arc length over the whole spectrum."""
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + s.pad_level))
     mag = np.abs(np.fft.rfft(v, n_fft))
     freq = np.arange(mag.size) * rate / n_fft
     mag = mag / mag[0]
     sel = freq <= s.fc_max_hz
-    return metrics.spectral_arc_length(freq[sel], mag[sel], s.amplitude_threshold)
+    return numpy_arc_length(freq[sel], mag[sel], s.amplitude_threshold)
 
 
 @pytest.mark.parametrize("seed", RNG_SEEDS)
@@ -185,3 +198,14 @@ def test_sparc_on_the_spectrum_prefix_equals_the_full_spectrum_form(seed):
     rate = float(rng.choice([25.0, 100.0, 333.3, 1000.0]))
     settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 3.3, 10.0, 1e6])))
     assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
+
+
+def test_sparc_equals_the_numpy_form_over_many_profiles_and_thresholds():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(2, 400))
+        speed = np.abs(np.cumsum(rng.normal(0.0, 1.0, n))) + rng.uniform(0.01, 5.0)
+        rate = float(rng.choice([25.0, 100.0, 200.0, 333.3, 1000.0]))
+        settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 0.5, 10.0, 40.0, 1e6])),
+                                         amplitude_threshold=float(rng.choice([0.0, 0.05, 0.5, 2.0])))
+        assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
