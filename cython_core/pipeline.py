@@ -670,7 +670,7 @@ class Pipeline:
         w = np.abs(self._hist.get("omega", a, b))
         if len(w) == 0:
             return 0.0, 0.0, w
-        return float(np.max(w)), float(np.mean(w)), w
+        return float(w.max()), float(w.mean()), w
 
     def _sway(self, a: int, b: int) -> float | None:
         """RMS about its mean of the off-axis (frontal-plane) angle over samples [a, b): the tilt
@@ -697,8 +697,10 @@ class Pipeline:
         n = (hi - lo) // q * q
         if n < 8 * q:
             return t_a, t_b
-        speed = np.clip(self._hist.get("rate", lo, lo + n) * direction, 0.0, None)
-        speed = speed.reshape(-1, q).mean(axis=1)
+        # np.clip(x, 0, None) and .mean(axis=1) without their Python wrappers: the same
+        # maximum and the same row sums divided by q
+        speed = np.maximum(self._hist.get("rate", lo, lo + n) * direction, 0.0)
+        speed = np.add.reduce(speed.reshape(-1, q), axis=1) / q
         t = self._t(lo) + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / self._rate
         fit = metrics.fit_movement_bounds(t, speed, float(np.sum(speed)) * q / self._rate, t_a, t_b)
         return (t_a, t_b) if fit is None else (fit[0], fit[1])
@@ -740,17 +742,17 @@ class Pipeline:
             tempo = Tempo(back_s, rest_s, away_s, far_s)
             ecc, con = (s.back_start, s.end), (s.start, s.away_end)
         angle = self._hist.get("angle", s.start, s.end)
-        rom = float(np.max(angle) - np.min(angle)) if len(angle) else 0.0
+        rom = float(angle.max() - angle.min()) if len(angle) else 0.0
         pe, me, we = self._speeds(*ecc)
         pc, mc, _ = self._speeds(*con)
         sparc = None
-        if len(we) >= 4 and np.mean(we) > 0:
+        if len(we) >= 4 and me > 0:  # me: the mean of we
             # The speed is low-passed at OMEGA_LOWPASS_HZ and SPARC looks at <= 10 Hz, so a
             # ~100 Hz copy gives the same spectrum below 10 Hz at a fraction of the FFT cost.
             q = max(1, int(rate // SPARC_RATE_HZ))
             sparc = metrics.sparc(we[::q], rate / q)
         far = self._hist.get("angle", s.away_end, s.back_start)
-        settled = float(np.mean(far)) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
+        settled = float(far.mean()) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
         if m.hold_target_deg is not None:
             over: float | None = metrics.overshoot_deg(angle, m.hold_target_deg, s.away_dir)
         elif settled is not None:
@@ -799,13 +801,13 @@ class Pipeline:
             # t is ascending, so t_a <= t < t_b is a slice
             i, j = np.searchsorted(t, (self._t(a), self._t(b))).tolist()
             curves[label] = metrics.force_angle_curve(ang[i:j], f[i:j])
-        i_pk = int(np.argmax(f))
+        i_pk = int(f.argmax())
         onset_t = self._t(s.start)
         near = [c.onset_s - onset_t for _, c in self._contractions
                 if abs(c.onset_s - onset_t) <= ASYNCHRONY_WINDOW_S]
         return {
             "peak_force_n": float(f[i_pk]),
-            "mean_force_n": float(np.mean(f)),
+            "mean_force_n": float(f.mean()),
             "angle_at_peak_force_deg": float(ang[i_pk]),
             "band_stiffness_n_per_deg": metrics.band_stiffness_n_per_deg(curves["concentric"]),
             "force_angle": {"bin_deg": metrics.FORCE_ANGLE_BIN_DEG,
