@@ -9,6 +9,7 @@ accumulate in sample order as ``np.bincount`` does), so the figures are bit for 
 """
 
 from libc.math cimport floor, isfinite, sqrt
+from libc.stdlib cimport free, malloc
 
 import numpy as np
 
@@ -98,3 +99,72 @@ def arc_length_terms(const double[::1] mag, Py_ssize_t k, double rate_hz, double
             dm = mag[i + 1] / m0 - mag[i] / m0
             terms[i] = sqrt(df * df + dm * dm)
     return last
+
+
+cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
+    """numpy's pairwise summation of a contiguous float64 run (its ``DOUBLE_pairwise_sum``):
+    under 8 values in order, up to 128 in 8 interleaved partial sums, beyond that the two
+    halves (split at a multiple of 8) summed separately."""
+    cdef Py_ssize_t i, j, n2
+    cdef double r[8]
+    cdef double res
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += a[i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+def add_reduce(const double[::1] values):
+    """``np.add.reduce`` of a 1-D float64 array, bit for bit (the identity 0.0 plus the
+    pairwise sum), for callers that sum many short runs."""
+    if values.shape[0] == 0:
+        return 0.0
+    return 0.0 + _pairwise_sum(&values[0], values.shape[0])
+
+
+def mean_curve(curves):
+    """Bin-wise mean of force-angle curves ({bin: force} dicts, in order), sorted by bin: each
+    bin's values in curve order, summed as ``np.add.reduce`` sums them, divided by their count."""
+    cdef dict acc = {}
+    cdef list values
+    cdef Py_ssize_t i, n, most = 0
+    for c in curves:
+        for k, v in c.items():
+            values = acc.get(k)
+            if values is None:
+                acc[k] = [v]
+            else:
+                values.append(v)
+    for values in acc.values():
+        most = max(most, len(values))
+    cdef double* buf = <double*> malloc(max(most, 1) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    out = {}
+    try:
+        for k in sorted(acc):
+            values = acc[k]
+            n = len(values)
+            for i in range(n):
+                buf[i] = float(values[i])
+            out[k] = (0.0 + _pairwise_sum(buf, n)) / <double> n
+    finally:
+        free(buf)
+    return out

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core._metrics import arc_length_terms, binned_means, first_settled, spectrum_bins_up_to
+from spinecoach.core._metrics import add_reduce, arc_length_terms, binned_means, first_settled, spectrum_bins_up_to
+from spinecoach.core._metrics import mean_curve as _mean_curve
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
@@ -70,8 +71,8 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
         raise ValueError("sparc needs a speed profile with a non-zero mean")
     terms = np.empty(max(k - 1, 0))
     count = arc_length_terms(mag, k, rate_hz, n_fft, settings.amplitude_threshold, terms)
-    # numpy's sum (pairwise) of the terms, as the arc length has always been summed
-    return float(-np.add.reduce(terms[:count])) if count else 0.0
+    # numpy's (pairwise) sum of the terms, as the arc length has always been summed
+    return -add_reduce(terms[:count]) if count else 0.0
 
 
 # --------------------------------------------------------------------------- force vs angle
@@ -88,15 +89,10 @@ def force_angle_curve(
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
-    """Bin-wise mean over reps (a bin present in only some reps averages those)."""
-    acc: dict[float, list[float]] = {}
-    for c in curves:
-        for k, v in c.items():
-            acc.setdefault(k, []).append(v)
-    # np.mean of each bin's values without its per-call wrapper: the same sum (np.add.reduce)
-    # divided by the count, so the same bits.
-    add = np.add.reduce
-    return {k: float(add(np.array(v, dtype=np.float64)) / len(v)) for k, v in sorted(acc.items())}
+    """Bin-wise mean over reps (a bin present in only some reps averages those): each bin's
+    np.mean, computed in C (_metrics.mean_curve: numpy's pairwise sum divided by the count, the
+    same bits) without a numpy call per bin."""
+    return _mean_curve(curves)  # type: ignore[no-any-return]
 
 
 def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG) -> float | None:

@@ -864,14 +864,15 @@ class Pipeline:
                 for ch in self._holds_det.finish():
                     self._on_hold(ch)
             self._flush_reps(final=True)
+        set_curves = self._set_curves()
         return AnalysisResult(
             streams=dict(self.streams),
             duration_s=self._duration(),
-            reps=self._reps_with_set_figures(),
+            reps=self._reps_with_set_figures(set_curves),
             holds=list(self._holds),
             contractions=[c for _, c in self._contractions],
             movement_onsets_s=list(self._onset_times),
-            summary=self._summary(),
+            summary=self._summary(set_curves),
         )
 
     def _duration(self) -> float:
@@ -879,11 +880,19 @@ class Pipeline:
         ends = [c.t0_s + (c.next_index - 1) / c.rate_hz for c in chains if c.next_index is not None]
         return float(max(ends, default=0.0))
 
-    def _reps_with_set_figures(self) -> list[RepResult]:
+    def _set_curves(self) -> dict[str, dict[float, float]]:
+        """The set's mean force-angle curve per label ("concentric", "eccentric"); empty
+        without force-angle curves."""
         curves = [r.force_angle for r in self._reps if r.force_angle]
         if not curves:
+            return {}
+        return {label: metrics.mean_curve([{a: f for a, f in c[label]} for c in curves])
+                for label in ("concentric", "eccentric")}
+
+    def _reps_with_set_figures(self, set_curves: dict[str, dict[float, float]]) -> list[RepResult]:
+        if not set_curves:
             return list(self._reps)
-        set_con = metrics.mean_curve([{a: f for a, f in c["concentric"]} for c in curves])
+        set_con = set_curves["concentric"]
         out = []
         for r in self._reps:
             if r.force_angle:
@@ -892,7 +901,7 @@ class Pipeline:
             out.append(r)
         return out
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self, set_curves: dict[str, dict[float, float]]) -> dict[str, Any]:
         reps = self._reps
         out: dict[str, Any] = {"rep_count": len(reps), "hold_count": len(self._holds),
                                "contraction_count": len(self._contractions),
@@ -902,12 +911,7 @@ class Pipeline:
             loss = metrics.velocity_loss_pct([r.mean_concentric_speed_dps for r in reps])
             out["velocity_loss_pct"] = loss
             out["velocity_loss_stop_rep"] = metrics.velocity_loss_stops(loss)
-        curves = [r.force_angle for r in reps if r.force_angle]
-        if curves:
-            set_curves = {
-                label: metrics.mean_curve([{a: f for a, f in c[label]} for c in curves])
-                for label in ("concentric", "eccentric")
-            }
+        if set_curves:
             out["force_angle_set"] = {
                 "bin_deg": metrics.FORCE_ANGLE_BIN_DEG,
                 "concentric": metrics.curve_to_json(set_curves["concentric"]),
