@@ -24,7 +24,7 @@ import numpy.typing as npt
 from spinecoach.core import metrics
 from spinecoach.core._lookup import latest_on_grid
 from spinecoach.core._primary import PrimaryAngleState, primary_step
-from spinecoach.core._repfit import axis_tilt_rms
+from spinecoach.core._repfit import abs_vertical_rates, axis_tilt_rms, peak_of
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
 from spinecoach.core.detect import (
     HoldChange,
@@ -78,8 +78,8 @@ HISTORY_MARGIN_S = 2.0
 #: How often the histories are trimmed (s of primary samples); they hold at most this much more.
 TRIM_EVERY_S = 0.25
 #: History channels computed afresh per block (never written to again), which the history may
-#: keep without copying; the gyro is the caller's array and is copied.
-_FRESH_CHANNELS = frozenset({"angle", "rate", "omega", "quat"})
+#: keep without copying.
+_FRESH_CHANNELS = frozenset({"angle", "rate", "omega", "quat", "vertical_rate"})
 
 
 def hampel_settings(rate_hz: float) -> HampelSettings:
@@ -267,7 +267,7 @@ class Pipeline:
         self._delay_n = round(np.sqrt(2.0) / (2 * np.pi * cutoff) * rate)
         self._phases = PhaseDetector(rate, m, filter_delay_samples=self._delay_n)
         self._hist = SampleHistory(
-            {"angle": (), "rate": (), "omega": (), "quat": (4,), "gyro": (3,)})
+            {"angle": (), "rate": (), "omega": (), "quat": (4,), "vertical_rate": ()})
         self._last_rep_end_s: float | None = None
         self._tracker = RepTracker(
             m.min_rom_deg,
@@ -445,7 +445,12 @@ class Pipeline:
         n = len(q)
         angle, raw_omega = self._angles(chain, q, gyro)
         omega = self._omega_lp.update(raw_omega)
-        self._hist.append(_FRESH_CHANNELS, angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
+        # |rate about the vertical| is all the reps need of the gyro: one number per sample
+        # kept instead of three (the values metrics.rotation_speed_dps takes the peak of)
+        vertical = np.empty(n)
+        abs_vertical_rates(np.ascontiguousarray(q), np.ascontiguousarray(gyro), vertical)
+        self._hist.append(_FRESH_CHANNELS, angle=angle, rate=raw_omega, omega=omega, quat=q,
+                          vertical_rate=vertical)
         start = self._n
         self._n += n
         events: list[CoreEvent] = []
@@ -763,9 +768,8 @@ class Pipeline:
         if settled is not None:
             stab = metrics.stabilisation_time_s(
                 self._hist.get("angle", s.start, s.back_start), 0, settled, rate)
-        q = self._hist.get("quat", s.start, s.end)
-        g = self._hist.get("gyro", s.start, s.end)
-        rot = metrics.rotation_speed_dps(q, g) if len(q) else None
+        vertical = self._hist.get("vertical_rate", s.start, s.end)
+        rot = float(peak_of(vertical)) if len(vertical) else None  # = rotation_speed_dps
         conc_speeds = [r.mean_concentric_speed_dps for r in self._reps] + [mc]
         loss = metrics.velocity_loss_pct(conc_speeds)[-1]
         fields: dict[str, Any] = {}

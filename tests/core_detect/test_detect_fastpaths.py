@@ -16,6 +16,7 @@ from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
 from spinecoach.core._lookup import latest_at, latest_on_grid
 from spinecoach.core._metrics import add_reduce
+from spinecoach.core._repfit import abs_vertical_rates, peak_of
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
 from spinecoach.drivers.blocks import StreamInfo as Info
@@ -219,3 +220,18 @@ def test_sparc_equals_the_numpy_form_over_many_profiles_and_thresholds():
         settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 0.5, 10.0, 40.0, 1e6])),
                                          amplitude_threshold=float(rng.choice([0.0, 0.05, 0.5, 2.0])))
         assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_peak_of_kept_vertical_rates_equals_the_rotation_speed(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 500))
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    gyro = rng.normal(0.0, 200.0, (n, 3))
+    if seed % 4 == 0:
+        gyro[rng.integers(0, n, 2)] = np.nan
+    rates = np.empty(n)
+    abs_vertical_rates(q, gyro, rates)
+    split = int(rng.integers(0, n))  # a rep's span is any slice of the kept rates
+    assert peak_of(rates[split:]) == metrics.rotation_speed_dps(q[split:], gyro[split:])
