@@ -168,3 +168,28 @@ def mean_curve(curves):
     finally:
         free(buf)
     return out
+
+
+def bell_fit_profile(const double[::1] rate_dps, double direction, Py_ssize_t q, double t_first_s,
+                     double rate_hz, double[::1] t_out, double[::1] speed_out):
+    """The speed a swing's bell fit works on, in one pass: ``max(rate · direction, 0)``
+    averaged over consecutive runs of ``q`` samples (as ``np.maximum`` then
+    ``np.add.reduce(x.reshape(-1, q), axis=1) / q`` give it), at the runs' mid times
+    ``t_first_s + (j·q + (q − 1)/2) / rate_hz``. Fills ``len(rate_dps) // q`` values of each
+    output and returns their sum (``np.add.reduce``'s pairwise sum)."""
+    cdef Py_ssize_t j, i, m = rate_dps.shape[0] // q
+    cdef double half = 0.5 * <double> (q - 1), x, total
+    cdef double* run = <double*> malloc(max(q, 1) * sizeof(double))
+    if run == NULL:
+        raise MemoryError()
+    with nogil:
+        for j in range(m):
+            for i in range(q):
+                x = rate_dps[j * q + i] * direction
+                # np.maximum(x, 0.0): x when x >= 0 or NaN
+                run[i] = x if (x >= 0.0 or x != x) else 0.0
+            speed_out[j] = (0.0 + _pairwise_sum(run, q)) / <double> q
+            t_out[j] = t_first_s + (<double> (j * q) + half) / rate_hz
+        total = 0.0 + _pairwise_sum(&speed_out[0], m) if m > 0 else 0.0
+    free(run)
+    return total

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
 from spinecoach.core._lookup import latest_at, latest_on_grid
-from spinecoach.core._metrics import add_reduce
+from spinecoach.core._metrics import add_reduce, bell_fit_profile
 from spinecoach.core._repfit import abs_vertical_rates, peak_of
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
@@ -235,3 +235,19 @@ def test_peak_of_kept_vertical_rates_equals_the_rotation_speed(seed):
     abs_vertical_rates(q, gyro, rates)
     split = int(rng.integers(0, n))  # a rep's span is any slice of the kept rates
     assert peak_of(rates[split:]) == metrics.rotation_speed_dps(q[split:], gyro[split:])
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_bell_fit_profile_equals_the_numpy_chain(seed):
+    rng = np.random.default_rng(seed)
+    q = int(rng.choice([1, 3, 8, 10, 17, 40]))
+    rate_dps = rng.normal(0.0, 50.0, q * int(rng.integers(0, 80)))
+    rate_dps[rng.random(rate_dps.size) < 0.1] = 0.0
+    direction, t_first, rate = int(rng.choice([-1, 1])), float(rng.uniform(-5, 50)), float(rng.choice([100.0, 1000.0]))
+    speed = np.clip(rate_dps * direction, 0.0, None).reshape(-1, q).mean(axis=1)
+    t = t_first + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / rate
+    got_t, got_speed = np.empty(len(speed)), np.empty(len(speed))
+    total = bell_fit_profile(rate_dps, float(direction), q, t_first, rate, got_t, got_speed)
+    np.testing.assert_array_equal(got_speed, speed)
+    np.testing.assert_array_equal(got_t, t)
+    assert total == float(np.sum(speed))
