@@ -52,3 +52,54 @@ def latest_on_grid(double t_first_s, double grid_rate_hz, double t0_s, double ra
             t = (<double> i) / grid_rate_hz
             t = t_first_s + t
             out[i] = _latest(t, t0_s, rate_hz, index0, values, first, last)
+
+
+cdef inline double _grid_at(double t_first_s, double grid_rate_hz, Py_ssize_t j) noexcept nogil:
+    """Time of grid sample j, rounded as ``t_first_s + np.arange(n) / grid_rate_hz`` is."""
+    cdef double t = (<double> j) / grid_rate_hz
+    return t_first_s + t
+
+
+def interp_on_grid(const double[::1] x_s, double t_first_s, double grid_rate_hz,
+                   const double[::1] values, double[::1] out):
+    """``np.interp(x_s, t_first_s + np.arange(n) / grid_rate_hz, values)`` bit for bit, the
+    interval of each point found from the uniform grid instead of a binary search (each point
+    is interpolated on its own by the same formula, ends held, NaN passed through)."""
+    cdef Py_ssize_t i, j, n = values.shape[0], m = x_s.shape[0]
+    cdef double x, x0, slope, r, g
+    if n == 0:
+        raise ValueError("interp_on_grid needs at least one grid value")
+    with nogil:
+        for i in range(m):
+            x = x_s[i]
+            if n == 1:  # numpy: the one value everywhere, even at NaN
+                out[i] = values[0]
+                continue
+            if x != x:
+                out[i] = x
+                continue
+            x0 = _grid_at(t_first_s, grid_rate_hz, 0)
+            if x < x0:
+                out[i] = values[0]
+                continue
+            if x > _grid_at(t_first_s, grid_rate_hz, n - 1):
+                out[i] = values[n - 1]
+                continue
+            # the last grid sample at or before x: a guess, then exact steps on the grid times
+            g = floor((x - x0) * grid_rate_hz)
+            j = <Py_ssize_t> (0.0 if g < 0.0 else (<double> (n - 1) if g > n - 1 else g))
+            while j + 1 < n and _grid_at(t_first_s, grid_rate_hz, j + 1) <= x:
+                j += 1
+            while j > 0 and _grid_at(t_first_s, grid_rate_hz, j) > x:
+                j -= 1
+            if j == n - 1 or _grid_at(t_first_s, grid_rate_hz, j) == x:
+                out[i] = values[j]
+                continue
+            slope = ((values[j + 1] - values[j])
+                     / (_grid_at(t_first_s, grid_rate_hz, j + 1) - _grid_at(t_first_s, grid_rate_hz, j)))
+            r = slope * (x - _grid_at(t_first_s, grid_rate_hz, j)) + values[j]
+            if r != r:
+                r = slope * (x - _grid_at(t_first_s, grid_rate_hz, j + 1)) + values[j + 1]
+                if r != r and values[j] == values[j + 1]:
+                    r = values[j]
+            out[i] = r

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_on_grid
+from spinecoach.core._lookup import interp_on_grid, latest_on_grid
 from spinecoach.core._metrics import bell_fit_profile
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import abs_vertical_rates, axis_tilt_rms, peak_of
@@ -799,8 +799,11 @@ class Pipeline:
         t, f = self._force_between(self._t(s.start), self._t(s.end))
         if len(f) == 0:
             return {}
-        imu_t = self._t(s.start) + np.arange(s.end - s.start) / self._rate
-        ang = np.interp(t, imu_t, self._hist.get("angle", s.start, s.end))
+        # np.interp(t, self._t(s.start) + np.arange(n) / rate, angle), without the time array
+        # or the binary searches (_lookup.interp_on_grid: the same bits)
+        angle = self._hist.get("angle", s.start, s.end)
+        ang = np.empty(len(t))
+        interp_on_grid(t, self._t(s.start), self._rate, angle, ang)
         curves = {}
         for label, (a, b) in (("concentric", con), ("eccentric", ecc)):
             # t is ascending, so t_a <= t < t_b is a slice

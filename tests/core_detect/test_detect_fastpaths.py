@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_at, latest_on_grid
+from spinecoach.core._lookup import interp_on_grid, latest_at, latest_on_grid
 from spinecoach.core._metrics import add_reduce, bell_fit_profile
 from spinecoach.core._repfit import abs_vertical_rates, peak_of
 from spinecoach.core.pipeline import Pipeline
@@ -251,3 +251,19 @@ def test_bell_fit_profile_equals_the_numpy_chain(seed):
     np.testing.assert_array_equal(got_speed, speed)
     np.testing.assert_array_equal(got_t, t)
     assert total == float(np.sum(speed))
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_interp_on_grid_equals_np_interp(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(1, 300))
+        t_first, rate = float(rng.uniform(-10, 100)), float(rng.choice([25.0, 100.0, 333.3, 1000.0, 1666.0]))
+        values = rng.normal(size=n)
+        if seed % 5 == 0:
+            values[rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf])
+        grid = t_first + np.arange(n) / rate
+        x = np.concatenate([rng.uniform(grid[0] - 0.1, grid[-1] + 0.1, 50), grid[rng.integers(0, n, 10)], [np.nan]])
+        got = np.empty(len(x))
+        interp_on_grid(x, t_first, rate, values, got)
+        np.testing.assert_array_equal(got, np.interp(x, grid, values))
