@@ -218,7 +218,7 @@ def overshoot_deg(angle_deg: npt.ArrayLike, target_deg: float, direction: int) -
     a = np.asarray(angle_deg, dtype=np.float64)
     if a.size == 0:
         return 0.0
-    return float(max(0.0, np.max((a - target_deg) * direction)))
+    return float(max(0.0, ((a - target_deg) * direction).max()))
 
 
 def sway_rms_deg(off_axis_angle_deg: npt.ArrayLike) -> float | None:

@@ -637,7 +637,7 @@ class Pipeline:
     def _measure_hold(self, ch: HoldChange) -> HoldResult:
         m = self.motion
         angle = self._hist.get("angle", ch.start, ch.end)
-        mean_angle = float(np.mean(angle)) if len(angle) else None
+        mean_angle = float(angle.mean()) if len(angle) else None
         t0, t1 = self._t(ch.start), self._t(ch.end)
         _, f = self._force_between(t0, t1)
         onset = max([o for o in self._onsets if o <= ch.start], default=None)
@@ -653,7 +653,7 @@ class Pipeline:
             end_s=t1,
             duration_s=(ch.end - ch.start) / self._rate,
             mean_angle_deg=mean_angle,
-            mean_force_n=float(np.mean(f)) if len(f) else None,
+            mean_force_n=float(f.mean()) if len(f) else None,
             end_reason=ch.reason,
             stabilisation_s=stab,
             overshoot_deg=over,
