@@ -193,3 +193,29 @@ def bell_fit_profile(const double[::1] rate_dps, double direction, Py_ssize_t q,
         total = 0.0 + _pairwise_sum(&speed_out[0], m) if m > 0 else 0.0
     free(run)
     return total
+
+
+def trapezoid_sum(const double[::1] t_s, const double[::1] f, Py_ssize_t i0, Py_ssize_t m,
+                  double t_from, double t_to, double f_from, double f_to):
+    """Trapezoidal integral through (t_from, f_from), the samples i0 .. i0 + m − 1 and
+    (t_to, f_to): ``(0.5 · (f[k+1] + f[k]) · (t[k+1] − t[k])).sum()`` over those points, as
+    numpy computes and sums it (pairwise)."""
+    cdef Py_ssize_t k
+    cdef double ta, tb, fa, fb, total
+    if i0 < 0 or m < 0 or i0 + m > t_s.shape[0] or i0 + m > f.shape[0]:
+        raise ValueError("trapezoid_sum: samples i0 .. i0 + m - 1 must lie in t_s and f")
+    cdef double* terms = <double*> malloc((m + 1) * sizeof(double))
+    if terms == NULL:
+        raise MemoryError()
+    with nogil:
+        ta, fa = t_from, f_from
+        for k in range(m + 1):
+            if k < m:
+                tb, fb = t_s[i0 + k], f[i0 + k]
+            else:
+                tb, fb = t_to, f_to
+            terms[k] = 0.5 * (fb + fa) * (tb - ta)
+            ta, fa = tb, fb
+        total = 0.0 + _pairwise_sum(terms, m + 1)
+    free(terms)
+    return total
