@@ -219,3 +219,12 @@ def trapezoid_sum(const double[::1] t_s, const double[::1] f, Py_ssize_t i0, Py_
         total = 0.0 + _pairwise_sum(terms, m + 1)
     free(terms)
     return total
+
+
+def mean_of(const double[::1] values):
+    """``values.mean()`` bit for bit (numpy's pairwise sum divided by the count) without the
+    Python wrapper around it; NaN for no values."""
+    cdef Py_ssize_t n = values.shape[0]
+    if n == 0:
+        return float("nan")
+    return (0.0 + _pairwise_sum(&values[0], n)) / <double> n

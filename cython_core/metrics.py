@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core._metrics import add_reduce, arc_length_terms, binned_means, first_settled, spectrum_bins_up_to
+from spinecoach.core._metrics import add_reduce, arc_length_terms, binned_means, first_settled, mean_of, spectrum_bins_up_to
 from spinecoach.core._metrics import mean_curve as _mean_curve
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.angles import up_in_sensor
@@ -101,8 +101,8 @@ def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_A
         return None
     x = np.fromiter(curve.keys(), dtype=np.float64) + bin_deg / 2
     y = np.fromiter(curve.values(), dtype=np.float64)
-    dx = x - x.mean()
-    return float(dx @ (y - y.mean()) / (dx @ dx))
+    dx = x - mean_of(x)
+    return float(dx @ (y - mean_of(y)) / (dx @ dx))
 
 
 def sticking_region(
@@ -280,7 +280,7 @@ def fit_movement_bounds(
     length = end_s - start_s
     if length <= 0 or t.size < 8 or delta_deg == 0:
         return None
-    dev = v - v.mean()
+    dev = v - mean_of(v)
     var = float(dev @ dev)
     if var <= 0:
         return None

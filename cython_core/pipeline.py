@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
 from spinecoach.core._lookup import interp_on_grid, latest_on_grid
-from spinecoach.core._metrics import bell_fit_profile
+from spinecoach.core._metrics import bell_fit_profile, mean_of
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import abs_vertical_rates, axis_tilt_rms, peak_of
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
@@ -637,7 +637,7 @@ class Pipeline:
     def _measure_hold(self, ch: HoldChange) -> HoldResult:
         m = self.motion
         angle = self._hist.get("angle", ch.start, ch.end)
-        mean_angle = float(angle.mean()) if len(angle) else None
+        mean_angle = mean_of(angle) if len(angle) else None
         t0, t1 = self._t(ch.start), self._t(ch.end)
         _, f = self._force_between(t0, t1)
         onset = max([o for o in self._onsets if o <= ch.start], default=None)
@@ -653,7 +653,7 @@ class Pipeline:
             end_s=t1,
             duration_s=(ch.end - ch.start) / self._rate,
             mean_angle_deg=mean_angle,
-            mean_force_n=float(f.mean()) if len(f) else None,
+            mean_force_n=mean_of(f) if len(f) else None,
             end_reason=ch.reason,
             stabilisation_s=stab,
             overshoot_deg=over,
@@ -676,7 +676,7 @@ class Pipeline:
         w = np.abs(self._hist.get("omega", a, b))
         if len(w) == 0:
             return 0.0, 0.0, w
-        return float(w.max()), float(w.mean()), w
+        return float(w.max()), mean_of(w), w
 
     def _sway(self, a: int, b: int) -> float | None:
         """RMS about its mean of the off-axis (frontal-plane) angle over samples [a, b): the tilt
@@ -758,7 +758,7 @@ class Pipeline:
             q = max(1, int(rate // SPARC_RATE_HZ))
             sparc = metrics.sparc(we[::q], rate / q)
         far = self._hist.get("angle", s.away_end, s.back_start)
-        settled = float(far.mean()) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
+        settled = mean_of(far) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
         if m.hold_target_deg is not None:
             over: float | None = metrics.overshoot_deg(angle, m.hold_target_deg, s.away_dir)
         elif settled is not None:
@@ -815,7 +815,7 @@ class Pipeline:
                 if abs(c.onset_s - onset_t) <= ASYNCHRONY_WINDOW_S]
         return {
             "peak_force_n": float(f[i_pk]),
-            "mean_force_n": float(f.mean()),
+            "mean_force_n": mean_of(f),
             "angle_at_peak_force_deg": float(ang[i_pk]),
             "band_stiffness_n_per_deg": metrics.band_stiffness_n_per_deg(curves["concentric"]),
             "force_angle": {"bin_deg": metrics.FORCE_ANGLE_BIN_DEG,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
 from spinecoach.core._lookup import interp_on_grid, latest_at, latest_on_grid
-from spinecoach.core._metrics import add_reduce, bell_fit_profile
+from spinecoach.core._metrics import add_reduce, bell_fit_profile, mean_of
 from spinecoach.core._repfit import abs_vertical_rates, peak_of
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
@@ -267,3 +267,11 @@ def test_interp_on_grid_equals_np_interp(seed):
         got = np.empty(len(x))
         interp_on_grid(x, t_first, rate, values, got)
         np.testing.assert_array_equal(got, np.interp(x, grid, values))
+
+
+def test_mean_of_is_the_ndarray_mean_bit_for_bit():
+    rng = np.random.default_rng(11)
+    for n in [*range(1, 300), 1000, 4097]:
+        a = rng.normal(100.0, 50.0, n) * 10.0 ** rng.uniform(-6, 6)
+        assert mean_of(a) == a.mean()
+    assert np.isnan(mean_of(np.zeros(0)))
