@@ -119,18 +119,46 @@ def fit_bell(const double[::1] t_s, const double[::1] v, double delta, double st
     return t0, dur, _sse(t_s, v, t0, dur, amp, kind), amp
 
 
+cdef inline double _abs_vertical_rate(const double[:, ::1] q, const double[:, ::1] gyro_dps,
+                                      Py_ssize_t i) noexcept nogil:
+    """|gyro · earth-up in the sensor frame| (°/s) at sample i."""
+    cdef double w = q[i, 0], x = q[i, 1], y = q[i, 2], z = q[i, 3]
+    return fabs(2.0 * (x * z - w * y) * gyro_dps[i, 0]
+                + 2.0 * (y * z + w * x) * gyro_dps[i, 1]
+                + (1.0 - 2.0 * (x * x + y * y)) * gyro_dps[i, 2])
+
+
 def peak_vertical_rate(const double[:, ::1] q, const double[:, ::1] gyro_dps):
     """Largest |gyro · earth-up in the sensor frame| (°/s) over the samples; 0 without any."""
     cdef Py_ssize_t i, n = q.shape[0]
-    cdef double w, x, y, z, r, best = 0.0
+    cdef double r, best = 0.0
     with nogil:
         for i in range(n):
-            w, x, y, z = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
-            r = fabs(2.0 * (x * z - w * y) * gyro_dps[i, 0]
-                     + 2.0 * (y * z + w * x) * gyro_dps[i, 1]
-                     + (1.0 - 2.0 * (x * x + y * y)) * gyro_dps[i, 2])
+            r = _abs_vertical_rate(q, gyro_dps, i)
             if r > best:
                 best = r
+    return best
+
+
+def abs_vertical_rates(const double[:, ::1] q, const double[:, ::1] gyro_dps, double[::1] out):
+    """``out[i]`` = |gyro · earth-up in the sensor frame| (°/s) of each sample, the values
+    ``peak_vertical_rate`` takes the largest of (for a pipeline that keeps one number per
+    sample instead of the gyro)."""
+    cdef Py_ssize_t i, n = q.shape[0]
+    with nogil:
+        for i in range(n):
+            out[i] = _abs_vertical_rate(q, gyro_dps, i)
+
+
+def peak_of(const double[::1] rates):
+    """Largest value above 0 of ``rates`` (0 without any; NaN never wins), as
+    ``peak_vertical_rate`` picks it."""
+    cdef Py_ssize_t i
+    cdef double best = 0.0
+    with nogil:
+        for i in range(rates.shape[0]):
+            if rates[i] > best:
+                best = rates[i]
     return best
 
 

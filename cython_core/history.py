@@ -21,6 +21,7 @@ class SampleHistory:
         }
         self._first = 0  # absolute sample number of row 0
         self._len = 0
+        self._adopted = False  # some buffers are arrays handed over by append(adopt=...)
 
     @property
     def start(self) -> int:
@@ -32,9 +33,26 @@ class SampleHistory:
         """One past the absolute sample number of the newest sample."""
         return self._first + self._len
 
-    def append(self, **values: npt.NDArray[np.float64]) -> None:
-        """Append a block; every channel must be given with the same number of samples."""
+    def append(self, adopt: frozenset[str] = frozenset(), **values: npt.NDArray[np.float64]) -> None:
+        """Append a block; every channel must be given with the same number of samples.
+
+        Channels named in ``adopt`` are arrays nobody writes to any more (the caller's fresh
+        results): when such a block alone outgrows the empty history (e.g. a whole recording
+        in one call) it is kept as it is instead of copied, which saves a pass over it and the
+        page faults of a buffer as large; it is never written to (see ``trim``)."""
         n = len(next(iter(values.values())))
+        if self._len == 0 and n > self._cap:
+            self._cap = n
+            for name, arr in self._data.items():
+                v = values[name]
+                if (name in adopt and v.dtype == np.float64 and v.shape[1:] == arr.shape[1:]
+                        and v.flags.c_contiguous):
+                    self._data[name] = v
+                    self._adopted = True
+                else:
+                    self._data[name] = np.array(v, dtype=np.float64, order="C")
+            self._len = n
+            return
         if self._len + n > self._cap:
             self._cap = max(2 * self._cap, self._len + n)
             for name, arr in self._data.items():
@@ -62,6 +80,15 @@ class SampleHistory:
         the dropped part is at least half the buffer)."""
         drop = min(max(keep_from - self._first, 0), self._len)
         if drop == 0 or drop < self._cap // 2:
+            return
+        if self._adopted:
+            # an adopted array may still be referenced by its maker: move the kept rows out
+            # of it rather than within it
+            self._data = {name: arr[drop : self._len].copy() for name, arr in self._data.items()}
+            self._adopted = False
+            self._cap = self._len - drop
+            self._first += drop
+            self._len -= drop
             return
         for arr in self._data.values():
             arr[: self._len - drop] = arr[drop : self._len]

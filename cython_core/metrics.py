@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core._metrics import binned_means, first_settled
+from spinecoach.core._metrics import add_reduce, arc_length_terms, binned_means, first_settled, mean_of, spectrum_bins_up_to
+from spinecoach.core._metrics import mean_curve as _mean_curve
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.angles import up_in_sensor
 from spinecoach.core.detect import HoldDetector
@@ -62,26 +63,16 @@ def sparc(speed: npt.ArrayLike, rate_hz: float, settings: SparcSettings = DEFAUL
         raise ValueError(f"sparc needs a positive rate_hz, got {rate_hz!r}")
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + settings.pad_level))
     spectrum = np.fft.rfft(v, n_fft)
-    freq = np.arange(spectrum.size) * rate_hz / n_fft
-    # freq ascends, so the bins up to the cut-off are a prefix: only they need magnitudes
-    k = int(np.count_nonzero(freq <= settings.fc_max_hz))
+    # the bin frequencies ascend, so the bins up to the cut-off are a prefix: only they need
+    # magnitudes, and the arc length over them is one C pass (_metrics.arc_length_terms)
+    k = spectrum_bins_up_to(spectrum.size, rate_hz, n_fft, settings.fc_max_hz)
     mag = np.abs(spectrum[: max(k, 1)])
     if mag[0] <= 0:
         raise ValueError("sparc needs a speed profile with a non-zero mean")
-    return spectral_arc_length(freq[:k], (mag / mag[0])[:k], settings.amplitude_threshold)
-
-
-def spectral_arc_length(freq_hz: FloatArray, mag: FloatArray, amplitude_threshold: float) -> float:
-    """SPARC's arc length (negated) of the normalised magnitude ``mag`` over ``freq_hz`` (the
-    bins up to fc_max), cut after the last bin at or above ``amplitude_threshold``."""
-    above = np.flatnonzero(mag >= amplitude_threshold)
-    last = int(above[-1]) if above.size else 0
-    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
-    if f_sel.size < 2:
-        return 0.0
-    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
-    dm = np.diff(m_sel)
-    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+    terms = np.empty(max(k - 1, 0))
+    count = arc_length_terms(mag, k, rate_hz, n_fft, settings.amplitude_threshold, terms)
+    # numpy's (pairwise) sum of the terms, as the arc length has always been summed
+    return -add_reduce(terms[:count]) if count else 0.0
 
 
 # --------------------------------------------------------------------------- force vs angle
@@ -98,15 +89,10 @@ def force_angle_curve(
 
 
 def mean_curve(curves: Sequence[dict[float, float]]) -> dict[float, float]:
-    """Bin-wise mean over reps (a bin present in only some reps averages those)."""
-    acc: dict[float, list[float]] = {}
-    for c in curves:
-        for k, v in c.items():
-            acc.setdefault(k, []).append(v)
-    # np.mean of each bin's values without its per-call wrapper: the same sum (np.add.reduce)
-    # divided by the count, so the same bits.
-    add = np.add.reduce
-    return {k: float(add(np.array(v, dtype=np.float64)) / len(v)) for k, v in sorted(acc.items())}
+    """Bin-wise mean over reps (a bin present in only some reps averages those): each bin's
+    np.mean, computed in C (_metrics.mean_curve: numpy's pairwise sum divided by the count, the
+    same bits) without a numpy call per bin."""
+    return _mean_curve(curves)  # type: ignore[no-any-return]
 
 
 def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_ANGLE_BIN_DEG) -> float | None:
@@ -115,8 +101,8 @@ def band_stiffness_n_per_deg(curve: dict[float, float], bin_deg: float = FORCE_A
         return None
     x = np.fromiter(curve.keys(), dtype=np.float64) + bin_deg / 2
     y = np.fromiter(curve.values(), dtype=np.float64)
-    dx = x - x.mean()
-    return float(dx @ (y - y.mean()) / (dx @ dx))
+    dx = x - mean_of(x)
+    return float(dx @ (y - mean_of(y)) / (dx @ dx))
 
 
 def sticking_region(
@@ -232,7 +218,7 @@ def overshoot_deg(angle_deg: npt.ArrayLike, target_deg: float, direction: int) -
     a = np.asarray(angle_deg, dtype=np.float64)
     if a.size == 0:
         return 0.0
-    return float(max(0.0, np.max((a - target_deg) * direction)))
+    return float(max(0.0, ((a - target_deg) * direction).max()))
 
 
 def sway_rms_deg(off_axis_angle_deg: npt.ArrayLike) -> float | None:
@@ -294,7 +280,7 @@ def fit_movement_bounds(
     length = end_s - start_s
     if length <= 0 or t.size < 8 or delta_deg == 0:
         return None
-    dev = v - v.mean()
+    dev = v - mean_of(v)
     var = float(dev @ dev)
     if var <= 0:
         return None

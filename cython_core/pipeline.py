@@ -22,9 +22,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_at
+from spinecoach.core._lookup import interp_on_grid, latest_on_grid
+from spinecoach.core._metrics import bell_fit_profile, mean_of
 from spinecoach.core._primary import PrimaryAngleState, primary_step
-from spinecoach.core._repfit import axis_tilt_rms
+from spinecoach.core._repfit import abs_vertical_rates, axis_tilt_rms, peak_of
 from spinecoach.core.angles import largest_excursion_axis, up_in_sensor
 from spinecoach.core.detect import (
     HoldChange,
@@ -82,6 +83,9 @@ ASYNCHRONY_WINDOW_S = 1.0
 HISTORY_MARGIN_S = 2.0
 #: How often the histories are trimmed (s of primary samples); they hold at most this much more.
 TRIM_EVERY_S = 0.25
+#: History channels computed afresh per block (never written to again), which the history may
+#: keep without copying.
+_FRESH_CHANNELS = frozenset({"angle", "rate", "omega", "quat", "vertical_rate"})
 
 
 def hampel_settings(rate_hz: float) -> HampelSettings:
@@ -301,7 +305,7 @@ class Pipeline:
         self._delay_n = round(np.sqrt(2.0) / (2 * np.pi * cutoff) * rate)
         self._phases = PhaseDetector(rate, m, filter_delay_samples=self._delay_n)
         self._hist = SampleHistory(
-            {"angle": (), "rate": (), "omega": (), "quat": (4,), "gyro": (3,)})
+            {"angle": (), "rate": (), "omega": (), "quat": (4,), "vertical_rate": ()})
         self._last_rep_end_s: float | None = None
         self._tracker = RepTracker(
             m.min_rom_deg,
@@ -486,7 +490,12 @@ class Pipeline:
             prev = self._hist.at("angle", self._n - 1) if self._n else float(angle[0])
             chain.holes = _bridge_holes(angle, raw_omega, chain.holes, self._n, prev, chain.rate_hz)
         omega = self._omega_lp.update(raw_omega)
-        self._hist.append(angle=angle, rate=raw_omega, omega=omega, quat=q, gyro=gyro)
+        # |rate about the vertical| is all the reps need of the gyro: one number per sample
+        # kept instead of three (the values metrics.rotation_speed_dps takes the peak of)
+        vertical = np.empty(n)
+        abs_vertical_rates(np.ascontiguousarray(q), np.ascontiguousarray(gyro), vertical)
+        self._hist.append(_FRESH_CHANNELS, angle=angle, rate=raw_omega, omega=omega, quat=q,
+                          vertical_rate=vertical)
         start = self._n
         self._n += n
         if self.on_samples is not None:
@@ -631,17 +640,18 @@ class Pipeline:
             return -np.inf
         return c.t0_s + (c.index0 + c.n_out - 1) / c.rate_hz
 
-    def _force_at(self, t_s: FloatArray) -> FloatArray:
-        """Force at times ``t_s``: the latest force sample at or before each (NaN before any)."""
+    def _force_on_primary_grid(self, a: int, n: int) -> FloatArray:
+        """Force at primary samples a .. a + n - 1 (times ``self._t(a) + i / rate``): the latest
+        force sample at or before each (NaN before any)."""
         if self._force_name is None:
-            return np.full(len(t_s), np.nan)
+            return np.full(n, np.nan)
         c = self._force[self._force_name]
         hist: SampleHistory = c.history
         if hist.stop == 0:
-            return np.full(len(t_s), np.nan)
-        out = np.empty(len(t_s))
-        latest_at(np.ascontiguousarray(t_s, dtype=np.float64), c.t0_s, c.rate_hz, c.index0,
-                  hist.get("force", hist.start, hist.stop), hist.start, out)
+            return np.full(n, np.nan)
+        out = np.empty(n)
+        latest_on_grid(self._t(a), self._rate, c.t0_s, c.rate_hz, c.index0,
+                       hist.get("force", hist.start, hist.stop), hist.start, out)
         return out
 
     def _force_between(self, t_a: float, t_b: float) -> tuple[FloatArray, FloatArray]:
@@ -675,8 +685,7 @@ class Pipeline:
             return []
         a = self._hold_next
         angle = self._hist.get("angle", a, stop)
-        t = self._t(a) + np.arange(len(angle)) / self._rate
-        force = self._force_at(t)
+        force = self._force_on_primary_grid(a, len(angle))
         self._hold_next = stop
         events: list[CoreEvent] = []
         for ch in self._holds_det.update(angle, force):
@@ -696,7 +705,7 @@ class Pipeline:
     def _measure_hold(self, ch: HoldChange) -> HoldResult:
         m = self.motion
         angle = self._hist.get("angle", ch.start, ch.end)
-        mean_angle = float(np.mean(angle)) if len(angle) else None
+        mean_angle = mean_of(angle) if len(angle) else None
         t0, t1 = self._t(ch.start), self._t(ch.end)
         _, f = self._force_between(t0, t1)
         onset = max([o for o in self._onsets if o <= ch.start], default=None)
@@ -712,7 +721,7 @@ class Pipeline:
             end_s=t1,
             duration_s=(ch.end - ch.start) / self._rate,
             mean_angle_deg=mean_angle,
-            mean_force_n=float(np.mean(f)) if len(f) else None,
+            mean_force_n=mean_of(f) if len(f) else None,
             end_reason=ch.reason,
             stabilisation_s=stab,
             overshoot_deg=over,
@@ -735,7 +744,7 @@ class Pipeline:
         w = np.abs(self._hist.get("omega", a, b))
         if len(w) == 0:
             return 0.0, 0.0, w
-        return float(np.max(w)), float(np.mean(w)), w
+        return float(w.max()), mean_of(w), w
 
     def _sway(self, a: int, b: int) -> float | None:
         """RMS about its mean of the off-axis (frontal-plane) angle over samples [a, b): the tilt
@@ -762,10 +771,12 @@ class Pipeline:
         n = (hi - lo) // q * q
         if n < 8 * q:
             return t_a, t_b
-        speed = np.clip(self._hist.get("rate", lo, lo + n) * direction, 0.0, None)
-        speed = speed.reshape(-1, q).mean(axis=1)
-        t = self._t(lo) + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / self._rate
-        fit = metrics.fit_movement_bounds(t, speed, float(np.sum(speed)) * q / self._rate, t_a, t_b)
+        # the clipped speed averaged over q samples at the runs' mid times, and its sum: one
+        # C pass (_metrics.bell_fit_profile, the same bits as the numpy chain it replaced)
+        t, speed = np.empty(n // q), np.empty(n // q)
+        total = bell_fit_profile(self._hist.get("rate", lo, lo + n), float(direction), q,
+                                 self._t(lo), self._rate, t, speed)
+        fit = metrics.fit_movement_bounds(t, speed, total * q / self._rate, t_a, t_b)
         return (t_a, t_b) if fit is None else (fit[0], fit[1])
 
     def _measure_rep(self, s: RepSpan) -> RepResult:
@@ -805,17 +816,17 @@ class Pipeline:
             tempo = Tempo(back_s, rest_s, away_s, far_s)
             ecc, con = (s.back_start, s.end), (s.start, s.away_end)
         angle = self._hist.get("angle", s.start, s.end)
-        rom = float(np.max(angle) - np.min(angle)) if len(angle) else 0.0
+        rom = float(angle.max() - angle.min()) if len(angle) else 0.0
         pe, me, we = self._speeds(*ecc)
         pc, mc, _ = self._speeds(*con)
         sparc = None
-        if len(we) >= 4 and np.mean(we) > 0:
+        if len(we) >= 4 and me > 0:  # me: the mean of we
             # The speed is low-passed at OMEGA_LOWPASS_HZ and SPARC looks at <= 10 Hz, so a
             # ~100 Hz copy gives the same spectrum below 10 Hz at a fraction of the FFT cost.
             q = max(1, int(rate // SPARC_RATE_HZ))
             sparc = metrics.sparc(we[::q], rate / q)
         far = self._hist.get("angle", s.away_end, s.back_start)
-        settled = float(np.mean(far)) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
+        settled = mean_of(far) if len(far) >= samples(metrics.STABILISATION_KEEP_S, rate) else None
         if m.hold_target_deg is not None:
             over: float | None = metrics.overshoot_deg(angle, m.hold_target_deg, s.away_dir)
         elif settled is not None:
@@ -826,9 +837,8 @@ class Pipeline:
         if settled is not None:
             stab = metrics.stabilisation_time_s(
                 self._hist.get("angle", s.start, s.back_start), 0, settled, rate)
-        q = self._hist.get("quat", s.start, s.end)
-        g = self._hist.get("gyro", s.start, s.end)
-        rot = metrics.rotation_speed_dps(q, g) if len(q) else None
+        vertical = self._hist.get("vertical_rate", s.start, s.end)
+        rot = float(peak_of(vertical)) if len(vertical) else None  # = rotation_speed_dps
         conc_speeds = [r.mean_concentric_speed_dps for r in self._reps] + [mc]
         loss = metrics.velocity_loss_pct(conc_speeds)[-1]
         fields: dict[str, Any] = {}
@@ -857,20 +867,23 @@ class Pipeline:
         t, f = self._force_between(self._t(s.start), self._t(s.end))
         if len(f) == 0:
             return {}
-        imu_t = self._t(s.start) + np.arange(s.end - s.start) / self._rate
-        ang = np.interp(t, imu_t, self._hist.get("angle", s.start, s.end))
+        # np.interp(t, self._t(s.start) + np.arange(n) / rate, angle), without the time array
+        # or the binary searches (_lookup.interp_on_grid: the same bits)
+        angle = self._hist.get("angle", s.start, s.end)
+        ang = np.empty(len(t))
+        interp_on_grid(t, self._t(s.start), self._rate, angle, ang)
         curves = {}
         for label, (a, b) in (("concentric", con), ("eccentric", ecc)):
             # t is ascending, so t_a <= t < t_b is a slice
             i, j = np.searchsorted(t, (self._t(a), self._t(b))).tolist()
             curves[label] = metrics.force_angle_curve(ang[i:j], f[i:j])
-        i_pk = int(np.argmax(f))
+        i_pk = int(f.argmax())
         onset_t = self._t(s.start)
         near = [c.onset_s - onset_t for _, c in self._contractions
                 if abs(c.onset_s - onset_t) <= ASYNCHRONY_WINDOW_S]
         return {
             "peak_force_n": float(f[i_pk]),
-            "mean_force_n": float(np.mean(f)),
+            "mean_force_n": mean_of(f),
             "angle_at_peak_force_deg": float(ang[i_pk]),
             "band_stiffness_n_per_deg": metrics.band_stiffness_n_per_deg(curves["concentric"]),
             "force_angle": {"bin_deg": metrics.FORCE_ANGLE_BIN_DEG,
@@ -927,14 +940,15 @@ class Pipeline:
                 for ch in self._holds_det.finish():
                     self._on_hold(ch)
             self._flush_reps(final=True)
+        set_curves = self._set_curves()
         return AnalysisResult(
             streams=dict(self.streams),
             duration_s=self._duration(),
-            reps=self._reps_with_set_figures(),
+            reps=self._reps_with_set_figures(set_curves),
             holds=list(self._holds),
             contractions=[c for _, c in self._contractions],
             movement_onsets_s=list(self._onset_times),
-            summary=self._summary(),
+            summary=self._summary(set_curves),
         )
 
     def _duration(self) -> float:
@@ -942,11 +956,19 @@ class Pipeline:
         ends = [c.t0_s + (c.next_index - 1) / c.rate_hz for c in chains if c.next_index is not None]
         return float(max(ends, default=0.0))
 
-    def _reps_with_set_figures(self) -> list[RepResult]:
+    def _set_curves(self) -> dict[str, dict[float, float]]:
+        """The set's mean force-angle curve per label ("concentric", "eccentric"); empty
+        without force-angle curves."""
         curves = [r.force_angle for r in self._reps if r.force_angle]
         if not curves:
+            return {}
+        return {label: metrics.mean_curve([{a: f for a, f in c[label]} for c in curves])
+                for label in ("concentric", "eccentric")}
+
+    def _reps_with_set_figures(self, set_curves: dict[str, dict[float, float]]) -> list[RepResult]:
+        if not set_curves:
             return list(self._reps)
-        set_con = metrics.mean_curve([{a: f for a, f in c["concentric"]} for c in curves])
+        set_con = set_curves["concentric"]
         out = []
         for r in self._reps:
             if r.force_angle:
@@ -955,7 +977,7 @@ class Pipeline:
             out.append(r)
         return out
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self, set_curves: dict[str, dict[float, float]]) -> dict[str, Any]:
         reps = self._reps
         out: dict[str, Any] = {"rep_count": len(reps), "hold_count": len(self._holds),
                                "contraction_count": len(self._contractions),
@@ -965,12 +987,7 @@ class Pipeline:
             loss = metrics.velocity_loss_pct([r.mean_concentric_speed_dps for r in reps])
             out["velocity_loss_pct"] = loss
             out["velocity_loss_stop_rep"] = metrics.velocity_loss_stops(loss)
-        curves = [r.force_angle for r in reps if r.force_angle]
-        if curves:
-            set_curves = {
-                label: metrics.mean_curve([{a: f for a, f in c[label]} for c in curves])
-                for label in ("concentric", "eccentric")
-            }
+        if set_curves:
             out["force_angle_set"] = {
                 "bin_deg": metrics.FORCE_ANGLE_BIN_DEG,
                 "concentric": metrics.curve_to_json(set_curves["concentric"]),

@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spinecoach.core import force as force_mod
 from spinecoach.core import metrics
-from spinecoach.core._lookup import latest_at
+from spinecoach.core._lookup import interp_on_grid, latest_at, latest_on_grid
+from spinecoach.core._metrics import add_reduce, bell_fit_profile, mean_of
+from spinecoach.core._repfit import abs_vertical_rates, peak_of
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
 from spinecoach.drivers.blocks import StreamInfo as Info
@@ -66,7 +68,7 @@ def test_force_angle_bins_and_stabilisation_equal_the_numpy_forms(seed):
 def test_mean_curve_equals_np_mean_per_bin(seed):
     rng = np.random.default_rng(seed)
     curves = [{2.0 * k: float(v) for k, v in zip(rng.choice(20, 12, replace=False), rng.normal(100, 30, 12))}
-              for _ in range(int(rng.integers(1, 15)))]
+              for _ in range(int(rng.integers(1, 15 if seed % 2 else 300)))]
     acc: dict[float, list[float]] = {}
     for c in curves:
         for k, v in c.items():
@@ -75,12 +77,25 @@ def test_mean_curve_equals_np_mean_per_bin(seed):
     assert list(metrics.mean_curve(curves).items()) == list(want.items())
 
 
+def lookup_case(rng: np.random.Generator) -> tuple[float, float, int, int, np.ndarray]:
+    """A force stream for the lookups: rate, t0, index0, first kept sample, kept values."""
+    rate, t0, index0 = float(rng.choice([80.0, 320.0, 1000.0])), float(rng.uniform(-1, 1)), int(rng.integers(0, 50))
+    return rate, t0, index0, int(rng.integers(0, 100)), rng.normal(size=int(rng.integers(1, 200)))
+
+
+def test_add_reduce_is_numpys_sum_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 300), 511, 512, 513, 1000, 4099]:
+        a = rng.normal(size=n) * 10.0 ** rng.uniform(-8, 8, n)
+        assert add_reduce(a) == np.add.reduce(a)
+    for n in (1, 3, 9):
+        assert repr(add_reduce(np.full(n, -0.0))) == repr(float(np.add.reduce(np.full(n, -0.0))))
+
+
 @pytest.mark.parametrize("seed", RNG_SEEDS)
 def test_latest_at_equals_the_numpy_lookup(seed):
     rng = np.random.default_rng(seed)
-    rate, t0, index0 = float(rng.choice([80.0, 320.0, 1000.0])), float(rng.uniform(-1, 1)), int(rng.integers(0, 50))
-    first = int(rng.integers(0, 100))
-    values = rng.normal(size=int(rng.integers(1, 200)))
+    rate, t0, index0, first, values = lookup_case(rng)
     # IMU-like sample times around and beyond the force samples, including exact sample instants
     t = t0 + (index0 + rng.integers(-20, 400) + np.arange(int(rng.integers(0, 300))) * rate / 1000.0) / rate
     n = np.floor((t - t0) * rate + 1e-9).astype(np.int64) - index0
@@ -88,6 +103,20 @@ def test_latest_at_equals_the_numpy_lookup(seed):
     want[n < 0] = np.nan
     got = np.empty(len(t))
     latest_at(t, t0, rate, index0, values, first, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_latest_on_grid_equals_latest_at_on_numpy_times(seed):
+    rng = np.random.default_rng(seed)
+    rate, t0, index0, first, values = lookup_case(rng)
+    grid_rate = float(rng.choice([25.0, 100.0, 1000.0, 1666.0]))
+    t_first = t0 + float(rng.uniform(-0.5, 2.0))
+    n = int(rng.integers(0, 3000))
+    want = np.empty(n)
+    latest_at(t_first + np.arange(n) / grid_rate, t0, rate, index0, values, first, want)
+    got = np.empty(n)
+    latest_on_grid(t_first, grid_rate, t0, rate, index0, values, first, got)
     np.testing.assert_array_equal(got, want)
 
 
@@ -150,14 +179,27 @@ def test_all_valid_blocks_give_what_flagged_blocks_give(block):
     assert outs[0] == outs[1]
 
 
+def numpy_arc_length(freq_hz: np.ndarray, mag: np.ndarray, amplitude_threshold: float) -> float:
+    """SPARC's arc length (negated) of the normalised magnitude up to the last bin at or above
+    the threshold, in numpy array operations."""
+    above = np.flatnonzero(mag >= amplitude_threshold)
+    last = int(above[-1]) if above.size else 0
+    f_sel, m_sel = freq_hz[: last + 1], mag[: last + 1]
+    if f_sel.size < 2:
+        return 0.0
+    df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
+    dm = np.diff(m_sel)
+    return float(-np.sum(np.sqrt(df * df + dm * dm)))
+
+
 def numpy_sparc(v: np.ndarray, rate: float, s: metrics.SparcSettings) -> float:
-    """SPARC with the magnitude and the cut-off mask over the whole spectrum."""
+    """SPARC with the magnitude, the cut-off mask and the arc length over the whole spectrum."""
     n_fft = int(2 ** (np.ceil(np.log2(v.size)) + s.pad_level))
     mag = np.abs(np.fft.rfft(v, n_fft))
     freq = np.arange(mag.size) * rate / n_fft
     mag = mag / mag[0]
     sel = freq <= s.fc_max_hz
-    return metrics.spectral_arc_length(freq[sel], mag[sel], s.amplitude_threshold)
+    return numpy_arc_length(freq[sel], mag[sel], s.amplitude_threshold)
 
 
 @pytest.mark.parametrize("seed", RNG_SEEDS)
@@ -167,3 +209,69 @@ def test_sparc_on_the_spectrum_prefix_equals_the_full_spectrum_form(seed):
     rate = float(rng.choice([25.0, 100.0, 333.3, 1000.0]))
     settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 3.3, 10.0, 1e6])))
     assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
+
+
+def test_sparc_equals_the_numpy_form_over_many_profiles_and_thresholds():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(2, 400))
+        speed = np.abs(np.cumsum(rng.normal(0.0, 1.0, n))) + rng.uniform(0.01, 5.0)
+        rate = float(rng.choice([25.0, 100.0, 200.0, 333.3, 1000.0]))
+        settings = metrics.SparcSettings(fc_max_hz=float(rng.choice([0.0, 0.5, 10.0, 40.0, 1e6])),
+                                         amplitude_threshold=float(rng.choice([0.0, 0.05, 0.5, 2.0])))
+        assert metrics.sparc(speed, rate, settings) == numpy_sparc(speed, rate, settings)
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_peak_of_kept_vertical_rates_equals_the_rotation_speed(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 500))
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    gyro = rng.normal(0.0, 200.0, (n, 3))
+    if seed % 4 == 0:
+        gyro[rng.integers(0, n, 2)] = np.nan
+    rates = np.empty(n)
+    abs_vertical_rates(q, gyro, rates)
+    split = int(rng.integers(0, n))  # a rep's span is any slice of the kept rates
+    assert peak_of(rates[split:]) == metrics.rotation_speed_dps(q[split:], gyro[split:])
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_bell_fit_profile_equals_the_numpy_chain(seed):
+    rng = np.random.default_rng(seed)
+    q = int(rng.choice([1, 3, 8, 10, 17, 40]))
+    rate_dps = rng.normal(0.0, 50.0, q * int(rng.integers(0, 80)))
+    rate_dps[rng.random(rate_dps.size) < 0.1] = 0.0
+    direction, t_first, rate = int(rng.choice([-1, 1])), float(rng.uniform(-5, 50)), float(rng.choice([100.0, 1000.0]))
+    speed = np.clip(rate_dps * direction, 0.0, None).reshape(-1, q).mean(axis=1)
+    t = t_first + (np.arange(len(speed)) * q + 0.5 * (q - 1)) / rate
+    got_t, got_speed = np.empty(len(speed)), np.empty(len(speed))
+    total = bell_fit_profile(rate_dps, float(direction), q, t_first, rate, got_t, got_speed)
+    np.testing.assert_array_equal(got_speed, speed)
+    np.testing.assert_array_equal(got_t, t)
+    assert total == float(np.sum(speed))
+
+
+@pytest.mark.parametrize("seed", RNG_SEEDS)
+def test_interp_on_grid_equals_np_interp(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(1, 300))
+        t_first, rate = float(rng.uniform(-10, 100)), float(rng.choice([25.0, 100.0, 333.3, 1000.0, 1666.0]))
+        values = rng.normal(size=n)
+        if seed % 5 == 0:
+            values[rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf])
+        grid = t_first + np.arange(n) / rate
+        x = np.concatenate([rng.uniform(grid[0] - 0.1, grid[-1] + 0.1, 50), grid[rng.integers(0, n, 10)], [np.nan]])
+        got = np.empty(len(x))
+        interp_on_grid(x, t_first, rate, values, got)
+        np.testing.assert_array_equal(got, np.interp(x, grid, values))
+
+
+def test_mean_of_is_the_ndarray_mean_bit_for_bit():
+    rng = np.random.default_rng(11)
+    for n in [*range(1, 300), 1000, 4097]:
+        a = rng.normal(100.0, 50.0, n) * 10.0 ** rng.uniform(-6, 6)
+        assert mean_of(a) == a.mean()
+    assert np.isnan(mean_of(np.zeros(0)))
