@@ -134,7 +134,10 @@ class LiveScreen(CoachScreen):
 
     def show(self, model: CoachModel) -> None:
         super().show(model)
-        self.query_one("#force-angle").border_title = render.band_title(self._band(model))
+        title = render.band_title(self._band(model))
+        panel = self.query_one("#force-angle")
+        if panel.border_title != title:  # a new title repaints the panel's border
+            panel.border_title = title
         self.query_one("#reps", RowsTable).set_rows(
             [render.rep_row(rep) for rep in model.reps], newest_visible=True
         )
