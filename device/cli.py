@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args_list:
-        known = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        known = set(parser._subparsers._group_actions[0].choices or ())  # type: ignore[union-attr]
         # Without the coach installed yet, the text readout is the standalone experience.
         args_list = [DEFAULT_COMMAND if DEFAULT_COMMAND in known else "readout"]
     args = parser.parse_args(args_list)

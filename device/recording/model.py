@@ -58,11 +58,8 @@ class Recording:
     @property
     def duration_s(self) -> float:
         """Time of the last sample of any stream (s), 0 for an empty recording."""
-        ends = [
-            s.info.t0_s + float(s.index[-1]) / s.info.rate_hz
-            for s in [*self.imu.values(), *self.force.values()]
-            if len(s.index)
-        ]
+        every: list[ImuStream | ForceStream] = [*self.imu.values(), *self.force.values()]
+        ends = [s.info.t0_s + float(s.index[-1]) / s.info.rate_hz for s in every if len(s.index)]
         return max(ends, default=0.0)
 
     def blocks(self, block_s: float = 0.05) -> Iterator[Block]:

@@ -135,9 +135,9 @@ class UnitEvidence:
 
 def plausible_imu(gyro_dps: FloatArray, accel_g: FloatArray) -> BoolArray:
     """Samples whose six values are finite and within the physical limits."""
-    return (np.isfinite(gyro_dps).all(axis=1) & np.isfinite(accel_g).all(axis=1)
-            & (np.abs(gyro_dps) <= GYRO_LIMIT_DPS).all(axis=1)
-            & (np.abs(accel_g) <= ACCEL_LIMIT_G).all(axis=1))
+    return np.asarray(np.isfinite(gyro_dps).all(axis=1) & np.isfinite(accel_g).all(axis=1)
+                      & (np.abs(gyro_dps) <= GYRO_LIMIT_DPS).all(axis=1)
+                      & (np.abs(accel_g) <= ACCEL_LIMIT_G).all(axis=1), dtype=bool)
 
 
 def plausible_force(force_n: FloatArray) -> BoolArray:
@@ -165,9 +165,9 @@ def saturated_count(x: FloatArray) -> tuple[float, int]:
     if len(x) == 0:
         return 0.0, 0
     top = float(np.max(np.abs(x)))
-    at = np.abs(x) >= top * (1.0 - 1e-9)
+    at = np.asarray(np.abs(x) >= top * (1.0 - 1e-9), dtype=bool)
     if at.ndim > 1:
-        at = at.any(axis=1)
+        at = np.asarray(at.any(axis=1), dtype=bool)
     n = SATURATED_RUN
     if len(at) < n:
         return top, 0

@@ -160,6 +160,7 @@ class CsvStreamReader:
         self._used: list[int] = []
         self._meta: dict[str, Any] = {}
         self.meta: dict[str, Any] = {}
+        self._header_streams: list[tuple[str, str, dict[str, Any]]] = []
 
     # -------------------------------------------------------------- reading
     def _open(self) -> TextIO:
