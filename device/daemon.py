@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from spinecoach.acquisition.sampler import SamplerSettings
+from spinecoach.acquisition.sampler import Sampler, SamplerSettings
 from spinecoach.acquisition.source import Source, describe_streams
 from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
@@ -176,7 +176,10 @@ class BlockPump:
 
     def __init__(self, source: Source) -> None:
         self.stamped = _StampedSource(source)
-        self._sampler = SamplerThread(self.stamped)  # type: ignore[arg-type]
+        # The blocks of one pacing step of the source's sampler reach the engine together.
+        pacing = getattr(source, "sampler", None)
+        self._sampler = SamplerThread(self.stamped,  # type: ignore[arg-type]
+                                      pacing=pacing if isinstance(pacing, Sampler) else None)
 
     def start(self) -> None:
         self._sampler.start()

@@ -256,6 +256,9 @@ class Sampler:
         self._pace = pace_realtime
         self._wall_clock = wall_clock
         self._wall_sleep = wall_sleep
+        #: Called each time the loop is about to wait for its next action, after the blocks
+        #: finished meanwhile have been yielded: where a consumer's batch of blocks ends.
+        self.before_wait: Callable[[], None] | None = None
         self._session_t = 0.0
         self._origin_t = 0.0
         self._wall_start = 0.0
@@ -446,6 +449,8 @@ class Sampler:
     def _wait_until(self, due: float, ahead_s: float | None = None) -> None:
         """Sleep the clock until ``due``; a paced virtual clock also waits for the wall clock
         once it is more than ``ahead_s`` (default ``pace_ahead_s``) ahead of it."""
+        if self.before_wait is not None:
+            self.before_wait()
         now = self._clock.monotonic_s()
         if due > now:
             self._clock.sleep(due - now)

@@ -4,6 +4,13 @@ Acquisition must never wait for a slow consumer (the chips' FIFOs would overflow
 must not grow without bound on a Pi. So when the queue is full the block is not queued: its
 samples become a ``stall`` gap that travels with the next block of the same stream that fits.
 Nothing is lost silently: the accounting still closes.
+
+The blocks the sampler yields between two of its waits (those of one 20 ms pacing step) are
+queued without waking the consumer and released together when the sampler is about to wait
+(:attr:`Sampler.before_wait`): one wake-up of the consumer per step instead of one per block,
+and the consumer does not compete with the sampler for the interpreter while the sampler is
+still handing over. The sampler waits right after its last block of a step, so no block is
+held back longer than the few µs that takes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,31 @@ from spinecoach.acquisition.sampler import Sampler, empty_block
 from spinecoach.drivers.blocks import Block, Gap, StreamInfo
 
 
+class _HeldQueue(queue.Queue[object]):
+    """A queue whose items can be put without waking the consumer until :meth:`release`."""
+
+    _held = False
+
+    def put_held(self, item: object) -> None:
+        """Put ``item`` without notifying a waiting consumer; raises ``queue.Full`` at once
+        when the queue is full."""
+        with self.not_full:
+            if 0 < self.maxsize <= self._qsize():
+                raise queue.Full
+            self._put(item)
+            self.unfinished_tasks += 1
+            self._held = True
+
+    def release(self) -> None:
+        """Wake the consumer for the items put with :meth:`put_held` since the last release."""
+        if not self._held:  # set and cleared on the sampler's thread only
+            return
+        with self.mutex:
+            if self._held:
+                self._held = False
+                self.not_empty.notify()
+
+
 class SamplerThread:
     """Runs ``sampler.blocks(duration_s)`` on a daemon thread; iterate to receive blocks.
 
@@ -25,6 +57,8 @@ class SamplerThread:
     queue into a stall gap: right for a source on a virtual clock (a simulated rig run as fast
     as possible), where no chip FIFO fills while it waits. :meth:`stop` ends the run (the sampler finishes cleanly: a final drain and trailing gaps).
     An exception on the thread is re-raised in the consumer.
+    ``pacing`` is the :class:`Sampler` whose waits end a batch of blocks (see the module
+    docstring; default: ``sampler`` itself when it is one, else every block wakes the consumer).
     """
 
     _END = object()
@@ -35,11 +69,20 @@ class SamplerThread:
         duration_s: float | None = None,
         maxsize: int = 50,
         backpressure: bool = False,
+        pacing: Sampler | None = None,
     ):
         self.sampler = sampler
         self._backpressure = backpressure
         self._duration_s = duration_s
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._queue = _HeldQueue(maxsize=maxsize)
+        if pacing is None and isinstance(sampler, Sampler):
+            pacing = sampler
+        # With backpressure the sampler waits for room in the queue, so every put must wake
+        # the consumer at once.
+        self._batched = pacing is not None and not backpressure
+        if self._batched:
+            assert pacing is not None
+            pacing.before_wait = self._queue.release
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._spilled: dict[str, tuple[StreamInfo, list[Gap]]] = {}
@@ -83,6 +126,9 @@ class SamplerThread:
         try:
             if self._backpressure:
                 self._queue.put(block)
+                return
+            if self._batched and not wait:
+                self._queue.put_held(block)
                 return
             self._queue.put(block, block=wait, timeout=1.0 if wait else None)
         except queue.Full:
