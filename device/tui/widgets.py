@@ -7,6 +7,7 @@ from collections.abc import Callable, Hashable
 from rich.cells import cell_len
 from rich.text import Span, Text
 from spinecoach.tui.model import CoachModel
+from textual.app import RenderResult
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.visual import Visual, visualize
@@ -19,7 +20,7 @@ Draw = Callable[[CoachModel, int, int], Text]
 class ModelPanel(Static):
     """A panel whose whole content is drawn from the model by one function.
 
-    The app calls :meth:`show` when the model changed (at most 30 times a second); a resize
+    The app calls :meth:`show` when the model changed (at most 15 times a second); a resize
     redraws from the model last shown, so plots always fill their panel. ``key`` names what the
     drawing depends on, when that is less than the whole model: an unchanged key skips the
     drawing. Unchanged text is not handed to Textual again, and of changed text only the lines
@@ -106,9 +107,6 @@ class ModelPanel(Static):
                 spans.extend(Span(s.start + offset, s.end + offset, s.style) for s in line.spans)
         strips = Visual.to_strips(self, visualize(self, sparse, markup=False), width, height,
                                   self.visual_style)
-        # Static draws its whole text again when something else repaints the panel.
-        self._Static__content = text  # type: ignore[attr-defined]
-        self._Static__visual = None  # type: ignore[attr-defined]
         regions = []
         for y in changed:
             if y < len(strips):
@@ -117,6 +115,11 @@ class ModelPanel(Static):
         offset = self.content_offset
         self._patch_regions.update(region.translate(offset) for region in regions)
         self.refresh(*regions)
+
+    def render(self) -> RenderResult:
+        # The whole text last drawn, also when only some of its lines were handed over: what
+        # Textual renders when something else repaints the whole panel (a theme change).
+        return self._shown if self._shown is not None else super().render()
 
     def render_line(self, y: int) -> Strip:
         if self._patch and not self._dirty_regions.difference(self._patch_regions):

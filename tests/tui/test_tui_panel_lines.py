@@ -69,5 +69,9 @@ def test_a_changed_line_is_repainted_alone_and_as_a_whole_redraw_would_draw_it()
                 reference.update(app.shown)
                 await pilot.pause()
                 assert _painted(panel) == _painted(reference)
+            # Repainted whole for another reason (a theme change does this): the newest text.
+            panel.refresh()
+            await pilot.pause()
+            assert _painted(panel) == _painted(reference)
 
     asyncio.run(run())
