@@ -26,10 +26,12 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
-#: Most redraws per second: the pull timer's rate. 20 Hz keeps the plots fluid to the eye and
-#: costs two thirds of redrawing at the 30 Hz frame rate (frames in between are folded into the
-#: next redraw, none is lost); on a Pi the coach shares two of its cores with the daemon.
-MAX_REDRAW_HZ = 20.0
+#: Most redraws per second: the pull timer's rate. The daemon sends 30 frames a second; 15 Hz
+#: shows every second one, so the force-time plot advances by an even 67 ms of sample time per
+#: redraw (at 20 Hz it would alternate one and two frames) and the hold timer's tenths run on
+#: visibly; half the redraws of 30 Hz (frames in between are folded into the next redraw, none
+#: is lost). On a Pi the coach shares two cores with the daemon.
+MAX_REDRAW_HZ = 15.0
 #: Theme of the Linux-console look: the 16 ANSI colours only.
 ANSI_THEME = "ansi-dark"
 FULL_THEME = "textual-dark"

@@ -3,7 +3,7 @@ profiles, asked for over the hub (no Textual).
 
 A coach over SSH runs as its login user, whose own store is empty; the daemon's store is the
 one that matters. :class:`HubCatalogue` asks the daemon with ``request`` lines and keeps the
-replies, answering the screens at once from what it has (the screens redraw up to 20 times a
+replies, answering the screens at once from what it has (the screens redraw up to 15 times a
 second and must never wait on the socket). An answer is asked for again after :data:`CACHE_S`
 seconds of wall clock (display freshness only; nothing measured depends on it).
 

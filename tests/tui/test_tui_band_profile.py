@@ -145,7 +145,9 @@ def test_a_coach_attached_to_a_daemon_lists_the_daemons_store() -> None:
     async def run() -> None:
         app = CoachApp(feed, HubCatalogue(feed.request, EmptyCatalogue("own store empty")))
         async with app.run_test(size=SIZE) as pilot:
-            await wait_drawn(pilot)
+            for _ in range(3):  # the band profiles come a pull after the asking
+                await pilot.pause(0.1)
+                await wait_drawn(pilot)
             assert app.screen.query_one("#force-angle").border_title.endswith("red band")
             await pilot.press("h")
             for _ in range(3):  # the answers come a pull after the asking
