@@ -11,7 +11,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -109,30 +109,66 @@ def _json_safe(value: Any) -> Any:
 
 
 class _OrientationSink:
-    """Collects the primary IMU's orientation blocks for the orientation CSV."""
+    """Keeps the primary IMU's orientation blocks (for the Sørensen hold's angles)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.t: list[npt.NDArray[np.float64]] = []
         self.q: list[npt.NDArray[np.float64]] = []
 
     def __call__(self, name: str, t_s: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> None:
         if name == self.name:
-            self.t.append(np.array(t_s))
             self.q.append(np.array(q))
 
-    def write(self, path: Path) -> int:
-        t = np.concatenate(self.t) if self.t else np.zeros(0)
-        q = np.concatenate(self.q) if self.q else np.zeros((0, 4))
-        incl = inclination_deg(q, INCLINATION_AXIS) if len(q) else np.zeros(0)
-        table = np.column_stack([t, q, incl])
+    def primary_angles(self, axis: npt.NDArray[np.float64] | None) -> FloatArray | None:
+        """The primary angle (°) of every kept sample about ``axis``, from the first one."""
+        if not self.q or axis is None:
+            return None
+        q = np.concatenate(self.q)
+        return primary_angle_deg(q, axis, q[0])
+
+
+class _OrientationWriter:
+    """Writes the primary IMU's orientation CSV block by block (and hands each block on to
+    ``keep``), so the file costs no memory however long the recording."""
+
+    def __init__(self, name: str, path: Path, keep: _OrientationSink | None) -> None:
+        self.name = name
+        self.path = path
+        self.keep = keep
         try:
-            with open(path, "w", encoding="utf-8", newline="") as fh:
-                fh.write(ORIENTATION_CSV_HEADER + "\n")
-                np.savetxt(fh, table, fmt=ORIENTATION_CSV_FORMAT, delimiter=",")
+            self.handle: TextIO = open(path, "w", encoding="utf-8", newline="")
+            self.handle.write(ORIENTATION_CSV_HEADER + "\n")
         except OSError as error:
-            raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable path") from None
-        return len(t)
+            raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable "
+                               "path") from None
+
+    def __call__(self, name: str, t_s: FloatArray, q: FloatArray) -> None:
+        if self.keep is not None:
+            self.keep(name, t_s, q)
+        if name != self.name:
+            return
+        table = np.column_stack([t_s, q, inclination_deg(q, INCLINATION_AXIS)])
+        try:
+            np.savetxt(self.handle, table, fmt=ORIENTATION_CSV_FORMAT, delimiter=",")
+        except OSError as error:
+            raise StorageError(f"cannot write {self.path}: {error.strerror}; choose a writable "
+                               "path") from None
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def orientation_outputs(
+    primary: str | None, orientation_csv: Path | None, want_angles: bool
+) -> tuple[_OrientationWriter | None, _OrientationSink | None]:
+    """What receives the pipeline's orientations: the CSV writer (``--orientation-csv``) and
+    the keeper of the primary IMU's quaternions (the Sørensen hold's angles); either may be
+    None. The pipeline's ``on_orientation`` is the writer when there is one, else the keeper."""
+    if primary is None:
+        return None, None
+    keep = _OrientationSink(primary) if want_angles else None
+    writer = _OrientationWriter(primary, orientation_csv, keep) if orientation_csv is not None else None
+    return writer, keep
 
 
 def _pieces(recording: Recording) -> Iterator[list[tuple[str, ForceStream | None, int, int]]]:
@@ -179,29 +215,26 @@ def run_pipeline(
             axis = largest_excursion_axis(gyro, stream.valid)
         except ValueError:
             axis = np.array(_FLEXION_AXIS)
-    want_angles = exercise == "sorensen-hold"
-    sink = (_OrientationSink(primary)
-            if primary is not None and (orientation_csv is not None or want_angles) else None)
+    writer, keep = orientation_outputs(primary, orientation_csv, exercise == "sorensen-hold")
     pipeline = Pipeline(recording.streams, motion, primary_imu=primary, primary_axis=axis,
-                        on_orientation=sink)
-    for piece in _pieces(recording):
-        # Force first so reps and holds that use force are measured as soon as the IMU arrives.
-        for name, f, a, b in piece:
-            if f is not None:
-                pipeline.feed_force(name, f.index[a:b], f.force_n[a:b], f.valid[a:b])
-        for name, f, a, b in piece:
-            if f is None:
-                s = recording.imu[name]
-                pipeline.feed_imu(name, s.index[a:b], s.gyro_dps[a:b], s.accel_g[a:b],
-                                  s.valid[a:b])
-    result = pipeline.finish()
-    angles = None
-    if sink is not None:
-        if orientation_csv is not None:
-            sink.write(orientation_csv)
-        if want_angles and sink.q and pipeline.primary_axis is not None:
-            q = np.concatenate(sink.q)
-            angles = primary_angle_deg(q, pipeline.primary_axis, q[0])
+                        on_orientation=writer if writer is not None else keep)
+    try:
+        for piece in _pieces(recording):
+            # Force first so reps and holds that use force are measured as soon as the IMU
+            # arrives.
+            for name, f, a, b in piece:
+                if f is not None:
+                    pipeline.feed_force(name, f.index[a:b], f.force_n[a:b], f.valid[a:b])
+            for name, f, a, b in piece:
+                if f is None:
+                    s = recording.imu[name]
+                    pipeline.feed_imu(name, s.index[a:b], s.gyro_dps[a:b], s.accel_g[a:b],
+                                      s.valid[a:b])
+        result = pipeline.finish()
+    finally:
+        if writer is not None:
+            writer.close()
+    angles = keep.primary_angles(pipeline.primary_axis) if keep is not None else None
     return result, angles
 
 

@@ -12,24 +12,20 @@ Sørensen hold time alone keeps every orientation).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from spinecoach.analysis import (
     _FLEXION_AXIS,
-    INCLINATION_AXIS,
-    ORIENTATION_CSV_FORMAT,
-    ORIENTATION_CSV_HEADER,
-    _OrientationSink,
     document,
     motion_for,
+    orientation_outputs,
 )
-from spinecoach.core.angles import inclination_deg, primary_angle_deg
 from spinecoach.core.imu_calibration import ImuCalibration
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.drivers.blocks import StreamInfo
-from spinecoach.errors import DataFormatError, StorageError
+from spinecoach.errors import DataFormatError
 from spinecoach.recording.sanity import (
     ForceChecks,
     ImuChecks,
@@ -91,36 +87,6 @@ class ExcursionAxisSums:
         return axis / np.linalg.norm(axis)
 
 
-class _OrientationWriter:
-    """Writes the primary IMU's orientation CSV block by block."""
-
-    def __init__(self, name: str, path: Path, keep: _OrientationSink | None) -> None:
-        self.name = name
-        self.path = path
-        self.keep = keep
-        try:
-            self.handle: TextIO = open(path, "w", encoding="utf-8", newline="")
-            self.handle.write(ORIENTATION_CSV_HEADER + "\n")
-        except OSError as error:
-            raise StorageError(f"cannot write {path}: {error.strerror}; choose a writable "
-                               "path") from None
-
-    def __call__(self, name: str, t_s: FloatArray, q: FloatArray) -> None:
-        if self.keep is not None:
-            self.keep(name, t_s, q)
-        if name != self.name:
-            return
-        table = np.column_stack([t_s, q, inclination_deg(q, INCLINATION_AXIS)])
-        try:
-            np.savetxt(self.handle, table, fmt=ORIENTATION_CSV_FORMAT, delimiter=",")
-        except OSError as error:
-            raise StorageError(f"cannot write {self.path}: {error.strerror}; choose a writable "
-                               "path") from None
-
-    def close(self) -> None:
-        self.handle.close()
-
-
 def analyze_csv_stream(
     path: Path,
     exercise: str | None = None,
@@ -174,10 +140,7 @@ def analyze_csv_stream(
             axis = axis_sums.axis()
         except ValueError:
             axis = np.array(_FLEXION_AXIS)
-    want_angles = exercise == "sorensen-hold"
-    keep = _OrientationSink(primary_name) if want_angles and primary_name is not None else None
-    writer = (_OrientationWriter(primary_name, orientation_csv, keep)
-              if orientation_csv is not None and primary_name is not None else None)
+    writer, keep = orientation_outputs(primary_name, orientation_csv, exercise == "sorensen-hold")
     pipeline = Pipeline(infos, motion, primary_imu=primary_name, primary_axis=axis,
                         on_orientation=writer if writer is not None else keep)
     counts = {info.name: 0 for info in infos}
@@ -197,9 +160,6 @@ def analyze_csv_stream(
     finally:
         if writer is not None:
             writer.close()
-    angles = None
-    if keep is not None and keep.q and pipeline.primary_axis is not None:
-        q = np.concatenate(keep.q)
-        angles = primary_angle_deg(q, pipeline.primary_axis, q[0])
+    angles = keep.primary_angles(pipeline.primary_axis) if keep is not None else None
     return document(str(path), exercise, result, infos, counts, notes, angles)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from spinecoach.backend import Backend
+from spinecoach.commands._coach_options import add_console_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,11 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="BACKEND",
         help="hardware (the default, with the demo as fallback), sim:SCENARIO or replay:FILE",
     )
-    parser.add_argument(
-        "--console",
-        action="store_true",
-        help="Linux-console look: 16 ANSI colours, no braille (automatic when TERM=linux)",
-    )
+    add_console_option(parser)
     parser.set_defaults(func=run)
 
 

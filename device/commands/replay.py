@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from spinecoach.commands._coach_options import add_console_option
 from spinecoach.errors import UsageError
 
 SPEED_CHOICES = ("0.5", "1", "2", "4", "8")
@@ -24,11 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--speed", choices=SPEED_CHOICES, default="1", help="replay speed (default 1 = real time)"
     )
     parser.add_argument("--paused", action="store_true", help="start paused (Space plays)")
-    parser.add_argument(
-        "--console",
-        action="store_true",
-        help="Linux-console look: 16 ANSI colours, no braille (automatic when TERM=linux)",
-    )
+    add_console_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spinecoach.commands._coach_options import add_console_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
@@ -24,11 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the daemon's socket (default: $SPINECOACH_SOCKET, else this user's daemon in "
         "$XDG_RUNTIME_DIR/spinecoach, else the system daemon's /run/spinecoach/hub.sock)",
     )
-    parser.add_argument(
-        "--console",
-        action="store_true",
-        help="Linux-console look: 16 ANSI colours, no braille (automatic when TERM=linux)",
-    )
+    add_console_option(parser)
     parser.set_defaults(func=run)
 
 
