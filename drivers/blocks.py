@@ -9,6 +9,7 @@ Detection code therefore gives bit-identical results live and in replay.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -81,7 +82,11 @@ class Gap:
 
 
 def _times(info: StreamInfo, index: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    return info.t0_s + index.astype(np.float64) / info.rate_hz
+    t_s = info.t0_s + index.astype(np.float64) / info.rate_hz
+    # Computed once per block and shared by every reader (session, engine, sensor monitor):
+    # read-only, so no reader can change what the others see.
+    t_s.flags.writeable = False
+    return t_s
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,9 @@ class ImuBlock:
     raw: npt.NDArray[np.int16] | None = None
     gaps: tuple[Gap, ...] = field(default=())
 
-    @property
+    @cached_property
     def t_s(self) -> npt.NDArray[np.float64]:
-        """Sample times (s) from the sample clock."""
+        """Sample times (s) from the sample clock (read-only, computed once)."""
         return _times(self.info, self.index)
 
     def __len__(self) -> int:
@@ -128,9 +133,9 @@ class ForceBlock:
     raw: npt.NDArray[np.int32] | None = None
     gaps: tuple[Gap, ...] = field(default=())
 
-    @property
+    @cached_property
     def t_s(self) -> npt.NDArray[np.float64]:
-        """Sample times (s) from the sample clock."""
+        """Sample times (s) from the sample clock (read-only, computed once)."""
         return _times(self.info, self.index)
 
     def __len__(self) -> int:

@@ -1,9 +1,13 @@
 """The daemon's Unix socket: the hub protocol served to any number of coaches at once.
 
-One thread runs a selector loop over the listening socket, every client and a wake-up pipe. The
-engine never touches a socket: :meth:`HubServer.broadcast` encodes each message once, appends it
-to every client's queue and wakes the loop, so a slow or dead coach can never hold up the
-sampler. Each client's queue is bounded:
+One thread runs a selector loop over the listening socket, every client and a wake-up pipe.
+:meth:`HubServer.broadcast` encodes each message once and appends it to every client's queue;
+a client whose socket takes the whole queue at once (the usual case: a coach keeping up) is
+written to right there with a non-blocking send, and only what does not fit, or a socket error,
+wakes the loop. So a coach that keeps up costs the engine one ``send`` per batch and no wake-up
+of the loop's thread (each wake-up of another thread costs tens of µs of CPU), and a slow or
+dead coach can still never hold up the engine: a non-blocking send never waits. Each client's
+queue is bounded:
 
 - ``frame`` lines are disposable (the next one supersedes them): beyond
   :data:`MAX_QUEUED_FRAMES` waiting, the oldest waiting frame is dropped;
@@ -219,6 +223,8 @@ class _Client:
     dropped_frames: int = 0
     overflowed: bool = False
     pending_requests: int = 0
+    #: Why the last send failed (the loop drops the client), None while it works.
+    failed: str | None = None
 
     def queue(self, line: bytes, is_frame: bool) -> None:
         if self.overflowed:
@@ -250,6 +256,31 @@ class _Client:
             else:
                 self.others -= 1
             self.outbox += line
+
+    def send_waiting(self) -> bool:
+        """Send what waits with one non-blocking ``send`` per chunk (call with the server's
+        lock held: the engine's and the loop's sends must not interleave). True when nothing is
+        left for the loop to do; False when some waits for the socket to drain, or the send
+        failed (:attr:`failed` says why), or the client overflowed."""
+        if self.overflowed or self.failed is not None:
+            return False
+        while True:
+            self.fill_outbox()
+            if not self.outbox:
+                return True
+            try:
+                sent = self.sock.send(self.outbox)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except (ConnectionResetError, BrokenPipeError):
+                self.failed = "closed"
+                return False
+            except OSError as error:
+                self.failed = error.strerror or "write error"
+                return False
+            del self.outbox[:sent]
+            if self.outbox:
+                return False
 
 
 @dataclass(frozen=True)
@@ -336,16 +367,22 @@ class HubServer:
                 self._remember(line, message)
                 for client in self._clients.values():
                     client.queue(line, is_frame)
-        self._wake()
+            # Sent here when the sockets take it all; the loop is woken only for the rest.
+            done = all([client.send_waiting() for client in self._clients.values()])
+        if not done:
+            self._wake()
 
     def send_to(self, client_id: int, messages: Iterable[Message]) -> None:
         """Queue ``messages`` for one client (the answer to its command)."""
         with self._lock:
             client = self._clients.get(client_id)
-            if client is not None:
-                for message in messages:
-                    client.queue(encode(message), isinstance(message, Frame))
-        self._wake()
+            if client is None:
+                return
+            for message in messages:
+                client.queue(encode(message), isinstance(message, Frame))
+            done = client.send_waiting()
+        if not done:
+            self._wake()
 
     def clients(self) -> list[ClientInfo]:
         with self._lock:
@@ -538,20 +575,12 @@ class HubServer:
 
     def _write(self, client: _Client) -> None:
         with self._lock:
-            client.fill_outbox()
-        if client.outbox:
-            try:
-                sent = client.sock.send(client.outbox)
-                del client.outbox[:sent]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except (ConnectionResetError, BrokenPipeError):
-                self._drop(client, "closed")
-                return
-            except OSError as error:
-                self._drop(client, error.strerror or "write error")
-                return
-        wants_write = bool(client.outbox or client.waiting)
+            client.send_waiting()
+            failed = client.failed
+            wants_write = bool(client.outbox or client.waiting)
+        if failed is not None:
+            self._drop(client, failed)
+            return
         mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
         with contextlib.suppress(KeyError, ValueError):
             if self._selector.get_key(client.sock).events != mask:

@@ -140,3 +140,29 @@ def test_bad_lines_are_answered_and_commands_queued(server: HubServer) -> None:
     assert command.cmd == "set_mode" and command.args == {"mode": "tracking"}
     assert client_id == server.clients()[0].id
 
+
+
+def test_a_coach_that_keeps_up_is_written_to_without_waking_the_loop(
+    server: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = LineClient(server.path)
+    reader.sock.settimeout(10.0)
+    wait_for(lambda: len(server.clients()) == 1)
+    while reader.read()["type"] != "hello":
+        pass
+    wait_for(lambda: server.clients()[0].waiting == 0)
+    wakes: list[int] = []
+    monkeypatch.setattr(server, "_wake", lambda: wakes.append(1))
+    for i in range(50):
+        server.broadcast([event(float(i))])
+        assert reader.read()["t_s"] == float(i)  # there at once: sent by broadcast itself
+    assert wakes == []
+
+
+def test_a_coach_gone_while_broadcasting_is_let_go_by_the_loop(server: HubServer) -> None:
+    gone = LineClient(server.path)
+    wait_for(lambda: len(server.clients()) == 1)
+    gone.sock.close()
+    for i in range(20):  # the first sends may still succeed; a later one fails
+        server.broadcast([event(float(i))])
+    wait_for(lambda: len(server.clients()) == 0)
