@@ -296,20 +296,21 @@ class Store:
         # Global order of blocks in the set, so a replay feeds them exactly as they came.
         order = self._chunk_seq.get((set_id, ""), 0)
         self._chunk_seq[(set_id, "")] = order + 1
+        # tobytes() writes C order whatever the layout: only the dtype needs making sure of.
         if isinstance(block, ImuBlock):
-            data = np.ascontiguousarray(np.hstack([block.gyro_dps, block.accel_g]), np.float64)
+            data = np.concatenate((block.gyro_dps, block.accel_g), axis=1,
+                                  dtype=np.float64).tobytes()
         else:
-            data = np.ascontiguousarray(block.force_n, np.float64)
-        index = np.ascontiguousarray(block.index, np.int64).tobytes()
-        valid = np.ascontiguousarray(block.valid, np.bool_).tobytes()
-        raw = None if block.raw is None else np.ascontiguousarray(block.raw).tobytes()
-        gaps = json.dumps([asdict(g) for g in block.gaps])
-        size = len(index) + data.nbytes + len(valid) + (len(raw) if raw else 0) + len(gaps) + 64
+            data = block.force_n.astype(np.float64, copy=False).tobytes()
+        index = block.index.astype(np.int64, copy=False).tobytes()
+        valid = block.valid.astype(np.bool_, copy=False).tobytes()
+        raw = None if block.raw is None else block.raw.tobytes()
+        gaps = json.dumps([asdict(g) for g in block.gaps]) if block.gaps else "[]"
+        size = len(index) + len(data) + len(valid) + (len(raw) if raw else 0) + len(gaps) + 64
         self._put(_Op(
             "INSERT INTO chunks (set_id, stream, seq, ord, count, index_blob, data_blob, "
             "valid_blob, raw_blob, gaps_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (set_id, block.info.name, seq, order, len(block), index, data.tobytes(), valid, raw,
-             gaps),
+            (set_id, block.info.name, seq, order, len(block), index, data, valid, raw, gaps),
             size=size, samples=len(block),
         ))
 

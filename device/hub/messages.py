@@ -606,6 +606,12 @@ class FrameDecimator:
         self._last_t_s: float | None = None
         self._next_due_s = 0.0
 
+    def due(self, t_s: float) -> bool:
+        """Whether a frame at sample time ``t_s`` would be passed (lets a caller skip building
+        one that would not)."""
+        last = self._last_t_s
+        return last is None or t_s < last or t_s >= self._next_due_s
+
     def offer(self, frame: Frame) -> Frame | None:
         """The frame if it is due, else None."""
         t = frame.t_s

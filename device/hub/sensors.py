@@ -43,20 +43,24 @@ class SensorMonitor:
         }
         self._now_s = 0.0
 
-    def add(self, block: Block) -> None:
-        """Count the block's samples and gaps; time advances to its last sample."""
+    def add(self, block: Block) -> bool:
+        """Count the block's samples and gaps; time advances to its last sample. True when the
+        block may have changed a status at once (a stream's first samples, lost samples);
+        otherwise statuses change only as sample time passes."""
         stream = self._streams.get(block.info.name)
         if stream is None:
             stream = self._streams[block.info.name] = _Stream(block.info)
         n = len(block)
         if n == 0:
-            return
+            return False
+        news = stream.last_t_s is None
         t = block.t_s
         end_s = float(t[-1])
-        lost = sum(g.count for g in block.gaps)
+        lost = sum(g.count for g in block.gaps) if block.gaps else 0
         if lost:
             stream.gaps += lost
             stream.last_gap_t_s = float(t[0])
+            news = True
         if stream.window_t_s is None:
             # The window opens one period before the first sample, so n samples span n periods.
             stream.window_t_s, stream.window_count = float(t[0]) - block.info.period_s, 0
@@ -70,6 +74,7 @@ class SensorMonitor:
             stream.rate_hz = stream.window_count / span
         stream.last_t_s = end_s
         self._now_s = max(self._now_s, end_s)
+        return news
 
     def statuses(self) -> dict[str, SensorStatus]:
         """Health of every stream seen or expected, keyed by stream name."""

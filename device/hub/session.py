@@ -51,6 +51,10 @@ from spinecoach.hub.sensors import SensorMonitor
 
 #: Sensor health is re-sent at most this often (s of sample time) unless a status changes.
 SENSOR_REFRESH_S = 1.0
+#: Sensor statuses are looked at again after this much sample time (s), and at once when a block
+#: brings a stream's first samples or lost samples (a status changes otherwise only with time:
+#: stale after a second, ok again five seconds after a loss).
+SENSOR_CHECK_S = 0.1
 #: Core event kinds not sent as events: too frequent, and the frame carries the phase.
 QUIET_KINDS = frozenset({"phase", "movement_onset", "contraction_onset"})
 
@@ -198,6 +202,7 @@ class HubSession:
         self._pending: list[Message] = []
         self._hold_start_s: float | None = None
         self._sensors_sent_s = -math.inf
+        self._sensors_checked_s = -math.inf
         self._now_s = 0.0
         self._state = State(
             athlete=choice.athlete,
@@ -223,7 +228,7 @@ class HubSession:
         handed the block over (the start of the sample-to-buzzer latency; default: now)."""
         if len(block) == 0:
             return []
-        self._monitor.add(block)
+        sensor_news = self._monitor.add(block)
         self._now_s = max(self._now_s, float(block.t_s[-1]))
         if self._set_pipeline is not None:
             self._set_pipeline.fed = False
@@ -243,7 +248,8 @@ class HubSession:
         else:
             live = tapped.live
         self._frame(live)
-        self._sensor_state()
+        if sensor_news or self._now_s - self._sensors_checked_s >= SENSOR_CHECK_S:
+            self._sensor_state()
         while self._problems:
             self._pending.append(
                 Event(self._now_s, "cue", self._problems.pop(0), "", {"rule": "store"})
@@ -494,6 +500,8 @@ class HubSession:
         )
 
     def _frame(self, live: dict[str, Any]) -> None:
+        if not self._decimator.due(self._now_s):
+            return
         phase = live.get("phase", "still")
         frame = Frame(
             t_s=self._now_s,
@@ -507,6 +515,7 @@ class HubSession:
             self._pending.append(frame)
 
     def _sensor_state(self) -> None:
+        self._sensors_checked_s = self._now_s
         statuses = self._monitor.statuses()
         changed = {n: s.status for n, s in statuses.items()} != {
             n: s.status for n, s in self._state.sensors.items()

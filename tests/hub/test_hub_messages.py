@@ -136,6 +136,18 @@ def test_decimator_passes_at_most_the_frame_rate_in_sample_time() -> None:
         FrameDecimator(rate_hz=60.0)
 
 
+def test_decimator_due_says_what_offer_would_do() -> None:
+    decimator = FrameDecimator()
+    rng = np.random.default_rng(3)
+    # irregular steps, a hole longer than a period and two seeks backwards
+    times = np.concatenate([np.cumsum(rng.uniform(0.001, 0.02, 300)), [0.5, 0.51],
+                            5.0 + np.cumsum(rng.uniform(0.001, 0.05, 100)), [1.0]])
+    for t in times:
+        due = decimator.due(float(t))
+        passed = decimator.offer(Frame(t_s=float(t), angle_deg=0.0, speed_dps=0.0, force_n=None))
+        assert due == (passed is not None)
+
+
 def test_the_message_layer_never_imports_textual() -> None:
     code = (
         "import sys, spinecoach.hub.messages; "

@@ -178,12 +178,13 @@ def test_sensor_monitor_measures_rate_gaps_and_staleness_in_sample_time() -> Non
     expected = [StreamInfo(name="trunk", kind="imu", rate_hz=1000.0)]
     monitor = SensorMonitor(expected)
     assert monitor.statuses()["trunk"].status == "missing"
-    for k in range(30):  # 3 s of 100 Hz force in 0.1 s blocks
-        monitor.add(_force_block(k * 10, 10))
+    # add() says when a block may change a status at once: a stream's first block, lost samples
+    news = [monitor.add(_force_block(k * 10, 10)) for k in range(30)]  # 3 s of 100 Hz, 0.1 s blocks
+    assert news == [True] + [False] * 29
     force = monitor.statuses()["force"]
     assert force.status == "ok" and force.gaps == 0
     assert force.rate_hz == pytest.approx(100.0, rel=0.01)
-    monitor.add(_force_block(305, 5, (Gap("force", 300, 5, "missed_conversion"),)))
+    assert monitor.add(_force_block(305, 5, (Gap("force", 300, 5, "missed_conversion"),)))
     force = monitor.statuses()["force"]
     assert force.status == "degraded" and force.gaps == 5
     # Another stream moves on by more than a second without the load cell.
