@@ -119,8 +119,6 @@ class _StampedSource:
         self.source = source
         self._arrivals: dict[tuple[str, int], int] = {}
         self._tare_request: tuple[str, float, float | None] | None = None
-        #: Set once a requested tare is in force (blocks after it carry the new offset).
-        self.tare_applied = threading.Event()
 
     def blocks(self, duration_s: float | None = None) -> Iterator[Block]:
         name_os_thread("sc-sampler")
@@ -150,7 +148,6 @@ class _StampedSource:
         sampler = getattr(self.source, "sampler", None)
         if request is not None and sampler is not None:
             sampler.set_tare(*request)
-            self.tare_applied.set()
 
     def finish(self) -> list[Block]:
         """The sampler's final drain and whatever it had not handed over yet."""
@@ -259,6 +256,8 @@ class Daemon:
         self.server: HubServer | None = None
         self.store: Store | None = None
         self.session: HubSession | None = None
+        #: The session's load-cell stream entries: a block on another is on a new tare or scale.
+        self._force_infos: dict[str, StreamInfo] = {}
         self._library: Library | None = None
         self._source: Source | None = None
         self._pump: BlockPump | None = None
@@ -452,6 +451,7 @@ class Daemon:
             imu_calibration=self.calibrator.imu_calibrations(source.streams),
         )
         self.calibrator.attach(session)
+        self._force_infos = {info.name: info for info in source.streams if info.kind == "force"}
         return session
 
     def _status(self) -> str:
@@ -487,16 +487,23 @@ class Daemon:
             self._watchdog()
 
     def _process(self, block: Block, arrival_ns: int | None) -> None:
+        if block.info.kind == "force" and self._rescaled(block.info):
+            # The first block on a new load-cell scale (a tare came in force on the sampler
+            # thread): the blocks queued before it were closed on the old scale and went to the
+            # old session; this one starts the new session.
+            self._send_processed()
+            self._restart_session()
         assert self.session is not None and self.server is not None
         messages = self.session.process(block, arrival_ns)
         self._processed.extend(messages)
         self._progress_s = time.monotonic()
         self.calibrator.note(messages)
         self.calibrator.observe(block)
-        if self._pump is not None and self._pump.stamped.tare_applied.is_set():
-            self._pump.stamped.tare_applied.clear()
-            self._send_processed()
-            self._restart_session()
+
+    def _rescaled(self, info: StreamInfo) -> bool:
+        """Whether a force block's stream entry differs from the session's (a new tare or scale)."""
+        known = self._force_infos.get(info.name)
+        return known is not None and info is not known and info != known
 
     def _send_processed(self) -> None:
         """Broadcast the messages of the blocks processed since the last call."""

@@ -206,6 +206,41 @@ def test_tare_zeroes_the_load_cell_between_sets_only(sock_path: Path) -> None:
         daemon.stop()
 
 
+def test_blocks_closed_before_a_tare_stay_with_the_session_they_were_scaled_for(
+    sock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon_helpers import SCENARIO
+    from spinecoach.acquisition.source import open_sim_source
+    from spinecoach.hub.session import HubSession
+
+    def rig_as_hardware(backend: Backend):  # type: ignore[no-untyped-def]
+        return open_sim_source(SCENARIO, realtime=True)
+
+    fed: list[bool] = []  # per force block: on the stream entry of the session it went to
+    process = HubSession.process
+
+    def slow_checked_process(self, block, arrival_ns=None):  # type: ignore[no-untyped-def]
+        if block.info.kind == "force":
+            fed.append(block.info in self._streams)
+        time.sleep(0.012)  # a slow engine: blocks wait in the queue when the tare comes
+        return process(self, block, arrival_ns)
+
+    monkeypatch.setattr(HubSession, "process", slow_checked_process)
+    daemon = DaemonThread(sock_path, backend="hardware", open_source=rig_as_hardware).start()
+    try:
+        client = LineClient(sock_path)
+        client.read_until(lambda m: m["type"] == "frame" and m["force_n"] is not None)
+        time.sleep(0.6)
+        client.send("tare")
+        assert client.read_until(lambda m: m["type"] == "ack")["ok"]
+        blocks_at_tare = len(fed)
+        wait_for(lambda: len(fed) > blocks_at_tare + 40)
+        client.close()
+    finally:
+        daemon.stop()
+    assert fed and all(fed), f"{fed.count(False)} force blocks reached a session of another scale"
+
+
 def test_tare_is_refused_while_a_set_runs(sock_path: Path) -> None:
     daemon = DaemonThread(sock_path).start()  # a scenario runs its set at once
     try:
