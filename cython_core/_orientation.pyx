@@ -63,6 +63,10 @@ ctypedef struct Coeffs:
     double accel_norm2_high
     double gyro_delay_s
     double gap_reset_n     # invalid samples in a row that restart the low-passes
+    double move_on2        # (rad/s)^2: above this rate the accelerometer is left out ...
+    double move_off2       # ... until the rate falls below this one
+    double move_max_n      # samples: the longest span left out in one movement
+    double move_unseeded   # 1: leave out also when the bias was not seeded (set_bias)
 
 ctypedef struct State:
     double q_gyro[4]
@@ -87,6 +91,9 @@ ctypedef struct State:
     double r_z[18]
     double rb_z[4]
     double invalid_run     # invalid samples in a row so far
+    double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
+    double move_n          # samples left out in the current movement
+    double move_enabled    # 1 once the bias is trusted enough to carry a movement alone
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -127,6 +134,10 @@ def fill_coeffs(double[::1] out, dict v):
     c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
     c.gyro_delay_s = v["gyro_delay_s"]
     c.gap_reset_n = v["gap_reset_n"]
+    c.move_on2 = v["move_on"] ** 2
+    c.move_off2 = v["move_off"] ** 2
+    c.move_max_n = v["move_max_n"]
+    c.move_unseeded = 1.0 if v["move_unseeded"] else 0.0
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -141,6 +152,7 @@ def init_state(double[::1] state, double[::1] coeffs):
     s.q6[0] = 1.0
     for i in range(3):
         s.p[4 * i] = c.bias_p0
+    s.move_enabled = c.move_unseeded
 
 
 def bias(double[::1] state):
@@ -294,6 +306,11 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
 
     ``acc_earth``: the low-passed gravity in E before this step's correction (``corrected``
     False when the block had no usable accelerometer sample).
+
+    The R and R·b low-passes step only with the accelerometer's: a block the accelerometer
+    low-pass skips (every sample left out) leaves its R sum to the next block it sees, so the
+    drift the bias causes while the accelerometer is left out is expected in the correction of
+    that block, where the accelerometer shows it. Both sides stay on the same time base.
     """
     cdef double r[9]
     cdef double rb[2]
@@ -311,7 +328,7 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
     cdef int i
     cdef bint measure = False
 
-    if c.motion_bias_on != 0.0:
+    if c.motion_bias_on != 0.0 and corrected:
         # Block-mean R and R·b pass through the accelerometer's low-pass so both sides of the
         # measurement carry the same delay.
         inv_n = 1.0 / c.slow_n
@@ -323,6 +340,8 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
             s.r_n += 1.0
         lowpass(r, h, 9, s.r_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
         lowpass(rb, rblp, 2, s.rb_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
+        for i in range(9):
+            s.r_sum[i] = 0.0
 
     if s.rest != 0.0 and c.rest_bias_on != 0.0:
         for i in range(3):
@@ -391,14 +410,12 @@ cdef inline void level(double* q_incl, const double* up) noexcept nogil:
 
 
 cdef inline void start_block(State* s) noexcept nogil:
-    """Empty the accumulators of the slow path's block means."""
+    """Empty the accumulators of the accelerometer's block mean (bias_update empties R's)."""
     cdef int i
     s.slow_count = 0.0
     s.acc_count = 0.0
     for i in range(3):
         s.acc_sum[i] = 0.0
-    for i in range(9):
-        s.r_sum[i] = 0.0
 
 
 cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
@@ -432,6 +449,35 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     start_block(s)
 
 
+cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
+                             double periods) noexcept nogil:
+    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²).
+
+    A movement starts when the bias-corrected rate exceeds the upper threshold and ends when
+    it falls below the lower one. Its samples are left out for at most ``move_max_n`` sample
+    periods; after that they are used again until the movement ends, so a long continuous
+    movement is corrected as plain VQF would and the gyroscope never runs alone for longer.
+    Nothing is left out before the accelerometer low-pass has started (the first levelling),
+    nor, unless ``move_unseeded``, before the bias was seeded from a calibration: the gyroscope
+    alone is only as good as its bias (0.5 °/s unknown is 1.5° over a 3 s movement).
+    """
+    if s.move_mode == 0.0:
+        if rate2 <= c.move_on2 or s.acc_n == 0.0 or s.move_enabled == 0.0:
+            return False
+        s.move_mode = 1.0
+        s.move_n = 0.0
+    if rate2 < c.move_off2:
+        s.move_mode = 0.0
+        return False
+    if s.move_mode == 2.0:
+        return False
+    if s.move_n >= c.move_max_n:
+        s.move_mode = 2.0
+        return False
+    s.move_n += periods
+    return True
+
+
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
                       const double* accel_g, double periods) noexcept nogil:
     """One valid sample; ``periods`` sample periods have passed since the last valid one."""
@@ -445,7 +491,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     cdef double r[9]
     cdef double d, n
     cdef int i
-    cdef bint still
+    cdef bint still, left_out
 
     for i in range(3):
         g[i] = gyro_dps[i] * DEG
@@ -472,13 +518,14 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     for i in range(3):
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
+    left_out = moving_fast(s, c, g[0] * g[0] + g[1] * g[1] + g[2] * g[2], periods)
     rotation_quat(g, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
 
     n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
-    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high:
+    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high and not left_out:
         quat_rotate(s.q_gyro, a, ai)
         if s.acc_n == 0.0 and s.acc_count == 0.0:
             # First accelerometer sample since the start (or a gap): level on it at once
@@ -578,8 +625,12 @@ cdef class Kernel:
         return out
 
     def set_bias(self, double bx, double by, double bz, double variance):
-        """Start the bias estimate at (bx, by, bz) rad/s with covariance variance·I."""
+        """Start the bias estimate at (bx, by, bz) rad/s with covariance variance·I.
+
+        A seeded bias is trusted to carry movements without the accelerometer (moving_fast).
+        """
         cdef int i
+        self.s.move_enabled = 1.0
         self.s.bias[0] = bx
         self.s.bias[1] = by
         self.s.bias[2] = bz
@@ -637,12 +688,16 @@ cdef void restart_after_gap(State* s) noexcept nogil:
         s.rest_acc_z[i] = 0.0
         s.acc_z[i] = 0.0
     start_block(s)
+    for i in range(9):
+        s.r_sum[i] = 0.0
     for i in range(18):
         s.r_z[i] = 0.0
     for i in range(4):
         s.rb_z[i] = 0.0
     s.acc_n = 0.0
     s.r_n = 0.0
+    s.move_mode = 0.0
+    s.move_n = 0.0
 
 
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,

@@ -41,6 +41,15 @@ class OrientationSettings:
         An accelerometer sample whose norm is more than this away from 1 g (an impact, a drop)
         is left out; the gyroscope carries the attitude through. Hard rejection of ordinary
         movement acceleration hurts (it biases the mean), so the default only catches impacts.
+    movement_start_dps, movement_end_dps, movement_max_reject_s, movement_reject_unseeded
+        Rejection of movement acceleration: while the bias-corrected rate is above
+        ``movement_start_dps`` (until it falls below ``movement_end_dps``) the accelerometer is
+        left out of the low-pass and the gyroscope carries the attitude; for at most
+        ``movement_max_reject_s`` per movement, after which the accelerometer is used again
+        until the movement ends (0 s switches it off). The gyroscope alone is only as good as
+        its bias, so this is done once the bias was seeded from a calibration
+        (:meth:`OrientationFilter.seed_bias_dps`), or always with
+        ``movement_reject_unseeded``. See ``_orientation.pyx`` for why and the figures.
     gyro_delay_s
         Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
         with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
@@ -70,6 +79,10 @@ class OrientationSettings:
 
     accel_time_constant_s: float = 2.0
     accel_reject_g: float = 2.0
+    movement_start_dps: float = 5.0
+    movement_end_dps: float = 2.5
+    movement_max_reject_s: float = 3.0
+    movement_reject_unseeded: bool = False
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
@@ -99,7 +112,7 @@ class OrientationSettings:
                 )
 
 
-_MAY_BE_ZERO = frozenset({"gyro_delay_s"})
+_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s"})
 
 
 def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -184,6 +197,8 @@ class OrientationFilter:
         """Start the bias estimate from a separate capture (calibration.gyro_bias_at_rest).
 
         ``sd_dps`` is how far the capture may be off; the filter keeps refining from there.
+        From then on movements are carried by the gyroscope alone (see the settings'
+        ``movement_*``).
         """
         bias = np.asarray(bias_dps, dtype=np.float64)
         if bias.shape != (3,) or not np.isfinite(bias).all():
@@ -262,6 +277,10 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "accel_reject": s.accel_reject_g,
             "gyro_delay_s": s.gyro_delay_s,
             "gap_reset_n": float(max(1, round(s.gap_reset_s * rate_hz))),
+            "move_on": s.movement_start_dps * _DEG,
+            "move_off": min(s.movement_end_dps, s.movement_start_dps) * _DEG,
+            "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
+            "move_unseeded": s.movement_reject_unseeded,
         },
     )
     return coeffs
