@@ -73,6 +73,7 @@ ctypedef struct State:
     double q_incl[4]
     double q6[4]           # q_incl ⊗ q_gyro after the last sample
     double rate[3]         # bias-corrected rate of the last sample, rad/s
+    double rate_n2         # its squared norm, (rad/s)^2
     double bias[3]
     double p[9]
     double rest_n
@@ -83,7 +84,7 @@ ctypedef struct State:
     double rest
     double slow_count      # samples in the current slow block
     double acc_count       # accelerometer samples used in it
-    double acc_sum[3]      # their sum, rotated into I
+    double acc_sum[3]      # their sum, rotated into E (q_incl is fixed within a block)
     double r_sum[9]        # sum of R(q6) over the block
     double acc_n
     double acc_z[6]
@@ -198,9 +199,14 @@ cdef inline void quat_rotate(const double* q, const double* v, double* out) noex
               + (1.0 - 2.0 * (x * x + y * y)) * v2)
 
 
-cdef inline void rotation_quat(const double* rate, double dt, double* dq) noexcept nogil:
-    """Unit quaternion of rotating at the constant body rate ``rate`` (rad/s) for ``dt`` s."""
-    cdef double n2 = rate[0] * rate[0] + rate[1] * rate[1] + rate[2] * rate[2]
+cdef inline double norm2(const double* v) noexcept nogil:
+    return v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+
+
+cdef inline void rotation_quat(const double* rate, double n2, double dt,
+                               double* dq) noexcept nogil:
+    """Unit quaternion of rotating at the constant body rate ``rate`` (rad/s, squared norm
+    ``n2``, which the caller has at hand) for ``dt`` s."""
     cdef double h2 = 0.25 * n2 * dt * dt
     cdef double n, c, sc
     if h2 < 0.01:
@@ -230,6 +236,13 @@ cdef inline void quat_to_matrix(const double* q, double* r) noexcept nogil:
     r[6] = 2.0 * (x * z - w * y)
     r[7] = 2.0 * (y * z + w * x)
     r[8] = 1.0 - 2.0 * (x * x + y * y)
+
+
+cdef inline void mat3_apply(const double* m, const double* v, double* out) noexcept nogil:
+    """out = m·v for a row-major 3×3 matrix (out must not alias v)."""
+    out[0] = m[0] * v[0] + m[1] * v[1] + m[2] * v[2]
+    out[1] = m[3] * v[0] + m[4] * v[1] + m[5] * v[2]
+    out[2] = m[6] * v[0] + m[7] * v[1] + m[8] * v[2]
 
 
 cdef inline void lowpass(const double* x, double* y, int channels, double* z, double count,
@@ -423,6 +436,7 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     cdef double mean[3]
     cdef double alp[3]
     cdef double ae[3]
+    cdef double back[4]
     cdef double n
     cdef int i
     cdef bint corrected = False
@@ -433,6 +447,11 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     if s.acc_count > 0.0:
         for i in range(3):
             mean[i] = s.acc_sum[i] / s.acc_count
+        # Summed in E, the block's mean goes back into I in one rotation by q_incl⁻¹.
+        back[0] = s.q_incl[0]
+        for i in range(1, 4):
+            back[i] = -s.q_incl[i]
+        quat_rotate(back, mean, mean)
         if s.acc_n <= c.acc_init_n:
             s.acc_n += 1.0
         lowpass(mean, alp, 3, s.acc_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
@@ -445,13 +464,17 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
             corrected = True
     if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
         bias_update(s, c, ae, corrected)
+    # A product of unit quaternions drifts from unit norm by rounding only (~1e-16 a step), so
+    # q_gyro is renormalised once a block rather than every sample.
+    quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
     start_block(s)
 
 
 cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
                              double periods) noexcept nogil:
-    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²).
+    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²);
+    called once ``move_enabled``.
 
     A movement starts when the bias-corrected rate exceeds the upper threshold and ends when
     it falls below the lower one. Its samples are left out for at most ``move_max_n`` sample
@@ -462,7 +485,7 @@ cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
     alone is only as good as its bias (0.5 °/s unknown is 1.5° over a 3 s movement).
     """
     if s.move_mode == 0.0:
-        if rate2 <= c.move_on2 or s.acc_n == 0.0 or s.move_enabled == 0.0:
+        if rate2 <= c.move_on2 or s.acc_n == 0.0:
             return False
         s.move_mode = 1.0
         s.move_n = 0.0
@@ -485,8 +508,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     cdef double glp[3]
     cdef double a[3]
     cdef double alp[3]
-    cdef double ai[3]
-    cdef double up[3]
+    cdef double ae[3]
     cdef double dq[4]
     cdef double r[9]
     cdef double d, n
@@ -518,29 +540,31 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     for i in range(3):
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
-    left_out = moving_fast(s, c, g[0] * g[0] + g[1] * g[1] + g[2] * g[2], periods)
-    rotation_quat(g, c.ts_s * periods, dq)
+    s.rate_n2 = norm2(g)
+    left_out = s.move_enabled != 0.0 and moving_fast(s, c, s.rate_n2, periods)
+    rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
-    quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
+    # R(q6) serves both the accelerometer (into E) and the bias filter's block mean of R.
+    quat_to_matrix(s.q6, r)
 
     n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
     if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high and not left_out:
-        quat_rotate(s.q_gyro, a, ai)
+        mat3_apply(r, a, ae)
         if s.acc_n == 0.0 and s.acc_count == 0.0:
             # First accelerometer sample since the start (or a gap): level on it at once
             # rather than output a level attitude until the first slow step.
-            quat_rotate(s.q_incl, ai, up)
             n = 1.0 / sqrt(n)
             for i in range(3):
-                up[i] *= n
-            level(s.q_incl, up)
+                ae[i] *= n
+            level(s.q_incl, ae)
             quat_mul(s.q_incl, s.q_gyro, s.q6)
+            quat_to_matrix(s.q6, r)
+            mat3_apply(r, a, ae)
         for i in range(3):
-            s.acc_sum[i] += ai[i]
+            s.acc_sum[i] += ae[i]
         s.acc_count += 1.0
     if c.motion_bias_on != 0.0:
-        quat_to_matrix(s.q6, r)
         for i in range(9):
             s.r_sum[i] += r[i]
     s.slow_count += 1.0
@@ -649,8 +673,15 @@ cdef Py_ssize_t first_bad(const double* gyro, const double* accel, const unsigne
     """Index of the first sample marked valid with a non-finite value, or -1."""
     cdef Py_ssize_t i
     cdef int j
+    cdef double t
     for i in range(n):
         if flags != NULL and not flags[i]:
+            continue
+        # One test for the six values: a NaN or an infinity makes the sum's t - t NaN (so does
+        # a finite sum that overflows, hence the exact check before refusing).
+        t = (gyro[3 * i] + gyro[3 * i + 1] + gyro[3 * i + 2]
+             + accel[3 * i] + accel[3 * i + 1] + accel[3 * i + 2])
+        if t - t == 0.0:
             continue
         for j in range(3):
             if not (isfinite(gyro[3 * i + j]) and isfinite(accel[3 * i + j])):
@@ -662,7 +693,7 @@ cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nog
     cdef double dq[4]
     if c.gyro_delay_s != 0.0:
         # Predict over the gyroscope's group delay so the output refers to the sample time.
-        rotation_quat(s.rate, c.gyro_delay_s, dq)
+        rotation_quat(s.rate, s.rate_n2, c.gyro_delay_s, dq)
         quat_mul(s.q6, dq, q)
     else:
         q[0] = s.q6[0]
