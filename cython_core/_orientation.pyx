@@ -40,7 +40,9 @@ Differences from the paper, for speed and for real sensors:
   of the skipped time is expected where it shows. The span is bounded (3 s per movement),
   after which the accelerometer is used again until the movement ends, so long continuous
   movement is corrected as in the paper; and the gyroscope alone needs a trusted bias, so
-  this is only done once the bias was seeded (``Kernel.set_bias``) or when told to.
+  this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
+  (``move_bias_var``, checked at each movement's start), once the bias was seeded
+  (``Kernel.set_bias``), or when told to.
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -82,6 +84,7 @@ ctypedef struct Coeffs:
     double move_off2       # ... until the rate falls below this one
     double move_max_n      # samples: the longest span left out in one movement
     double move_unseeded   # 1: leave out also when the bias was not seeded (set_bias)
+    double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
 
 ctypedef struct State:
     double q_gyro[4]
@@ -110,6 +113,7 @@ ctypedef struct State:
     double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
     double move_n          # samples left out in the current movement
     double move_enabled    # 1 once the bias is trusted enough to carry a movement alone
+    double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -154,6 +158,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_off2 = v["move_off"] ** 2
     c.move_max_n = v["move_max_n"]
     c.move_unseeded = 1.0 if v["move_unseeded"] else 0.0
+    c.move_bias_var = v["move_bias_sd"] ** 2
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -169,6 +174,7 @@ def init_state(double[::1] state, double[::1] coeffs):
     for i in range(3):
         s.p[4 * i] = c.bias_p0
     s.move_enabled = c.move_unseeded
+    s.bias_h_var = 2.0 * c.bias_p0
 
 
 def bias(double[::1] state):
@@ -483,20 +489,33 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     # q_gyro is renormalised once a block rather than every sample.
     quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
+    s.bias_h_var = horizontal_variance(s.p, s.q6)
     start_block(s)
+
+
+cdef inline double horizontal_variance(const double* p, const double* q) noexcept nogil:
+    """Variance of the earth-horizontal part of a sensor-frame vector with covariance ``p``
+    at attitude ``q``: the trace less the variance along earth-up (u = third row of R(q)).
+    Only that part of a bias error tilts the inclination."""
+    cdef double u0 = 2.0 * (q[1] * q[3] - q[0] * q[2])
+    cdef double u1 = 2.0 * (q[2] * q[3] + q[0] * q[1])
+    cdef double u2 = 1.0 - 2.0 * (q[1] * q[1] + q[2] * q[2])
+    cdef double up = (u0 * (p[0] * u0 + p[1] * u1 + p[2] * u2)
+                      + u1 * (p[3] * u0 + p[4] * u1 + p[5] * u2)
+                      + u2 * (p[6] * u0 + p[7] * u1 + p[8] * u2))
+    return p[0] + p[4] + p[8] - up
 
 
 cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
                              double periods) noexcept nogil:
-    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²);
-    called once ``move_enabled``.
+    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²).
 
     A movement starts when the bias-corrected rate exceeds the upper threshold and ends when
     it falls below the lower one. Its samples are left out for at most ``move_max_n`` sample
     periods; after that they are used again until the movement ends, so a long continuous
     movement is corrected as plain VQF would and the gyroscope never runs alone for longer.
-    Nothing is left out before the accelerometer low-pass has started (the first levelling),
-    nor, unless ``move_unseeded``, before the bias was seeded from a calibration: the gyroscope
+    Nothing is left out before the accelerometer low-pass has started (the first levelling);
+    the caller starts a movement only while the bias is trusted (``step``): the gyroscope
     alone is only as good as its bias (0.5 °/s unknown is 1.5° over a 3 s movement).
     """
     if s.move_mode == 0.0:
@@ -556,7 +575,9 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
     s.rate_n2 = norm2(g)
-    left_out = s.move_enabled != 0.0 and moving_fast(s, c, s.rate_n2, periods)
+    # A movement under way runs its course; a new one starts only with the bias trusted.
+    left_out = ((s.move_enabled != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
+                and moving_fast(s, c, s.rate_n2, periods))
     rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)

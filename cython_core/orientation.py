@@ -41,15 +41,19 @@ class OrientationSettings:
         An accelerometer sample whose norm is more than this away from 1 g (an impact, a drop)
         is left out; the gyroscope carries the attitude through. Hard rejection of ordinary
         movement acceleration hurts (it biases the mean), so the default only catches impacts.
-    movement_start_dps, movement_end_dps, movement_max_reject_s, movement_reject_unseeded
+    movement_start_dps, movement_end_dps, movement_max_reject_s
         Rejection of movement acceleration: while the bias-corrected rate is above
         ``movement_start_dps`` (until it falls below ``movement_end_dps``) the accelerometer is
         left out of the low-pass and the gyroscope carries the attitude; for at most
         ``movement_max_reject_s`` per movement, after which the accelerometer is used again
-        until the movement ends (0 s switches it off). The gyroscope alone is only as good as
-        its bias, so this is done once the bias was seeded from a calibration
-        (:meth:`OrientationFilter.seed_bias_dps`), or always with
-        ``movement_reject_unseeded``. See ``_orientation.pyx`` for why and the figures.
+        until the movement ends (0 s switches it off). See ``_orientation.pyx`` for why.
+    movement_reject_bias_sd_dps, movement_reject_unseeded
+        The gyroscope alone is only as good as its bias, so a movement is carried by it only
+        when the bias filter's SD of the bias's earth-horizontal part (the part that tilts the
+        inclination) is at most ``movement_reject_bias_sd_dps`` (0.1 °/s: at most 0.3° over a
+        3 s movement at one SD; a still IMU gets there in about 4 s of rest), when the bias
+        was seeded from a calibration (:meth:`OrientationFilter.seed_bias_dps`), or always with
+        ``movement_reject_unseeded``.
     gyro_delay_s
         Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
         with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
@@ -83,6 +87,7 @@ class OrientationSettings:
     movement_end_dps: float = 2.5
     movement_max_reject_s: float = 3.0
     movement_reject_unseeded: bool = False
+    movement_reject_bias_sd_dps: float = 0.1
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
@@ -281,6 +286,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "move_off": min(s.movement_end_dps, s.movement_start_dps) * _DEG,
             "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
             "move_unseeded": s.movement_reject_unseeded,
+            "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
         },
     )
     return coeffs

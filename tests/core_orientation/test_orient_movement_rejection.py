@@ -16,8 +16,10 @@ G0_MPS2 = 9.80665
 LEVER_M = 0.45
 #: Upright: sensor +x (up the spine) vertical, i.e. -90° about +y from the earth frame.
 UPRIGHT = (math.cos(-math.pi / 4), 0.0, math.sin(-math.pi / 4), 0.0)
+#: Without rest the bias stays unknown and the rejection off (plain VQF) unless told otherwise.
 NO_DELAY = OrientationSettings(gyro_delay_s=0.0)
 REJECTING = OrientationSettings(gyro_delay_s=0.0, movement_reject_unseeded=True)
+PLAIN = OrientationSettings(gyro_delay_s=0.0, movement_max_reject_s=0.0)
 
 
 def hinge(rate_hz: float, moves: list[tuple[float, float, float]]) -> Motion:
@@ -47,7 +49,7 @@ def test_the_gyroscope_carries_a_brisk_hinge_exactly() -> None:
     rate_hz = 200.0
     motion = hinge(rate_hz, [(3.0, 85.0, 1.3), (4.0, 30.0, 0.8), (4.0, 0.0, 1.5)])
     errors = {}
-    for name, s in (("plain", NO_DELAY), ("rejecting", REJECTING)):
+    for name, s in (("plain", PLAIN), ("rejecting", REJECTING)):
         q = OrientationFilter(rate_hz, s).update(motion.gyro_dps, motion.accel_g)
         errors[name] = heading_free_error_deg(q, motion.q_true)
     # Movement acceleration through the 2 s low-pass tilts plain VQF by up to 0.84° ...
@@ -65,8 +67,22 @@ def test_a_seeded_bias_switches_the_rejection_on() -> None:
     seeded.seed_bias_dps((0.0, 0.0, 0.0), sd_dps=0.02)
     err = heading_free_error_deg(seeded.update(motion.gyro_dps, motion.accel_g), motion.q_true)
     assert err.max() < 0.12  # measured 0.10°
-    plain = OrientationFilter(rate_hz, NO_DELAY).update(motion.gyro_dps, motion.accel_g)
+    plain = OrientationFilter(rate_hz, PLAIN).update(motion.gyro_dps, motion.accel_g)
     assert heading_free_error_deg(plain, motion.q_true).max() > 0.5  # measured 1.08°
+
+
+def test_a_bias_learnt_at_rest_switches_the_rejection_on() -> None:
+    """A gyro bias of 0.5 °/s: 4 s still are enough for the bias filter to vouch for its
+    estimate (horizontal SD under 0.1 °/s), 3 s are not."""
+    rate_hz = 200.0
+    errors = {}
+    for still_s in (3.0, 4.0):
+        motion = hinge(rate_hz, [(still_s, 85.0, 1.3), (2.0, 0.0, 1.3)])
+        gyro = motion.gyro_dps + np.array([0.5, -0.3, 0.2])
+        q = OrientationFilter(rate_hz, NO_DELAY).update(gyro, motion.accel_g)
+        errors[still_s] = heading_free_error_deg(q, motion.q_true)[round(still_s * rate_hz):]
+    assert errors[3.0].max() > 0.8  # measured 1.07°: plain VQF
+    assert errors[4.0].max() < 0.2  # measured 0.14°
 
 
 def test_long_movement_is_corrected_after_the_time_bound() -> None:
@@ -93,7 +109,9 @@ def test_rejection_off_is_plain_vqf() -> None:
     off = OrientationSettings(gyro_delay_s=0.0, movement_reject_unseeded=True,
                               movement_max_reject_s=0.0)
     a = OrientationFilter(rate_hz, off).update(motion.gyro_dps, motion.accel_g)
-    b = OrientationFilter(rate_hz, NO_DELAY).update(motion.gyro_dps, motion.accel_g)
+    b = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.0,
+                                                       movement_reject_bias_sd_dps=1e-9))
+    b = b.update(motion.gyro_dps, motion.accel_g)
     assert a.tobytes() == b.tobytes()
 
 
