@@ -41,8 +41,8 @@ Differences from the paper, for speed and for real sensors:
   after which the accelerometer is used again until the movement ends, so long continuous
   movement is corrected as in the paper; and the gyroscope alone needs a trusted bias, so
   this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
-  (``move_bias_var``, checked at each movement's start), once the bias was seeded
-  (``Kernel.set_bias``), or when told to.
+  (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
+  counts with the SD it was seeded with), or when told to (``move_always``).
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -83,7 +83,7 @@ ctypedef struct Coeffs:
     double move_on2        # (rad/s)^2: above this rate the accelerometer is left out ...
     double move_off2       # ... until the rate falls below this one
     double move_max_n      # samples: the longest span left out in one movement
-    double move_unseeded   # 1: leave out also when the bias was not seeded (set_bias)
+    double move_always     # 1: leave out whatever the bias filter's variance
     double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
 
 ctypedef struct State:
@@ -112,7 +112,6 @@ ctypedef struct State:
     double invalid_run     # invalid samples in a row so far
     double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
     double move_n          # samples left out in the current movement
-    double move_enabled    # 1 once the bias is trusted enough to carry a movement alone
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
@@ -157,7 +156,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_on2 = v["move_on"] ** 2
     c.move_off2 = v["move_off"] ** 2
     c.move_max_n = v["move_max_n"]
-    c.move_unseeded = 1.0 if v["move_unseeded"] else 0.0
+    c.move_always = 1.0 if v["move_always"] else 0.0
     c.move_bias_var = v["move_bias_sd"] ** 2
 
 
@@ -173,7 +172,6 @@ def init_state(double[::1] state, double[::1] coeffs):
     s.q6[0] = 1.0
     for i in range(3):
         s.p[4 * i] = c.bias_p0
-    s.move_enabled = c.move_unseeded
     s.bias_h_var = 2.0 * c.bias_p0
 
 
@@ -576,7 +574,7 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
         s.rate[i] = g[i]
     s.rate_n2 = norm2(g)
     # A movement under way runs its course; a new one starts only with the bias trusted.
-    left_out = ((s.move_enabled != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
+    left_out = ((c.move_always != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
                 and moving_fast(s, c, s.rate_n2, periods))
     rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
@@ -685,17 +683,14 @@ cdef class Kernel:
         return out
 
     def set_bias(self, double bx, double by, double bz, double variance):
-        """Start the bias estimate at (bx, by, bz) rad/s with covariance variance·I.
-
-        A seeded bias is trusted to carry movements without the accelerometer (moving_fast).
-        """
+        """Start the bias estimate at (bx, by, bz) rad/s with covariance variance·I."""
         cdef int i
-        self.s.move_enabled = 1.0
         self.s.bias[0] = bx
         self.s.bias[1] = by
         self.s.bias[2] = bz
         for i in range(9):
             self.s.p[i] = variance if i % 4 == 0 else 0.0
+        self.s.bias_h_var = horizontal_variance(self.s.p, self.s.q6)
 
     def hold(self):
         """The output a held (invalid) sample would give now: [w, x, y, z]."""

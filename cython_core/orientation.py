@@ -47,13 +47,14 @@ class OrientationSettings:
         left out of the low-pass and the gyroscope carries the attitude; for at most
         ``movement_max_reject_s`` per movement, after which the accelerometer is used again
         until the movement ends (0 s switches it off). See ``_orientation.pyx`` for why.
-    movement_reject_bias_sd_dps, movement_reject_unseeded
+    movement_reject_bias_sd_dps, movement_reject_always
         The gyroscope alone is only as good as its bias, so a movement is carried by it only
         when the bias filter's SD of the bias's earth-horizontal part (the part that tilts the
         inclination) is at most ``movement_reject_bias_sd_dps`` (0.1 °/s: at most 0.3° over a
-        3 s movement at one SD; a still IMU gets there in about 4 s of rest), when the bias
-        was seeded from a calibration (:meth:`OrientationFilter.seed_bias_dps`), or always with
-        ``movement_reject_unseeded``.
+        3 s movement at one SD; a still IMU gets there in about 4 s of rest, a bias seeded
+        with :meth:`OrientationFilter.seed_bias_dps` at its default SD at once, and the SD grows
+        by the bias random walk while nothing measures it), or always with
+        ``movement_reject_always``.
     gyro_delay_s
         Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
         with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
@@ -86,7 +87,7 @@ class OrientationSettings:
     movement_start_dps: float = 5.0
     movement_end_dps: float = 2.5
     movement_max_reject_s: float = 3.0
-    movement_reject_unseeded: bool = False
+    movement_reject_always: bool = False
     movement_reject_bias_sd_dps: float = 0.1
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
@@ -202,8 +203,8 @@ class OrientationFilter:
         """Start the bias estimate from a separate capture (calibration.gyro_bias_at_rest).
 
         ``sd_dps`` is how far the capture may be off; the filter keeps refining from there.
-        From then on movements are carried by the gyroscope alone (see the settings'
-        ``movement_*``).
+        With ``sd_dps`` small enough, movements are carried by the gyroscope alone from the
+        start (see the settings' ``movement_reject_bias_sd_dps``).
         """
         bias = np.asarray(bias_dps, dtype=np.float64)
         if bias.shape != (3,) or not np.isfinite(bias).all():
@@ -285,7 +286,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "move_on": s.movement_start_dps * _DEG,
             "move_off": min(s.movement_end_dps, s.movement_start_dps) * _DEG,
             "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
-            "move_unseeded": s.movement_reject_unseeded,
+            "move_always": s.movement_reject_always,
             "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
         },
     )

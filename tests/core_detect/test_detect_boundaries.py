@@ -57,7 +57,7 @@ class _IdealImu:
 #: no internal low-pass (no group delay to predict over) and no bias, so there is nothing to
 #: learn at rest (where the rig's postural sway, 1-2 °/s, would be taken for bias) and the
 #: gyroscope alone can carry every movement.
-IDEAL_CHIP = OrientationSettings(gyro_delay_s=0.0, movement_reject_unseeded=True,
+IDEAL_CHIP = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True,
                                  rest_bias_estimation=False)
 
 

@@ -16,7 +16,7 @@ from spinecoach.drivers.sim.scenarios import Scenario, build_scenario
 
 FLEXION = (0.0, 1.0, 0.0)
 #: The orientation filter trusting its (calibrated) gyro to carry movements alone.
-MOVEMENT_REJECTION = OrientationSettings(movement_reject_unseeded=True)
+MOVEMENT_REJECTION = OrientationSettings(movement_reject_always=True)
 
 
 def analyse(sc: Scenario, motion: MotionSettings,

@@ -18,7 +18,7 @@ LEVER_M = 0.45
 UPRIGHT = (math.cos(-math.pi / 4), 0.0, math.sin(-math.pi / 4), 0.0)
 #: Without rest the bias stays unknown and the rejection off (plain VQF) unless told otherwise.
 NO_DELAY = OrientationSettings(gyro_delay_s=0.0)
-REJECTING = OrientationSettings(gyro_delay_s=0.0, movement_reject_unseeded=True)
+REJECTING = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True)
 PLAIN = OrientationSettings(gyro_delay_s=0.0, movement_max_reject_s=0.0)
 
 
@@ -106,7 +106,7 @@ def test_long_movement_is_corrected_after_the_time_bound() -> None:
 def test_rejection_off_is_plain_vqf() -> None:
     rate_hz = 100.0
     motion = hinge(rate_hz, [(2.0, 60.0, 1.0), (1.0, 0.0, 1.0)])
-    off = OrientationSettings(gyro_delay_s=0.0, movement_reject_unseeded=True,
+    off = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True,
                               movement_max_reject_s=0.0)
     a = OrientationFilter(rate_hz, off).update(motion.gyro_dps, motion.accel_g)
     b = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.0,
