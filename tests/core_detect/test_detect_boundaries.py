@@ -62,10 +62,11 @@ IDEAL_CHIP = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True,
 
 
 def run_pipeline(sc: Scenario, motion: MotionSettings, *, ideal: bool = False,
-                 orientation: OrientationSettings = OrientationSettings()) -> AnalysisResult:
+                 orientation: OrientationSettings = OrientationSettings(),
+                 imu_rate_hz: float | None = None) -> AnalysisResult:
     """The scenario's IMU (and load-cell) signals fed straight into the pipeline."""
     return analyse(_IdealImu(sc) if ideal else sc, motion,  # type: ignore[arg-type]
-                   orientation=orientation)
+                   orientation=orientation, imu_rate_hz=imu_rate_hz)
 
 
 def hold_motion(sc: Scenario) -> MotionSettings:
@@ -151,6 +152,21 @@ def test_holds_through_the_imu():
         assert 0.0 < gn.start_s - w.start_s < 0.025
         assert abs(gn.end_s - w.end_s) < 0.012
         assert gn.duration_s == pytest.approx(w.duration_s, abs=0.035)
+
+
+@pytest.mark.parametrize("name", ["back_extension_holds", "sorensen_hold"])
+def test_holds_through_the_ideal_imu_at_100_hz(name):
+    sc = build_scenario(name)
+    want = sc.truth.holds
+    got = run_pipeline(sc, hold_motion(sc), ideal=True, orientation=IDEAL_CHIP,
+                       imu_rate_hz=100.0).holds
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        # Measured: starts -0.2..+4.0 ms, ends -1.3..+4.4 ms, durations -3.7..+4.4 ms: within
+        # a sample (10 ms) of the crossings (by default up to 12.7 ms).
+        assert -0.002 < g.start_s - w.start_s < 0.010
+        assert -0.002 < g.end_s - w.end_s < 0.010
+        assert g.duration_s == pytest.approx(w.duration_s, abs=0.010)
 
 
 def test_sorensen_hold_through_the_imu():

@@ -21,9 +21,11 @@ MOVEMENT_REJECTION = OrientationSettings(movement_reject_always=True)
 
 def analyse(sc: Scenario, motion: MotionSettings,
             calibration: dict[str, ImuCalibration] | None = None,
-            orientation: OrientationSettings = OrientationSettings()) -> AnalysisResult:
-    t = np.arange(int(sc.duration_s * sc.imu_rate_hz)) / sc.imu_rate_hz
-    streams = [StreamInfo(p, "imu", sc.imu_rate_hz) for p in sc.imu_placements]
+            orientation: OrientationSettings = OrientationSettings(),
+            imu_rate_hz: float | None = None) -> AnalysisResult:
+    rate = imu_rate_hz or sc.imu_rate_hz
+    t = np.arange(int(sc.duration_s * rate)) / rate
+    streams = [StreamInfo(p, "imu", rate) for p in sc.imu_placements]
     if sc.has_load_cell:
         streams.append(StreamInfo("force", "force", sc.force_rate_hz))
     p = Pipeline(streams, motion, primary_imu=sc.primary_placement, imu_calibration=calibration,
