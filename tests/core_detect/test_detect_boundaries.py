@@ -32,7 +32,7 @@ from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.sim.motion import Script
 from spinecoach.drivers.sim.scenarios import Scenario, build_scenario
 from spinecoach.drivers.sim.truth import HOLD_DEBOUNCE_S, RepTruth, holds_from_script
-from test_detect_sim_truth import analyse
+from test_detect_sim_truth import DEFAULT_ORIENTATION, analyse
 
 FLEXION = (0.0, 1.0, 0.0)
 
@@ -62,7 +62,7 @@ IDEAL_CHIP = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True,
 
 
 def run_pipeline(sc: Scenario, motion: MotionSettings, *, ideal: bool = False,
-                 orientation: OrientationSettings = OrientationSettings(),
+                 orientation: OrientationSettings = DEFAULT_ORIENTATION,
                  imu_rate_hz: float | None = None) -> AnalysisResult:
     """The scenario's IMU (and load-cell) signals fed straight into the pipeline."""
     return analyse(_IdealImu(sc) if ideal else sc, motion,  # type: ignore[arg-type]

@@ -17,11 +17,12 @@ from spinecoach.drivers.sim.scenarios import Scenario, build_scenario
 FLEXION = (0.0, 1.0, 0.0)
 #: The orientation filter trusting its (calibrated) gyro to carry movements alone.
 MOVEMENT_REJECTION = OrientationSettings(movement_reject_always=True)
+DEFAULT_ORIENTATION = OrientationSettings()
 
 
 def analyse(sc: Scenario, motion: MotionSettings,
             calibration: dict[str, ImuCalibration] | None = None,
-            orientation: OrientationSettings = OrientationSettings(),
+            orientation: OrientationSettings = DEFAULT_ORIENTATION,
             imu_rate_hz: float | None = None) -> AnalysisResult:
     rate = imu_rate_hz or sc.imu_rate_hz
     t = np.arange(int(sc.duration_s * rate)) / rate
