@@ -21,11 +21,28 @@ Differences from the paper, for speed and for real sensors:
   every ``slow_n`` samples (about 50 Hz) on block means of the accelerometer in I and of R; the
   boxcar mean is the anti-alias filter. The low-pass has a cutoff near 0.1 Hz, so nothing of
   interest is lost, and the per-sample work is only strapdown integration, rest detection and
-  two rotations.
+  one rotation matrix (the accelerometer is summed in E and its block mean rotated back into I
+  with the block's fixed q_incl).
 * Accelerometer samples whose norm is more than accel_reject_g away from 1 g (impacts) are
   left out of the mean.
 * The output is predicted over the gyroscope's group delay (``gyro_delay_s``) with the current
   rate, so it refers to the sample time rather than to the chip's filtered past.
+* Movement rejection (``moving_fast``). The low-pass in I removes movement acceleration only
+  to first order: its output holds the velocity the sensor gained and lost, weighted by the
+  filter's impulse response, ≈ h'·Δx for a rest-to-rest movement with displacement Δx (h'(0) =
+  ωc² = 0.5 s⁻² for tau_acc = 2 s: a trunk sensor 0.45 m from the hip, swung through 85°,
+  reads ~0.8° off while it moves). While the bias-corrected rate says the sensor turns (5 °/s
+  on, 2.5 °/s off) its accelerometer samples are left out of the block means, so a whole
+  movement passes the low-pass by and what is left is the velocity gained below the
+  thresholds (ω·r, 0.04 m/s: ~0.1°). Blocks with no sample left skip the accelerometer
+  low-pass, and with it the R and R·b low-passes of the bias filter, whose R sum carries over
+  to the next block seen: the accelerometer low-pass runs on its own clock, and the bias drift
+  of the skipped time is expected where it shows. The span is bounded (3 s per movement),
+  after which the accelerometer is used again until the movement ends, so long continuous
+  movement is corrected as in the paper; and the gyroscope alone needs a trusted bias, so
+  this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
+  (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
+  counts with the SD it was seeded with), or when told to (``move_always``).
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -63,12 +80,18 @@ ctypedef struct Coeffs:
     double accel_norm2_high
     double gyro_delay_s
     double gap_reset_n     # invalid samples in a row that restart the low-passes
+    double move_on2        # (rad/s)^2: above this rate the accelerometer is left out ...
+    double move_off2       # ... until the rate falls below this one
+    double move_max_n      # samples: the longest span left out in one movement
+    double move_always     # 1: leave out whatever the bias filter's variance
+    double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
 
 ctypedef struct State:
     double q_gyro[4]
     double q_incl[4]
     double q6[4]           # q_incl ⊗ q_gyro after the last sample
     double rate[3]         # bias-corrected rate of the last sample, rad/s
+    double rate_n2         # its squared norm, (rad/s)^2
     double bias[3]
     double p[9]
     double rest_n
@@ -79,7 +102,7 @@ ctypedef struct State:
     double rest
     double slow_count      # samples in the current slow block
     double acc_count       # accelerometer samples used in it
-    double acc_sum[3]      # their sum, rotated into I
+    double acc_sum[3]      # their sum, rotated into E (q_incl is fixed within a block)
     double r_sum[9]        # sum of R(q6) over the block
     double acc_n
     double acc_z[6]
@@ -87,6 +110,9 @@ ctypedef struct State:
     double r_z[18]
     double rb_z[4]
     double invalid_run     # invalid samples in a row so far
+    double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
+    double move_n          # samples left out in the current movement
+    double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -127,6 +153,11 @@ def fill_coeffs(double[::1] out, dict v):
     c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
     c.gyro_delay_s = v["gyro_delay_s"]
     c.gap_reset_n = v["gap_reset_n"]
+    c.move_on2 = v["move_on"] ** 2
+    c.move_off2 = v["move_off"] ** 2
+    c.move_max_n = v["move_max_n"]
+    c.move_always = 1.0 if v["move_always"] else 0.0
+    c.move_bias_var = v["move_bias_sd"] ** 2
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -141,6 +172,7 @@ def init_state(double[::1] state, double[::1] coeffs):
     s.q6[0] = 1.0
     for i in range(3):
         s.p[4 * i] = c.bias_p0
+    s.bias_h_var = 2.0 * c.bias_p0
 
 
 def bias(double[::1] state):
@@ -186,9 +218,14 @@ cdef inline void quat_rotate(const double* q, const double* v, double* out) noex
               + (1.0 - 2.0 * (x * x + y * y)) * v2)
 
 
-cdef inline void rotation_quat(const double* rate, double dt, double* dq) noexcept nogil:
-    """Unit quaternion of rotating at the constant body rate ``rate`` (rad/s) for ``dt`` s."""
-    cdef double n2 = rate[0] * rate[0] + rate[1] * rate[1] + rate[2] * rate[2]
+cdef inline double norm2(const double* v) noexcept nogil:
+    return v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+
+
+cdef inline void rotation_quat(const double* rate, double n2, double dt,
+                               double* dq) noexcept nogil:
+    """Unit quaternion of rotating at the constant body rate ``rate`` (rad/s, squared norm
+    ``n2``, which the caller has at hand) for ``dt`` s."""
     cdef double h2 = 0.25 * n2 * dt * dt
     cdef double n, c, sc
     if h2 < 0.01:
@@ -218,6 +255,13 @@ cdef inline void quat_to_matrix(const double* q, double* r) noexcept nogil:
     r[6] = 2.0 * (x * z - w * y)
     r[7] = 2.0 * (y * z + w * x)
     r[8] = 1.0 - 2.0 * (x * x + y * y)
+
+
+cdef inline void mat3_apply(const double* m, const double* v, double* out) noexcept nogil:
+    """out = m·v for a row-major 3×3 matrix (out must not alias v)."""
+    out[0] = m[0] * v[0] + m[1] * v[1] + m[2] * v[2]
+    out[1] = m[3] * v[0] + m[4] * v[1] + m[5] * v[2]
+    out[2] = m[6] * v[0] + m[7] * v[1] + m[8] * v[2]
 
 
 cdef inline void lowpass(const double* x, double* y, int channels, double* z, double count,
@@ -294,6 +338,11 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
 
     ``acc_earth``: the low-passed gravity in E before this step's correction (``corrected``
     False when the block had no usable accelerometer sample).
+
+    The R and R·b low-passes step only with the accelerometer's: a block the accelerometer
+    low-pass skips (every sample left out) leaves its R sum to the next block it sees, so the
+    drift the bias causes while the accelerometer is left out is expected in the correction of
+    that block, where the accelerometer shows it. Both sides stay on the same time base.
     """
     cdef double r[9]
     cdef double rb[2]
@@ -311,7 +360,7 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
     cdef int i
     cdef bint measure = False
 
-    if c.motion_bias_on != 0.0:
+    if c.motion_bias_on != 0.0 and corrected:
         # Block-mean R and R·b pass through the accelerometer's low-pass so both sides of the
         # measurement carry the same delay.
         inv_n = 1.0 / c.slow_n
@@ -323,6 +372,8 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
             s.r_n += 1.0
         lowpass(r, h, 9, s.r_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
         lowpass(rb, rblp, 2, s.rb_z, s.r_n, c.acc_b, c.acc_a, c.acc_init_n)
+        for i in range(9):
+            s.r_sum[i] = 0.0
 
     if s.rest != 0.0 and c.rest_bias_on != 0.0:
         for i in range(3):
@@ -391,14 +442,12 @@ cdef inline void level(double* q_incl, const double* up) noexcept nogil:
 
 
 cdef inline void start_block(State* s) noexcept nogil:
-    """Empty the accumulators of the slow path's block means."""
+    """Empty the accumulators of the accelerometer's block mean (bias_update empties R's)."""
     cdef int i
     s.slow_count = 0.0
     s.acc_count = 0.0
     for i in range(3):
         s.acc_sum[i] = 0.0
-    for i in range(9):
-        s.r_sum[i] = 0.0
 
 
 cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
@@ -406,6 +455,7 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     cdef double mean[3]
     cdef double alp[3]
     cdef double ae[3]
+    cdef double back[4]
     cdef double n
     cdef int i
     cdef bint corrected = False
@@ -416,6 +466,11 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
     if s.acc_count > 0.0:
         for i in range(3):
             mean[i] = s.acc_sum[i] / s.acc_count
+        # Summed in E, the block's mean goes back into I in one rotation by q_incl⁻¹.
+        back[0] = s.q_incl[0]
+        for i in range(1, 4):
+            back[i] = -s.q_incl[i]
+        quat_rotate(back, mean, mean)
         if s.acc_n <= c.acc_init_n:
             s.acc_n += 1.0
         lowpass(mean, alp, 3, s.acc_z, s.acc_n, c.acc_b, c.acc_a, c.acc_init_n)
@@ -428,8 +483,54 @@ cdef void slow_update(State* s, const Coeffs* c) noexcept nogil:
             corrected = True
     if c.motion_bias_on != 0.0 or c.rest_bias_on != 0.0:
         bias_update(s, c, ae, corrected)
+    # A product of unit quaternions drifts from unit norm by rounding only (~1e-16 a step), so
+    # q_gyro is renormalised once a block rather than every sample.
+    quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
+    s.bias_h_var = horizontal_variance(s.p, s.q6)
     start_block(s)
+
+
+cdef inline double horizontal_variance(const double* p, const double* q) noexcept nogil:
+    """Variance of the earth-horizontal part of a sensor-frame vector with covariance ``p``
+    at attitude ``q``: the trace less the variance along earth-up (u = third row of R(q)).
+    Only that part of a bias error tilts the inclination."""
+    cdef double u0 = 2.0 * (q[1] * q[3] - q[0] * q[2])
+    cdef double u1 = 2.0 * (q[2] * q[3] + q[0] * q[1])
+    cdef double u2 = 1.0 - 2.0 * (q[1] * q[1] + q[2] * q[2])
+    cdef double up = (u0 * (p[0] * u0 + p[1] * u1 + p[2] * u2)
+                      + u1 * (p[3] * u0 + p[4] * u1 + p[5] * u2)
+                      + u2 * (p[6] * u0 + p[7] * u1 + p[8] * u2))
+    return p[0] + p[4] + p[8] - up
+
+
+cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
+                             double periods) noexcept nogil:
+    """True while the accelerometer is to be left out for movement (``rate2`` in (rad/s)²).
+
+    A movement starts when the bias-corrected rate exceeds the upper threshold and ends when
+    it falls below the lower one. Its samples are left out for at most ``move_max_n`` sample
+    periods; after that they are used again until the movement ends, so a long continuous
+    movement is corrected as plain VQF would and the gyroscope never runs alone for longer.
+    Nothing is left out before the accelerometer low-pass has started (the first levelling);
+    the caller starts a movement only while the bias is trusted (``step``): the gyroscope
+    alone is only as good as its bias (0.5 °/s unknown is 1.5° over a 3 s movement).
+    """
+    if s.move_mode == 0.0:
+        if rate2 <= c.move_on2 or s.acc_n == 0.0:
+            return False
+        s.move_mode = 1.0
+        s.move_n = 0.0
+    if rate2 < c.move_off2:
+        s.move_mode = 0.0
+        return False
+    if s.move_mode == 2.0:
+        return False
+    if s.move_n >= c.move_max_n:
+        s.move_mode = 2.0
+        return False
+    s.move_n += periods
+    return True
 
 
 cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
@@ -439,13 +540,12 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     cdef double glp[3]
     cdef double a[3]
     cdef double alp[3]
-    cdef double ai[3]
-    cdef double up[3]
+    cdef double ae[3]
     cdef double dq[4]
     cdef double r[9]
     cdef double d, n
     cdef int i
-    cdef bint still
+    cdef bint still, left_out
 
     for i in range(3):
         g[i] = gyro_dps[i] * DEG
@@ -472,28 +572,33 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     for i in range(3):
         g[i] -= s.bias[i]
         s.rate[i] = g[i]
-    rotation_quat(g, c.ts_s * periods, dq)
+    s.rate_n2 = norm2(g)
+    # A movement under way runs its course; a new one starts only with the bias trusted.
+    left_out = ((c.move_always != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
+                and moving_fast(s, c, s.rate_n2, periods))
+    rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
-    quat_normalize(s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
+    # R(q6) serves both the accelerometer (into E) and the bias filter's block mean of R.
+    quat_to_matrix(s.q6, r)
 
     n = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
-    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high:
-        quat_rotate(s.q_gyro, a, ai)
+    if n > 0.0 and c.accel_norm2_low <= n <= c.accel_norm2_high and not left_out:
+        mat3_apply(r, a, ae)
         if s.acc_n == 0.0 and s.acc_count == 0.0:
             # First accelerometer sample since the start (or a gap): level on it at once
             # rather than output a level attitude until the first slow step.
-            quat_rotate(s.q_incl, ai, up)
             n = 1.0 / sqrt(n)
             for i in range(3):
-                up[i] *= n
-            level(s.q_incl, up)
+                ae[i] *= n
+            level(s.q_incl, ae)
             quat_mul(s.q_incl, s.q_gyro, s.q6)
+            quat_to_matrix(s.q6, r)
+            mat3_apply(r, a, ae)
         for i in range(3):
-            s.acc_sum[i] += ai[i]
+            s.acc_sum[i] += ae[i]
         s.acc_count += 1.0
     if c.motion_bias_on != 0.0:
-        quat_to_matrix(s.q6, r)
         for i in range(9):
             s.r_sum[i] += r[i]
     s.slow_count += 1.0
@@ -585,6 +690,7 @@ cdef class Kernel:
         self.s.bias[2] = bz
         for i in range(9):
             self.s.p[i] = variance if i % 4 == 0 else 0.0
+        self.s.bias_h_var = horizontal_variance(self.s.p, self.s.q6)
 
     def hold(self):
         """The output a held (invalid) sample would give now: [w, x, y, z]."""
@@ -598,8 +704,15 @@ cdef Py_ssize_t first_bad(const double* gyro, const double* accel, const unsigne
     """Index of the first sample marked valid with a non-finite value, or -1."""
     cdef Py_ssize_t i
     cdef int j
+    cdef double t
     for i in range(n):
         if flags != NULL and not flags[i]:
+            continue
+        # One test for the six values: a NaN or an infinity makes the sum's t - t NaN (so does
+        # a finite sum that overflows, hence the exact check before refusing).
+        t = (gyro[3 * i] + gyro[3 * i + 1] + gyro[3 * i + 2]
+             + accel[3 * i] + accel[3 * i + 1] + accel[3 * i + 2])
+        if t - t == 0.0:
             continue
         for j in range(3):
             if not (isfinite(gyro[3 * i + j]) and isfinite(accel[3 * i + j])):
@@ -611,7 +724,7 @@ cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nog
     cdef double dq[4]
     if c.gyro_delay_s != 0.0:
         # Predict over the gyroscope's group delay so the output refers to the sample time.
-        rotation_quat(s.rate, c.gyro_delay_s, dq)
+        rotation_quat(s.rate, s.rate_n2, c.gyro_delay_s, dq)
         quat_mul(s.q6, dq, q)
     else:
         q[0] = s.q6[0]
@@ -637,12 +750,16 @@ cdef void restart_after_gap(State* s) noexcept nogil:
         s.rest_acc_z[i] = 0.0
         s.acc_z[i] = 0.0
     start_block(s)
+    for i in range(9):
+        s.r_sum[i] = 0.0
     for i in range(18):
         s.r_z[i] = 0.0
     for i in range(4):
         s.rb_z[i] = 0.0
     s.acc_n = 0.0
     s.r_n = 0.0
+    s.move_mode = 0.0
+    s.move_n = 0.0
 
 
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,

@@ -41,6 +41,20 @@ class OrientationSettings:
         An accelerometer sample whose norm is more than this away from 1 g (an impact, a drop)
         is left out; the gyroscope carries the attitude through. Hard rejection of ordinary
         movement acceleration hurts (it biases the mean), so the default only catches impacts.
+    movement_start_dps, movement_end_dps, movement_max_reject_s
+        Rejection of movement acceleration: while the bias-corrected rate is above
+        ``movement_start_dps`` (until it falls below ``movement_end_dps``) the accelerometer is
+        left out of the low-pass and the gyroscope carries the attitude; for at most
+        ``movement_max_reject_s`` per movement, after which the accelerometer is used again
+        until the movement ends (0 s switches it off). See ``_orientation.pyx`` for why.
+    movement_reject_bias_sd_dps, movement_reject_always
+        The gyroscope alone is only as good as its bias, so a movement is carried by it only
+        when the bias filter's SD of the bias's earth-horizontal part (the part that tilts the
+        inclination) is at most ``movement_reject_bias_sd_dps`` (0.1 °/s: at most 0.3° over a
+        3 s movement at one SD; a still IMU gets there in about 4 s of rest, a bias seeded
+        with :meth:`OrientationFilter.seed_bias_dps` at its default SD at once, and the SD grows
+        by the bias random walk while nothing measures it), or always with
+        ``movement_reject_always``.
     gyro_delay_s
         Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
         with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
@@ -70,6 +84,11 @@ class OrientationSettings:
 
     accel_time_constant_s: float = 2.0
     accel_reject_g: float = 2.0
+    movement_start_dps: float = 5.0
+    movement_end_dps: float = 2.5
+    movement_max_reject_s: float = 3.0
+    movement_reject_always: bool = False
+    movement_reject_bias_sd_dps: float = 0.1
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
@@ -99,7 +118,7 @@ class OrientationSettings:
                 )
 
 
-_MAY_BE_ZERO = frozenset({"gyro_delay_s"})
+_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s"})
 
 
 def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -184,6 +203,8 @@ class OrientationFilter:
         """Start the bias estimate from a separate capture (calibration.gyro_bias_at_rest).
 
         ``sd_dps`` is how far the capture may be off; the filter keeps refining from there.
+        With ``sd_dps`` small enough, movements are carried by the gyroscope alone from the
+        start (see the settings' ``movement_reject_bias_sd_dps``).
         """
         bias = np.asarray(bias_dps, dtype=np.float64)
         if bias.shape != (3,) or not np.isfinite(bias).all():
@@ -262,6 +283,11 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "accel_reject": s.accel_reject_g,
             "gyro_delay_s": s.gyro_delay_s,
             "gap_reset_n": float(max(1, round(s.gap_reset_s * rate_hz))),
+            "move_on": s.movement_start_dps * _DEG,
+            "move_off": min(s.movement_end_dps, s.movement_start_dps) * _DEG,
+            "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
+            "move_always": s.movement_reject_always,
+            "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
         },
     )
     return coeffs
