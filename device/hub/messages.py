@@ -313,7 +313,31 @@ def to_json(message: Message) -> dict[str, Any]:
 
 def encode(message: Message) -> bytes:
     """One protocol line (UTF-8 JSON plus ``\\n``). NaN and infinity become null, as JSON has none."""
+    if type(message) is Frame:
+        return _frame_line(message)
     return (json.dumps(_finite(to_json(message)), separators=(",", ":")) + "\n").encode()
+
+
+def _frame_line(frame: Frame) -> bytes:
+    """A frame's line written out directly: frames are most of the hub's lines (30 a second per
+    daemon), and the generic walk through a dict costs several times more. The same bytes as
+    the generic encoding (tested)."""
+    return (
+        f'{{"v":{PROTOCOL_VERSION},"type":"frame","t_s":{_json_scalar(frame.t_s)},'
+        f'"angle_deg":{_json_scalar(frame.angle_deg)},"speed_dps":{_json_scalar(frame.speed_dps)},'
+        f'"force_n":{_json_scalar(frame.force_n)},"phase":{_json_scalar(frame.phase)},'
+        f'"hold_s":{_json_scalar(frame.hold_s)}}}\n'
+    ).encode()
+
+
+def _json_scalar(value: Any) -> str:
+    """``value`` as :func:`encode` writes it: floats by ``float.__repr__`` as :mod:`json` does
+    (numpy floats too), non-finite ones and None as null."""
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    return json.dumps(_finite(value))
 
 
 def _finite(value: Any) -> Any:

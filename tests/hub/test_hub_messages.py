@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from spinecoach.errors import SpinecoachError
+from spinecoach.hub import messages
 from spinecoach.hub.messages import (
     COMMANDS,
     MAX_FRAME_RATE_HZ,
@@ -25,6 +29,7 @@ from spinecoach.hub.messages import (
     Summary,
     decode,
     encode,
+    to_json,
 )
 
 EXAMPLES = [
@@ -134,6 +139,22 @@ def test_decimator_passes_at_most_the_frame_rate_in_sample_time() -> None:
     assert decimator.offer(Frame(t_s=0.1, angle_deg=0.0, speed_dps=0.0, force_n=None)) is not None
     with pytest.raises(ValueError):
         FrameDecimator(rate_hz=60.0)
+
+
+_numbers = st.one_of(st.none(), st.floats(), st.integers(-10**6, 10**6),
+                    st.floats(allow_nan=False).map(np.float64))
+
+
+@given(t=_numbers, angle=_numbers, speed=_numbers, force=_numbers,
+       phase=st.sampled_from(["still", "eccentric", "concentric", "moving"]), hold=_numbers)
+def test_frames_written_out_directly_are_the_generic_encoding(t, angle, speed, force, phase,
+                                                              hold) -> None:
+    frame = Frame(t, angle, speed, force, phase, hold)
+    # Every field of a frame, in order, so a field added later cannot be left out unnoticed.
+    assert [f.name for f in dataclasses.fields(Frame)] == [
+        "t_s", "angle_deg", "speed_dps", "force_n", "phase", "hold_s"]
+    generic = (json.dumps(messages._finite(to_json(frame)), separators=(",", ":")) + "\n").encode()
+    assert encode(frame) == generic
 
 
 def test_decimator_due_says_what_offer_would_do() -> None:
