@@ -9,7 +9,6 @@ Detection code therefore gives bit-identical results live and in replay.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -81,6 +80,17 @@ class Gap:
     reason: GapReason
 
 
+def _cached_times(block: ImuBlock | ForceBlock) -> npt.NDArray[np.float64]:
+    """A block's sample times, computed on first use and kept in the instance (outside its
+    fields, so equality and ``replace`` ignore it; ``functools.cached_property`` takes a lock
+    per read on Python 3.11)."""
+    cache = block.__dict__
+    t_s = cache.get("_t_s")
+    if t_s is None:
+        t_s = cache["_t_s"] = _times(block.info, block.index)
+    return t_s
+
+
 def _times(info: StreamInfo, index: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     t_s = info.t0_s + index.astype(np.float64) / info.rate_hz
     # Computed once per block and shared by every reader (session, engine, sensor monitor):
@@ -108,10 +118,10 @@ class ImuBlock:
     raw: npt.NDArray[np.int16] | None = None
     gaps: tuple[Gap, ...] = field(default=())
 
-    @cached_property
+    @property
     def t_s(self) -> npt.NDArray[np.float64]:
         """Sample times (s) from the sample clock (read-only, computed once)."""
-        return _times(self.info, self.index)
+        return _cached_times(self)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -133,10 +143,10 @@ class ForceBlock:
     raw: npt.NDArray[np.int32] | None = None
     gaps: tuple[Gap, ...] = field(default=())
 
-    @cached_property
+    @property
     def t_s(self) -> npt.NDArray[np.float64]:
         """Sample times (s) from the sample clock (read-only, computed once)."""
-        return _times(self.info, self.index)
+        return _cached_times(self)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from spinecoach.backend import Backend
-from spinecoach.drivers.blocks import Gap, StreamInfo
+from spinecoach.drivers.blocks import ForceBlock, Gap, StreamInfo
 from spinecoach.errors import ConfigError, SpinecoachError, UsageError
 from spinecoach.recording.model import ForceStream, ImuStream, Recording
 
@@ -77,3 +78,15 @@ def test_headless_code_never_imports_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_blocks_sample_times_are_computed_once_read_only_and_not_carried_by_replace() -> None:
+    info = StreamInfo(name="force", kind="force", rate_hz=100.0, t0_s=1.0)
+    block = ForceBlock(info, np.arange(3, dtype=np.int64), np.zeros(3), np.ones(3, dtype=bool))
+    assert block.t_s is block.t_s  # one array shared by every reader
+    np.testing.assert_allclose(block.t_s, [1.0, 1.01, 1.02])
+    with pytest.raises(ValueError):
+        block.t_s[0] = 0.0  # no reader can change what the others see
+    moved = replace(block, index=np.arange(10, 13, dtype=np.int64))
+    np.testing.assert_allclose(moved.t_s, [1.1, 1.11, 1.12])
+    assert moved == moved and block.t_s[0] == 1.0
