@@ -147,6 +147,9 @@ def test_box_poses_give_the_sd_and_the_file_keeps_it(tmp_path: Path) -> None:
     with_zero_pose = again.imu_calibration("MPU-6050:trunk")
     assert with_zero_pose.gyro_bias_dps == (0.3, 0.0, 0.0)
     assert with_zero_pose.gyro_bias_sd_dps is None
+    zero_pose_only = CalibrationRecord(alignments={"MPU-6050:trunk": Alignment(
+        (1.0, 0.0, 0.0, 0.0), (0.3, 0.0, 0.0))}).imu_calibration("MPU-6050:trunk")
+    assert zero_pose_only.gyro_bias_sd_dps is None and not zero_pose_only.is_identity
 
 
 def test_a_calibration_file_from_before_the_sd_still_loads(tmp_path: Path) -> None:
