@@ -23,7 +23,7 @@ the geometric residuals ``|(a_i - offset) / scale| - 1``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,13 +62,17 @@ class ImuCalibration:
     ``mount_wxyz``: unit quaternion body -> sensor (normalised here; refused when its norm is
     not within 1e-3 of 1). ``gyro_bias_dps``: subtracted from the gyro (°/s).
     ``accel_offset_g``/``accel_scale``: the accelerometer's per-axis zero-g offset (g) and
-    sensitivity (measured / true).
+    sensitivity (measured / true). ``gyro_bias_sd_dps``: how far ``gyro_bias_dps`` may be off
+    (°/s, one SD per axis), None when unknown; only a bias measured with the sensor truly at
+    rest has one (:func:`box_gyro_bias`), and the pipeline then starts the orientation filter
+    with the bias as known to that SD.
     """
 
     mount_wxyz: tuple[float, float, float, float] = IDENTITY_WXYZ
     gyro_bias_dps: Vector3 = (0.0, 0.0, 0.0)
     accel_offset_g: Vector3 = (0.0, 0.0, 0.0)
     accel_scale: Vector3 = (1.0, 1.0, 1.0)
+    gyro_bias_sd_dps: float | None = None
     _rotation: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +93,16 @@ class ImuCalibration:
         lo, hi = ACCEL_SCALE_RANGE
         if not all(lo <= s <= hi for s in scale):
             raise ValueError(f"accel_scale {scale} is outside {lo:g}..{hi:g}")
+        sd = self.gyro_bias_sd_dps
+        if sd is not None:
+            try:
+                sd = float(sd)
+            except (TypeError, ValueError):
+                raise ValueError(f"gyro_bias_sd_dps must be a number, got {sd!r}") from None
+            if not (math.isfinite(sd) and 0.0 <= sd <= MAX_GYRO_BIAS_DPS):
+                raise ValueError(
+                    f"gyro_bias_sd_dps must be within 0..{MAX_GYRO_BIAS_DPS:g} °/s, got {sd!r}")
+        object.__setattr__(self, "gyro_bias_sd_dps", sd)
         object.__setattr__(self, "mount_wxyz", q)
         object.__setattr__(self, "gyro_bias_dps", bias)
         object.__setattr__(self, "accel_offset_g", offset)
@@ -115,9 +129,14 @@ class ImuCalibration:
 
     # --- storage -----------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, list[float]]:
-        """The JSON form (lists of numbers); :meth:`from_dict` reads it back."""
-        return {name: list(getattr(self, name)) for name in STREAM_FIELDS}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (lists of numbers, the bias SD a number and absent when unknown, so
+        calibrations without one are written as before it existed); :meth:`from_dict` reads
+        it back."""
+        out: dict[str, Any] = {name: list(getattr(self, name)) for name in _VECTOR_FIELDS}
+        if self.gyro_bias_sd_dps is not None:
+            out["gyro_bias_sd_dps"] = self.gyro_bias_sd_dps
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImuCalibration:
@@ -128,20 +147,21 @@ class ImuCalibration:
         unknown = set(data) - set(STREAM_FIELDS)
         if unknown:
             raise ValueError(f"unknown IMU calibration keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) for k, v in data.items()})
+        return cls(**{k: v if k == "gyro_bias_sd_dps" else tuple(v) for k, v in data.items()})
 
     @classmethod
     def from_stream(cls, info: Any) -> ImuCalibration:
         """The calibration a stream description carries (identity when it has none)."""
         return cls(**{name: getattr(info, name, getattr(IDENTITY, name)) for name in STREAM_FIELDS})
 
-    def stream_fields(self) -> dict[str, tuple[float, ...]]:
+    def stream_fields(self) -> dict[str, Any]:
         """Keyword arguments that put this calibration on a ``StreamInfo`` (``replace``)."""
         return {name: getattr(self, name) for name in STREAM_FIELDS}
 
 
+_VECTOR_FIELDS = ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale")
 #: The fields an IMU calibration has on a stream description and in JSON.
-STREAM_FIELDS = ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale")
+STREAM_FIELDS = (*_VECTOR_FIELDS, "gyro_bias_sd_dps")
 IDENTITY = ImuCalibration()
 
 
@@ -173,11 +193,13 @@ class StillPoseSettings:
 
 @dataclass(frozen=True)
 class StillPose:
-    """Mean readings of one still pose: accel (g) and gyro (°/s) in the sensor frame."""
+    """Mean readings of one still pose: accel (g) and gyro (°/s) in the sensor frame, and the
+    gyro's per-axis sample SD over the capture (°/s; None when not known)."""
 
     accel_g: Vector3
     gyro_dps: Vector3
     samples: int
+    gyro_sd_dps: Vector3 | None = None
 
 
 def still_pose(gyro_dps: npt.ArrayLike, accel_g: npt.ArrayLike,
@@ -204,7 +226,8 @@ def still_pose(gyro_dps: npt.ArrayLike, accel_g: npt.ArrayLike,
             f"{1000 * a_sd.max():.0f} mg, |accel| {norm:.3f} g): let it rest on the face and "
             "capture again")
     return StillPose((float(a_mean[0]), float(a_mean[1]), float(a_mean[2])),
-                     (float(g_mean[0]), float(g_mean[1]), float(g_mean[2])), len(accel))
+                     (float(g_mean[0]), float(g_mean[1]), float(g_mean[2])), len(accel),
+                     (float(g_sd[0]), float(g_sd[1]), float(g_sd[2])))
 
 
 # --- accelerometer fit -----------------------------------------------------------------------
@@ -359,3 +382,31 @@ def zero_pose_alignment(mean_accel_g: npt.ArrayLike, accel: ImuCalibration = IDE
 def with_accelerometer(calibration: ImuCalibration, fit: AccelFit) -> ImuCalibration:
     """``calibration`` with the accelerometer part of ``fit``."""
     return replace(calibration, accel_offset_g=fit.offset_g, accel_scale=fit.scale)
+
+
+# --- gyro bias from the box poses ------------------------------------------------------------
+
+
+def box_gyro_bias(poses: Sequence[StillPose]) -> tuple[Vector3, float]:
+    """The gyro bias (°/s) of still poses of the sensor alone (a box, no athlete) and its SD.
+
+    The bias is the mean of the poses' mean rates. Its SD (°/s, the worst axis) is the larger
+    of two standard errors of that mean: from the samples' own scatter (white noise,
+    ``gyro_sd_dps / √samples`` per pose) and from the scatter of the pose means about each
+    other (which also holds what is not white: the chip's own low-pass correlating samples,
+    drift during the capture, the gyro's sensitivity to gravity in different orientations).
+    A zero pose has no such figure: the athlete's sway is in its mean rate.
+    """
+    if len(poses) < 2:
+        raise ValueError(f"a gyro bias with its SD needs at least 2 still poses, got {len(poses)}")
+    means = np.array([p.gyro_dps for p in poses], dtype=np.float64)
+    bias = means.mean(axis=0)
+    count = len(poses)
+    between = means.std(axis=0, ddof=1) / math.sqrt(count)
+    if all(p.gyro_sd_dps is not None for p in poses):
+        variance = sum(np.square(p.gyro_sd_dps) / p.samples for p in poses)  # type: ignore[arg-type]
+        within = np.sqrt(variance) / count
+    else:
+        within = np.zeros(3)
+    sd = float(np.maximum(between, within).max())
+    return (float(bias[0]), float(bias[1]), float(bias[2])), sd

@@ -211,6 +211,25 @@ def _fill_gaps(
     return first, out, present
 
 
+#: The smallest SD a calibration's gyro bias is seeded with (°/s): a capture's standard error
+#: can round to 0, and a Kalman variance of 0 would never learn the bias's later drift.
+MIN_SEED_BIAS_SD_DPS = 0.001
+
+
+def _orientation_filter(rate_hz: float, settings: OrientationSettings,
+                        calibration: ImuCalibration | None) -> OrientationFilter:
+    """An IMU's orientation filter; when its calibration knows how far its gyro bias may be off
+    (a box calibration, the sensor at true rest), the filter starts with that bias as known:
+    the calibration already subtracts it, so what is left is 0 ± that SD. That SD is what
+    opens the movement rejection from the start (``movement_reject_bias_sd_dps``). A bias of
+    unknown quality (a zero pose's, with the athlete's sway in it) is never seeded."""
+    orientation = OrientationFilter(rate_hz, settings)
+    if calibration is not None and calibration.gyro_bias_sd_dps is not None:
+        orientation.seed_bias_dps(np.zeros(3),
+                                  max(calibration.gyro_bias_sd_dps, MIN_SEED_BIAS_SD_DPS))
+    return orientation
+
+
 class Pipeline:
     """Streaming pipeline over one session's streams (see the module docstring)."""
 
@@ -248,7 +267,9 @@ class Pipeline:
         for s in streams:
             if s.kind == "imu":
                 self._imu[s.name] = _ImuChain(
-                    s.name, float(s.rate_hz), float(s.t0_s), OrientationFilter(s.rate_hz, orientation_settings)
+                    s.name, float(s.rate_hz), float(s.t0_s),
+                    _orientation_filter(s.rate_hz, orientation_settings,
+                                        self._imu_calibration.get(s.name)),
                 )
             elif s.kind == "force":
                 self._force[s.name] = _ForceChain(

@@ -325,7 +325,8 @@ class RigCalibrator:
         key = sensor_key(info)
         fit = outcome.fit
         self.record.accelerometers[key] = AccelCalibration(fit.offset_g, fit.scale,
-                                                           outcome.gyro_bias_dps)
+                                                           outcome.gyro_bias_dps,
+                                                           outcome.gyro_bias_sd_dps)
         if key in self.record.alignments:
             accel_only = self.record.imu_calibration(key)
             self.record.alignments[key] = realign(self.record.alignments[key], accel_only)

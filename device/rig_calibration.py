@@ -34,6 +34,7 @@ from spinecoach.core.imu_calibration import (  # type: ignore[import-not-found]
     AccelFit,
     ImuCalibration,
     StillPose,
+    box_gyro_bias,
     face_up,
     fit_accelerometer,
     missing_faces,
@@ -128,11 +129,13 @@ class Alignment:
 @dataclass
 class AccelCalibration:
     """An accelerometer's offset (g) and scale per axis from the box poses, and the mean gyro
-    (°/s) of those poses (the gyro bias while no zero pose gives one)."""
+    (°/s) of those poses (the gyro bias while no zero pose gives one) with its SD (°/s, None in
+    files from before it was kept)."""
 
     offset_g: tuple[float, float, float]
     scale: tuple[float, float, float]
     gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    gyro_bias_sd_dps: float | None = None
 
 
 @dataclass
@@ -146,12 +149,16 @@ class CalibrationRecord:
     bands: dict[str, BandProfile] = field(default_factory=dict)
 
     def imu_calibration(self, key: str) -> ImuCalibration:
-        """The calibration of IMU ``key`` the pipeline applies (identity when none is kept)."""
+        """The calibration of IMU ``key`` the pipeline applies (identity when none is kept).
+
+        The zero pose's gyro bias replaces the box poses' one, and with it goes the bias's SD:
+        the athlete's sway is in it, by an amount nobody measured."""
         calibration = ImuCalibration()
         accel = self.accelerometers.get(key)
         if accel is not None:
             calibration = ImuCalibration(gyro_bias_dps=accel.gyro_bias_dps,
-                                         accel_offset_g=accel.offset_g, accel_scale=accel.scale)
+                                         accel_offset_g=accel.offset_g, accel_scale=accel.scale,
+                                         gyro_bias_sd_dps=accel.gyro_bias_sd_dps)
         alignment = self.alignments.get(key)
         if alignment is not None:
             calibration = ImuCalibration(alignment.quaternion, alignment.gyro_bias_dps,
@@ -182,7 +189,8 @@ class CalibrationFile:
                               _floats(v["zero_accel_g"], 3) if v.get("zero_accel_g") else None)
                  for k, v in data.get("alignments", {}).items()},
                 {k: AccelCalibration(_floats(v["offset_g"], 3), _floats(v["scale"], 3),
-                                     _floats(v.get("gyro_bias_dps", (0, 0, 0)), 3))
+                                     _floats(v.get("gyro_bias_dps", (0, 0, 0)), 3),
+                                     _optional_float(v.get("gyro_bias_sd_dps")))
                  for k, v in data.get("accelerometers", {}).items()},
                 bands=load_band_profiles(data),
             )
@@ -204,9 +212,7 @@ class CalibrationFile:
                                "zero_accel_g": None if v.zero_accel_g is None
                                else list(v.zero_accel_g)}
                            for k, v in record.alignments.items()},
-            "accelerometers": {k: {"offset_g": list(v.offset_g), "scale": list(v.scale),
-                                   "gyro_bias_dps": list(v.gyro_bias_dps)}
-                               for k, v in record.accelerometers.items()},
+            "accelerometers": {k: _accelerometer_json(v) for k, v in record.accelerometers.items()},
             **band_profiles_json(record),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,6 +272,19 @@ class KnownWeightRun:
                             fit.residuals_n, len(codes))
 
 
+def _accelerometer_json(accel: AccelCalibration) -> dict[str, Any]:
+    """A box-pose calibration's file entry (the bias SD only when known, as files before it)."""
+    out: dict[str, Any] = {"offset_g": list(accel.offset_g), "scale": list(accel.scale),
+                           "gyro_bias_dps": list(accel.gyro_bias_dps)}
+    if accel.gyro_bias_sd_dps is not None:
+        out["gyro_bias_sd_dps"] = accel.gyro_bias_sd_dps
+    return out
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _floats(values: Any, size: int) -> Any:
     out = tuple(float(x) for x in values)
     if len(out) != size:
@@ -316,6 +335,9 @@ class PoseOutcome:
     missing: tuple[str, ...]
     fit: AccelFit | None
     gyro_bias_dps: tuple[float, float, float]
+    #: The bias's SD (°/s, :func:`~spinecoach.core.imu_calibration.box_gyro_bias`); None with
+    #: a single pose.
+    gyro_bias_sd_dps: float | None = None
 
 
 class AccelPoseRun:
@@ -355,9 +377,10 @@ class AccelPoseRun:
                 self.poses = []  # a bad pose spoils every fit with it: start afresh
                 raise
         self.poses = poses
-        gyro = np.mean([p.gyro_dps for p in poses], axis=0)
-        return PoseOutcome(face, len(poses), missing, fit,
-                           (float(gyro[0]), float(gyro[1]), float(gyro[2])))
+        if len(poses) < 2:
+            return PoseOutcome(face, len(poses), missing, fit, pose.gyro_dps)
+        bias, sd = box_gyro_bias(poses)
+        return PoseOutcome(face, len(poses), missing, fit, bias, sd)
 
 
 def load_band_profiles(data: dict[str, Any]) -> dict[str, BandProfile]:

@@ -39,8 +39,9 @@ class StreamInfo:
     An IMU's calibration in effect (``spinecoach.core.imu_calibration.ImuCalibration``, applied
     by the measurement pipeline, never to the samples themselves): ``mount_wxyz`` the mounting
     quaternion (w, x, y, z, body -> sensor), ``gyro_bias_dps``, ``accel_offset_g`` and
-    ``accel_scale`` per axis (measured = scale · true + offset). The defaults are the identity,
-    so stream tables written before these fields existed read as uncalibrated.
+    ``accel_scale`` per axis (measured = scale · true + offset), and ``gyro_bias_sd_dps`` the
+    gyro bias's uncertainty (°/s, None: unknown). The defaults are the identity, so stream
+    tables written before these fields existed read as uncalibrated.
     """
 
     name: str
@@ -56,6 +57,7 @@ class StreamInfo:
     gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
     accel_offset_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     accel_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gyro_bias_sd_dps: float | None = None
 
     def __post_init__(self) -> None:
         # Stream tables come back from JSON with lists: tuples keep the info hashable.

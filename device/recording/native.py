@@ -61,7 +61,8 @@ GAP_REASONS: tuple[GapReason, ...] = (
 )
 
 _STREAM_FIELDS = tuple(StreamInfo.__dataclass_fields__)
-_IMU_CALIBRATION_FIELDS = ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale")
+_IMU_CALIBRATION_FIELDS = ("mount_wxyz", "gyro_bias_dps", "accel_offset_g", "accel_scale",
+                           "gyro_bias_sd_dps")
 
 
 @dataclass
