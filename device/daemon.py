@@ -181,6 +181,17 @@ class BlockPump:
     def start(self) -> None:
         self._sampler.start()
 
+    def get_batch(self, timeout_s: float, limit: int) -> list[Block] | _Ended:
+        """The blocks waiting (at most ``limit``; [] when none came within ``timeout_s``), or
+        the end marker once every block before it has been taken."""
+        try:
+            blocks = self._sampler.poll_batch(timeout_s, limit)
+        except Exception as error:  # noqa: BLE001 - the engine decides what it means
+            return _Ended(error)
+        if not blocks and self._sampler.ended:
+            return _Ended(None)
+        return blocks
+
     def get(self, timeout_s: float) -> Block | _Ended | None:
         """The next block, the end marker, or None when nothing came within ``timeout_s``."""
         try:
@@ -472,18 +483,16 @@ class Daemon:
                     self._open_sensors()
                 self._stopping.wait(TICK_S)
             else:
-                item = pump.get(TICK_S)
-                # The blocks already waiting are processed before their messages go out: one
-                # wake-up of the hub thread per batch, and none competing with the engine for
-                # the interpreter while it works through the batch (a cue's latency).
-                taken = 0
-                while item is not None and not isinstance(item, _Ended):
-                    self._process(item, pump.stamped.arrival_ns(item))
-                    taken += 1
-                    item = pump.get(0.0) if taken < BATCH_BLOCKS else None
-                self._send_processed()
-                if isinstance(item, _Ended):
-                    self._source_ended(item.error)
+                batch = pump.get_batch(TICK_S, BATCH_BLOCKS)
+                if isinstance(batch, _Ended):
+                    self._source_ended(batch.error)
+                else:
+                    # The blocks already waiting are processed before their messages go out:
+                    # one send per batch, and no other thread competing with the engine for
+                    # the interpreter while it works through the batch (a cue's latency).
+                    for block in batch:
+                        self._process(block, pump.stamped.arrival_ns(block))
+                    self._send_processed()
             self._watchdog()
 
     def _process(self, block: Block, arrival_ns: int | None) -> None:

@@ -39,6 +39,18 @@ class _HeldQueue(queue.Queue[object]):
             self.unfinished_tasks += 1
             self._held = True
 
+    def get_batch(self, timeout_s: float, limit: int) -> list[object]:
+        """Every item waiting, at most ``limit``, in order: one lock round for a batch instead
+        of one per item (and no ``queue.Empty`` raised to end it); waits up to ``timeout_s``
+        for the first; [] when none came."""
+        with self.not_empty:
+            if not self._qsize():
+                self.not_empty.wait(timeout_s)
+            items = [self._get() for _ in range(min(limit, self._qsize()))]
+            if items:
+                self.not_full.notify(len(items))
+            return items
+
     def release(self) -> None:
         """Wake the consumer for the items put with :meth:`put_held` since the last release."""
         if not self._held:  # set and cleared on the sampler's thread only
@@ -158,6 +170,25 @@ class SamplerThread:
 
     #: True once :meth:`poll` has taken the end of the run.
     ended = False
+
+    def poll_batch(self, timeout_s: float, limit: int) -> list[Block]:
+        """The blocks waiting (at most ``limit``, waiting up to ``timeout_s`` for the first),
+        [] when none came or the run has ended (:attr:`ended`); an exception on the thread is
+        re-raised once the blocks before it have been taken."""
+        if self.ended:
+            return []
+        items = self._queue.get_batch(timeout_s, limit)
+        if items and items[-1] is self._END:
+            blocks = items[:-1]
+            if blocks:  # the end marker goes back: it is taken with the next batch
+                with self._queue.mutex:
+                    self._queue.queue.appendleft(self._END)
+                return blocks  # type: ignore[return-value]
+            self.ended = True
+            if self._error is not None:
+                raise self._error
+            return []
+        return items  # type: ignore[return-value]
 
     def poll(self, timeout_s: float) -> Block | None:
         """The next block, or None when none came within ``timeout_s`` or the run has ended

@@ -67,3 +67,53 @@ def test_backpressure_wakes_the_consumer_for_every_block() -> None:
     sampler = Sampler([FakeImu(clock)], [], clock)
     SamplerThread(sampler, duration_s=0.1, backpressure=True)
     assert sampler.before_wait is None
+
+
+def test_get_batch_takes_what_waits_in_order_up_to_the_limit() -> None:
+    held = _HeldQueue(maxsize=10)
+    assert held.get_batch(0.01, 8) == []  # nothing came within the timeout
+    for item in "abcde":
+        held.put_held(item)
+    assert held.get_batch(1.0, 3) == ["a", "b", "c"]
+    assert held.get_batch(1.0, 8) == ["d", "e"]
+    got: list[list[object]] = []
+    consumer = threading.Thread(target=lambda: got.append(held.get_batch(5.0, 8)))
+    consumer.start()
+    held.put_held("f")
+    held.put_held("g")
+    held.release()  # wakes the waiting consumer, which takes both
+    consumer.join(5.0)
+    assert got == [["f", "g"]]
+
+
+def test_poll_batch_hands_every_block_over_before_the_end_and_its_error() -> None:
+    class Broken(FakeImu):
+        drains = 0
+
+        def drain(self):  # type: ignore[no-untyped-def]
+            Broken.drains += 1
+            if Broken.drains > 10:
+                raise RuntimeError("driver bug")
+            return super().drain()
+
+    def imu_run() -> SamplerThread:
+        clock = VirtualClock()
+        return SamplerThread(Sampler([FakeImu(clock)], [], clock), duration_s=0.5)
+
+    healthy = imu_run().start()
+    healthy.join(5.0)
+    blocks: list[Block] = []
+    while batch := healthy.poll_batch(0.0, 3):
+        assert len(batch) <= 3
+        blocks += batch
+    assert healthy.ended and healthy.poll_batch(0.0, 3) == []
+    assert [len(b) for b in blocks] == [len(b) for b in imu_run().start()]
+
+    clock = VirtualClock()
+    broken = SamplerThread(Sampler([Broken(clock)], [], clock), duration_s=1.0).start()
+    broken.join(5.0)
+    taken: list[Block] = []
+    with pytest.raises(RuntimeError, match="driver bug"):
+        while True:
+            taken += broken.poll_batch(0.0, 100)
+    assert taken  # the blocks before the error came first
