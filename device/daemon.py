@@ -30,6 +30,7 @@ Without sensors:
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import signal
 import sys
@@ -46,7 +47,7 @@ from spinecoach.acquisition.source import open_source as open_backend_source
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.backend import Backend
 from spinecoach.calibration_steps import RigCalibrator, calibration_path
-from spinecoach.config import Config
+from spinecoach.config import SCHEMA, Config
 from spinecoach.drivers.blocks import Block, StreamInfo
 from spinecoach.engine.library import Library, load_library
 from spinecoach.engine.progression import ProgressionSettings
@@ -85,17 +86,26 @@ def _print_line(line: str) -> None:
     print(line, flush=True)
 
 
-#: The daemon's sampler cadence: the IMUs are drained after every second load-cell
-#: conversion (about 6 frames at 1 kHz) instead of after each, which halves the FIFO drains
-#: (three I2C transfers each, ~480 fewer a second) for blocks of about 25 ms instead of 22 and
-#: at most ~6 ms more frames lost with a FIFO overflow after a reader stall. Recordings made
-#: with `spinecoach record` keep the sampler's default.
-DAEMON_SAMPLER = SamplerSettings(paced_drain_frames=4)
+def daemon_sampler(handover_s: float) -> SamplerSettings:
+    """The daemon's sampler cadence. The IMUs are drained after every second load-cell
+    conversion (about 6 frames at 1 kHz) instead of after each, which halves the FIFO drains
+    (three I2C transfers each, ~480 fewer a second) for at most ~6 ms more frames lost with a
+    FIFO overflow after a reader stall. Blocks of
+    ``handover_s`` of sample time per stream go to the engine (``device.handover_s``), and a
+    simulated rig is paced in steps of the same length, so it wakes the engine as the chips
+    would. Recordings made with `spinecoach record` keep the sampler's defaults."""
+    return SamplerSettings(paced_drain_frames=4, block_s=handover_s, pace_ahead_s=handover_s)
 
 
-def open_daemon_source(backend: Backend) -> Source:
-    """The source of ``backend`` paced to real time (a daemon serves people, not a batch)."""
-    return open_backend_source(backend, realtime=True, settings=DAEMON_SAMPLER)
+#: The daemon's sampler with the configuration's default hand-over.
+DAEMON_SAMPLER = daemon_sampler(float(SCHEMA["device"]["handover_s"].default))
+
+
+def open_daemon_source(backend: Backend, handover_s: float | None = None) -> Source:
+    """The source of ``backend`` paced to real time (a daemon serves people, not a batch),
+    handing ``handover_s`` of samples at a time to the engine (default: the configuration's)."""
+    settings = DAEMON_SAMPLER if handover_s is None else daemon_sampler(handover_s)
+    return open_backend_source(backend, realtime=True, settings=settings)
 
 
 def measurement_pipeline(streams: list[StreamInfo], what: Any) -> PipelineLike:
@@ -246,7 +256,7 @@ class Daemon:
         socket_path: Path,
         *,
         notifier: Notifier | None = None,
-        open_source: SourceOpener = open_daemon_source,
+        open_source: SourceOpener | None = None,
         haptics: Any = None,
         store: bool | None = None,
         say: Say = _print_line,
@@ -256,7 +266,9 @@ class Daemon:
         self.config = config
         self.socket_path = socket_path
         self.notifier = notifier or Notifier()
-        self._open_source = open_source
+        handover_s = float(config.get("device", "handover_s"))
+        self._open_source = open_source or functools.partial(open_daemon_source,
+                                                             handover_s=handover_s)
         self.haptics = haptics
         self._store_wanted = backend.kind == "hardware" if store is None else store
         self._say = say

@@ -13,7 +13,7 @@ from typing import Any
 
 from spinecoach.acquisition.source import Source
 from spinecoach.backend import Backend
-from spinecoach.config import load_config
+from spinecoach.config import Config, load_config
 from spinecoach.daemon import Daemon, open_daemon_source
 from spinecoach.drivers.blocks import Block
 from spinecoach.notify import Notifier
@@ -36,10 +36,11 @@ class DaemonThread:
     """A daemon running on a background thread (no signal handlers), stopped with :meth:`stop`."""
 
     def __init__(self, socket_path: Path, *, notifier: Notifier | None = None,
-                 open_source: Callable[[Backend], Source] = open_daemon_source,
-                 backend: str = f"sim:{SCENARIO}", haptics: Any = None) -> None:
+                 open_source: Callable[[Backend], Source] | None = open_daemon_source,
+                 backend: str = f"sim:{SCENARIO}", haptics: Any = None,
+                 config: Config | None = None) -> None:
         self.lines: list[str] = []
-        self.daemon = Daemon(Backend.parse(backend), load_config([]), socket_path,
+        self.daemon = Daemon(Backend.parse(backend), config or load_config([]), socket_path,
                              notifier=notifier, open_source=open_source, haptics=haptics,
                              say=self.lines.append, pipeline_factory=FakePipeline)
         self.error: BaseException | None = None

@@ -241,6 +241,33 @@ def test_blocks_closed_before_a_tare_stay_with_the_session_they_were_scaled_for(
     assert fed and all(fed), f"{fed.count(False)} force blocks reached a session of another scale"
 
 
+def test_the_configured_hand_over_sets_how_much_sample_time_the_engine_gets_at_once(
+    sock_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spinecoach.config import load_config
+    from spinecoach.hub.session import HubSession
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("[device]\nhandover_s = 0.05\n")
+    spans_s: list[float] = []
+    process = HubSession.process
+
+    def measured_process(self, block, arrival_ns=None):  # type: ignore[no-untyped-def]
+        if block.info.kind == "imu" and len(block) > 1:
+            spans_s.append(len(block) / block.info.rate_hz)
+        return process(self, block, arrival_ns)
+
+    monkeypatch.setattr(HubSession, "process", measured_process)
+    # No source opener given: the daemon opens the backend with the configured hand-over.
+    daemon = DaemonThread(sock_path, open_source=None, config=load_config([config_file])).start()
+    try:
+        wait_for(lambda: len(spans_s) >= 10)
+    finally:
+        daemon.stop()
+    # Blocks span the hand-over (a FIFO drain's frames more at most), never the default 20 ms.
+    assert all(0.045 <= span <= 0.06 for span in spans_s[1:-1]), spans_s
+
+
 def test_tare_is_refused_while_a_set_runs(sock_path: Path) -> None:
     daemon = DaemonThread(sock_path).start()  # a scenario runs its set at once
     try:
