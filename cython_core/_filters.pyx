@@ -58,20 +58,26 @@ def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, doub
     cdef double window[255]
     cdef double dev[255]
     cdef Py_ssize_t i, seen
-    cdef int j, centre
+    cdef int j, centre, slot
     cdef double med, mad, limit, v
+    if n == 0:
+        return
     with nogil:
+        # the ring slot of the newest input and the centre's, seen % w and (seen - half) % w,
+        # are stepped on per sample rather than divided out (two integer divisions a sample)
+        seen = <Py_ssize_t> state[0]
+        slot = <int> (seen % w)
+        centre = <int> ((seen - half) % w)
+        if centre < 0:
+            centre += w
         for i in range(n):
-            seen = <Py_ssize_t> state[0]
             if seen == 0:
                 for j in range(w):
                     ring[j] = x[i]
             else:
-                ring[seen % w] = x[i]
-            state[0] = seen + 1
-            centre = <int> ((seen - half) % w)
-            if centre < 0:
-                centre += w
+                ring[slot] = x[i]
+            seen += 1
+            state[0] = seen
             for j in range(w):
                 window[j] = ring[j]
             sort_small(window, w)
@@ -90,3 +96,5 @@ def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, doub
             else:
                 y[i] = v
                 replaced[i] = 0
+            slot = 0 if slot == w - 1 else slot + 1
+            centre = 0 if centre == w - 1 else centre + 1
