@@ -3,7 +3,8 @@
 The primary angle skips the unwrap's division and the projection's square root where their
 outcome is known, and the Hampel filter steps its ring positions on instead of dividing them
 out; each is compared here with a plain Python transcription of the formula it replaced, on
-random data that also takes the slow branches, with exact equality. A pipeline must be freed
+random data that also takes the slow branches, with exact equality. The bell fit visits only
+the samples its current bell covers; it is compared with the fit over every sample. A pipeline must be freed
 as soon as its last reference goes (no reference cycle keeping its buffers for the collector).
 """
 
@@ -18,6 +19,7 @@ import pytest
 from core_detect_synth import cosine_moves, hinge_set, imu_from_angle
 from spinecoach.core._filters import hampel
 from spinecoach.core._primary import PrimaryAngleState, primary_step
+from spinecoach.core._repfit import fit_bell
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import MotionSettings
 from spinecoach.drivers.blocks import StreamInfo as Info
@@ -169,3 +171,77 @@ def test_a_pipeline_is_freed_without_the_cycle_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def plain_fit_bell(t: list[float], v: list[float], delta: float, start_s: float, length_s: float,
+                   kind: int, max_iter: int = 12, free_amplitude: bool = True):
+    """The bell fit's Gauss-Newton as first written: every sample visited in every step."""
+    def shape(u: float) -> float:
+        return 30.0 * u * u * (1.0 - u) * (1.0 - u) if kind == 0 else 0.5 * math.pi * math.sin(math.pi * u)
+
+    def dshape(u: float) -> float:
+        return (60.0 * u * (1.0 - u) * (1.0 - 2.0 * u) if kind == 0
+                else 0.5 * math.pi * math.pi * math.cos(math.pi * u))
+
+    t0, dur, amp, lim = start_s - 0.05 * length_s, 1.1 * length_s, delta, 0.2 * length_s
+    for _ in range(max_iter):
+        a00 = a01 = a02 = a11 = a12 = a22 = g0 = g1 = g2 = 0.0
+        k = amp / (dur * dur)
+        for ti, vi in zip(t, v):
+            u = (ti - t0) / dur
+            r = -vi
+            if 0.0 < u < 1.0:
+                sh, dsh = shape(u), dshape(u)
+                r += amp / dur * sh
+                j0, j1, j2 = -k * dsh, -k * (sh + u * dsh), sh / dur
+                a00 += j0 * j0
+                a01 += j0 * j1
+                a11 += j1 * j1
+                a02 += j0 * j2
+                a12 += j1 * j2
+                a22 += j2 * j2
+                g0 -= j0 * r
+                g1 -= j1 * r
+                g2 -= j2 * r
+        if free_amplitude:
+            c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+            c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+            det = a00 * c00 + a01 * c01 + a02 * c02
+            if not abs(det) > 1e-12 * (a00 * a11 * a22 if a00 * a11 * a22 > 1e-300 else 1e-300):
+                break
+            s0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
+            s1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
+            s2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
+        else:
+            det = a00 * a11 - a01 * a01
+            if not det > 1e-12 * (a00 * a11 if a00 * a11 > 1e-300 else 1e-300):
+                break
+            s0, s1, s2 = (a11 * g0 - a01 * g1) / det, (a00 * g1 - a01 * g0) / det, 0.0
+        s0 = lim if s0 > lim else (-lim if s0 < -lim else s0)
+        s1 = lim if s1 > lim else (-lim if s1 < -lim else s1)
+        t0, dur, amp = t0 + s0, dur + s1, amp + s2
+        if dur <= 0.1 * length_s or amp * delta <= 0.0:
+            break
+        if abs(s0) < 1e-5 and abs(s1) < 1e-5 and abs(s2) < 1e-5 * abs(delta):
+            break
+    return (t0, dur, amp) if not (dur <= 0.1 * length_s or amp * delta <= 0.0) else None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bell_fit_over_the_covered_samples_equals_the_fit_over_all(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = 3.0 + np.arange(300) * 0.01 + 0.005
+    true_t0, true_dur = 3.5 + rng.uniform(0, 0.5), rng.uniform(1.0, 2.0)
+    u = (t - true_t0) / true_dur
+    v = np.where((u > 0) & (u < 1), 60.0 / true_dur * 1.5 * np.pi / 2 * np.sin(np.pi * u), 0.0)
+    v += rng.normal(0.0, [0.5, 5.0][seed % 2], t.size)
+    for kind in (0, 1):
+        for free in (True, False):
+            start = true_t0 + rng.uniform(-0.3, 0.3)
+            length = true_dur * rng.uniform(0.6, 1.3)
+            got = fit_bell(t, v, 60.0, start, length, kind, free_amplitude=free)
+            want = plain_fit_bell(t.tolist(), v.tolist(), 60.0, start, length, kind,
+                                  free_amplitude=free)
+            assert (got is None) == (want is None)
+            if got is not None:
+                assert (got[0], got[1], got[3]) == want
