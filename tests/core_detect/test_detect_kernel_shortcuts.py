@@ -1,11 +1,12 @@
 """Shortcuts in the per-sample kernels give bit for bit what their plain formulations gave.
 
 The primary angle skips the unwrap's division and the projection's square root where their
-outcome is known, and the Hampel filter steps its ring positions on instead of dividing them
-out; each is compared here with a plain Python transcription of the formula it replaced, on
-random data that also takes the slow branches, with exact equality. The bell fit visits only
-the samples its current bell covers; it is compared with the fit over every sample. A pipeline must be freed
-as soon as its last reference goes (no reference cycle keeping its buffers for the collector).
+outcome is known, the Hampel filter steps its ring positions on instead of dividing them out
+(and takes a window of three by selections), a single biquad keeps its state in locals, and the
+bell fit visits only the samples its current bell covers. Each is compared here with a plain
+Python transcription of the formula it replaced, on random data that also takes the slow
+branches, with exact equality. A pipeline must be freed as soon as its last reference goes (no
+reference cycle keeping its buffers for the collector).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import weakref
 import numpy as np
 import pytest
 from core_detect_synth import cosine_moves, hinge_set, imu_from_angle
-from spinecoach.core._filters import hampel
+from spinecoach.core._filters import hampel, sosfilt
 from spinecoach.core._primary import PrimaryAngleState, primary_step
 from spinecoach.core._repfit import fit_bell
 from spinecoach.core.pipeline import Pipeline
@@ -245,3 +246,26 @@ def test_bell_fit_over_the_covered_samples_equals_the_fit_over_all(seed: int) ->
             assert (got is None) == (want is None)
             if got is not None:
                 assert (got[0], got[1], got[3]) == want
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_biquad_equals_the_plain_recursion_in_any_blocks(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    sos = np.array([[0.02, 0.04, 0.02, 1.0, -1.56, 0.64]]) * rng.uniform(0.9, 1.1, 6)
+    n = 1500
+    x = rng.normal(0.0, 30.0, (n, channels))
+    zi0 = rng.normal(0.0, 1.0, (1, channels, 2))
+    want = np.empty((n, channels))
+    for ch in range(channels):
+        z0, z1 = zi0[0, ch]
+        b0, b1, b2, _, a1, a2 = sos[0].tolist()
+        for i, v in enumerate(x[:, ch].tolist()):
+            out = b0 * v + z0
+            z0 = b1 * v - a1 * out + z1
+            z1 = b2 * v - a2 * out
+            want[i, ch] = out
+    zi = zi0.copy()
+    got = np.empty((n, channels))
+    for a, b in [(0, 1), (1, 700), (700, 701), (701, n)]:
+        sosfilt(sos, np.ascontiguousarray(x[a:b]), zi, got[a:b])
+    assert got.tobytes() == want.tobytes()
