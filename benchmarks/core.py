@@ -1,23 +1,44 @@
 """Benchmark of the measurement core: ns per IMU sample for every stage and the full pipeline.
 
-    python benchmarks/core.py [--seconds S] [--json]
+    python benchmarks/core.py [--seconds S] [--json] [--repeats N] [--rounds R]
 
 The data are synthetic hinge reps (IMU at 1 kHz, load cell at 320 SPS, sensor noise added). Each
 stage runs alone at block sizes 1, 10 and 100 (and the whole array at once); the full pipeline is
 fed IMU and force blocks covering the same time, as the sampler does. ``analyze`` throughput is
-measured from a temporary interchange CSV. With the ``bench`` extra installed (vqf, imufusion)
-their filters run on the same data in the same run; the ratios compare the pipeline (whole
-array, as ``analyze`` runs it) with VQF's and imufusion's own fastest call.
-Times are the best of --repeats runs (default 3) (time.perf_counter), so another process's load inflates
-them less. Also reported: the pipeline's cost per IMU + force block pair beyond its per-sample work
-(µs, what a live daemon pays per block), for a whole-array and a block-10 run the peak memory
-held (tracemalloc) and the minor page faults taken, per minute of data, and the VQF ratio once
-more with the pipeline and VQF runs alternating (``ratio_pipeline_vs_vqf_interleaved``).
+measured from a temporary interchange CSV. Stage and pipeline times are the best of --repeats
+runs (default 3) (time.perf_counter), so another process's load inflates them less. Also
+reported: the pipeline's cost per IMU + force block pair beyond its per-sample work (µs, what a
+live daemon pays per block), and for a whole-array and a block-10 run the peak memory held
+(tracemalloc) and the minor page faults per minute of data (the whole-array run from a heap
+trimmed with malloc_trim: the memory it touches first; the block-10 run in the steady state).
+
+The ratios (with the ``bench`` extra: vqf, imufusion) compare the full pipeline over the whole
+array, IMU and force, from construction to ``finish`` (as ``analyze`` runs it) with VQF's
+``updateBatch`` (6D, new VQF object each call, the same gyro and accelerometer data converted
+to rad/s and m/s² beforehand) and with imufusion's ``Ahrs`` (one Python call per sample, as its
+API takes them). Pipeline and VQF run alternately, --rounds times each (default 11), and the
+best time of each side counts, so both see the same machine load:
+
+* ``ratio_pipeline_vs_vqf``: both sides with the C allocator keeping the memory freed by the
+  previous call (glibc ``mallopt``: no trimming, no separate mappings below 32 MB, for the whole
+  benchmark process, after one untimed call of each side): the computation, without the
+  kernel's first-touch page faults. Without that setting (glibc keeps or returns freed memory
+  by its own heuristics) one side or the other paid ~800-1300 faults of ~1.8 µs each per call
+  on this machine depending on the order of earlier allocations, which moved the ratio by
+  ±0.1 from run to run.
+* ``ratio_pipeline_vs_vqf_cold``: the same rounds, but the heap trimmed (``malloc_trim(0)``)
+  before every call, so each side touches every page of its outputs and work arrays afresh,
+  as a one-shot ``analyze`` process does; the page faults of each side are reported with it.
+
+Off glibc the allocator settings are skipped (noted in the output) and both ratios are
+measured with the allocator as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import resource
 import sys
@@ -26,6 +47,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from spinecoach.analysis import analyze_recording
@@ -181,16 +203,55 @@ def block_overhead_us(ns_per_sample: dict[str, float]) -> dict[str, float]:
     return {str(b): (ns_per_sample[str(b)] - ns_per_sample["all"]) * b / 1000.0 for b in BLOCKS}
 
 
-def pipeline_memory(d: dict[str, np.ndarray], n_imu: int, size: int) -> dict[str, float]:
+def _libc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (mallopt, malloc_trim), else None."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+LIBC = _libc()
+#: glibc mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory() -> bool:
+    """Make the allocator keep what is freed (no trimming, no separate mappings below 32 MB),
+    so a timed call reuses pages an earlier call touched; False off glibc."""
+    if LIBC is None:
+        return False
+    return bool(LIBC.mallopt(M_TRIM_THRESHOLD, 1 << 30)) and bool(LIBC.mallopt(M_MMAP_THRESHOLD, 32 << 20))
+
+
+def trim_heap() -> None:
+    """Give every free page of the heap back to the kernel (the next call touches its memory
+    afresh, as in a new process)."""
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def pipeline_memory(d: dict[str, np.ndarray], n_imu: int, size: int, cold: bool) -> dict[str, float]:
     """Peak memory held during one pipeline run (MB, tracemalloc: Python objects and numpy
-    buffers, above what was held before) and the minor page faults the run took (memory
-    faulted in), per minute of data."""
+    buffers, above what was held before) and the minor page faults the run took per minute of
+    data: ``cold``, the run started from a trimmed heap (every page it touches is new to it, as
+    in a one-shot ``analyze``); else after a run on a heap that keeps what is freed (a long-lived
+    daemon's steady state)."""
     run = pipeline_runner(d, n_imu)
     run(size)  # warm: the allocator's own state settles first
     minutes = n_imu / IMU_HZ / 60.0
-    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    if cold:
+        trim_heap()
+    faults0 = minor_faults()
     run(size)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    faults = minor_faults() - faults0
     tracemalloc.start()
     base, _ = tracemalloc.get_traced_memory()
     run(size)
@@ -242,56 +303,85 @@ def analyze_throughput(d: dict[str, np.ndarray]) -> dict[str, float]:
     }
 
 
-def reference_filters(d: dict[str, np.ndarray], n_imu: int) -> dict[str, float]:
-    """ns per IMU sample of VQF (batch, 6D) and imufusion (AHRS, per-sample calls), if present."""
-    out: dict[str, float] = {}
-    gyro_rad = np.ascontiguousarray(np.radians(d["gyro"][:n_imu]))
-    acc_ms2 = np.ascontiguousarray(d["accel"][:n_imu] * 9.80665)
-    try:
-        from vqf import VQF
-
-        out["vqf_batch"] = best_of(
-            lambda: VQF(1 / IMU_HZ).updateBatch(gyro_rad, acc_ms2)) / n_imu * 1e9
-    except ImportError:
-        pass
-    try:
-        import imufusion
-
-        g = np.ascontiguousarray(d["gyro"][:n_imu])
-        a = np.ascontiguousarray(d["accel"][:n_imu])
-
-        def fusion() -> None:
-            settings = imufusion.AhrsSettings()
-            settings.sample_rate = IMU_HZ
-            ahrs = imufusion.Ahrs()
-            ahrs.set_settings(settings)
-            # the Python API takes one sample per call
-            for i in range(n_imu):
-                ahrs.update_no_magnetometer(g[i], a[i])
-
-        out["imufusion"] = best_of(fusion, 2) / n_imu * 1e9
-    except ImportError:
-        pass
-    return out
-
-
-def interleaved_vqf_ratio(d: dict[str, np.ndarray], n_imu: int) -> float | None:
-    """The pipeline's whole-array time over VQF's ``updateBatch`` (same data), the two run
-    alternately, best of --repeats each: a load change between the two separate measurements
-    behind ``ratio_pipeline_vs_vqf`` moves that ratio by tens of percent; alternating, both see
-    the same load. None without vqf."""
+def vqf_batch(d: dict[str, np.ndarray], n_imu: int) -> Callable[[], None] | None:
+    """One VQF ``updateBatch`` over the first ``n_imu`` samples (data converted beforehand),
+    None without vqf."""
     try:
         from vqf import VQF
     except ImportError:
         return None
-    run = pipeline_runner(d, n_imu)
     gyro_rad = np.ascontiguousarray(np.radians(d["gyro"][:n_imu]))
     acc_ms2 = np.ascontiguousarray(d["accel"][:n_imu] * 9.80665)
-    best_pipe = best_vqf = np.inf
-    for _ in range(REPEATS[0]):
-        best_pipe = min(best_pipe, best_of(lambda: run(n_imu), 1))
-        best_vqf = min(best_vqf, best_of(lambda: VQF(1 / IMU_HZ).updateBatch(gyro_rad, acc_ms2), 1))
-    return float(best_pipe / best_vqf)
+    return lambda: VQF(1 / IMU_HZ).updateBatch(gyro_rad, acc_ms2)
+
+
+def imufusion_ns(d: dict[str, np.ndarray], n_imu: int) -> float | None:
+    """ns per IMU sample of imufusion's AHRS (one Python call per sample), None without it."""
+    try:
+        import imufusion
+    except ImportError:
+        return None
+    g = np.ascontiguousarray(d["gyro"][:n_imu])
+    a = np.ascontiguousarray(d["accel"][:n_imu])
+
+    def fusion() -> None:
+        settings = imufusion.AhrsSettings()
+        settings.sample_rate = IMU_HZ
+        ahrs = imufusion.Ahrs()
+        ahrs.set_settings(settings)
+        # the Python API takes one sample per call
+        for i in range(n_imu):
+            ahrs.update_no_magnetometer(g[i], a[i])
+
+    return best_of(fusion, 2) / n_imu * 1e9
+
+
+def alternating(sides: dict[str, Callable[[], None]], rounds: int, cold: bool) -> dict[str, dict[str, float]]:
+    """Best time (s) and mean minor page faults of each side, the sides called in turn
+    ``rounds`` times (after one untimed call each); ``cold``: the heap trimmed before every
+    call."""
+    for fn in sides.values():
+        fn()
+    best = dict.fromkeys(sides, np.inf)
+    faults = dict.fromkeys(sides, 0)
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            if cold:
+                trim_heap()
+            f0 = minor_faults()
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            faults[name] += minor_faults() - f0
+            best[name] = min(best[name], dt)
+    return {name: {"s": best[name], "faults": faults[name] / rounds} for name in sides}
+
+
+def reference_ratios(d: dict[str, np.ndarray], n_imu: int, rounds: int) -> dict[str, Any]:
+    """The whole-array pipeline against VQF (alternating, warm and cold, see the module
+    docstring) and imufusion; empty figures without those packages."""
+    out: dict[str, Any] = {"ns_per_imu_sample": {}, "page_faults_per_call_cold": {}}
+    run = pipeline_runner(d, n_imu)
+    sides: dict[str, Callable[[], None]] = {"pipeline": lambda: run(n_imu)}
+    vqf = vqf_batch(d, n_imu)
+    if vqf is not None:
+        sides["vqf_batch"] = vqf
+    warm = alternating(sides, rounds, cold=False)
+    cold = alternating(sides, rounds, cold=True)
+    ns = out["ns_per_imu_sample"]
+    for name in sides:
+        ns[name] = warm[name]["s"] / n_imu * 1e9
+        ns[name + "_cold"] = cold[name]["s"] / n_imu * 1e9
+        out["page_faults_per_call_cold"][name] = cold[name]["faults"]
+    fusion = imufusion_ns(d, n_imu)
+    if fusion is not None:
+        ns["imufusion"] = fusion
+    out["ratio_pipeline_vs_vqf"] = (warm["pipeline"]["s"] / warm["vqf_batch"]["s"]
+                                    if vqf is not None else None)
+    out["ratio_pipeline_vs_vqf_cold"] = (cold["pipeline"]["s"] / cold["vqf_batch"]["s"]
+                                         if vqf is not None else None)
+    out["ratio_pipeline_vs_imufusion"] = ns["pipeline"] / fusion if fusion is not None else None
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,15 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="synthetic data length (s)")
     parser.add_argument("--json", action="store_true", help="print a JSON copy of the results")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (best kept)")
+    parser.add_argument("--rounds", type=int, default=11,
+                        help="alternating pipeline/VQF rounds for the ratios (best of each kept)")
     args = parser.parse_args(argv)
     REPEATS[0] = max(1, args.repeats)
+    allocator_kept = keep_freed_memory()
     d = synthetic(args.seconds)
     n_imu = len(d["t"])
     # block size 1 is dominated by per-call overhead; 10 s of it is plenty to measure that
-    res = {
+    res: dict[str, Any] = {
         "imu_rate_hz": IMU_HZ,
         "force_rate_hz": FORCE_HZ,
         "imu_samples": n_imu,
+        "allocator_keeps_freed_memory": allocator_kept,
         "stages_ns_per_imu_sample": stage_times(d, min(n_imu, int(10 * IMU_HZ))),
         "pipeline_ns_per_imu_sample": pipeline_times(d, min(n_imu, int(10 * IMU_HZ))),
     }
@@ -315,15 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     # e.g. finish, weighs the same in both); the table's "all" is then the full length
     res["pipeline_block_overhead_us"] = block_overhead_us(res["pipeline_ns_per_imu_sample"])
     res["pipeline_ns_per_imu_sample"]["all"] = pipeline_times(d, n_imu, ())["all"]
-    res["pipeline_memory"] = {"all": pipeline_memory(d, n_imu, n_imu),
-                              "10": pipeline_memory(d, min(n_imu, int(10 * IMU_HZ)), 10)}
+    res["pipeline_memory"] = {"all": pipeline_memory(d, n_imu, n_imu, cold=True),
+                              "10": pipeline_memory(d, min(n_imu, int(10 * IMU_HZ)), 10, cold=False)}
     res["analyze"] = analyze_throughput(d)
-    refs = reference_filters(d, n_imu)
-    res["reference_ns_per_imu_sample"] = refs
-    pipe = res["pipeline_ns_per_imu_sample"]["all"]
-    res["ratio_pipeline_vs_vqf"] = pipe / refs["vqf_batch"] if "vqf_batch" in refs else None
-    res["ratio_pipeline_vs_imufusion"] = pipe / refs["imufusion"] if "imufusion" in refs else None
-    res["ratio_pipeline_vs_vqf_interleaved"] = interleaved_vqf_ratio(d, n_imu)
+    refs = reference_ratios(d, n_imu, max(1, args.rounds))
+    res["reference_ns_per_imu_sample"] = refs["ns_per_imu_sample"]
+    res["page_faults_per_call_cold"] = refs["page_faults_per_call_cold"]
+    for key in ("ratio_pipeline_vs_vqf", "ratio_pipeline_vs_vqf_cold", "ratio_pipeline_vs_imufusion"):
+        res[key] = refs[key]
     print_table(res)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -341,14 +434,19 @@ def print_table(res: dict) -> None:
     over = res["pipeline_block_overhead_us"]
     print(f"{'  per block pair (µs)':28s}" + "".join(f"{over[c]:12.1f}" for c in cols[:-1]))
     for key, m in res["pipeline_memory"].items():
+        how = "from a trimmed heap" if key == "all" else "steady state"
         print(f"  memory, block {key}: peak {m['peak_mb']:.1f} MB held, "
-              f"{m['minor_faults_per_min']:.0f} page faults per minute of data")
+              f"{m['minor_faults_per_min']:.0f} page faults per minute of data ({how})")
+    print(f"whole array, alternating with VQF (best of --rounds; allocator "
+          f"{'keeping freed memory' if res['allocator_keeps_freed_memory'] else 'as it is'}):")
     for name, v in res["reference_ns_per_imu_sample"].items():
-        print(f"{name:28s}{v:12.0f}")
+        print(f"  {name:26s}{v:12.0f}")
+    for name, v in res["page_faults_per_call_cold"].items():
+        print(f"  {name + ' page faults (cold)':26s}{v:12.0f}")
     a = res["analyze"]
     print(f"analyze: {a['analyze_imu_samples_per_s'] / 1e6:.2f} M IMU samples/s "
           f"(with CSV load {a['load_and_analyze_imu_samples_per_s'] / 1e6:.2f} M/s)")
-    for key in ("ratio_pipeline_vs_vqf", "ratio_pipeline_vs_imufusion", "ratio_pipeline_vs_vqf_interleaved"):
+    for key in ("ratio_pipeline_vs_vqf", "ratio_pipeline_vs_vqf_cold", "ratio_pipeline_vs_imufusion"):
         v = res[key]
         print(f"{key}: {'not measured (pip install vqf imufusion)' if v is None else f'{v:.2f}'}")
 

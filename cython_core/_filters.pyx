@@ -17,7 +17,24 @@ def sosfilt(const double[:, ::1] sos, const double[:, ::1] x, double[:, :, ::1] 
     """
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1], sections = sos.shape[0]
     cdef Py_ssize_t i, ch, k
-    cdef double v, out
+    cdef double v, out, z0, z1, b0, b1, b2, a1, a2
+    if sections == 1:
+        # One biquad (the 2nd-order low-pass): channel by channel with the state in locals,
+        # so the recursion does not pass through memory; the same operations per sample.
+        b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+        with nogil:
+            for ch in range(channels):
+                z0 = zi[0, ch, 0]
+                z1 = zi[0, ch, 1]
+                for i in range(n):
+                    v = x[i, ch]
+                    out = b0 * v + z0
+                    z0 = b1 * v - a1 * out + z1
+                    z1 = b2 * v - a2 * out
+                    y[i, ch] = out
+                zi[0, ch, 0] = z0
+                zi[0, ch, 1] = z1
+        return
     with nogil:
         for i in range(n):
             for ch in range(channels):
@@ -43,6 +60,16 @@ cdef inline void sort_small(double* a, int n) noexcept nogil:
         a[j + 1] = v
 
 
+cdef inline double middle_of_3(double a0, double a1, double a2) noexcept nogil:
+    """The middle element ``sort_small`` leaves of three (the same one of equal values, so
+    the same bits), by its compare-exchanges written as selections: the window's comparisons
+    are noise, and as branches they are mispredicted half of the time."""
+    cdef double t0 = a1 if a0 > a1 else a0
+    cdef double t1 = a0 if a0 > a1 else a1
+    cdef double u1 = a2 if t1 > a2 else t1
+    return t0 if t0 > u1 else u1
+
+
 def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, double[::1] state,
            int half, double threshold, double floor):
     """Centred Hampel filter with a fixed delay of ``half`` samples.
@@ -58,28 +85,38 @@ def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, doub
     cdef double window[255]
     cdef double dev[255]
     cdef Py_ssize_t i, seen
-    cdef int j, centre
+    cdef int j, centre, slot
     cdef double med, mad, limit, v
+    if n == 0:
+        return
     with nogil:
+        # the ring slot of the newest input and the centre's, seen % w and (seen - half) % w,
+        # are stepped on per sample rather than divided out (two integer divisions a sample)
+        seen = <Py_ssize_t> state[0]
+        slot = <int> (seen % w)
+        centre = <int> ((seen - half) % w)
+        if centre < 0:
+            centre += w
         for i in range(n):
-            seen = <Py_ssize_t> state[0]
             if seen == 0:
                 for j in range(w):
                     ring[j] = x[i]
             else:
-                ring[seen % w] = x[i]
-            state[0] = seen + 1
-            centre = <int> ((seen - half) % w)
-            if centre < 0:
-                centre += w
-            for j in range(w):
-                window[j] = ring[j]
-            sort_small(window, w)
-            med = window[half]
-            for j in range(w):
-                dev[j] = fabs(ring[j] - med)
-            sort_small(dev, w)
-            mad = dev[half]
+                ring[slot] = x[i]
+            seen += 1
+            state[0] = seen
+            if w == 3:
+                med = middle_of_3(ring[0], ring[1], ring[2])
+                mad = middle_of_3(fabs(ring[0] - med), fabs(ring[1] - med), fabs(ring[2] - med))
+            else:
+                for j in range(w):
+                    window[j] = ring[j]
+                sort_small(window, w)
+                med = window[half]
+                for j in range(w):
+                    dev[j] = fabs(ring[j] - med)
+                sort_small(dev, w)
+                mad = dev[half]
             limit = threshold * 1.4826 * mad
             if limit < floor:
                 limit = floor
@@ -90,3 +127,5 @@ def hampel(const double[::1] x, double[::1] y, unsigned char[::1] replaced, doub
             else:
                 y[i] = v
                 replaced[i] = 0
+            slot = 0 if slot == w - 1 else slot + 1
+            centre = 0 if centre == w - 1 else centre + 1

@@ -167,6 +167,19 @@ cdef inline double _threshold(ForceKernelState st) noexcept nogil:
     return st.base_mean + fmax(st.k_sd * st.base_sd, st.floor_n)
 
 
+cdef inline int _wrap(int v, int r) noexcept nogil:
+    """v % r for 0 <= v < 2 r (deque positions: head and length each below r), without the
+    integer division."""
+    return v - r if v >= r else v
+
+
+cdef inline int _slot_of(long long j, long long k, int slot_k, int r) noexcept nogil:
+    """j % r for a sample j with k - r < j <= k (the deque's window ends, all within the
+    search span before sample k), from slot_k = k % r."""
+    cdef int s = slot_k - <int>(k - j)
+    return s + r if s < 0 else s
+
+
 def force_step(ForceKernelState st, const double[::1] force_n, const unsigned char[::1] valid,
                Py_ssize_t start):
     """Consume samples from ``start``; return (next position, code).
@@ -180,6 +193,8 @@ def force_step(ForceKernelState st, const double[::1] force_n, const unsigned ch
     cdef long long k, first_end
     cdef int slot, w = st.win_n, R = st.search_n
     cdef int code = 0
+    # k % R of the sample being consumed, stepped on per sample (no integer division)
+    cdef int slot_k = <int>(st.n_seen % R)
     with nogil:
         i = start
         while i < n:
@@ -197,7 +212,7 @@ def force_step(ForceKernelState st, const double[::1] force_n, const unsigned ch
             # -- contraction logic against the baseline of the windows before this sample --
             if st.mode == IDLE:
                 if st.dq_len > 0:
-                    slot = <int>(st.deque[st.dq_head] % R)
+                    slot = _slot_of(st.deque[st.dq_head], k, slot_k, R)
                     thr = st.ring_mean[slot] + fmax(st.k_sd * st.ring_sd[slot], st.floor_n)
                     if x > thr and st.have_valid:
                         _start_contraction(st, x)
@@ -221,9 +236,10 @@ def force_step(ForceKernelState st, const double[::1] force_n, const unsigned ch
                     st.end_n_sample = k + 1
                     code = 1
             # -- update the running 1 s window and the lowest-SD deque with this sample --
-            slot = <int>(k % R)
+            slot = slot_k
             if k >= w:
-                old = st.ring[<int>((k - w) % R)] - st.ref
+                # (k - w) % R from k % R (0 < w < R): one integer division a sample fewer
+                old = st.ring[slot - w + R if slot < w else slot - w] - st.ref
                 st.s1 -= old
                 st.s2 -= old * old
             st.ring[slot] = x
@@ -236,15 +252,16 @@ def force_step(ForceKernelState st, const double[::1] force_n, const unsigned ch
                 st.ring_mean[slot] = mean + st.ref
                 st.ring_sd[slot] = sd
                 # windows ending at j are usable for a later sample m when j >= m - R + w - 1
-                while st.dq_len > 0 and st.ring_sd[<int>(st.deque[(st.dq_head + st.dq_len - 1) % R] % R)] >= sd:
+                while st.dq_len > 0 and st.ring_sd[_slot_of(st.deque[_wrap(st.dq_head + st.dq_len - 1, R)], k, slot_k, R)] >= sd:
                     st.dq_len -= 1
-                st.deque[(st.dq_head + st.dq_len) % R] = k
+                st.deque[_wrap(st.dq_head + st.dq_len, R)] = k
                 st.dq_len += 1
             first_end = k + 1 - R + w - 1
             while st.dq_len > 0 and st.deque[st.dq_head] < first_end:
-                st.dq_head = (st.dq_head + 1) % R
+                st.dq_head = _wrap(st.dq_head + 1, R)
                 st.dq_len -= 1
             st.n_seen = k + 1
+            slot_k = _wrap(slot_k + 1, R)
             i += 1
             if code == 1:
                 st.mode = IDLE

@@ -66,9 +66,13 @@ def interp_on_grid(const double[::1] x_s, double t_first_s, double grid_rate_hz,
     interval of each point found from the uniform grid instead of a binary search (each point
     is interpolated on its own by the same formula, ends held, NaN passed through)."""
     cdef Py_ssize_t i, j, n = values.shape[0], m = x_s.shape[0]
-    cdef double x, x0, slope, r, g
+    cdef double x, x0, x_last, slope, r, g, gj, gj1
     if n == 0:
         raise ValueError("interp_on_grid needs at least one grid value")
+    # Each grid time is a division; the ends are the same for every point, and within a
+    # point each grid time needed is computed once (the same value as recomputing it).
+    x0 = _grid_at(t_first_s, grid_rate_hz, 0)
+    x_last = _grid_at(t_first_s, grid_rate_hz, n - 1)
     with nogil:
         for i in range(m):
             x = x_s[i]
@@ -78,28 +82,32 @@ def interp_on_grid(const double[::1] x_s, double t_first_s, double grid_rate_hz,
             if x != x:
                 out[i] = x
                 continue
-            x0 = _grid_at(t_first_s, grid_rate_hz, 0)
             if x < x0:
                 out[i] = values[0]
                 continue
-            if x > _grid_at(t_first_s, grid_rate_hz, n - 1):
+            if x > x_last:
                 out[i] = values[n - 1]
                 continue
             # the last grid sample at or before x: a guess, then exact steps on the grid times
             g = floor((x - x0) * grid_rate_hz)
             j = <Py_ssize_t> (0.0 if g < 0.0 else (<double> (n - 1) if g > n - 1 else g))
-            while j + 1 < n and _grid_at(t_first_s, grid_rate_hz, j + 1) <= x:
+            gj = _grid_at(t_first_s, grid_rate_hz, j)
+            gj1 = _grid_at(t_first_s, grid_rate_hz, j + 1) if j + 1 < n else 0.0
+            while j + 1 < n and gj1 <= x:
                 j += 1
-            while j > 0 and _grid_at(t_first_s, grid_rate_hz, j) > x:
+                gj = gj1
+                gj1 = _grid_at(t_first_s, grid_rate_hz, j + 1) if j + 1 < n else 0.0
+            while j > 0 and gj > x:
                 j -= 1
-            if j == n - 1 or _grid_at(t_first_s, grid_rate_hz, j) == x:
+                gj1 = gj
+                gj = _grid_at(t_first_s, grid_rate_hz, j)
+            if j == n - 1 or gj == x:
                 out[i] = values[j]
                 continue
-            slope = ((values[j + 1] - values[j])
-                     / (_grid_at(t_first_s, grid_rate_hz, j + 1) - _grid_at(t_first_s, grid_rate_hz, j)))
-            r = slope * (x - _grid_at(t_first_s, grid_rate_hz, j)) + values[j]
+            slope = (values[j + 1] - values[j]) / (gj1 - gj)
+            r = slope * (x - gj) + values[j]
             if r != r:
-                r = slope * (x - _grid_at(t_first_s, grid_rate_hz, j + 1)) + values[j + 1]
+                r = slope * (x - gj1) + values[j + 1]
                 if r != r and values[j] == values[j + 1]:
                     r = values[j]
             out[i] = r

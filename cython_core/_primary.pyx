@@ -38,8 +38,17 @@ def primary_step(PrimaryAngleState st, const double[:, ::1] q, const double[:, :
                  double rate_hz, double[::1] out_angle_deg, double[::1] out_rate_dps):
     """Angle (°) and rate (°/s) for each quaternion [w, x, y, z] and gyro sample (°/s)."""
     cdef Py_ssize_t i, n = q.shape[0]
-    cdef double w, x, y, z, n2, u0, u1, u2, a, prev, pr, po
+    cdef double w, x, y, z, n2, u0, u1, u2, a, d, s2, prev, pr, po
     cdef double to_deg = 180.0 / M_PI
+    # The basis and the running angle in locals: the compiler must otherwise reload them from
+    # the state object after every store to the output arrays (they might alias).
+    cdef double r0 = st.r0, r1 = st.r1, r2 = st.r2, o0 = st.o0, o1 = st.o1, o2 = st.o2
+    cdef double a0 = st.a0, a1 = st.a1, a2 = st.a2, min_norm = st.min_norm
+    # Below this squared projection sqrt(...) < min_norm may hold; above it it cannot, and
+    # the square root is skipped (the test's outcome is the same either way).
+    cdef double may_be_short = 4.0 * min_norm * min_norm
+    cdef double last_deg = st.last_deg
+    cdef bint have_last = st.have_last, on_gyro = st.on_gyro
     with nogil:
         for i in range(n):
             w = q[i, 0]
@@ -50,28 +59,35 @@ def primary_step(PrimaryAngleState st, const double[:, ::1] q, const double[:, :
             u0 = 2.0 * (x * z - w * y) / n2
             u1 = 2.0 * (y * z + w * x) / n2
             u2 = (w * w - x * x - y * y + z * z) / n2
-            po = u0 * st.o0 + u1 * st.o1 + u2 * st.o2
-            pr = u0 * st.r0 + u1 * st.r1 + u2 * st.r2
-            if sqrt(po * po + pr * pr) < st.min_norm and st.have_last:
-                out_rate_dps[i] = (gyro_dps[i, 0] * st.a0 + gyro_dps[i, 1] * st.a1
-                                   + gyro_dps[i, 2] * st.a2)
-                st.last_deg = st.last_deg + out_rate_dps[i] / rate_hz
-                out_angle_deg[i] = st.last_deg
-                st.on_gyro = True
+            po = u0 * o0 + u1 * o1 + u2 * o2
+            pr = u0 * r0 + u1 * r1 + u2 * r2
+            s2 = po * po + pr * pr
+            if s2 < may_be_short and sqrt(s2) < min_norm and have_last:
+                out_rate_dps[i] = gyro_dps[i, 0] * a0 + gyro_dps[i, 1] * a1 + gyro_dps[i, 2] * a2
+                last_deg = last_deg + out_rate_dps[i] / rate_hz
+                out_angle_deg[i] = last_deg
+                on_gyro = True
                 continue
             a = -atan2(po, pr) * to_deg
-            if st.have_last:
-                prev = st.last_deg
-                a += 360.0 * floor((prev - a) / 360.0 + 0.5)
+            if have_last:
+                prev = last_deg
+                d = prev - a
+                if -90.0 <= d <= 90.0:
+                    # floor(d / 360 + 0.5) is +0 here: the same sum without the division
+                    a += 0.0
+                else:
+                    a += 360.0 * floor(d / 360.0 + 0.5)
             else:
                 prev = a
-                st.have_last = True
+                have_last = True
             out_angle_deg[i] = a
-            if st.on_gyro:
+            if on_gyro:
                 # back on gravity: the angle may step by what the gyro missed; the rate does not
-                out_rate_dps[i] = (gyro_dps[i, 0] * st.a0 + gyro_dps[i, 1] * st.a1
-                                   + gyro_dps[i, 2] * st.a2)
-                st.on_gyro = False
+                out_rate_dps[i] = gyro_dps[i, 0] * a0 + gyro_dps[i, 1] * a1 + gyro_dps[i, 2] * a2
+                on_gyro = False
             else:
                 out_rate_dps[i] = (a - prev) * rate_hz
-            st.last_deg = a
+            last_deg = a
+    st.last_deg = last_deg
+    st.have_last = have_last
+    st.on_gyro = on_gyro

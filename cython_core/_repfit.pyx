@@ -43,6 +43,19 @@ cdef double _sse(const double[::1] t, const double[::1] v, double t0, double dur
     return s
 
 
+cdef Py_ssize_t _first_above(const double[::1] t_s, double t0, double d, Py_ssize_t lo,
+                             Py_ssize_t hi) noexcept nogil:
+    """First i in [lo, hi) of ascending ``t_s`` with ``t_s[i] - t0 > d`` (hi if none)."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if t_s[mid] - t0 > d:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def fit_bell(const double[::1] t_s, const double[::1] v, double delta, double start_s,
              double length_s, int kind, int max_iter=12, bint free_amplitude=False):
     """Gauss-Newton fit of ``delta / dur * shape((t - t0) / dur)`` to the speed ``v`` (°/s).
@@ -61,11 +74,25 @@ def fit_bell(const double[::1] t_s, const double[::1] v, double delta, double st
     cdef double u, sh, dsh, k, r, j0, j1, j2, det, s0, s1, s2
     cdef double a00, a01, a02, a11, a12, a22, g0, g1, g2, c00, c01, c02, c11, c12, c22
     cdef int it
+    cdef Py_ssize_t lo = 0, hi = n
+    cdef bint ascending = True
     with nogil:
+        for i in range(1, n):
+            if not t_s[i] >= t_s[i - 1]:
+                ascending = False
+                break
         for it in range(max_iter):
             a00 = a01 = a02 = a11 = a12 = a22 = g0 = g1 = g2 = 0.0
             k = amp / (dur * dur)
-            for i in range(n):
+            if ascending and dur > 0.0:
+                # Only samples with 0 < t - t0 <= dur can have 0 < u < 1 (the rounded
+                # difference and quotient are monotonic), and on ascending times they are one
+                # run: the others add nothing, and are not visited.
+                lo = _first_above(t_s, t0, 0.0, 0, n)
+                hi = _first_above(t_s, t0, dur, lo, n)
+            else:
+                lo, hi = 0, n
+            for i in range(lo, hi):
                 u = (t_s[i] - t0) / dur
                 r = -v[i]
                 if 0.0 < u < 1.0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -165,6 +166,13 @@ def _bridge_holes(angle: FloatArray, rate: FloatArray, holes: list[tuple[int, in
         angle[i:j] = before + step * np.arange(1, j - i + 1)
         rate[i:j + 1] = step * rate_hz
     return ahead
+
+
+def _extreme_in(hist: SampleHistory, a: int, b: int, direction: int) -> int:
+    """Sample of the largest angle in ``direction`` among samples [a, b) of ``hist`` (``a``
+    if none are kept)."""
+    seg = hist.get("angle", a, b)
+    return a + int(np.argmax(seg * direction)) if len(seg) else a
 
 
 def _hold_invalid(x: FloatArray, ok: npt.NDArray[np.bool_], last: float) -> FloatArray:
@@ -328,10 +336,13 @@ class Pipeline:
         self._hist = SampleHistory(
             {"angle": (), "rate": (), "omega": (), "quat": (4,), "vertical_rate": ()})
         self._last_rep_end_s: float | None = None
+        # The tracker reads the history, not the pipeline: a reference back to the pipeline
+        # would make it a reference cycle, freed (with every buffer it holds) only by the
+        # cyclic garbage collector, long after the last reference to it went.
         self._tracker = RepTracker(
             m.min_rom_deg,
-            lambda i: self._hist.at("angle", i),
-            self._extreme_in,
+            partial(self._hist.at, "angle"),
+            partial(_extreme_in, self._hist),
             m.min_return_frac,
         )
         self._holds_det = HoldDetector.for_target(rate, m) if m.hold_target_deg is not None else None
@@ -339,10 +350,6 @@ class Pipeline:
         self._hold_start_sample: int | None = None
         self._n = 0  # primary samples processed
         self._next_trim_n = 0  # primary sample count at which _trim next drops history
-
-    def _extreme_in(self, a: int, b: int, direction: int) -> int:
-        seg = self._hist.get("angle", a, b)
-        return a + int(np.argmax(seg * direction)) if len(seg) else a
 
     # ------------------------------------------------------------------ helpers
     def _t(self, sample: int) -> float:
