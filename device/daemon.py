@@ -346,9 +346,12 @@ class Daemon:
     def _start(self) -> None:
         self._library = load_library(self.config.exercises_dir())
         self.server = HubServer(bind_hub_socket(self.socket_path), self.socket_path,
-                                on_log=self._say).start()
+                                on_log=self._say)
         self.server.serve_queries(self._store_queries().answer, FEATURES)
+        # The greeting before the first coach can attach (one retrying against a restarting
+        # daemon attaches the moment the loop runs): every coach starts from a hello.
         self.server.set_hello(Hello(_version(), str(self.backend)))
+        self.server.start()
         source = self._acquire_source()  # first: no I2C bus at all ends the start here
         self.calibrator.load()
         if self._store_wanted:

@@ -107,6 +107,36 @@ def test_a_coach_reconnects_when_the_daemon_restarts(sock_path: Path) -> None:
         feed.close()
 
 
+def test_a_coach_attaching_while_the_daemon_starts_gets_the_hello_first(
+    sock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spinecoach.hub.server import HubServer
+
+    serve_queries = HubServer.serve_queries
+
+    def slow_serve_queries(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # widens the start-up window a retrying coach can attach in
+        return serve_queries(self, *args, **kwargs)
+
+    monkeypatch.setattr(HubServer, "serve_queries", slow_serve_queries)
+    daemon = DaemonThread(sock_path)
+    daemon.thread.start()  # not waiting for READY: the coach retries as the daemon starts
+    try:
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                client = LineClient(sock_path)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the daemon never listened"
+                time.sleep(0.005)
+        assert client.read()["type"] == "hello"
+        client.close()
+        assert daemon.daemon.ready.wait(10.0)
+    finally:
+        daemon.stop()
+
+
 def test_notify_ready_once_watchdog_only_while_sampling_stopping_at_the_end(
     sock_path: Path, tmp_path: Path
 ) -> None:
