@@ -15,6 +15,7 @@ on how the samples were cut into blocks or interleaved. Time is the sample clock
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -922,7 +923,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ housekeeping
     def _trim(self) -> None:
-        del self._onsets[:-8]
         # Trimming only ever drops samples nothing refers to, so doing it every TRIM_EVERY_S
         # rather than every (small) block changes no result, only the per-block cost.
         if self._n < self._next_trim_n:
@@ -940,6 +940,10 @@ class Pipeline:
             keep.append(self._onsets[-1])
         keep_from = min(keep) - samples(HISTORY_MARGIN_S, self._rate)
         self._hist.trim(keep_from)
+        # A hold still to be measured starts inside the history kept and takes the last onset
+        # at or before its start: the last one before keep_from and all after it may be needed
+        # (however far the hold's force lags the IMU), nothing older.
+        del self._onsets[:max(0, bisect.bisect_right(self._onsets, keep_from) - 1)]
         if self._force_name is not None:
             c = self._force[self._force_name]
             t_keep = self._t(keep_from)
