@@ -148,6 +148,8 @@ class _Channel(ABC):
         self.gap_records += 1
 
     def take_gaps(self) -> tuple[Gap, ...]:
+        if not self.pending_gaps:
+            return ()
         gaps = tuple(self.pending_gaps)
         self.pending_gaps.clear()
         return gaps
@@ -186,7 +188,10 @@ class _ImuChannel(_Channel):
     def close_block(self) -> Block:
         n = self.buffered
         raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
-        valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
+        if all(self.valid):
+            valid = np.ones(n, dtype=bool)
+        else:
+            valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
         index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
         gyro, accel = imu_si(raw, self.info)
         self.raw, self.valid, self.buffered = [], [], 0
@@ -358,8 +363,10 @@ class Sampler:
         channels = self._channels
         clock, block_s = self._clock, self.settings.block_s
         stall_after_s = self.settings.stall_after_s
-        # One service method per channel, looked up once (this loop runs ~2000 times a second).
-        services: list[tuple[_Channel, Callable[[Any], None]]] = [
+        pace, pace_ahead_s = self._pace, self.settings.pace_ahead_s
+        # One service method per channel, looked up once (this loop runs ~1000 times a second,
+        # so what it does per pass is written out here rather than in helper calls).
+        services: list[tuple[_Channel, Callable[[Any, float], None]]] = [
             (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._service_force)
             for ch in channels
         ]
@@ -369,22 +376,38 @@ class Sampler:
             for ch, fn in services:
                 if ch.next_action_t < due:
                     channel, service, due = ch, fn, ch.next_action_t
-            # Finished blocks go out before the loop waits for the next action (see
-            # ``_holds_blocks`` for a paced virtual clock).
-            if due >= end_t or not self._holds_blocks(due):
-                for ch in channels:
-                    yield from self._hand_over(ch.out)
             if due >= end_t:
                 break
-            self._wait_until(due)
-            if clock.monotonic_s() - due > stall_after_s:
+            # Finished blocks go out before the loop waits for the next action, unless a
+            # paced virtual clock holds them.
+            holding = pace and self._holds_blocks(due)
+            if not holding:
+                for ch in channels:
+                    if ch.out:
+                        yield from self._hand_over(ch.out)
+            # ``_wait_until(due)``; while blocks are held the clock is at most
+            # ``pace_ahead_s`` ahead of the wall clock, so there is no wall-clock wait.
+            before_wait = self.before_wait
+            if before_wait is not None:
+                before_wait()
+            now = clock.monotonic_s()
+            if due > now:
+                clock.sleep(due - now)
+            if pace and not holding:
+                ahead = self._wall_ahead_s(due)
+                if ahead > pace_ahead_s:
+                    self._wall_sleep(ahead)
+            now = clock.monotonic_s()
+            if now - due > stall_after_s:
                 self._note_stall(due)
-            service(channel)
+            service(channel, now)
             now = clock.monotonic_s()
             for ch in channels:
                 # A stream that stopped (an outage) still hands on what it holds in time.
                 if ch.buffered and now - ch.buffer_start_t >= block_s:
                     ch.out.append(ch.close_block())
+        for ch in channels:
+            yield from self._hand_over(ch.out)
         self._wait_until(end_t, ahead_s=0.0)
         self._final_reads()
         for ch in channels:
@@ -508,9 +531,8 @@ class Sampler:
         return max(0, math.floor((t_now - t_last) * rate_hz + 0.5))
 
     # -- IMU ----------------------------------------------------------------------------------
-    def _service_imu(self, ch: _ImuChannel) -> None:
+    def _service_imu(self, ch: _ImuChannel, now: float) -> None:
         s = self.settings
-        now = self._clock.monotonic_s()
         if ch.down:
             self._recover(ch)
             return
@@ -579,7 +601,8 @@ class Sampler:
             self._failed(ch)
             return
         finally:
-            self._note_stall(now)
+            if self._clock.monotonic_s() - now > self.settings.stall_after_s:
+                self._note_stall(now)
             # From its start: frames that came during the transfer are waiting too.
             ch.paced_t = now
             ch.frames_left = getattr(ch.driver, "frames_left", 0)
@@ -598,7 +621,6 @@ class Sampler:
             # empty FIFO may be a chip that silently stopped. Frames a bounded drain left
             # behind were sampled before the last one taken.
             ch.last_drain_t = now - ch.frames_left / ch.info.rate_hz
-        if len(raw):
             # Frames handed over together with a reset cannot be trusted (frozen registers).
             ch.add_frames(raw, not read.reinitialised, now)
         ch.buffer_full(now, self.settings.block_s)
@@ -663,8 +685,7 @@ class Sampler:
             ch.next_action_t = now + ch.info.period_s / 2
 
     # -- load cell ----------------------------------------------------------------------------
-    def _service_force(self, fc: _ForceChannel) -> None:
-        now = self._clock.monotonic_s()
+    def _service_force(self, fc: _ForceChannel, now: float) -> None:
         if fc.down:
             self._recover(fc)
             return
@@ -672,7 +693,7 @@ class Sampler:
 
     def _poll(self, fc: _ForceChannel, now: float) -> None:
         assert fc.driver is not None
-        half_period = fc.info.period_s / 2
+        half_period = 0.5 / fc.info.rate_hz  # bit for bit ``info.period_s / 2``
         # Every half period on a fixed grid: the driver answers polls before its next
         # conversion is due without touching the bus, and counts overwritten conversions
         # exactly when polled this often.
@@ -683,7 +704,8 @@ class Sampler:
             self._failed(fc)
             return
         finally:
-            self._note_stall(now)
+            if self._clock.monotonic_s() - now > self.settings.stall_after_s:
+                self._note_stall(now)
         fc.failures = 0
         if read.reinitialised:
             # The driver found the chip reset and started it again: its conversion count
@@ -696,7 +718,8 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
             else:
                 lost = read.missed
-            fc.add_gap(lost, fc.trouble or "missed_conversion")
+            if lost > 0:
+                fc.add_gap(lost, fc.trouble or "missed_conversion")
         fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
         fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)
