@@ -99,6 +99,8 @@ POWER_ON_VALUES = {
 }
 
 #: Identity values of relatives that answer at the same addresses.
+_BIG_ENDIAN_INT16 = np.dtype(">i2")
+
 KNOWN_IDENTITIES = {
     0x70: "MPU-6500",
     0x71: "MPU-9250",
@@ -214,8 +216,14 @@ class Mpu6050(FifoImu):
             raise
         if status & INT_FIFO_OFLOW:
             return self._overflowed()
-        frames = np.frombuffer(data, dtype=">i2").reshape(-1, 6)
-        return self._delivered(frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16))
+        # The frames as gyro half then accel half (a strided view of the big-endian bytes: the
+        # gyro half starts 6 bytes into a frame), made native gx gy gz ax ay az in one copy.
+        # Two numpy calls per drain rather than four: each costs far more than its work when
+        # the sampler has just woken up with cold caches.
+        halves = np.ndarray(
+            (n_frames, 2, 3), dtype=_BIG_ENDIAN_INT16, buffer=data, offset=6, strides=(12, -6, 2)
+        )
+        return self._delivered(halves.astype(np.int16).reshape(n_frames, 6))
 
     def close(self) -> None:
         """Put the chip to sleep (PWR_MGMT_1 SLEEP); an absent chip is not an error here."""

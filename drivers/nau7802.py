@@ -353,9 +353,16 @@ class Nau7802:
         if self._ready_lo_s is not None:
             prev_lo, prev_hi = self._ready_lo_s, self._ready_hi_s
             # Whole periods between the interval midpoints (at least one: CR said "new").
-            periods = max(1, round((obs_lo + now_s - prev_lo - prev_hi) / (2.0 * period)))
-            lo = max(prev_lo + periods * period, obs_lo)
-            hi = min(prev_hi + periods * period, now_s)
+            # (``max`` and ``min`` written out: this runs on every conversion.)
+            periods = round((obs_lo + now_s - prev_lo - prev_hi) / (2.0 * period))
+            if periods < 1:
+                periods = 1
+            lo = prev_lo + periods * period
+            if obs_lo > lo:
+                lo = obs_lo
+            hi = prev_hi + periods * period
+            if now_s < hi:
+                hi = now_s
             if lo > hi:  # the prediction missed the observation: trust the observation
                 lo, hi = obs_lo, now_s
         # Widen for the uncertainty of the learnt period over the periods to come.
@@ -364,7 +371,13 @@ class Nau7802:
         self._latest_not_ready_s = None
         self._last_evidence_s = now_s
         self._gate_s = lo + POLL_GATE_PERIODS * period
-        self._learn_period(0.5 * (lo + hi), periods)
+        if (
+            self._anchor_s is not None
+            and self._anchor_conversions + periods < PERIOD_LEARN_CONVERSIONS
+        ):
+            self._anchor_conversions += periods  # what _learn_period does between estimates
+        else:
+            self._learn_period(0.5 * (lo + hi), periods)
         return periods - 1
 
     def _learn_period(self, t_ready_s: float, conversions: int) -> None:

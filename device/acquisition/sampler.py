@@ -60,6 +60,7 @@ from spinecoach.errors import SensorError
 
 #: Wire bytes of one FIFO drain besides the frames (level read, addressing, status read).
 DRAIN_OVERHEAD_BYTES = 12
+_INT16 = np.dtype(np.int16)
 
 
 def empty_block(info: StreamInfo, gaps: tuple[Gap, ...]) -> Block:
@@ -189,7 +190,8 @@ class _ImuChannel(_Channel):
         n = self.buffered
         raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
         if all(self.valid):
-            valid = np.ones(n, dtype=bool)
+            valid = np.empty(n, dtype=bool)
+            valid.fill(True)
         else:
             valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
         index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
@@ -615,7 +617,11 @@ class Sampler:
             )
             ch.add_gap(self._lost_to_restart(ch, now), reason)
         ch.trouble = None
-        raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
+        raw = read.raw
+        # What the drivers hand over already (numpy calls are dear right after a wake-up).
+        if not (type(raw) is np.ndarray and raw.dtype is _INT16 and raw.ndim == 2
+                and raw.shape[1] == 6):
+            raw = np.asarray(raw, dtype=np.int16).reshape(-1, 6)
         if len(raw):
             # The anchor of the lost-sample count moves only with evidence of sampling: an
             # empty FIFO may be a chip that silently stopped. Frames a bounded drain left

@@ -82,8 +82,9 @@ READ_ONLY = frozenset(
 #: Writes to these change the sample schedule.
 SCHEDULE_REGISTERS = frozenset({SMPLRT_DIV, CONFIG, FIFO_EN, USER_CTRL, PWR_MGMT_1})
 ROOM_TEMPERATURE_C = 25.0
-#: FIFO frames computed ahead in one call of the signal (a quarter of a second at 1 kHz).
-FRAMES_AHEAD = 256
+#: FIFO frames computed ahead in one call of the signal (a second at 1 kHz: the dozens of
+#: numpy calls of one computation cost most right after the sampler wakes up, so rarely).
+FRAMES_AHEAD = 1024
 
 
 def at_rest(t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
