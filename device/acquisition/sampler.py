@@ -264,7 +264,8 @@ class Sampler:
         self._wall_clock = wall_clock
         self._wall_sleep = wall_sleep
         #: Called each time the loop is about to wait for its next action, after the blocks
-        #: finished meanwhile have been yielded: where a consumer's batch of blocks ends.
+        #: finished meanwhile have been yielded: where a consumer's batch of blocks ends. (Not
+        #: called while a paced virtual clock holds finished blocks back: no batch ends there.)
         self.before_wait: Callable[[], None] | None = None
         self._session_t = 0.0
         self._origin_t = 0.0
@@ -366,10 +367,11 @@ class Sampler:
         clock, block_s = self._clock, self.settings.block_s
         stall_after_s = self.settings.stall_after_s
         pace, pace_ahead_s = self._pace, self.settings.pace_ahead_s
+        wall_clock, session_t, wall_start = self._wall_clock, self._session_t, self._wall_start
         # One service method per channel, looked up once (this loop runs ~1000 times a second,
         # so what it does per pass is written out here rather than in helper calls).
         services: list[tuple[_Channel, Callable[[Any, float], None]]] = [
-            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._service_force)
+            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._poll)
             for ch in channels
         ]
         while True:
@@ -380,18 +382,25 @@ class Sampler:
                     channel, service, due = ch, fn, ch.next_action_t
             if due >= end_t:
                 break
-            # Finished blocks go out before the loop waits for the next action, unless a
-            # paced virtual clock holds them.
-            holding = pace and self._holds_blocks(due)
+            # Finished blocks go out before the loop waits for the next action. On a real
+            # clock the loop waits after every action. A paced virtual clock waits only once
+            # it is ``pace_ahead_s`` ahead of the wall clock (``_wall_ahead_s``), and holds
+            # its blocks till then: they go out together just before that wait, so the
+            # consumer runs while this thread sleeps instead of competing with it; while it is
+            # behind the wall clock (catching up) they go out at once.
+            holding = (
+                pace and 0.0 <= (due - session_t) - (wall_clock() - wall_start) <= pace_ahead_s
+            )
             if not holding:
                 for ch in channels:
                     if ch.out:
                         yield from self._hand_over(ch.out)
+                before_wait = self.before_wait
+                if before_wait is not None:
+                    before_wait()
             # ``_wait_until(due)``; while blocks are held the clock is at most
-            # ``pace_ahead_s`` ahead of the wall clock, so there is no wall-clock wait.
-            before_wait = self.before_wait
-            if before_wait is not None:
-                before_wait()
+            # ``pace_ahead_s`` ahead of the wall clock (which only moves on), so there is no
+            # wall-clock wait.
             now = clock.monotonic_s()
             if due > now:
                 clock.sleep(due - now)
@@ -483,16 +492,6 @@ class Sampler:
             ahead = self._wall_ahead_s(due)
             if ahead > (self.settings.pace_ahead_s if ahead_s is None else ahead_s):
                 self._wall_sleep(ahead)
-
-    def _holds_blocks(self, due: float) -> bool:
-        """Whether finished blocks wait for a later pass of the loop.
-
-        On a real clock the loop waits after every action, and blocks go out before each wait.
-        A paced virtual clock waits only once it is ``pace_ahead_s`` ahead of the wall clock:
-        its blocks go out together just before that wait, so the consumer runs while this
-        thread sleeps instead of competing with it; while it is behind the wall clock
-        (catching up) they go out at once."""
-        return self._pace and 0.0 <= self._wall_ahead_s(due) <= self.settings.pace_ahead_s
 
     def _wall_ahead_s(self, t: float) -> float:
         """How far clock time ``t`` is ahead of the wall clock (s; paced runs)."""
@@ -691,19 +690,18 @@ class Sampler:
             ch.next_action_t = now + ch.info.period_s / 2
 
     # -- load cell ----------------------------------------------------------------------------
-    def _service_force(self, fc: _ForceChannel, now: float) -> None:
+    def _poll(self, fc: _ForceChannel, now: float) -> None:
+        """The load cell's action: a poll (or, while its chip is down, an attempt to start it)."""
         if fc.down:
             self._recover(fc)
             return
-        self._poll(fc, now)
-
-    def _poll(self, fc: _ForceChannel, now: float) -> None:
         assert fc.driver is not None
         half_period = 0.5 / fc.info.rate_hz  # bit for bit ``info.period_s / 2``
         # Every half period on a fixed grid: the driver answers polls before its next
         # conversion is due without touching the bus, and counts overwritten conversions
-        # exactly when polled this often.
-        fc.next_action_t = max(fc.next_action_t + half_period, now + half_period / 4)
+        # exactly when polled this often. (``max`` written out: this runs ~600 times a second.)
+        grid_t, soonest_t = fc.next_action_t + half_period, now + half_period / 4
+        fc.next_action_t = soonest_t if soonest_t > grid_t else grid_t
         try:
             read = fc.driver.poll()
         except SensorError:
@@ -731,7 +729,8 @@ class Sampler:
         fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)
         if fc is self._forces[0]:
             self._pace_imus(fc, now)
-        fc.buffer_full(now, self.settings.block_s)
+        if now - fc.buffer_start_t >= self.settings.block_s:  # ``buffer_full``: one is buffered
+            fc.out.append(fc.close_block())
 
     def _pace_imus(self, fc: _ForceChannel, now: float) -> None:
         """After a conversion of the pacing load cell: drain each IMU that has about
