@@ -355,16 +355,9 @@ class Nau7802:
         if self._ready_lo_s is not None:
             prev_lo, prev_hi = self._ready_lo_s, self._ready_hi_s
             # Whole periods between the interval midpoints (at least one: CR said "new").
-            # (``max`` and ``min`` written out: this runs on every conversion.)
-            periods = round((obs_lo + now_s - prev_lo - prev_hi) / (2.0 * period))
-            if periods < 1:
-                periods = 1
-            lo = prev_lo + periods * period
-            if obs_lo > lo:
-                lo = obs_lo
-            hi = prev_hi + periods * period
-            if now_s < hi:
-                hi = now_s
+            periods = max(1, round((obs_lo + now_s - prev_lo - prev_hi) / (2.0 * period)))
+            lo = max(prev_lo + periods * period, obs_lo)
+            hi = min(prev_hi + periods * period, now_s)
             if lo > hi:  # the prediction missed the observation: trust the observation
                 lo, hi = obs_lo, now_s
         # Widen for the uncertainty of the learnt period over the periods to come.

@@ -699,9 +699,8 @@ class Sampler:
         half_period = 0.5 / fc.info.rate_hz  # bit for bit ``info.period_s / 2``
         # Every half period on a fixed grid: the driver answers polls before its next
         # conversion is due without touching the bus, and counts overwritten conversions
-        # exactly when polled this often. (``max`` written out: this runs ~600 times a second.)
-        grid_t, soonest_t = fc.next_action_t + half_period, now + half_period / 4
-        fc.next_action_t = soonest_t if soonest_t > grid_t else grid_t
+        # exactly when polled this often.
+        fc.next_action_t = max(fc.next_action_t + half_period, now + half_period / 4)
         try:
             read = fc.driver.poll()
         except SensorError:
