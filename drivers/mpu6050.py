@@ -64,6 +64,8 @@ WHO_AM_I_VALUE = 0x68  # RM §4.32: bits 6:1 of the address; AD0 is not reflecte
 ADDRESSES = (0x68, 0x69)  # PS §9.2: AD0 low / high
 FIFO_CAPACITY_BYTES = 1024  # PS §7.17
 FRAME_BYTES = 12
+#: The FIFO's byte order (RM §4.31: high byte first).
+_BIG_ENDIAN_INT16 = np.dtype(">i2")
 RESET_SETTLE_S = 0.100  # wait after DEVICE_RESET (InvenSense reset sequence: 100 ms)
 GYRO_STARTUP_S = 0.030  # PS §6.1 gyroscope start-up time, typ. 30 ms
 RESET_POLLS = 5
@@ -99,8 +101,6 @@ POWER_ON_VALUES = {
 }
 
 #: Identity values of relatives that answer at the same addresses.
-_BIG_ENDIAN_INT16 = np.dtype(">i2")
-
 KNOWN_IDENTITIES = {
     0x70: "MPU-6500",
     0x71: "MPU-9250",
@@ -217,9 +217,9 @@ class Mpu6050(FifoImu):
         if status & INT_FIFO_OFLOW:
             return self._overflowed()
         # The frames as gyro half then accel half (a strided view of the big-endian bytes: the
-        # gyro half starts 6 bytes into a frame), made native gx gy gz ax ay az in one copy.
-        # Two numpy calls per drain rather than four: each costs far more than its work when
-        # the sampler has just woken up with cold caches.
+        # gyro half starts 6 bytes into a frame), made native gx gy gz ax ay az in one copy:
+        # no index array, no fancy indexing. Numpy calls cost far more than their work here
+        # when the sampler has just woken up with cold caches, so the fewer the better.
         halves = np.ndarray(
             (n_frames, 2, 3), dtype=_BIG_ENDIAN_INT16, buffer=data, offset=6, strides=(12, -6, 2)
         )
