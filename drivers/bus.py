@@ -130,50 +130,71 @@ class RetryingBus:
         self._backoff_s = backoff_s
         self._sleep = sleep
         self.stats = RetryStats()
+        # Whether the wrapped bus reads blocks its own way (see :func:`read_block`).
+        self._inner_reads_blocks = getattr(type(bus), "read_block", None) is not None
 
     @property
     def inner(self) -> I2CBus:
         """The wrapped bus."""
         return self._bus
 
+    # Every transaction is tried once inline (no loop, no extra call: the sampler makes over a
+    # thousand a second) and only a failure goes through :meth:`_retry`.
     def _call(self, what: str, i2c_addr: int, fn: Callable[..., Any], *args: Any) -> Any:
         self.stats.transactions += 1
-        last: OSError | None = None
-        for attempt in range(self._attempts):
+        try:
+            return fn(*args)
+        except OSError as error:
+            return self._retry(error, what, i2c_addr, fn, *args)
+
+    def _retry(
+        self, first: OSError, what: str, i2c_addr: int, fn: Callable[..., Any], *args: Any
+    ) -> Any:
+        """The rest of a transaction whose first try failed with ``first``."""
+        error = first
+        attempt = 0
+        while True:
+            if error.errno not in TRANSIENT_ERRNOS:
+                self.stats.failures += 1
+                raise BusError(
+                    f"I2C {what} at 0x{i2c_addr:02X} failed: {error.strerror or error}; "
+                    "check the wiring and the address"
+                ) from error
+            attempt += 1
+            if attempt >= self._attempts:
+                break
+            self.stats.retries += 1
+            if self._backoff_s > 0:
+                self._sleep(self._backoff_s * attempt)
             try:
                 return fn(*args)
-            except OSError as error:
-                if error.errno not in TRANSIENT_ERRNOS:
-                    self.stats.failures += 1
-                    raise BusError(
-                        f"I2C {what} at 0x{i2c_addr:02X} failed: {error.strerror or error}; "
-                        "check the wiring and the address"
-                    ) from error
-                last = error
-                if attempt + 1 < self._attempts:
-                    self.stats.retries += 1
-                    if self._backoff_s > 0:
-                        self._sleep(self._backoff_s * (attempt + 1))
+            except OSError as again:
+                error = again
         self.stats.failures += 1
-        assert last is not None
         raise BusError(
             f"I2C {what} at 0x{i2c_addr:02X} failed {self._attempts} times "
-            f"(errno {last.errno}: {os.strerror(last.errno or 0)}); check the cable, "
+            f"(errno {error.errno}: {os.strerror(error.errno or 0)}); check the cable, "
             "the pull-ups and the bus speed"
-        ) from last
+        ) from error
 
     def read_byte_data(self, i2c_addr: int, register: int) -> int:
-        return int(self._call("read", i2c_addr, self._bus.read_byte_data, i2c_addr, register))
+        self.stats.transactions += 1
+        fn = self._bus.read_byte_data
+        try:
+            return int(fn(i2c_addr, register))
+        except OSError as error:
+            return int(self._retry(error, "read", i2c_addr, fn, i2c_addr, register))
 
     def write_byte_data(self, i2c_addr: int, register: int, value: int) -> None:
         self._call("write", i2c_addr, self._bus.write_byte_data, i2c_addr, register, value)
 
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]:
-        return list(
-            self._call(
-                "block read", i2c_addr, self._bus.read_i2c_block_data, i2c_addr, register, length
-            )
-        )
+        self.stats.transactions += 1
+        fn = self._bus.read_i2c_block_data
+        try:
+            return list(fn(i2c_addr, register, length))
+        except OSError as error:
+            return list(self._retry(error, "block read", i2c_addr, fn, i2c_addr, register, length))
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int]) -> None:
         self._call(
@@ -186,10 +207,16 @@ class RetryingBus:
 
     def read_block(self, i2c_addr: int, register: int, length: int) -> bytes:
         """:func:`read_block` through the retries (one combined transfer per try)."""
-        if getattr(type(self._bus), "read_block", None) is None:
+        if not self._inner_reads_blocks:
             return _read_block_with_messages(self, i2c_addr, register, length)
-        inner = self._bus.read_block  # type: ignore[attr-defined]
-        return bytes(self._call("combined transfer", i2c_addr, inner, i2c_addr, register, length))
+        self.stats.transactions += 1
+        fn = self._bus.read_block  # type: ignore[attr-defined]
+        try:
+            return bytes(fn(i2c_addr, register, length))
+        except OSError as error:
+            return bytes(
+                self._retry(error, "combined transfer", i2c_addr, fn, i2c_addr, register, length)
+            )
 
     def close(self) -> None:
         self._bus.close()

@@ -64,6 +64,8 @@ WHO_AM_I_VALUE = 0x68  # RM §4.32: bits 6:1 of the address; AD0 is not reflecte
 ADDRESSES = (0x68, 0x69)  # PS §9.2: AD0 low / high
 FIFO_CAPACITY_BYTES = 1024  # PS §7.17
 FRAME_BYTES = 12
+#: The FIFO's byte order (RM §4.31: high byte first).
+_BIG_ENDIAN_INT16 = np.dtype(">i2")
 RESET_SETTLE_S = 0.100  # wait after DEVICE_RESET (InvenSense reset sequence: 100 ms)
 GYRO_STARTUP_S = 0.030  # PS §6.1 gyroscope start-up time, typ. 30 ms
 RESET_POLLS = 5
@@ -214,8 +216,14 @@ class Mpu6050(FifoImu):
             raise
         if status & INT_FIFO_OFLOW:
             return self._overflowed()
-        frames = np.frombuffer(data, dtype=">i2").reshape(-1, 6)
-        return self._delivered(frames[:, [3, 4, 5, 0, 1, 2]].astype(np.int16))
+        # The frames as gyro half then accel half (a strided view of the big-endian bytes: the
+        # gyro half starts 6 bytes into a frame), made native gx gy gz ax ay az in one copy:
+        # no index array, no fancy indexing. Numpy calls cost far more than their work here
+        # when the sampler has just woken up with cold caches, so the fewer the better.
+        halves = np.ndarray(
+            (n_frames, 2, 3), dtype=_BIG_ENDIAN_INT16, buffer=data, offset=6, strides=(12, -6, 2)
+        )
+        return self._delivered(halves.astype(np.int16).reshape(n_frames, 6))
 
     def close(self) -> None:
         """Put the chip to sleep (PWR_MGMT_1 SLEEP); an absent chip is not an error here."""

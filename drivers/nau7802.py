@@ -155,6 +155,8 @@ class _Phase(enum.Enum):
 
 
 _NOTHING = AdcRead(None)
+#: Read on every poll: a module constant is several times quicker to reach than the member.
+_RUNNING = _Phase.RUNNING
 
 
 class Nau7802:
@@ -261,7 +263,7 @@ class Nau7802:
 
     def poll(self) -> AdcRead:
         now_s = self._clock.monotonic_s()
-        if self._phase is not _Phase.RUNNING:
+        if self._phase is not _RUNNING:
             if self._phase is _Phase.OFF:
                 raise SensorError(
                     f"NAU7802 at 0x{self.address:02X} polled while stopped: call start() first"
@@ -297,7 +299,7 @@ class Nau7802:
     def next_ready_s(self) -> float:
         """Clock time (s) before which no new conversion can be ready: polls before it return
         nothing without a transfer (0 while not running: poll whenever)."""
-        return self._gate_s if self._phase is _Phase.RUNNING else 0.0
+        return self._gate_s if self._phase is _RUNNING else 0.0
 
     @property
     def read_by_s(self) -> float:
@@ -306,7 +308,7 @@ class Nau7802:
         read last plus two periods. ``inf`` while no conversion has been read, or once that
         time has passed (the next read counts what was lost). A reader sharing the bus keeps
         its transfers short enough to poll again before this."""
-        if self._phase is not _Phase.RUNNING or self._ready_lo_s is None:
+        if self._phase is not _RUNNING or self._ready_lo_s is None:
             return math.inf
         deadline = self._ready_lo_s + 2.0 * self.period_est_s
         return deadline if deadline > self._clock.monotonic_s() else math.inf
@@ -364,7 +366,13 @@ class Nau7802:
         self._latest_not_ready_s = None
         self._last_evidence_s = now_s
         self._gate_s = lo + POLL_GATE_PERIODS * period
-        self._learn_period(0.5 * (lo + hi), periods)
+        if (
+            self._anchor_s is not None
+            and self._anchor_conversions + periods < PERIOD_LEARN_CONVERSIONS
+        ):
+            self._anchor_conversions += periods  # what _learn_period does between estimates
+        else:
+            self._learn_period(0.5 * (lo + hi), periods)
         return periods - 1
 
     def _learn_period(self, t_ready_s: float, conversions: int) -> None:

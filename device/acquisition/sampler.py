@@ -60,6 +60,7 @@ from spinecoach.errors import SensorError
 
 #: Wire bytes of one FIFO drain besides the frames (level read, addressing, status read).
 DRAIN_OVERHEAD_BYTES = 12
+_INT16 = np.dtype(np.int16)
 
 
 def empty_block(info: StreamInfo, gaps: tuple[Gap, ...]) -> Block:
@@ -148,6 +149,8 @@ class _Channel(ABC):
         self.gap_records += 1
 
     def take_gaps(self) -> tuple[Gap, ...]:
+        if not self.pending_gaps:
+            return ()
         gaps = tuple(self.pending_gaps)
         self.pending_gaps.clear()
         return gaps
@@ -186,7 +189,11 @@ class _ImuChannel(_Channel):
     def close_block(self) -> Block:
         n = self.buffered
         raw = np.concatenate(self.raw) if self.raw else np.empty((0, 6), dtype=np.int16)
-        valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
+        if all(self.valid):
+            valid = np.empty(n, dtype=bool)
+            valid.fill(True)
+        else:
+            valid = np.repeat(np.array(self.valid, dtype=bool), [len(r) for r in self.raw])
         index = np.arange(self.next_index - n, self.next_index, dtype=np.int64)
         gyro, accel = imu_si(raw, self.info)
         self.raw, self.valid, self.buffered = [], [], 0
@@ -257,7 +264,8 @@ class Sampler:
         self._wall_clock = wall_clock
         self._wall_sleep = wall_sleep
         #: Called each time the loop is about to wait for its next action, after the blocks
-        #: finished meanwhile have been yielded: where a consumer's batch of blocks ends.
+        #: finished meanwhile have been yielded: where a consumer's batch of blocks ends. (Not
+        #: called while a paced virtual clock holds finished blocks back: no batch ends there.)
         self.before_wait: Callable[[], None] | None = None
         self._session_t = 0.0
         self._origin_t = 0.0
@@ -358,9 +366,12 @@ class Sampler:
         channels = self._channels
         clock, block_s = self._clock, self.settings.block_s
         stall_after_s = self.settings.stall_after_s
-        # One service method per channel, looked up once (this loop runs ~2000 times a second).
-        services: list[tuple[_Channel, Callable[[Any], None]]] = [
-            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._service_force)
+        pace, pace_ahead_s = self._pace, self.settings.pace_ahead_s
+        wall_clock, session_t, wall_start = self._wall_clock, self._session_t, self._wall_start
+        # One service method per channel, looked up once (this loop runs ~1000 times a second,
+        # so what it does per pass is written out here rather than in helper calls).
+        services: list[tuple[_Channel, Callable[[Any, float], None]]] = [
+            (ch, self._service_imu if isinstance(ch, _ImuChannel) else self._poll)
             for ch in channels
         ]
         while True:
@@ -369,22 +380,45 @@ class Sampler:
             for ch, fn in services:
                 if ch.next_action_t < due:
                     channel, service, due = ch, fn, ch.next_action_t
-            # Finished blocks go out before the loop waits for the next action (see
-            # ``_holds_blocks`` for a paced virtual clock).
-            if due >= end_t or not self._holds_blocks(due):
-                for ch in channels:
-                    yield from self._hand_over(ch.out)
             if due >= end_t:
                 break
-            self._wait_until(due)
-            if clock.monotonic_s() - due > stall_after_s:
+            # Finished blocks go out before the loop waits for the next action. On a real
+            # clock the loop waits after every action. A paced virtual clock waits only once
+            # it is ``pace_ahead_s`` ahead of the wall clock (``_wall_ahead_s``), and holds
+            # its blocks till then: they go out together just before that wait, so the
+            # consumer runs while this thread sleeps instead of competing with it; while it is
+            # behind the wall clock (catching up) they go out at once.
+            holding = (
+                pace and 0.0 <= (due - session_t) - (wall_clock() - wall_start) <= pace_ahead_s
+            )
+            if not holding:
+                for ch in channels:
+                    if ch.out:
+                        yield from self._hand_over(ch.out)
+                before_wait = self.before_wait
+                if before_wait is not None:
+                    before_wait()
+            # ``_wait_until(due)``; while blocks are held the clock is at most
+            # ``pace_ahead_s`` ahead of the wall clock (which only moves on), so there is no
+            # wall-clock wait.
+            now = clock.monotonic_s()
+            if due > now:
+                clock.sleep(due - now)
+            if pace and not holding:
+                ahead = self._wall_ahead_s(due)
+                if ahead > pace_ahead_s:
+                    self._wall_sleep(ahead)
+            now = clock.monotonic_s()
+            if now - due > stall_after_s:
                 self._note_stall(due)
-            service(channel)
+            service(channel, now)
             now = clock.monotonic_s()
             for ch in channels:
                 # A stream that stopped (an outage) still hands on what it holds in time.
                 if ch.buffered and now - ch.buffer_start_t >= block_s:
                     ch.out.append(ch.close_block())
+        for ch in channels:
+            yield from self._hand_over(ch.out)
         self._wait_until(end_t, ahead_s=0.0)
         self._final_reads()
         for ch in channels:
@@ -459,16 +493,6 @@ class Sampler:
             if ahead > (self.settings.pace_ahead_s if ahead_s is None else ahead_s):
                 self._wall_sleep(ahead)
 
-    def _holds_blocks(self, due: float) -> bool:
-        """Whether finished blocks wait for a later pass of the loop.
-
-        On a real clock the loop waits after every action, and blocks go out before each wait.
-        A paced virtual clock waits only once it is ``pace_ahead_s`` ahead of the wall clock:
-        its blocks go out together just before that wait, so the consumer runs while this
-        thread sleeps instead of competing with it; while it is behind the wall clock
-        (catching up) they go out at once."""
-        return self._pace and 0.0 <= self._wall_ahead_s(due) <= self.settings.pace_ahead_s
-
     def _wall_ahead_s(self, t: float) -> float:
         """How far clock time ``t`` is ahead of the wall clock (s; paced runs)."""
         return (t - self._session_t) - (self._wall_clock() - self._wall_start)
@@ -508,9 +532,8 @@ class Sampler:
         return max(0, math.floor((t_now - t_last) * rate_hz + 0.5))
 
     # -- IMU ----------------------------------------------------------------------------------
-    def _service_imu(self, ch: _ImuChannel) -> None:
+    def _service_imu(self, ch: _ImuChannel, now: float) -> None:
         s = self.settings
-        now = self._clock.monotonic_s()
         if ch.down:
             self._recover(ch)
             return
@@ -579,7 +602,8 @@ class Sampler:
             self._failed(ch)
             return
         finally:
-            self._note_stall(now)
+            if self._clock.monotonic_s() - now > self.settings.stall_after_s:
+                self._note_stall(now)
             # From its start: frames that came during the transfer are waiting too.
             ch.paced_t = now
             ch.frames_left = getattr(ch.driver, "frames_left", 0)
@@ -592,13 +616,16 @@ class Sampler:
             )
             ch.add_gap(self._lost_to_restart(ch, now), reason)
         ch.trouble = None
-        raw = np.asarray(read.raw, dtype=np.int16).reshape(-1, 6)
+        raw = read.raw
+        # What the drivers hand over already (numpy calls are dear right after a wake-up).
+        if not (type(raw) is np.ndarray and raw.dtype is _INT16 and raw.ndim == 2
+                and raw.shape[1] == 6):
+            raw = np.asarray(raw, dtype=np.int16).reshape(-1, 6)
         if len(raw):
             # The anchor of the lost-sample count moves only with evidence of sampling: an
             # empty FIFO may be a chip that silently stopped. Frames a bounded drain left
             # behind were sampled before the last one taken.
             ch.last_drain_t = now - ch.frames_left / ch.info.rate_hz
-        if len(raw):
             # Frames handed over together with a reset cannot be trusted (frozen registers).
             ch.add_frames(raw, not read.reinitialised, now)
         ch.buffer_full(now, self.settings.block_s)
@@ -663,16 +690,13 @@ class Sampler:
             ch.next_action_t = now + ch.info.period_s / 2
 
     # -- load cell ----------------------------------------------------------------------------
-    def _service_force(self, fc: _ForceChannel) -> None:
-        now = self._clock.monotonic_s()
+    def _poll(self, fc: _ForceChannel, now: float) -> None:
+        """The load cell's action: a poll (or, while its chip is down, an attempt to start it)."""
         if fc.down:
             self._recover(fc)
             return
-        self._poll(fc, now)
-
-    def _poll(self, fc: _ForceChannel, now: float) -> None:
         assert fc.driver is not None
-        half_period = fc.info.period_s / 2
+        half_period = 0.5 / fc.info.rate_hz  # bit for bit ``info.period_s / 2``
         # Every half period on a fixed grid: the driver answers polls before its next
         # conversion is due without touching the bus, and counts overwritten conversions
         # exactly when polled this often.
@@ -683,7 +707,8 @@ class Sampler:
             self._failed(fc)
             return
         finally:
-            self._note_stall(now)
+            if self._clock.monotonic_s() - now > self.settings.stall_after_s:
+                self._note_stall(now)
         fc.failures = 0
         if read.reinitialised:
             # The driver found the chip reset and started it again: its conversion count
@@ -696,13 +721,15 @@ class Sampler:
                 lost = max(0, round((now - fc.last_conversion_t) * fc.info.rate_hz) - 1)
             else:
                 lost = read.missed
-            fc.add_gap(lost, fc.trouble or "missed_conversion")
+            if lost > 0:
+                fc.add_gap(lost, fc.trouble or "missed_conversion")
         fc.started, fc.resync, fc.trouble = True, False, None
         fc.last_conversion_t = now
         fc.add_conversion(read.code, not (read.saturated or read.reinitialised), now)
         if fc is self._forces[0]:
             self._pace_imus(fc, now)
-        fc.buffer_full(now, self.settings.block_s)
+        if now - fc.buffer_start_t >= self.settings.block_s:  # ``buffer_full``: one is buffered
+            fc.out.append(fc.close_block())
 
     def _pace_imus(self, fc: _ForceChannel, now: float) -> None:
         """After a conversion of the pacing load cell: drain each IMU that has about

@@ -132,9 +132,10 @@ class SamplerThread:
             self._put_end()
 
     def _offer(self, block: Block, wait: bool = False) -> None:
-        _, spilled = self._spilled.pop(block.info.name, (block.info, []))
-        if spilled:
-            block = replace(block, gaps=(*spilled, *block.gaps))
+        if self._spilled:
+            _, spilled = self._spilled.pop(block.info.name, (block.info, []))
+            if spilled:
+                block = replace(block, gaps=(*spilled, *block.gaps))
         try:
             if self._backpressure:
                 self._queue.put(block)

@@ -82,8 +82,9 @@ READ_ONLY = frozenset(
 #: Writes to these change the sample schedule.
 SCHEDULE_REGISTERS = frozenset({SMPLRT_DIV, CONFIG, FIFO_EN, USER_CTRL, PWR_MGMT_1})
 ROOM_TEMPERATURE_C = 25.0
-#: FIFO frames computed ahead in one call of the signal (a quarter of a second at 1 kHz).
-FRAMES_AHEAD = 256
+#: FIFO frames computed ahead in one call of the signal (a second at 1 kHz: the dozens of
+#: numpy calls of one computation cost most right after the sampler wakes up, so rarely).
+FRAMES_AHEAD = 1024
 
 
 def at_rest(t_s: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -331,24 +332,36 @@ class Mpu6050Chip(SimImuChip):
         scale = np.array([accel_lsb] * 3 + [1.0] + [gyro_lsb] * 3)
         return quantise(physical, scale)
 
+    # :attr:`fifo_writing` and :meth:`SampleSchedule.last_due` are written out in the next two
+    # methods: they run on every register access of a drain.
     def _pending_bytes(self, now_s: float) -> int:
         """FIFO bytes of the samples that came due but are not generated yet."""
         schedule = self._schedule
-        if not schedule.running or not self.fifo_writing:
+        if not schedule.running:
             return 0
-        return max(0, schedule.last_due(now_s) - schedule.next_k + 1) * 2 * len(self._columns)
+        regs = self.regs
+        if not (regs[USER_CTRL] & USER_FIFO_EN and self._columns
+                and not regs[PWR_MGMT_1] & PWR_SLEEP):
+            return 0
+        last = math.floor((now_s - schedule.anchor_s) * schedule.rate_hz + 1e-9)
+        due = last - schedule.next_k + 1
+        return due * 2 * len(self._columns) if due > 0 else 0
 
     def _advance(self, now_s: float) -> None:
         """Write every sample due by ``now_s`` into the FIFO (if it is collecting)."""
         schedule = self._schedule
-        if not schedule.running or schedule.last_due(now_s) < schedule.next_k:
+        if not schedule.running:
             return
-        if not self.fifo_writing:
-            schedule.next_k = schedule.last_due(now_s) + 1
+        last = math.floor((now_s - schedule.anchor_s) * schedule.rate_hz + 1e-9)
+        if last < schedule.next_k:
+            return
+        regs = self.regs
+        if not (regs[USER_CTRL] & USER_FIFO_EN and self._columns
+                and not regs[PWR_MGMT_1] & PWR_SLEEP):
+            schedule.next_k = last + 1
             return
         frame_bytes = 2 * len(self._columns)
         # Only the samples that can still be in a full FIFO are generated.
-        last = schedule.last_due(now_s)
         keep = FIFO_CAPACITY_BYTES // frame_bytes + 2
         first = max(schedule.next_k, last + 1 - keep)
         if first > schedule.next_k:
@@ -402,7 +415,8 @@ class Mpu6050Chip(SimImuChip):
         began_s = self._burst_began_s(length, now_s)
         self._advance(began_s)
         fifo = self.fifo
-        readable = max(0, len(fifo) - self._unwritten_bytes(began_s))
+        unwritten = self._unwritten_bytes(began_s) if self.frame_write_s > 0.0 else 0
+        readable = max(0, len(fifo) - unwritten)
         taken = bytes(fifo[: min(length, readable)])
         del fifo[: len(taken)]  # samples due during the burst stay pending until the next access
         if taken:

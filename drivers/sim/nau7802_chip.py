@@ -144,7 +144,8 @@ class Nau7802Chip:
         self._last_read_k = -1
         self._last_code = 0
         self._chunk_k0 = 0
-        self._chunk: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        #: Codes of conversions ``_chunk_k0`` onwards, as Python ints (read one at a time).
+        self._chunk: list[int] = []
 
     def power_on_reset(self, now_s: float) -> None:
         """A silent brown-out at ``now_s``: every register back to its reset value."""
@@ -197,7 +198,7 @@ class Nau7802Chip:
             self._rate_sps = self.rate_sps * (1.0 + self.clock_error)
             self._gain = self.gain
             self._last_read_k = -1
-            self._chunk = np.zeros(0, dtype=np.int64)
+            self._chunk = []
 
     def _ready_index(self, now_s: float) -> int:
         """Index of the newest completed conversion at ``now_s`` (-1 if none)."""
@@ -209,10 +210,10 @@ class Nau7802Chip:
 
     def _code(self, k: int) -> int:
         offset = k - self._chunk_k0
-        if offset < 0 or offset >= self._chunk.shape[0]:
+        if offset < 0 or offset >= len(self._chunk):
             self._fill_chunk(k)
             offset = 0
-        return int(self._chunk[offset])
+        return self._chunk[offset]
 
     def _fill_chunk(self, k0: int) -> None:
         k = np.arange(k0, k0 + CHUNK_CONVERSIONS, dtype=np.float64)
@@ -224,7 +225,7 @@ class Nau7802Chip:
         if self.noise_counts > 0:
             codes = codes + self._rng.normal(0.0, self.noise_counts, codes.shape)
         np.clip(np.rint(codes), ADC_FULL_SCALE_MIN, ADC_FULL_SCALE_MAX, out=codes)
-        self._chunk = codes.astype(np.int64)
+        self._chunk = codes.astype(np.int64).tolist()
         self._chunk_k0 = k0
 
     # -- SimChip ----------------------------------------------------------------------------
@@ -249,11 +250,18 @@ class Nau7802Chip:
         return bytes(out)
 
     def _pu_ctrl(self, now_s: float) -> int:
+        # :meth:`_pur_at_s` and :meth:`_ready_index` written out: read on every poll.
         value = self._regs[REG_PU_CTRL]
-        pur_at = self._pur_at_s()
-        if pur_at is not None and now_s >= pur_at:
+        pud_at = self._pud_at_s
+        if pud_at is not None and now_s >= pud_at + self.power_up_s:
             value |= PU_CTRL_PUR
-        if self._ready_index(now_s) > self._last_read_k:
+        if self._cal_end_s is not None:
+            self._finish_calibration(now_s)
+        # Not running: no conversion (``_last_read_k`` is never below -1).
+        if (
+            self._running
+            and int((now_s - self._t_start_s) * self._rate_sps) - 1 > self._last_read_k
+        ):
             value |= PU_CTRL_CR
         return value
 
