@@ -71,7 +71,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key(str, "hardware", "", "Sample source: hardware, sim:SCENARIO or replay:FILE."),
         "athlete": Key(str, "default", "", "Athlete whose sessions are stored when none is named."),
         "handover_s": Key(
-            float, 0.02, "s",
+            float, 0.03, "s",
             "Sample time the daemon's sampler gathers per stream before handing it to the "
             "engine: a cue comes up to this much after its sample (plus the engine's few ms); "
             "longer wakes the engine less often and costs less CPU.",

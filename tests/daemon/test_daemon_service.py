@@ -294,7 +294,7 @@ def test_the_configured_hand_over_sets_how_much_sample_time_the_engine_gets_at_o
         wait_for(lambda: len(spans_s) >= 10)
     finally:
         daemon.stop()
-    # Blocks span the hand-over (a FIFO drain's frames more at most), never the default 20 ms.
+    # Blocks span the hand-over (a FIFO drain's frames more at most), not the default.
     assert all(0.045 <= span <= 0.06 for span in spans_s[1:-1]), spans_s
 
 
