@@ -21,7 +21,7 @@ hub serialisation (see :func:`breakdown`).
 Goals: daemon CPU <= 5 %, coach <= 15 %, p99 <= 5 ms, RSS <= 80 MB, ready <= 2 s.
 
     python benchmarks/device.py [--seconds 30] [--scenario good_morning_tempo] [--coach model]
-                                [--breakdown]
+                                [--handover S] [--breakdown]
 """
 
 from __future__ import annotations
@@ -151,15 +151,16 @@ class _Timers:
 
 
 def _sampler_run(
-    scenario: str, seconds: float, timers: _Timers | None
+    scenario: str, seconds: float, timers: _Timers | None, handover_s: float | None = None
 ) -> tuple[list[Any], list[Any], float, int]:
     """The daemon's source on the virtual clock for ``seconds``: its streams and blocks, the time
     the run took (``perf_counter``; thread CPU time without ``timers``) and the bus transactions.
     With ``timers``, the time inside the simulated bus and inside the drivers is accumulated."""
     from spinecoach.acquisition.source import open_source
-    from spinecoach.daemon import DAEMON_SAMPLER
+    from spinecoach.daemon import DAEMON_SAMPLER, daemon_sampler
 
-    source = open_source(f"sim:{scenario}", settings=DAEMON_SAMPLER)
+    settings = DAEMON_SAMPLER if handover_s is None else daemon_sampler(handover_s)
+    source = open_source(f"sim:{scenario}", settings=settings)
     bus = source.bus  # type: ignore[attr-defined]
     if timers is not None:
         for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data",
@@ -178,7 +179,7 @@ def _sampler_run(
     return list(source.streams), blocks, clock() - start, bus.counters.transactions
 
 
-def breakdown(scenario: str, seconds: float) -> dict[str, float]:
+def breakdown(scenario: str, seconds: float, handover_s: float | None = None) -> dict[str, float]:
     """Where the daemon's own cycles go: CPU (% of one core) per second of rig time of each part
     of its work, measured warm in this process on the virtual clock (no pacing, no threads, no
     coach, no wake-ups); the live figures also pay for waking up ~100 times a second.
@@ -196,9 +197,9 @@ def breakdown(scenario: str, seconds: float) -> dict[str, float]:
     from spinecoach.hub.messages import encode
     from spinecoach.hub.session import HubSession, SessionChoice
 
-    streams, blocks, sampler_cpu_s, transactions = _sampler_run(scenario, seconds, None)
+    streams, blocks, sampler_cpu_s, transactions = _sampler_run(scenario, seconds, None, handover_s)
     timers = _Timers()
-    _, _, sampler_wall_s, _ = _sampler_run(scenario, seconds, timers)
+    _, _, sampler_wall_s, _ = _sampler_run(scenario, seconds, timers, handover_s)
     sim_share = timers.spent.get("sim", 0.0) / sampler_wall_s
     driver_share = timers.spent.get("drivers", 0.0) / sampler_wall_s - sim_share
 
@@ -245,12 +246,14 @@ def breakdown(scenario: str, seconds: float) -> dict[str, float]:
 
 
 def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
-            nice: int = 0) -> dict[str, float]:
+            nice: int = 0, handover_s: float | None = None) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="spinecoach-bench-"))
     notify = NotifyListener(tmp / "notify.sock")
     socket_path = tmp / "hub.sock"
+    config = tmp / "config.toml"  # the defaults, or the hand-over asked for
+    config.write_text("" if handover_s is None else f"[device]\nhandover_s = {handover_s!r}\n")
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="10000000",
-               SPINECOACH_CONFIG=str(tmp / "absent.toml"), SPINECOACH_STATE_DIR=str(tmp / "state"))
+               SPINECOACH_CONFIG=str(config), SPINECOACH_STATE_DIR=str(tmp / "state"))
     spawned = time.monotonic()
     # `nice -n N` (coreutils) so the priority holds from the first instruction (start-up too).
     niced = ["nice", "-n", str(nice)] if nice else []
@@ -307,7 +310,9 @@ def measure(scenario: str, seconds: float, settle_s: float, coach_kind: str,
                    if (m := re.search(r"ended: (\d+) buzzer commands", line)))
     if status != 0:
         print("".join(log[-20:]))
-    print(f"scenario sim:{scenario}, coach {coach_kind}, window {wall:.1f} s after {settle_s:g} s "
+    print(f"scenario sim:{scenario}, coach {coach_kind}, hand-over "
+          f"{'default' if handover_s is None else f'{handover_s:g} s'}, "
+          f"window {wall:.1f} s after {settle_s:g} s "
           f"settling, nice {nice}, load average {load:.1f} on {os.cpu_count()} CPUs; "
           f"daemon exit {status}, {watchdogs} watchdog pings")
     print("daemon threads (% of one core, wake-ups/s): " + ", ".join(
@@ -337,6 +342,8 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="scheduling priority of daemon and coach (negative: ahead of other "
                         "load on a shared machine, as if alone on the device; needs root)")
+    parser.add_argument("--handover", type=float, default=None, metavar="S",
+                        help="the daemon's device.handover_s (default: the configuration's)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also measure where the daemon's own cycles go, warm, in this "
                         "process (simulated hardware, drivers, sampler, engine, store, hub)")
@@ -347,7 +354,8 @@ def main() -> int:
         return run_coach_child(args.textual_child, args.seconds)
     if args.model_child is not None:
         return run_model_child(args.model_child, args.seconds)
-    figures = measure(args.scenario, args.seconds, args.settle, args.coach, args.nice)
+    figures = measure(args.scenario, args.seconds, args.settle, args.coach, args.nice,
+                      args.handover)
     units = {"daemon_cpu_pct": "%", "daemon_cpu_without_sampler_pct": "%", "coach_cpu_pct": "%",
              "latency_p99_ms": "ms", "daemon_rss_mb": "MB", "ready_s": "s"}
     for name, value in figures.items():
@@ -359,7 +367,7 @@ def main() -> int:
         state = Path(tempfile.mkdtemp(prefix="spinecoach-breakdown-"))
         os.environ.update(SPINECOACH_CONFIG=str(state / "absent.toml"),
                           SPINECOACH_STATE_DIR=str(state))
-        breakdown(args.scenario, args.seconds)
+        breakdown(args.scenario, args.seconds, args.handover)
     return 0
 
 
