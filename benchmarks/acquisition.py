@@ -60,9 +60,9 @@ def kill_cycle(out: Path, rng: random.Random, scenario: str) -> tuple[float, int
 def bus_options(seconds: float, scenario: str) -> None:
     """Wire time on a clean bus for the drain cadences and IMU rates of the README's table,
     and the same without the NAU7802's status reads (what its DRDY pin on a GPIO would save)."""
-    import spinecoach.drivers.sim.scenarios as scenarios
     from spinecoach.acquisition.sampler import SamplerSettings
     from spinecoach.drivers.nau7802 import REG_PU_CTRL
+    from spinecoach.drivers.sim import scenarios
 
     options = [
         ("IMU 1 kHz, drained after every conversion", None, 1),

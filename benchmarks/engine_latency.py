@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from spinecoach.backend import Backend
 from spinecoach.config import load_config
 from spinecoach.drivers.sim.scenarios import scenario_names

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.nau7802 import Nau7802
 from spinecoach.drivers.sim.bus import SimBus

@@ -147,7 +147,9 @@ class ImuCalibration:
         unknown = set(data) - set(STREAM_FIELDS)
         if unknown:
             raise ValueError(f"unknown IMU calibration keys {sorted(unknown)}")
-        return cls(**{k: v if k == "gyro_bias_sd_dps" else tuple(v) for k, v in data.items()})
+        fields: dict[str, Any] = {k: v if k == "gyro_bias_sd_dps" else tuple(v)
+                                  for k, v in data.items()}
+        return cls(**fields)
 
     @classmethod
     def from_stream(cls, info: Any) -> ImuCalibration:
@@ -403,8 +405,10 @@ def box_gyro_bias(poses: Sequence[StillPose]) -> tuple[Vector3, float]:
     bias = means.mean(axis=0)
     count = len(poses)
     between = means.std(axis=0, ddof=1) / math.sqrt(count)
-    if all(p.gyro_sd_dps is not None for p in poses):
-        variance = sum(np.square(p.gyro_sd_dps) / p.samples for p in poses)  # type: ignore[arg-type]
+    sds = [p.gyro_sd_dps for p in poses]
+    if all(sd is not None for sd in sds):
+        variance = np.sum([np.square(np.asarray(sd)) / p.samples for sd, p in zip(sds, poses)],
+                          axis=0)
         within = np.sqrt(variance) / count
     else:
         within = np.zeros(3)

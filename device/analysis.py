@@ -15,15 +15,15 @@ from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
+from spinecoach.config import load_config
 from spinecoach.core.angles import inclination_deg, largest_excursion_axis, primary_angle_deg
 from spinecoach.core.imu_calibration import ImuCalibration, calibrations_of
 from spinecoach.core.metrics import sorensen_hold_time_s
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
-from spinecoach.config import load_config
+from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.engine.library import load_library
 from spinecoach.errors import DataFormatError, StorageError, UsageError
-from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.recording.interchange import UnknownColumnsWarning
 from spinecoach.recording.load import load_recording
 from spinecoach.recording.model import ForceStream, Recording

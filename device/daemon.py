@@ -54,8 +54,16 @@ from spinecoach.engine.progression import ProgressionSettings
 from spinecoach.engine.runner import PipelineFactory, PipelineLike, core_pipeline
 from spinecoach.engine.store import Store
 from spinecoach.errors import ConfigError, NoBusError, SensorError
-from spinecoach.hub.messages import Ack, Command, Event, Hello, Message, SensorStatus, State
-from spinecoach.hub.messages import FEATURES
+from spinecoach.hub.messages import (
+    FEATURES,
+    Ack,
+    Command,
+    Event,
+    Hello,
+    Message,
+    SensorStatus,
+    State,
+)
 from spinecoach.hub.queries import StoreQueries
 from spinecoach.hub.server import HubServer, bind_hub_socket, name_os_thread
 from spinecoach.hub.session import HubSession, SessionChoice

@@ -22,7 +22,6 @@ from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.bus import I2CBus, RetryingBus
 from spinecoach.drivers.interfaces import Clock, ImuDriver
 from spinecoach.drivers.lsm6dsox import Lsm6dsox

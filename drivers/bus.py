@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from smbus2 import i2c_msg
-
 from spinecoach.errors import BusError, NoBusError, SensorError
 
 #: errno values that a retry can cure: no ACK (121), bus timeout (110), generic I/O error (5).

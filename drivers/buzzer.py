@@ -36,7 +36,6 @@ from typing import Any, Self
 
 from gpiozero import PWMOutputDevice
 from gpiozero.exc import BadPinFactory, GPIOZeroError
-
 from spinecoach.errors import SensorError, SpinecoachError
 
 HapticStep = tuple[float, float]

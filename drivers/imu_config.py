@@ -7,16 +7,14 @@ probe and the :class:`FifoImu` base class.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.bus import I2CBus
 from spinecoach.drivers.interfaces import Clock, FifoRead

@@ -13,7 +13,6 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import StreamInfo
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.bus import I2CBus, read_block
 from spinecoach.drivers.imu_config import EMPTY_RAW, FifoImu, check_address, pick_option
 from spinecoach.drivers.interfaces import Clock, FifoRead

@@ -17,7 +17,6 @@ drains whole frames only, and on any sign of overflow resets the FIFO and discar
 from __future__ import annotations
 
 import numpy as np
-
 from spinecoach.drivers.bus import I2CBus, read_block
 from spinecoach.drivers.imu_config import FifoImu, check_address, pick_option
 from spinecoach.drivers.interfaces import Clock, FifoRead

@@ -43,10 +43,9 @@ the zero offset is unknown until the next tare (:meth:`Sampler.set_tare`).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any

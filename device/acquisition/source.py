@@ -16,9 +16,8 @@ iterator of blocks; nothing downstream can tell them apart.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

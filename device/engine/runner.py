@@ -25,7 +25,6 @@ from spinecoach.core.results import (
     ContractionResult,
     CoreEvent,
     HoldResult,
-    MotionSettings,
     RepResult,
 )
 from spinecoach.drivers.blocks import Block, ForceBlock, ImuBlock, StreamInfo

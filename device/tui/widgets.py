@@ -112,8 +112,8 @@ class ModelPanel(Static):
             if y < len(strips):
                 self._patch[y] = strips[y]
                 regions.append(Region(0, y, width, 1))
-        offset = self.content_offset
-        self._patch_regions.update(region.translate(offset) for region in regions)
+        content_offset = self.content_offset
+        self._patch_regions.update(region.translate(content_offset) for region in regions)
         self.refresh(*regions)
 
     def render(self) -> RenderResult:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from spinecoach.drivers.lsm6dsox import (
     ACCEL_SCALES,
     CTRL1_XL,

@@ -27,14 +27,12 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.mpu6050 import (
     ACCEL_CONFIG,
     ACCEL_SCALES,

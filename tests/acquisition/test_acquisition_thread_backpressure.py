@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-
 from spinecoach.acquisition.thread import SamplerThread
 from spinecoach.drivers.blocks import ForceBlock, StreamInfo
 

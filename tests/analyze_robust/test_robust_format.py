@@ -28,7 +28,7 @@ def reading(request, monkeypatch) -> str:
     return request.param
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table() -> tuple[list[str], list[list[str]]]:
     return rc.table(rc.at_rate(rc.scenario("good_morning_tempo"), 100.0))
 

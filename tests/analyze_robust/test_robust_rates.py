@@ -19,7 +19,7 @@ from spinecoach.recording.load import load_recording
 from spinecoach.recording.model import Recording
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scenario(name: str) -> Recording:
     return rc.scenario(name)
 

@@ -19,7 +19,7 @@ GM = "good_morning_tempo"
 PULLS = "isometric_max_pulls"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _at(scenario: str, rate_hz: float = 100.0) -> Recording:
     return rc.at_rate(rc.scenario(scenario), rate_hz)
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
-
 from spinecoach.drivers.buzzer import PATTERNS, Buzzer, BuzzerUnavailable, UnknownPatternError
 from spinecoach.errors import SpinecoachError
 

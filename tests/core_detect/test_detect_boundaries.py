@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from spinecoach.analysis import EXERCISES
 from core_detect_synth import Segment, cosine_moves
+from spinecoach.analysis import EXERCISES
 from spinecoach.core.detect import HoldDetector, count_reps
 from spinecoach.core.orientation import OrientationSettings
 from spinecoach.core.pipeline import Pipeline

@@ -4,7 +4,6 @@ that led into it (its force came late) still finds that movement's onset."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from spinecoach.core.pipeline import Pipeline
 from spinecoach.core.results import AnalysisResult, MotionSettings
 from spinecoach.drivers.blocks import StreamInfo

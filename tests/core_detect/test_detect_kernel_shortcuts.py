@@ -118,8 +118,7 @@ def plain_hampel(x: np.ndarray, state: np.ndarray, half: int, threshold: float, 
         med = sorted(ring.tolist())[half]
         mad = sorted(abs(r - med) for r in ring.tolist())[half]
         limit = threshold * 1.4826 * mad
-        if limit < floor:
-            limit = floor
+        limit = max(limit, floor)
         v = float(ring[centre])
         if abs(v - med) > limit:
             y[i], replaced[i] = med, True
@@ -208,18 +207,18 @@ def plain_fit_bell(t: list[float], v: list[float], delta: float, start_s: float,
             c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
             c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
             det = a00 * c00 + a01 * c01 + a02 * c02
-            if not abs(det) > 1e-12 * (a00 * a11 * a22 if a00 * a11 * a22 > 1e-300 else 1e-300):
+            if not abs(det) > 1e-12 * (max(1e-300, a00 * a11 * a22)):
                 break
             s0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
             s1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
             s2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
         else:
             det = a00 * a11 - a01 * a01
-            if not det > 1e-12 * (a00 * a11 if a00 * a11 > 1e-300 else 1e-300):
+            if not det > 1e-12 * (max(1e-300, a00 * a11)):
                 break
             s0, s1, s2 = (a11 * g0 - a01 * g1) / det, (a00 * g1 - a01 * g0) / det, 0.0
-        s0 = lim if s0 > lim else (-lim if s0 < -lim else s0)
-        s1 = lim if s1 > lim else (-lim if s1 < -lim else s1)
+        s0 = lim if s0 > lim else (max(s0, -lim))
+        s1 = lim if s1 > lim else (max(s1, -lim))
         t0, dur, amp = t0 + s0, dur + s1, amp + s2
         if dur <= 0.1 * length_s or amp * delta <= 0.0:
             break

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from spinecoach.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from spinecoach.cli import main
 from spinecoach.doctor import Status, configured_bus_hz, probe_rig, run_doctor, sample
 from spinecoach.drivers.bus import RetryingBus

@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-
 from spinecoach.drivers.blocks import StreamInfo
 from spinecoach.drivers.interfaces import FifoRead
 

@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-
+from imu_test_signals import (
+    FrameChecker,
+    FrameReadHook,
+    assert_si_within_one_lsb,
+    moving_signal,
+    table_signal,
+)
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.imu_config import FifoImu
 from spinecoach.drivers.lsm6dsox import Lsm6dsox
@@ -19,14 +25,6 @@ from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.lsm6dsox_chip import Lsm6dsoxChip
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.errors import SensorError, WrongChipError
-
-from imu_test_signals import (
-    FrameChecker,
-    FrameReadHook,
-    assert_si_within_one_lsb,
-    moving_signal,
-    table_signal,
-)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
+from imu_test_signals import (
+    FrameChecker,
+    moving_signal,
+)
 from spinecoach.drivers.bus import read_block
 from spinecoach.drivers.imu_config import ImuConfig, open_imu
 from spinecoach.drivers.interfaces import ImuDriver
@@ -14,11 +17,6 @@ from spinecoach.drivers.lsm6dsox import Lsm6dsox
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.lsm6dsox_chip import Lsm6dsoxChip
 from spinecoach.errors import ConfigError
-
-from imu_test_signals import (
-    FrameChecker,
-    moving_signal,
-)
 
 RESTART_FIFO = [(0x0A, b"\x00"), (0x0A, b"\x06")]  # FIFO_CTRL4: bypass (empties), continuous
 

@@ -6,7 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-
+from imu_test_signals import (
+    FrameChecker,
+    expected_codes,
+    moving_signal,
+)
 from spinecoach.drivers.bus import read_block
 from spinecoach.drivers.imu_config import ImuConfig, open_imu
 from spinecoach.drivers.interfaces import ImuDriver
@@ -14,12 +18,6 @@ from spinecoach.drivers.mpu6050 import Mpu6050
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.mpu6050_chip import Mpu6050Chip
 from spinecoach.errors import ConfigError
-
-from imu_test_signals import (
-    FrameChecker,
-    expected_codes,
-    moving_signal,
-)
 
 RATE_HZ = 1000.0
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import errno
 
 import pytest
-
 from spinecoach.drivers.bus import RetryingBus
 from spinecoach.drivers.nau7802 import Nau7802
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus
 from spinecoach.drivers.sim.nau7802_chip import Nau7802Chip
-
 from test_loadcell_driver import assert_missed_counts
 
 RATE_SPS = 320

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from spinecoach.analysis import motion_for
 from spinecoach.cli import main
 from spinecoach.errors import UsageError

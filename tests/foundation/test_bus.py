@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 
 import pytest
-
 from spinecoach.drivers.bus import RetryingBus, read_block
 from spinecoach.drivers.sim.bus import FaultPlan, SimBus, VirtualClock
 from spinecoach.errors import BusError, NoBusError, SensorError

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from spinecoach.backend import Backend
 from spinecoach.drivers.blocks import ForceBlock, Gap, StreamInfo
 from spinecoach.errors import ConfigError, SpinecoachError, UsageError
