@@ -287,8 +287,6 @@ class Daemon:
         self.server: HubServer | None = None
         self.store: Store | None = None
         self.session: HubSession | None = None
-        #: The session's load-cell stream entries: a block on another is on a new tare or scale.
-        self._force_infos: dict[str, StreamInfo] = {}
         self._library: Library | None = None
         self._source: Source | None = None
         self._pump: BlockPump | None = None
@@ -485,7 +483,6 @@ class Daemon:
             imu_calibration=self.calibrator.imu_calibrations(source.streams),
         )
         self.calibrator.attach(session)
-        self._force_infos = {info.name: info for info in source.streams if info.kind == "force"}
         return session
 
     def _status(self) -> str:
@@ -534,7 +531,8 @@ class Daemon:
 
     def _rescaled(self, info: StreamInfo) -> bool:
         """Whether a force block's stream entry differs from the session's (a new tare or scale)."""
-        known = self._force_infos.get(info.name)
+        assert self.session is not None
+        known = self.session.stream(info.name)
         return known is not None and info is not known and info != known
 
     def _send_processed(self) -> None:

@@ -367,8 +367,9 @@ class HubServer:
                 self._remember(line, message)
                 for client in self._clients.values():
                     client.queue(line, is_frame)
-            # Sent here when the sockets take it all; the loop is woken only for the rest.
-            done = all([client.send_waiting() for client in self._clients.values()])
+            # Sent here when the sockets take it all; the loop is woken only for the rest. A list,
+            # not a generator: all() must not stop at the first client that is not done.
+            done = all([client.send_waiting() for client in self._clients.values()])  # noqa: C419
         if not done:
             self._wake()
 

@@ -215,6 +215,10 @@ class HubSession:
 
     # --- Stage -------------------------------------------------------------------------------
 
+    def stream(self, name: str) -> StreamInfo | None:
+        """The session's entry for stream ``name`` (None when it has none)."""
+        return next((info for info in self._streams if info.name == name), None)
+
     def hello(self) -> Hello:
         return Hello(daemon=__version__, backend=self._backend, demo=self._demo)
 

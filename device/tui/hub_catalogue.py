@@ -134,26 +134,23 @@ class HubCatalogue:
 
     # --- Catalogue ---------------------------------------------------------------------------
 
-    def exercises(self) -> list[str]:
+    def _listed(self, key: str, fallback: Callable[[], list[str]]) -> list[str]:
+        """The daemon's catalogue list ``key``; the coach's own (``fallback``) from a daemon
+        that answers no queries; nothing before the daemon said which."""
         if self.answers_queries is None:
             return []
         if not self.answers_queries:
-            return self._fallback.exercises()
-        return list(self._catalogue()["exercises"])
+            return fallback()
+        return list(self._catalogue()[key])
+
+    def exercises(self) -> list[str]:
+        return self._listed("exercises", self._fallback.exercises)
 
     def protocols(self) -> list[str]:
-        if self.answers_queries is None:
-            return []
-        if not self.answers_queries:
-            return self._fallback.protocols()
-        return list(self._catalogue()["protocols"])
+        return self._listed("protocols", self._fallback.protocols)
 
     def athletes(self) -> list[str]:
-        if self.answers_queries is None:
-            return []
-        if not self.answers_queries:
-            return self._fallback.athletes()
-        return list(self._catalogue()["athletes"])
+        return self._listed("athletes", self._fallback.athletes)
 
     def recent_sessions(self, athlete: str, limit: int = 10) -> list[SessionRow]:
         if self.answers_queries is None:

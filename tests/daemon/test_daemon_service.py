@@ -251,7 +251,7 @@ def test_blocks_closed_before_a_tare_stay_with_the_session_they_were_scaled_for(
 
     def slow_checked_process(self, block, arrival_ns=None):  # type: ignore[no-untyped-def]
         if block.info.kind == "force":
-            fed.append(block.info in self._streams)
+            fed.append(self.stream(block.info.name) == block.info)
         time.sleep(0.012)  # a slow engine: blocks wait in the queue when the tare comes
         return process(self, block, arrival_ns)
 
