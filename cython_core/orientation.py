@@ -60,9 +60,10 @@ class OrientationSettings:
         with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
         depending on their filter setting (MPU-6050 datasheet, register 26: 1.9 ms at 188 Hz
         bandwidth, 2.8 ms at 98 Hz, 4.8 ms at 42 Hz). The default 2.6 ms is the delay measured
-        between BROAD's IMU and its optical reference; a driver that knows its chip's setting
-        should pass it. Set 0 for none. A wrong value costs rate × error (0.26° at 100 °/s per
-        2.6 ms).
+        between BROAD's IMU and its optical reference. The pipeline uses it only for streams
+        that do not know their chip's delay: a stream whose ``StreamInfo.gyro_delay_s`` is set
+        (the MPU-6050 driver sets it from its filter setting) gets its own. Set 0 for none. A
+        wrong value costs rate × error (0.26° at 100 °/s per 2.6 ms).
     correction_rate_hz
         Rate of the slow path (accelerometer low-pass, inclination correction, bias Kalman
         filter), which runs on block means; about 50 Hz loses nothing against the 0.1 Hz

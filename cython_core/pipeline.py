@@ -97,6 +97,9 @@ def hampel_settings(rate_hz: float) -> HampelSettings:
 
 
 class StreamLike(Protocol):
+    """What the pipeline reads of a stream description (``StreamInfo``); an IMU stream may
+    also carry its calibration fields and ``gyro_delay_s``."""
+
     name: str
     kind: str
     rate_hz: float
@@ -226,12 +229,18 @@ MIN_SEED_BIAS_SD_DPS = 0.001
 
 
 def _orientation_filter(rate_hz: float, settings: OrientationSettings,
-                        calibration: ImuCalibration | None) -> OrientationFilter:
-    """An IMU's orientation filter; when its calibration knows how far its gyro bias may be off
+                        calibration: ImuCalibration | None,
+                        gyro_delay_s: float | None = None) -> OrientationFilter:
+    """An IMU's orientation filter. ``gyro_delay_s``, the chip's gyro group delay when its
+    stream knows it, replaces the settings' (which is a typical chip's, for streams that do
+    not know theirs): a prediction over the wrong delay costs rate × error in the angle.
+    When the IMU's calibration knows how far its gyro bias may be off
     (a box calibration, the sensor at true rest), the filter starts with that bias as known:
     the calibration already subtracts it, so what is left is 0 ± that SD. That SD is what
     opens the movement rejection from the start (``movement_reject_bias_sd_dps``). A bias of
     unknown quality (a zero pose's, with the athlete's sway in it) is never seeded."""
+    if gyro_delay_s is not None and gyro_delay_s != settings.gyro_delay_s:
+        settings = replace(settings, gyro_delay_s=float(gyro_delay_s))
     orientation = OrientationFilter(rate_hz, settings)
     if calibration is not None and calibration.gyro_bias_sd_dps is not None:
         orientation.seed_bias_dps(np.zeros(3),
@@ -278,7 +287,8 @@ class Pipeline:
                 self._imu[s.name] = _ImuChain(
                     s.name, float(s.rate_hz), float(s.t0_s),
                     _orientation_filter(s.rate_hz, orientation_settings,
-                                        self._imu_calibration.get(s.name)),
+                                        self._imu_calibration.get(s.name),
+                                        getattr(s, "gyro_delay_s", None)),
                 )
             elif s.kind == "force":
                 self._force[s.name] = _ForceChain(

@@ -42,6 +42,11 @@ class StreamInfo:
     ``accel_scale`` per axis (measured = scale · true + offset), and ``gyro_bias_sd_dps`` the
     gyro bias's uncertainty (°/s, None: unknown). The defaults are the identity, so stream
     tables written before these fields existed read as uncalibrated.
+
+    ``gyro_delay_s``: group delay (s) of the IMU's internal gyro low-pass as configured (e.g.
+    2.8 ms for an MPU-6050 at 98 Hz bandwidth), which the orientation filter predicts over;
+    None when the source does not know it (an imported CSV, a chip whose datasheet gives no
+    figure), and then the filter's own default applies.
     """
 
     name: str
@@ -58,6 +63,7 @@ class StreamInfo:
     accel_offset_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     accel_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
     gyro_bias_sd_dps: float | None = None
+    gyro_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         # Stream tables come back from JSON with lists: tuples keep the info hashable.

@@ -149,7 +149,10 @@ class FifoImu(ABC):
         rate_hz: float,
         gyro_dps_per_lsb: float,
         accel_g_per_lsb: float,
+        gyro_delay_s: float | None = None,
     ) -> None:
+        """``gyro_delay_s``: the configured gyro low-pass's group delay (s), None if the
+        datasheet gives none (see :class:`~spinecoach.drivers.blocks.StreamInfo`)."""
         self._bus: I2CBus = bus
         self._clock: Clock = clock
         self._address: int = address
@@ -160,6 +163,7 @@ class FifoImu(ABC):
             chip=self.CHIP,
             gyro_dps_per_lsb=gyro_dps_per_lsb,
             accel_g_per_lsb=accel_g_per_lsb,
+            gyro_delay_s=gyro_delay_s,
         )
         #: The configuration as it must read back (register -> value).
         self.expected_registers: dict[int, int] = {}

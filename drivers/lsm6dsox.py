@@ -154,6 +154,8 @@ class Lsm6dsox(FifoImu):
     ``rate_hz``: output data rate (12.5 .. 6667 Hz; the actual rate, e.g. 833.375 Hz, trimmed
     by the chip's INTERNAL_FREQ_FINE, is in :attr:`info` after :meth:`start`);
     ``gyro_range_dps``: 125/250/500/1000/2000; ``accel_range_g``: 2/4/8/16.
+    The datasheet gives no group delay for the gyro's output chain, so :attr:`info` leaves
+    ``gyro_delay_s`` unknown and the orientation filter's default applies.
     """
 
     CHIP = CHIP

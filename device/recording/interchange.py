@@ -63,6 +63,10 @@ DEFAULT_FORCE_NAME = "force"
 SIDECAR_STREAMS_KEY = "streams"
 #: Per-stream sidecar key of an IMU's calibration in effect (absent: uncalibrated).
 SIDECAR_IMU_CALIBRATION_KEY = "imu_calibration"
+#: Per-stream sidecar key of the gyro low-pass's group delay (s; absent: unknown).
+SIDECAR_GYRO_DELAY_KEY = "gyro_delay_s"
+#: The largest gyro group delay a sidecar may give (s): the slowest MEMS filters are ~35 ms.
+MAX_GYRO_DELAY_S = 0.1
 #: A hole longer than this many periods is a gap (1.5: halfway between one and two periods).
 GAP_THRESHOLD_PERIODS = 1.5
 
@@ -485,7 +489,7 @@ def read_csv(path: str | os.PathLike[str], notes: list[str] | None = None) -> Re
         info = StreamInfo(
             name=sc.name, kind="imu" if sc.kind == "imu" else "force", rate_hz=rate_hz,
             chip=str(smeta.get("chip", "")), t0_s=t0_s,
-            **_sidecar_imu_calibration(path, sc.name, smeta),
+            **sidecar_stream_fields(path, sc.name, smeta),
         )
         if sc.kind == "imu":
             recording.imu[sc.name] = ImuStream(
@@ -577,6 +581,7 @@ def csv_text(recording: Recording) -> tuple[str, dict[str, Any]]:
             "gaps": [[g.start_index, g.count, g.reason] for g in s.gaps],
             "invalid": _ranges(~s.valid, s.index),
             **_imu_calibration_entry(s.info),
+            **({} if s.info.gyro_delay_s is None else {SIDECAR_GYRO_DELAY_KEY: s.info.gyro_delay_s}),
         }
         for s in streams
     }
@@ -606,6 +611,21 @@ def _sidecar_imu_calibration(path: Path, name: str, smeta: dict[str, Any]) -> di
         raise DataFormatError(
             f"{path}.json: streams.{name}.{SIDECAR_IMU_CALIBRATION_KEY}: {error}; fix or remove it"
         ) from None
+
+
+def sidecar_stream_fields(path: Path, name: str, smeta: dict[str, Any]) -> dict[str, Any]:
+    """The stream-info fields a sidecar's stream entry adds to the CSV's own: the IMU
+    calibration and the gyro delay, each only when given."""
+    fields = _sidecar_imu_calibration(path, name, smeta)
+    delay = smeta.get(SIDECAR_GYRO_DELAY_KEY)
+    if delay is not None:
+        if (isinstance(delay, bool) or not isinstance(delay, (int, float))
+                or not 0.0 <= delay <= MAX_GYRO_DELAY_S):
+            raise DataFormatError(
+                f"{path}.json: streams.{name}.{SIDECAR_GYRO_DELAY_KEY} must be a number of "
+                f"seconds within 0..{MAX_GYRO_DELAY_S:g}, got {delay!r}; fix or remove it")
+        fields["gyro_delay_s"] = float(delay)
+    return fields
 
 
 def atomic_write_text(path: Path, text: str) -> None:

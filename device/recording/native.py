@@ -125,11 +125,16 @@ def _chunk(kind: int, stream_id: int, flags: int, first: int, count: int, payloa
     return head + payload + _CRC.pack(crc)
 
 
+#: Stream fields left out of the header at their default (absent means the default), so
+#: streams that do not use them are written as before these fields existed.
+_OMITTED_AT_DEFAULT = (*_IMU_CALIBRATION_FIELDS, "gyro_delay_s")
+
+
 def _stream_entry(info: StreamInfo) -> dict[str, Any]:
-    """A stream's header object: its fields, without IMU calibration fields at the identity
-    (absent means identity, so uncalibrated streams are written as before these fields)."""
+    """A stream's header object: its fields, without the IMU calibration fields at the
+    identity and without an unknown gyro delay."""
     entry = asdict(info)
-    for name in _IMU_CALIBRATION_FIELDS:
+    for name in _OMITTED_AT_DEFAULT:
         if entry[name] == StreamInfo.__dataclass_fields__[name].default:
             del entry[name]
     return entry

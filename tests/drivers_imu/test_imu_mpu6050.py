@@ -231,3 +231,37 @@ def test_the_simulated_fifo_writes_the_selected_registers_in_register_order() ->
     assert read_block(bus, 0x68, 0x72, 2) == bytes([0, 20])  # 10-byte frames
     frame = np.frombuffer(read_block(bus, 0x68, 0x74, 10), ">i2").tolist()
     assert frame == [0, 0, 4096, 3400, 0]  # ax ay az, temperature, gz
+
+
+@pytest.mark.parametrize(("dlpf_hz", "delay_s"), [(256, 0.00098), (98, 0.0028), (5, 0.0186)])
+def test_the_stream_carries_the_filter_settings_group_delay(dlpf_hz: int, delay_s: float) -> None:
+    bus = SimBus([Mpu6050Chip(signal=moving_signal)])
+    imu = Mpu6050(bus, bus.clock, rate_hz=200.0 if dlpf_hz == 5 else 1000.0, dlpf_hz=dlpf_hz)
+    imu.start()
+    assert imu.info.gyro_delay_s == delay_s
+
+
+def test_the_simulated_chip_delays_the_rigs_signal_by_its_filters_group_delay() -> None:
+    from spinecoach.drivers.sim.scenarios import build_scenario
+
+    signal = build_scenario("good_morning_tempo").imu_signal("trunk")
+    for dlpf_hz in (98, 20):
+        bus = SimBus([Mpu6050Chip(signal=signal)])
+        imu = Mpu6050(bus, bus.clock, gyro_range_dps=250, dlpf_hz=dlpf_hz)
+        imu.start()
+        raw = []
+        for _ in range(650):  # into the first lowering: the trunk turns at up to ~40 °/s
+            bus.clock.sleep(0.01)
+            raw.append(imu.drain().raw)
+        codes = np.concatenate(raw)
+        t_s = imu.fifo_started_s + np.arange(len(codes)) / RATE_HZ
+        delay_s = imu.info.gyro_delay_s
+        assert delay_s is not None
+        late = expected_codes(signal.delayed(delay_s), t_s, imu.info)
+        on_time = expected_codes(signal, t_s, imu.info)
+        # the codes are the motion as it was one group delay earlier, not as it is
+        assert np.abs(codes - late).max() <= 1
+        assert np.abs(codes - on_time).max() > 10
+    # the noise and bias are the chip's own: only the motion moves in time
+    assert np.array_equal(signal.delayed(0.0028).bias_dps(np.array([1.0])),
+                          signal.bias_dps(np.array([1.0])))

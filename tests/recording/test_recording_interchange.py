@@ -317,3 +317,33 @@ def test_export_is_atomic_on_full_disk(tmp_path: Path, monkeypatch: pytest.Monke
 def test_export_of_empty_recording_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="no samples"):
         write_csv(Recording(), tmp_path / "e.csv")
+
+
+def test_a_streams_gyro_delay_goes_through_the_sidecar(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from spinecoach.recording.stream_csv import CsvStreamReader
+
+    rec = _recording(np.random.default_rng(4))
+    trunk = rec.imu["trunk"]
+    rec.imu["trunk"] = replace(trunk, info=replace(trunk.info, gyro_delay_s=0.0028))
+    path = write_csv(rec, tmp_path / "out.csv")
+    sidecar = json.loads(Path(f"{path}.json").read_text())
+    assert sidecar["streams"]["trunk"]["gyro_delay_s"] == 0.0028
+    assert "gyro_delay_s" not in sidecar["streams"]["pelvis"]  # unknown: left out
+    back = read_csv(path)
+    _assert_same(rec, back)
+    assert back.imu["pelvis"].info.gyro_delay_s is None
+    infos = {i.name: i for i in CsvStreamReader(path, []).scan()}
+    assert infos["trunk"].gyro_delay_s == 0.0028 and infos["pelvis"].gyro_delay_s is None
+
+
+@pytest.mark.parametrize("bad", ["3ms", -0.001, 0.5, True])
+def test_a_bad_gyro_delay_in_the_sidecar_is_one_error(tmp_path: Path, bad: object) -> None:
+    path = write_csv(_recording(np.random.default_rng(5)), tmp_path / "out.csv")
+    side = Path(f"{path}.json")
+    sidecar = json.loads(side.read_text())
+    sidecar["streams"]["trunk"]["gyro_delay_s"] = bad
+    side.write_text(json.dumps(sidecar))
+    with pytest.raises(DataFormatError, match=r"streams\.trunk\.gyro_delay_s .*fix or remove it"):
+        read_csv(path)

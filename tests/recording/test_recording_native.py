@@ -262,3 +262,18 @@ def test_full_disk_is_a_storage_error(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.undo()
     writer.abandon()
     assert os.path.exists(path) and scan_native(path).recording.streams == [IMU, FORCE]
+
+
+def test_a_known_gyro_delay_is_kept_and_an_unknown_one_not_written(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    path = tmp_path / "a.screc"
+    _record(path, _blocks(0.5))
+    rec = read_native(path)
+    assert rec.imu["trunk"].info.gyro_delay_s is None
+    # an unknown delay is absent from the header, so such files are written as before
+    assert b"gyro_delay_s" not in path.read_bytes()[:4096]
+    trunk = rec.imu["trunk"]
+    rec.imu["trunk"] = replace(trunk, info=replace(trunk.info, gyro_delay_s=0.0028))
+    back = read_native(write_native(rec, tmp_path / "b.screc"))
+    assert back.imu["trunk"].info.gyro_delay_s == 0.0028
