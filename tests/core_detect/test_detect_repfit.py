@@ -29,6 +29,35 @@ def test_bell_fit_recovers_a_minimum_jerk_movement(t0, dur):
     assert got[0] == pytest.approx(t0, abs=1e-4) and got[1] == pytest.approx(t0 + dur, abs=1e-4)
 
 
+@pytest.mark.parametrize("noise_dps", [0.0, 0.5])
+def test_a_half_cosine_movement_gets_the_cosine_bell(noise_dps):
+    t = np.arange(0.0, 4.0, 0.01)
+    t0, dur = 0.9, 2.2
+    u = (t - t0) / dur
+    v = np.where((u > 0) & (u < 1), 60.0 / dur * np.pi / 2 * np.sin(np.pi * u), 0.0)
+    v += np.random.default_rng(2).normal(0.0, noise_dps, t.size)
+    got = metrics.fit_movement_bounds(t, v, 60.0, t0 + 0.15, t0 + dur - 0.15)
+    assert got is not None and got[3] == "cosine"
+    assert got[0] == pytest.approx(t0, abs=0.01) and got[1] == pytest.approx(t0 + dur, abs=0.01)
+
+
+def test_a_cosine_bell_that_fits_only_a_little_better_does_not_replace_minimum_jerk():
+    # A minimum-jerk movement under a slow wobble that suits the narrower cosine bell: the
+    # cosine's error is a little below minimum jerk's, not a third of it.
+    t = np.arange(0.0, 7.0, 0.01)
+    t0, dur = 1.5, 4.0
+    v = _min_jerk_speed(t, t0, dur, 40.0)
+    wobble = -0.8 * np.where((t > t0) & (t < t0 + dur), np.sin(np.pi * (t - t0) / dur) ** 8, 0.0)
+    v = v + 4.0 * wobble
+    fits = {kind: fit_bell(t, v, 40.0, t0 + 0.4, dur - 0.8, kind, free_amplitude=True)
+            for kind in (0, 1)}
+    assert fits[0] is not None and fits[1] is not None
+    assert metrics.BELL_COSINE_SSE_SHARE < fits[1][2] / fits[0][2] < 1.0
+    got = metrics.fit_movement_bounds(t, v, 40.0, t0 + 0.4, t0 + dur - 0.4)
+    assert got is not None and got[3] == "min_jerk"
+    assert got[0] == pytest.approx(fits[0][0]) and got[1] == pytest.approx(fits[0][0] + fits[0][1])
+
+
 def test_bell_fit_refuses_noise():
     rng = np.random.default_rng(1)
     t = np.arange(0.0, 4.0, 0.01)
