@@ -63,15 +63,16 @@ def test_rep_counts_exact_and_rom(name):
 
 
 def box_calibration(sc: Scenario) -> dict[str, ImuCalibration]:
-    """The trunk chip's calibration as a physiotherapist gets it: the chip resting on the six
+    """The primary chip's calibration as a physiotherapist gets it: the chip resting on the six
     faces of a box (accelerometer offset and scale fitted, gyro bias the poses' mean rate with
     its standard error), never the rig's true errors."""
-    session = still_poses(sc.rig, "trunk")
+    session = still_poses(sc.rig, sc.primary_placement)
     poses = [still_pose(*session.capture(k)) for k in range(len(session.names))]
     fit = fit_accelerometer([p.accel_g for p in poses])
     bias, sd = box_gyro_bias(poses)
-    return {"trunk": ImuCalibration(gyro_bias_dps=bias, accel_offset_g=fit.offset_g,
-                                    accel_scale=fit.scale, gyro_bias_sd_dps=sd)}
+    return {sc.primary_placement: ImuCalibration(
+        gyro_bias_dps=bias, accel_offset_g=fit.offset_g, accel_scale=fit.scale,
+        gyro_bias_sd_dps=sd)}
 
 
 def test_holds_found_with_their_durations():
