@@ -85,6 +85,7 @@ ctypedef struct Coeffs:
     double move_max_n      # samples: the longest span left out in one movement
     double move_always     # 1: leave out whatever the bias filter's variance
     double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
+    double move_settle_n   # samples the rate must stay below move_off2 for a movement to end
 
 ctypedef struct State:
     double q_gyro[4]
@@ -113,6 +114,7 @@ ctypedef struct State:
     double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
     double move_n          # samples left out in the current movement
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
+    double move_still_n    # samples in a row below the lower threshold in the current movement
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -158,6 +160,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_max_n = v["move_max_n"]
     c.move_always = 1.0 if v["move_always"] else 0.0
     c.move_bias_var = v["move_bias_sd"] ** 2
+    c.move_settle_n = v["move_settle_n"]
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -521,9 +524,17 @@ cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
             return False
         s.move_mode = 1.0
         s.move_n = 0.0
+        s.move_still_n = 0.0
     if rate2 < c.move_off2:
-        s.move_mode = 0.0
-        return False
+        # Over only once the rate has stayed low: a reversal (an overshoot settling back, the
+        # turn at the end of a range) passes through zero rate with the sensor accelerating
+        # hardest, and that acceleration is what the low-pass must not see.
+        s.move_still_n += periods
+        if s.move_still_n >= c.move_settle_n:
+            s.move_mode = 0.0
+            return False
+    else:
+        s.move_still_n = 0.0
     if s.move_mode == 2.0:
         return False
     if s.move_n >= c.move_max_n:
@@ -760,6 +771,7 @@ cdef void restart_after_gap(State* s) noexcept nogil:
     s.r_n = 0.0
     s.move_mode = 0.0
     s.move_n = 0.0
+    s.move_still_n = 0.0
 
 
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,

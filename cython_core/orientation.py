@@ -89,6 +89,7 @@ class OrientationSettings:
     movement_max_reject_s: float = 3.0
     movement_reject_always: bool = False
     movement_reject_bias_sd_dps: float = 0.1
+    movement_settle_s: float = 0.2
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
@@ -99,7 +100,7 @@ class OrientationSettings:
     bias_initial_sd_dps: float = 0.5
     bias_forgetting_time_s: float = 100.0
     bias_limit_dps: float = 2.0
-    bias_motion_sd_dps: float = 0.1
+    bias_motion_sd_dps: float = 0.03
     bias_vertical_forgetting_factor: float = 1e-4
     bias_rest_sd_dps: float = 0.03
     motion_bias_estimation: bool = True
@@ -118,7 +119,7 @@ class OrientationSettings:
                 )
 
 
-_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s"})
+_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s", "movement_settle_s"})
 
 
 def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -288,6 +289,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
             "move_always": s.movement_reject_always,
             "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
+            "move_settle_n": float(max(1, round(s.movement_settle_s * rate_hz))),
         },
     )
     return coeffs
