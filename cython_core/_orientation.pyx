@@ -42,7 +42,12 @@ Differences from the paper, for speed and for real sensors:
   movement is corrected as in the paper; and the gyroscope alone needs a trusted bias, so
   this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
   (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
-  counts with the SD it was seeded with), or when told to (``move_always``).
+  counts with the SD it was seeded with), or when told to (``move_always``). A movement ends
+  only after the rate has stayed under the lower threshold for ``move_settle_n`` samples, so
+  a reversal (zero rate, hard acceleration) stays left out.
+* The motion bias update waits for the low-passes' running-mean start to end, and for
+  ``quiet_n`` samples after the last left-out sample (the velocity a left-out movement leaves
+  in the low-pass shows as a correction that is not a bias).
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -86,6 +91,7 @@ ctypedef struct Coeffs:
     double move_always     # 1: leave out whatever the bias filter's variance
     double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
     double move_settle_n   # samples the rate must stay below move_off2 for a movement to end
+    double quiet_n         # samples after a left-out movement before the motion update measures
 
 ctypedef struct State:
     double q_gyro[4]
@@ -115,6 +121,7 @@ ctypedef struct State:
     double move_n          # samples left out in the current movement
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
     double move_still_n    # samples in a row below the lower threshold in the current movement
+    double since_left_out  # samples since the accelerometer was last left out for movement
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -161,6 +168,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_always = 1.0 if v["move_always"] else 0.0
     c.move_bias_var = v["move_bias_sd"] ** 2
     c.move_settle_n = v["move_settle_n"]
+    c.quiet_n = v["quiet_n"]
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -388,7 +396,11 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         h[4] = 1.0
         h[8] = 1.0
         measure = True
-    elif c.motion_bias_on != 0.0 and corrected:
+    elif (c.motion_bias_on != 0.0 and corrected and s.r_n > c.acc_init_n
+          and s.since_left_out >= c.quiet_n):
+        # Only once the low-passes run as filters: during their running-mean start the
+        # correction is the start's levelling, not LP(R·(b − b̂)), and read as a bias it would
+        # settle the covariance on a wrong estimate.
         # Correction rate (rad/s, earth frame) = −LP(R·(b − b̂)) for a constant bias b.
         e[0] = (-acc_earth[1] / c.slow_ts_s + rblp[0]
                 - h[0] * s.bias[0] - h[1] * s.bias[1] - h[2] * s.bias[2])
@@ -587,6 +599,10 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     # A movement under way runs its course; a new one starts only with the bias trusted.
     left_out = ((c.move_always != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
                 and moving_fast(s, c, s.rate_n2, periods))
+    if left_out:
+        s.since_left_out = 0.0
+    elif s.since_left_out < c.quiet_n:
+        s.since_left_out += periods
     rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)
