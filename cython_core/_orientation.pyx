@@ -42,9 +42,7 @@ Differences from the paper, for speed and for real sensors:
   movement is corrected as in the paper; and the gyroscope alone needs a trusted bias, so
   this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
   (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
-  counts with the SD it was seeded with), or when told to (``move_always``). A movement ends
-  only after the rate has stayed under the lower threshold for ``move_settle_n`` samples, so
-  a reversal (zero rate, hard acceleration) stays left out.
+  counts with the SD it was seeded with), or when told to (``move_always``).
 * The motion bias update waits for the low-passes' running-mean start to end, and for
   ``quiet_n`` samples after the last left-out sample (the velocity a left-out movement leaves
   in the low-pass shows as a correction that is not a bias).
@@ -77,6 +75,7 @@ ctypedef struct Coeffs:
     double bias_p0         # (rad/s)^2
     double bias_v          # process noise per slow step, (rad/s)^2
     double w_motion
+    double w_track         # the motion update's weight once the bias is known (tracking)
     double w_vertical
     double w_rest
     double motion_bias_on
@@ -90,7 +89,6 @@ ctypedef struct Coeffs:
     double move_max_n      # samples: the longest span left out in one movement
     double move_always     # 1: leave out whatever the bias filter's variance
     double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
-    double move_settle_n   # samples the rate must stay below move_off2 for a movement to end
     double quiet_n         # samples after a left-out movement before the motion update measures
 
 ctypedef struct State:
@@ -120,7 +118,6 @@ ctypedef struct State:
     double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
     double move_n          # samples left out in the current movement
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
-    double move_still_n    # samples in a row below the lower threshold in the current movement
     double since_left_out  # samples since the accelerometer was last left out for movement
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
@@ -154,6 +151,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.bias_p0 = v["bias_p0"]
     c.bias_v = v["bias_v"]
     c.w_motion = v["w_motion"]
+    c.w_track = v["w_track"]
     c.w_vertical = v["w_vertical"]
     c.w_rest = v["w_rest"]
     c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
@@ -167,7 +165,6 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_max_n = v["move_max_n"]
     c.move_always = 1.0 if v["move_always"] else 0.0
     c.move_bias_var = v["move_bias_sd"] ** 2
-    c.move_settle_n = v["move_settle_n"]
     c.quiet_n = v["quiet_n"]
 
 
@@ -408,8 +405,8 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
                 - h[3] * s.bias[0] - h[4] * s.bias[1] - h[5] * s.bias[2])
         # Vertical bias is unobservable: a weak pseudo-measurement pulls it towards zero.
         e[2] = -h[6] * s.bias[0] - h[7] * s.bias[1] - h[8] * s.bias[2]
-        w[0] = c.w_motion
-        w[1] = c.w_motion
+        w[0] = c.w_track if s.bias_h_var <= c.move_bias_var else c.w_motion
+        w[1] = w[0]
         w[2] = c.w_vertical
         measure = True
 
@@ -536,17 +533,9 @@ cdef inline bint moving_fast(State* s, const Coeffs* c, double rate2,
             return False
         s.move_mode = 1.0
         s.move_n = 0.0
-        s.move_still_n = 0.0
     if rate2 < c.move_off2:
-        # Over only once the rate has stayed low: a reversal (an overshoot settling back, the
-        # turn at the end of a range) passes through zero rate with the sensor accelerating
-        # hardest, and that acceleration is what the low-pass must not see.
-        s.move_still_n += periods
-        if s.move_still_n >= c.move_settle_n:
-            s.move_mode = 0.0
-            return False
-    else:
-        s.move_still_n = 0.0
+        s.move_mode = 0.0
+        return False
     if s.move_mode == 2.0:
         return False
     if s.move_n >= c.move_max_n:
@@ -787,7 +776,6 @@ cdef void restart_after_gap(State* s) noexcept nogil:
     s.r_n = 0.0
     s.move_mode = 0.0
     s.move_n = 0.0
-    s.move_still_n = 0.0
 
 
 cdef void run(State* s, const Coeffs* c, const double* gyro, const double* accel,

@@ -47,13 +47,6 @@ class OrientationSettings:
         left out of the low-pass and the gyroscope carries the attitude; for at most
         ``movement_max_reject_s`` per movement, after which the accelerometer is used again
         until the movement ends (0 s switches it off). See ``_orientation.pyx`` for why.
-    movement_settle_s
-        A movement ends only once the rate has stayed below ``movement_end_dps`` this long: a
-        reversal (an overshoot settling back, the turn at the end of a range) passes through
-        zero rate while the sensor accelerates hardest (0.2 g for a trunk sensor 1 m from the
-        hip reversing at 100 °/s²), and ending the movement there let that acceleration into
-        the low-pass (0.05-0.1° for seconds after). 0.2 s covers a reversal at 25 °/s²; a
-        settled sensor loses 0.2 s of accelerometer, which the 2 s low-pass does not miss.
     movement_reject_bias_sd_dps, movement_reject_always
         The gyroscope alone is only as good as its bias, so a movement is carried by it only
         when the bias filter's SD of the bias's earth-horizontal part (the part that tilts the
@@ -84,24 +77,25 @@ class OrientationSettings:
     bias_*
         Gyro-bias Kalman filter: initial SD, forgetting time, the SD in motion and at rest, the
         weight of the (unobservable) vertical component's pull to zero, and the limit to which
-        the estimate is clipped (VQF paper defaults, except ``bias_motion_sd_dps``).
-        ``bias_motion_sd_dps`` is the SD the estimate settles at while only the motion update
-        measures; it also sets how fast the estimate follows: the steady Kalman gain makes a
-        time constant of ``bias_forgetting_time_s`` × (sd / 0.1 °/s)², 100 s for the paper's
-        0.1 °/s. A MEMS gyro's bias walks (MPU-6000 class: ~0.004 °/s/√s, 0.03-0.05 °/s within a
-        minute), which a 100 s average misses, and a steady bias error ε tilts the inclination
-        by ε × ``accel_time_constant_s``. 0.03 °/s (9 s) follows the walk to about 0.01-0.02 °/s
-        while averaging the movement residuals the correction also carries (~0.1° over a few
-        seconds); it keeps the horizontal SD (two axes, 0.042 °/s) under
-        ``movement_reject_bias_sd_dps``, which the paper's 0.1 per axis (0.14 horizontal) never
-        was, so motion alone keeps the gyroscope trusted. Measured: BROAD trial 07 0.471° ->
-        0.426°; the simulated rig's hold edges within a sample far more often (README).
+        the estimate is clipped (VQF paper defaults), and the SD while tracking.
+    bias_tracking_sd_dps
+        The motion update's weight is set (as in the paper) by the SD the estimate settles at,
+        which also sets how fast it follows: the steady Kalman gain makes a time constant of
+        ``bias_forgetting_time_s`` × (sd / 0.1 °/s)², 100 s for the paper's 0.1 °/s. That
+        suits acquiring an unknown bias through movement, but a MEMS gyro's bias walks
+        (MPU-6000 class: ~0.004 °/s/√s, 0.03-0.05 °/s within a minute), which a 100 s average
+        misses, and a steady bias error ε tilts the inclination by ε × ``accel_time_constant_s``.
+        Its horizontal SD also settles at 0.14 °/s (two axes at 0.1), above
+        ``movement_reject_bias_sd_dps``, so motion alone never kept the gyroscope trusted. Once
+        the bias is known (horizontal SD within ``movement_reject_bias_sd_dps``: seeded, or
+        learnt at rest) the motion update weighs as for this SD: 0.03 °/s follows the walk with
+        a 9 s time constant and keeps the horizontal SD at 0.042 °/s, under the gate.
+        Measured: BROAD trial 07 0.471° -> 0.428°.
     motion_bias_quiet_s
         After a movement whose accelerometer was left out, the low-pass still holds the
         velocity gained below the thresholds for a while; the correction it causes is not a
-        bias, so the motion update waits this long after the last left-out sample (the
-        transient's steepest part, under τ_acc / 2 for the default 2 s). The motion update
-        also waits for the low-passes' running-mean start to end.
+        bias, so the motion update waits this long after the last left-out sample. The motion
+        update also waits for the low-passes' running-mean start to end.
     motion_bias_estimation, rest_bias_estimation
         Switch the two bias measurements (both on by default).
     """
@@ -113,7 +107,6 @@ class OrientationSettings:
     movement_max_reject_s: float = 3.0
     movement_reject_always: bool = False
     movement_reject_bias_sd_dps: float = 0.1
-    movement_settle_s: float = 0.2
     gyro_delay_s: float = 0.0026
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
@@ -124,10 +117,11 @@ class OrientationSettings:
     bias_initial_sd_dps: float = 0.5
     bias_forgetting_time_s: float = 100.0
     bias_limit_dps: float = 2.0
-    bias_motion_sd_dps: float = 0.03
+    bias_motion_sd_dps: float = 0.1
+    bias_tracking_sd_dps: float = 0.03
     bias_vertical_forgetting_factor: float = 1e-4
     bias_rest_sd_dps: float = 0.03
-    motion_bias_quiet_s: float = 1.0
+    motion_bias_quiet_s: float = 0.5
     motion_bias_estimation: bool = True
     rest_bias_estimation: bool = True
 
@@ -144,9 +138,7 @@ class OrientationSettings:
                 )
 
 
-_MAY_BE_ZERO = frozenset(
-    {"gyro_delay_s", "movement_max_reject_s", "movement_settle_s", "motion_bias_quiet_s"}
-)
+_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s", "motion_bias_quiet_s"})
 
 
 def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -304,6 +296,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "bias_p0": (s.bias_initial_sd_dps * _DEG) ** 2,
             "bias_v": bias_v,
             "w_motion": w_motion,
+            "w_track": steady_weight(s.bias_tracking_sd_dps),
             "w_vertical": w_motion / s.bias_vertical_forgetting_factor,
             "w_rest": steady_weight(s.bias_rest_sd_dps),
             "motion_bias_on": s.motion_bias_estimation,
@@ -316,7 +309,6 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
             "move_always": s.movement_reject_always,
             "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
-            "move_settle_n": float(max(1, round(s.movement_settle_s * rate_hz))),
             "quiet_n": float(round(s.motion_bias_quiet_s * rate_hz)),
         },
     )

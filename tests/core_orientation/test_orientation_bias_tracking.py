@@ -33,9 +33,9 @@ def test_bias_estimate_follows_a_walking_bias_while_holding_under_sway() -> None
     filt = OrientationFilter(RATE_HZ, MOTION_ONLY)
     filt.seed_bias_dps((0.0, 0.0, 0.0), SEED_SD_DPS)
     err = heading_free_error_deg(filt.update(gyro, motion.accel_g), motion.q_true)
-    # Measured 0.005 °/s behind the walk (the paper's 0.1 °/s motion SD averages over 100 s:
-    # 0.032 °/s behind); a bias error tilts by itself × the 2 s accelerometer time constant,
-    # so the last 10 s are within 0.01° (0.064° with the paper's setting).
+    # Measured 0.005 °/s behind the walk (with the paper's 0.1 °/s motion SD throughout, a
+    # 100 s average: 0.032 °/s behind); a bias error tilts by itself × the 2 s accelerometer
+    # time constant, so the last 10 s are within 0.01° (0.064° with the paper's setting).
     assert abs(filt.bias_dps[1] - walk_dps[-1]) < 0.01
     assert err[-round(10 * RATE_HZ):].max() < 0.02
 
@@ -45,7 +45,8 @@ def test_motion_updates_keep_the_gyroscope_trusted_for_a_movement_after_a_long_h
     # rejection needs the bias filter's horizontal SD under 0.1 °/s at the movement's start.
     # With the paper's motion SD (0.1 °/s per axis, 0.14 °/s horizontal) the motion update
     # never holds it there, so from the seed's 0.002 °/s it grows past the gate in ~50 s and
-    # the lift goes through the accelerometer's low-pass: measured 0.71° off. Now 0.02°.
+    # the lift goes through the accelerometer's low-pass: measured 0.71° off. Tracking at
+    # 0.03 °/s (0.042 °/s horizontal) the gyroscope carries it: measured 0.07°.
     motion = hinge(RATE_HZ, [(1.0, 90.0, 2.0), (60.0, 10.0, 1.3), (3.0, 10.0, 0.0)], sway_deg)
     filt = OrientationFilter(RATE_HZ, MOTION_ONLY)
     filt.seed_bias_dps((0.0, 0.0, 0.0), SEED_SD_DPS)
