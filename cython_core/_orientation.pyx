@@ -76,6 +76,7 @@ ctypedef struct Coeffs:
     double bias_v          # process noise per slow step, (rad/s)^2
     double w_motion
     double w_track         # the motion update's weight once the bias is known (tracking)
+    double track_exit_var  # (rad/s)^2: horizontal variance above which tracking ends
     double w_vertical
     double w_rest
     double motion_bias_on
@@ -119,6 +120,7 @@ ctypedef struct State:
     double move_n          # samples left out in the current movement
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
     double since_left_out  # samples since the accelerometer was last left out for movement
+    double tracking        # 1 while the motion update weighs for tracking (w_track)
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -152,6 +154,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.bias_v = v["bias_v"]
     c.w_motion = v["w_motion"]
     c.w_track = v["w_track"]
+    c.track_exit_var = v["track_exit_var"]
     c.w_vertical = v["w_vertical"]
     c.w_rest = v["w_rest"]
     c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
@@ -405,7 +408,15 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
                 - h[3] * s.bias[0] - h[4] * s.bias[1] - h[5] * s.bias[2])
         # Vertical bias is unobservable: a weak pseudo-measurement pulls it towards zero.
         e[2] = -h[6] * s.bias[0] - h[7] * s.bias[1] - h[8] * s.bias[2]
-        w[0] = c.w_track if s.bias_h_var <= c.move_bias_var else c.w_motion
+        # Tracking from when the bias is known (as the movement rejection needs it) until it is
+        # worse than acquisition would leave it: a turn brings the unmeasured vertical part's
+        # grown variance into the horizontal, and acquisition, settling above the gate, would
+        # not bring it back.
+        if s.bias_h_var <= c.move_bias_var:
+            s.tracking = 1.0
+        elif s.bias_h_var > c.track_exit_var:
+            s.tracking = 0.0
+        w[0] = c.w_track if s.tracking != 0.0 else c.w_motion
         w[1] = w[0]
         w[2] = c.w_vertical
         measure = True

@@ -89,7 +89,9 @@ class OrientationSettings:
         ``movement_reject_bias_sd_dps``, so motion alone never kept the gyroscope trusted. Once
         the bias is known (horizontal SD within ``movement_reject_bias_sd_dps``: seeded, or
         learnt at rest) the motion update weighs as for this SD: 0.03 °/s follows the walk with
-        a 9 s time constant and keeps the horizontal SD at 0.042 °/s, under the gate.
+        a 9 s time constant and keeps the horizontal SD at 0.042 °/s, under the gate. It keeps
+        doing so until the horizontal SD exceeds what acquisition settles at (0.14 °/s), e.g.
+        after a turn brings the unmeasured vertical part's grown variance into the horizontal.
         Measured: BROAD trial 07 0.471° -> 0.428°.
     motion_bias_quiet_s
         After a movement whose accelerometer was left out, the low-pass still holds the
@@ -297,6 +299,8 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "bias_v": bias_v,
             "w_motion": w_motion,
             "w_track": steady_weight(s.bias_tracking_sd_dps),
+            # Acquisition's own horizontal steady state (two axes at bias_motion_sd_dps).
+            "track_exit_var": 2.0 * (s.bias_motion_sd_dps * _DEG) ** 2,
             "w_vertical": w_motion / s.bias_vertical_forgetting_factor,
             "w_rest": steady_weight(s.bias_rest_sd_dps),
             "motion_bias_on": s.motion_bias_estimation,
