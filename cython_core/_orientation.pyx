@@ -43,9 +43,9 @@ Differences from the paper, for speed and for real sensors:
   this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
   (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
   counts with the SD it was seeded with), or when told to (``move_always``).
-* The motion bias update waits for the low-passes' running-mean start to end, and for
-  ``quiet_n`` samples after the last left-out sample (the velocity a left-out movement leaves
-  in the low-pass shows as a correction that is not a bias).
+* The motion bias update waits ``quiet_n`` samples after the last left-out sample (the
+  velocity a left-out movement leaves in the low-pass shows as a correction that is not a
+  bias), and weighs for tracking (``w_track``) once the bias is known (``bias_update``).
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -184,6 +184,7 @@ def init_state(double[::1] state, double[::1] coeffs):
     for i in range(3):
         s.p[4 * i] = c.bias_p0
     s.bias_h_var = 2.0 * c.bias_p0
+    s.since_left_out = c.quiet_n
 
 
 def bias(double[::1] state):
@@ -396,11 +397,7 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         h[4] = 1.0
         h[8] = 1.0
         measure = True
-    elif (c.motion_bias_on != 0.0 and corrected and s.r_n > c.acc_init_n
-          and s.since_left_out >= c.quiet_n):
-        # Only once the low-passes run as filters: during their running-mean start the
-        # correction is the start's levelling, not LP(R·(b − b̂)), and read as a bias it would
-        # settle the covariance on a wrong estimate.
+    elif c.motion_bias_on != 0.0 and corrected and s.since_left_out >= c.quiet_n:
         # Correction rate (rad/s, earth frame) = −LP(R·(b − b̂)) for a constant bias b.
         e[0] = (-acc_earth[1] / c.slow_ts_s + rblp[0]
                 - h[0] * s.bias[0] - h[1] * s.bias[1] - h[2] * s.bias[2])

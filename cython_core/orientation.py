@@ -96,8 +96,7 @@ class OrientationSettings:
     motion_bias_quiet_s
         After a movement whose accelerometer was left out, the low-pass still holds the
         velocity gained below the thresholds for a while; the correction it causes is not a
-        bias, so the motion update waits this long after the last left-out sample. The motion
-        update also waits for the low-passes' running-mean start to end.
+        bias, so the motion update waits this long after the last left-out sample.
     motion_bias_estimation, rest_bias_estimation
         Switch the two bias measurements (both on by default).
     """
