@@ -43,6 +43,9 @@ Differences from the paper, for speed and for real sensors:
   this is only done while the Kalman filter's SD of the bias's earth-horizontal part is small
   (``move_bias_var``, checked at each movement's start; a seeded bias, ``Kernel.set_bias``,
   counts with the SD it was seeded with), or when told to (``move_always``).
+* The motion bias update waits ``quiet_n`` samples after the last left-out sample (the
+  velocity a left-out movement leaves in the low-pass shows as a correction that is not a
+  bias), and weighs for tracking (``w_track``) once the bias is known (``bias_update``).
 
 State and coefficients live in flat float64 arrays owned by the caller (viewed here as C structs),
 so the Python object holds explicit state, copy() is an array copy and chunked processing is
@@ -72,6 +75,8 @@ ctypedef struct Coeffs:
     double bias_p0         # (rad/s)^2
     double bias_v          # process noise per slow step, (rad/s)^2
     double w_motion
+    double w_track         # the motion update's weight once the bias is known (tracking)
+    double track_exit_var  # (rad/s)^2: horizontal variance above which tracking ends
     double w_vertical
     double w_rest
     double motion_bias_on
@@ -85,6 +90,7 @@ ctypedef struct Coeffs:
     double move_max_n      # samples: the longest span left out in one movement
     double move_always     # 1: leave out whatever the bias filter's variance
     double move_bias_var   # (rad/s)^2: ... or once the horizontal bias variance is this small
+    double quiet_n         # samples after a left-out movement before the motion update measures
 
 ctypedef struct State:
     double q_gyro[4]
@@ -113,6 +119,8 @@ ctypedef struct State:
     double move_mode       # 0 armed, 1 leaving the accelerometer out, 2 span used up
     double move_n          # samples left out in the current movement
     double bias_h_var      # variance of the bias's earth-horizontal part, (rad/s)^2
+    double since_left_out  # samples since the accelerometer was last left out for movement
+    double tracking        # 1 while the motion update weighs for tracking (w_track)
 
 COEFFS_SIZE = sizeof(Coeffs) // sizeof(double)
 STATE_SIZE = sizeof(State) // sizeof(double)
@@ -145,6 +153,8 @@ def fill_coeffs(double[::1] out, dict v):
     c.bias_p0 = v["bias_p0"]
     c.bias_v = v["bias_v"]
     c.w_motion = v["w_motion"]
+    c.w_track = v["w_track"]
+    c.track_exit_var = v["track_exit_var"]
     c.w_vertical = v["w_vertical"]
     c.w_rest = v["w_rest"]
     c.motion_bias_on = 1.0 if v["motion_bias_on"] else 0.0
@@ -158,6 +168,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.move_max_n = v["move_max_n"]
     c.move_always = 1.0 if v["move_always"] else 0.0
     c.move_bias_var = v["move_bias_sd"] ** 2
+    c.quiet_n = v["quiet_n"]
 
 
 def init_state(double[::1] state, double[::1] coeffs):
@@ -173,6 +184,7 @@ def init_state(double[::1] state, double[::1] coeffs):
     for i in range(3):
         s.p[4 * i] = c.bias_p0
     s.bias_h_var = 2.0 * c.bias_p0
+    s.since_left_out = c.quiet_n
 
 
 def bias(double[::1] state):
@@ -385,7 +397,7 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
         h[4] = 1.0
         h[8] = 1.0
         measure = True
-    elif c.motion_bias_on != 0.0 and corrected:
+    elif c.motion_bias_on != 0.0 and corrected and s.since_left_out >= c.quiet_n:
         # Correction rate (rad/s, earth frame) = −LP(R·(b − b̂)) for a constant bias b.
         e[0] = (-acc_earth[1] / c.slow_ts_s + rblp[0]
                 - h[0] * s.bias[0] - h[1] * s.bias[1] - h[2] * s.bias[2])
@@ -393,8 +405,16 @@ cdef void bias_update(State* s, const Coeffs* c, const double* acc_earth,
                 - h[3] * s.bias[0] - h[4] * s.bias[1] - h[5] * s.bias[2])
         # Vertical bias is unobservable: a weak pseudo-measurement pulls it towards zero.
         e[2] = -h[6] * s.bias[0] - h[7] * s.bias[1] - h[8] * s.bias[2]
-        w[0] = c.w_motion
-        w[1] = c.w_motion
+        # Tracking from when the bias is known (as the movement rejection needs it) until it is
+        # worse than acquisition would leave it: a turn brings the unmeasured vertical part's
+        # grown variance into the horizontal, and acquisition, settling above the gate, would
+        # not bring it back.
+        if s.bias_h_var <= c.move_bias_var:
+            s.tracking = 1.0
+        elif s.bias_h_var > c.track_exit_var:
+            s.tracking = 0.0
+        w[0] = c.w_track if s.tracking != 0.0 else c.w_motion
+        w[1] = w[0]
         w[2] = c.w_vertical
         measure = True
 
@@ -576,6 +596,10 @@ cdef inline void step(State* s, const Coeffs* c, const double* gyro_dps,
     # A movement under way runs its course; a new one starts only with the bias trusted.
     left_out = ((c.move_always != 0.0 or s.move_mode != 0.0 or s.bias_h_var <= c.move_bias_var)
                 and moving_fast(s, c, s.rate_n2, periods))
+    if left_out:
+        s.since_left_out = 0.0
+    elif s.since_left_out < c.quiet_n:
+        s.since_left_out += periods
     rotation_quat(g, s.rate_n2, c.ts_s * periods, dq)
     quat_mul(s.q_gyro, dq, s.q_gyro)
     quat_mul(s.q_incl, s.q_gyro, s.q6)

@@ -78,7 +78,26 @@ class OrientationSettings:
     bias_*
         Gyro-bias Kalman filter: initial SD, forgetting time, the SD in motion and at rest, the
         weight of the (unobservable) vertical component's pull to zero, and the limit to which
-        the estimate is clipped (VQF paper defaults).
+        the estimate is clipped (VQF paper defaults), and the SD while tracking.
+    bias_tracking_sd_dps
+        The motion update's weight is set (as in the paper) by the SD the estimate settles at,
+        which also sets how fast it follows: the steady Kalman gain makes a time constant of
+        ``bias_forgetting_time_s`` × (sd / 0.1 °/s)², 100 s for the paper's 0.1 °/s. That
+        suits acquiring an unknown bias through movement, but a MEMS gyro's bias walks
+        (MPU-6000 class: ~0.004 °/s/√s, 0.03-0.05 °/s within a minute), which a 100 s average
+        misses, and a steady bias error ε tilts the inclination by ε × ``accel_time_constant_s``.
+        Its horizontal SD also settles at 0.14 °/s (two axes at 0.1), above
+        ``movement_reject_bias_sd_dps``, so motion alone never kept the gyroscope trusted. Once
+        the bias is known (horizontal SD within ``movement_reject_bias_sd_dps``: seeded, or
+        learnt at rest) the motion update weighs as for this SD: 0.03 °/s follows the walk with
+        a 9 s time constant and keeps the horizontal SD at 0.042 °/s, under the gate. It keeps
+        doing so until the horizontal SD exceeds what acquisition settles at (0.14 °/s), e.g.
+        after a turn brings the unmeasured vertical part's grown variance into the horizontal.
+        Measured: BROAD trial 07 0.471° -> 0.428°.
+    motion_bias_quiet_s
+        After a movement whose accelerometer was left out, the low-pass still holds the
+        velocity gained below the thresholds for a while; the correction it causes is not a
+        bias, so the motion update waits this long after the last left-out sample.
     motion_bias_estimation, rest_bias_estimation
         Switch the two bias measurements (both on by default).
     """
@@ -101,8 +120,10 @@ class OrientationSettings:
     bias_forgetting_time_s: float = 100.0
     bias_limit_dps: float = 2.0
     bias_motion_sd_dps: float = 0.1
+    bias_tracking_sd_dps: float = 0.03
     bias_vertical_forgetting_factor: float = 1e-4
     bias_rest_sd_dps: float = 0.03
+    motion_bias_quiet_s: float = 0.5
     motion_bias_estimation: bool = True
     rest_bias_estimation: bool = True
 
@@ -119,7 +140,7 @@ class OrientationSettings:
                 )
 
 
-_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s"})
+_MAY_BE_ZERO = frozenset({"gyro_delay_s", "movement_max_reject_s", "motion_bias_quiet_s"})
 
 
 def _as_samples(name: str, array: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -277,6 +298,9 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "bias_p0": (s.bias_initial_sd_dps * _DEG) ** 2,
             "bias_v": bias_v,
             "w_motion": w_motion,
+            "w_track": steady_weight(s.bias_tracking_sd_dps),
+            # Acquisition's own horizontal steady state (two axes at bias_motion_sd_dps).
+            "track_exit_var": 2.0 * (s.bias_motion_sd_dps * _DEG) ** 2,
             "w_vertical": w_motion / s.bias_vertical_forgetting_factor,
             "w_rest": steady_weight(s.bias_rest_sd_dps),
             "motion_bias_on": s.motion_bias_estimation,
@@ -289,6 +313,7 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "move_max_n": float(round(s.movement_max_reject_s * rate_hz)),
             "move_always": s.movement_reject_always,
             "move_bias_sd": s.movement_reject_bias_sd_dps * _DEG,
+            "quiet_n": float(round(s.motion_bias_quiet_s * rate_hz)),
         },
     )
     return coeffs

@@ -4,6 +4,7 @@ tangential and centripetal acceleration of a sensor 0.45 m from the pivot."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from conftest import Motion, smooth_rates_dps, synthetic_motion
@@ -22,16 +23,21 @@ REJECTING = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True)
 PLAIN = OrientationSettings(gyro_delay_s=0.0, movement_max_reject_s=0.0)
 
 
-def hinge(rate_hz: float, moves: list[tuple[float, float, float]]) -> Motion:
+def hinge(rate_hz: float, moves: list[tuple[float, float, float]],
+          sway_deg: Callable[[np.ndarray], np.ndarray] | None = None) -> Motion:
     """Trunk flexion about sensor +y through minimum-jerk moves (pause_s, to_deg, duration_s),
-    1 s still at the end; the sensor sits LEVER_M up the spine from the hip (the pivot)."""
+    1 s still at the end; the sensor sits LEVER_M up the spine from the hip (the pivot).
+    ``sway_deg(t_s)``, when given, is added to the flexion angle (postural sway)."""
     angle, theta = [], 0.0
     for pause_s, to_deg, duration_s in moves + [(1.0, 0.0, 0.0)]:
         angle.append(np.full(round(pause_s * rate_hz), theta))
         tau = np.arange(1, round(duration_s * rate_hz) + 1) / (duration_s * rate_hz)
         angle.append(theta + (to_deg - theta) * (10 * tau**3 - 15 * tau**4 + 6 * tau**5))
         theta = to_deg if duration_s > 0 else theta
-    theta_rad = np.radians(np.concatenate(angle))
+    theta_deg = np.concatenate(angle)
+    if sway_deg is not None:
+        theta_deg = theta_deg + sway_deg(np.arange(theta_deg.size) / rate_hz)
+    theta_rad = np.radians(theta_deg)
     # The rate that takes each sample's angle to the next (constant over the period), so the
     # integrated attitude is the scripted angle exactly.
     omega = np.diff(theta_rad, prepend=theta_rad[0]) * rate_hz
