@@ -68,8 +68,11 @@ def contenders(data: dict) -> dict[str, tuple[Callable[[], np.ndarray], int]]:
         "spinecoach (blocks of 100)": (lambda: spinecoach_blocks(data, 100, default, n), n),
         "spinecoach (blocks of 10)": (lambda: spinecoach_blocks(data, 10, default, n), n),
         "spinecoach (blocks of 1)": (lambda: spinecoach_blocks(data, 1, default, 10000), 10000),
-        "spinecoach, no delay compensation": (
-            lambda: spinecoach_blocks(data, n, OrientationSettings(gyro_delay_s=0.0), n),
+        # No output prediction at all (no delay, no half-sample correction): the fusion alone,
+        # as VQF outputs it.
+        "spinecoach, no output prediction": (
+            lambda: spinecoach_blocks(
+                data, n, OrientationSettings(gyro_delay_s=0.0, gyro_rate_is_period_mean=True), n),
             n,
         ),
     }

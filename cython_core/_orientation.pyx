@@ -26,7 +26,9 @@ Differences from the paper, for speed and for real sensors:
 * Accelerometer samples whose norm is more than accel_reject_g away from 1 g (impacts) are
   left out of the mean.
 * The output is predicted over the gyroscope's group delay (``gyro_delay_s``) with the current
-  rate, so it refers to the sample time rather than to the chip's filtered past.
+  rate, so it refers to the sample time rather than to the chip's filtered past; less half a
+  sample period, which is how far the strapdown step (each sample's rate over the period
+  before it) runs ahead while the rate changes: 0.5 ms at 1 kHz, 20 ms at 25 Hz.
 * Movement rejection (``moving_fast``). The low-pass in I removes movement acceleration only
   to first order: its output holds the velocity the sensor gained and lost, weighted by the
   filter's impulse response, ≈ h'·Δx for a rest-to-rest movement with displacement Δx (h'(0) =
@@ -83,7 +85,7 @@ ctypedef struct Coeffs:
     double rest_bias_on
     double accel_norm2_low   # g², squared norm bounds of a usable accelerometer sample
     double accel_norm2_high
-    double gyro_delay_s
+    double predict_s       # s: the output's prediction horizon (see output())
     double gap_reset_n     # invalid samples in a row that restart the low-passes
     double move_on2        # (rad/s)^2: above this rate the accelerometer is left out ...
     double move_off2       # ... until the rate falls below this one
@@ -161,7 +163,7 @@ def fill_coeffs(double[::1] out, dict v):
     c.rest_bias_on = 1.0 if v["rest_bias_on"] else 0.0
     c.accel_norm2_low = max(0.0, 1.0 - v["accel_reject"]) ** 2
     c.accel_norm2_high = (1.0 + v["accel_reject"]) ** 2
-    c.gyro_delay_s = v["gyro_delay_s"]
+    c.predict_s = v["predict_s"]
     c.gap_reset_n = v["gap_reset_n"]
     c.move_on2 = v["move_on"] ** 2
     c.move_off2 = v["move_off"] ** 2
@@ -746,9 +748,12 @@ cdef Py_ssize_t first_bad(const double* gyro, const double* accel, const unsigne
 
 cdef inline void output(const State* s, const Coeffs* c, double* q) noexcept nogil:
     cdef double dq[4]
-    if c.gyro_delay_s != 0.0:
-        # Predict over the gyroscope's group delay so the output refers to the sample time.
-        rotation_quat(s.rate, s.rate_n2, c.gyro_delay_s, dq)
+    if c.predict_s != 0.0:
+        # Predict over the gyroscope's group delay, less half a sample (the strapdown step
+        # turns by each sample's rate over the period before it, so the integrated attitude
+        # is half a period ahead of the sample while the rate changes), so the output refers
+        # to the sample time.
+        rotation_quat(s.rate, s.rate_n2, c.predict_s, dq)
         quat_mul(s.q6, dq, q)
     else:
         q[0] = s.q6[0]

@@ -57,13 +57,21 @@ class OrientationSettings:
         ``movement_reject_always``.
     gyro_delay_s
         Group delay of the gyroscope's internal low-pass. The output is predicted forward by it
-        with the current rate so it refers to the sample time. MEMS gyros delay by 1-5 ms
-        depending on their filter setting (MPU-6050 datasheet, register 26: 1.9 ms at 188 Hz
-        bandwidth, 2.8 ms at 98 Hz, 4.8 ms at 42 Hz). The default 2.6 ms is the delay measured
-        between BROAD's IMU and its optical reference. The pipeline uses it only for streams
-        that do not know their chip's delay: a stream whose ``StreamInfo.gyro_delay_s`` is set
-        (the MPU-6050 driver sets it from its filter setting) gets its own. Set 0 for none. A
-        wrong value costs rate × error (0.26° at 100 °/s per 2.6 ms).
+        (less half a sample period, the strapdown step's own lead) with the current rate so it
+        refers to the sample time. MEMS gyros delay by 1-5 ms depending on their filter setting
+        (MPU-6050 datasheet, register 26: 1.9 ms at 188 Hz bandwidth, 2.8 ms at 98 Hz, 4.8 ms
+        at 42 Hz). The default 4.1 ms is the delay measured between BROAD's IMU and its optical
+        reference (the RMSE's minimum). The pipeline uses it only for streams that do not know
+        their chip's delay: a stream whose ``StreamInfo.gyro_delay_s`` is set (the MPU-6050
+        driver sets it from its filter setting) gets its own. Set 0 for none. A wrong value
+        costs rate × error (0.26° at 100 °/s per 2.6 ms).
+    gyro_rate_is_period_mean
+        A gyro sample is the rate at its sample time (after the chip's low-pass: a MEMS chip, the
+        simulated rig), so the strapdown step, which turns by it over the period before the
+        sample, runs half a period ahead while the rate changes, and the prediction takes that
+        half period off. Set True for samples that are each period's mean rate (an integrating
+        sensor, or test data integrated as constant over each period), for which the step is
+        exact.
     correction_rate_hz
         Rate of the slow path (accelerometer low-pass, inclination correction, bias Kalman
         filter), which runs on block means; about 50 Hz loses nothing against the 0.1 Hz
@@ -109,7 +117,8 @@ class OrientationSettings:
     movement_max_reject_s: float = 3.0
     movement_reject_always: bool = False
     movement_reject_bias_sd_dps: float = 0.1
-    gyro_delay_s: float = 0.0026
+    gyro_delay_s: float = 0.0041
+    gyro_rate_is_period_mean: bool = False
     correction_rate_hz: float = 50.0
     gap_reset_s: float = 0.1
     rest_filter_time_constant_s: float = 0.5
@@ -306,7 +315,9 @@ def _coefficients(rate_hz: float, s: OrientationSettings) -> npt.NDArray[np.floa
             "motion_bias_on": s.motion_bias_estimation,
             "rest_bias_on": s.rest_bias_estimation,
             "accel_reject": s.accel_reject_g,
-            "gyro_delay_s": s.gyro_delay_s,
+            # The strapdown step runs half a sample ahead of instantaneous samples (see
+            # _orientation.pyx); for period means it is exact.
+            "predict_s": s.gyro_delay_s - (0.0 if s.gyro_rate_is_period_mean else 0.5 / rate_hz),
             "gap_reset_n": float(max(1, round(s.gap_reset_s * rate_hz))),
             "move_on": s.movement_start_dps * _DEG,
             "move_off": min(s.movement_end_dps, s.movement_start_dps) * _DEG,

@@ -83,4 +83,4 @@ def test_the_settings_delay_is_for_streams_that_do_not_know_theirs() -> None:
     assert np.array_equal(own, _angle(unknown, gyro, accel, OrientationSettings(gyro_delay_s=0.0028)))
     # the stream's own delay wins over whatever the settings say
     assert np.array_equal(own, _angle(info, gyro, accel, OrientationSettings(gyro_delay_s=0.01)))
-    assert not np.array_equal(own, _angle(unknown, gyro, accel))  # the default, 2.6 ms
+    assert not np.array_equal(own, _angle(unknown, gyro, accel))  # the default, 4.1 ms

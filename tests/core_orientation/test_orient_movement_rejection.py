@@ -18,9 +18,9 @@ LEVER_M = 0.45
 #: Upright: sensor +x (up the spine) vertical, i.e. -90° about +y from the earth frame.
 UPRIGHT = (math.cos(-math.pi / 4), 0.0, math.sin(-math.pi / 4), 0.0)
 #: Without rest the bias stays unknown and the rejection off (plain VQF) unless told otherwise.
-NO_DELAY = OrientationSettings(gyro_delay_s=0.0)
-REJECTING = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True)
-PLAIN = OrientationSettings(gyro_delay_s=0.0, movement_max_reject_s=0.0)
+NO_DELAY = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0)
+REJECTING = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, movement_reject_always=True)
+PLAIN = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, movement_max_reject_s=0.0)
 
 
 def hinge(rate_hz: float, moves: list[tuple[float, float, float]],
@@ -99,7 +99,7 @@ def test_long_movement_is_corrected_after_the_time_bound() -> None:
     motion = synthetic_motion(rate_hz, rates, bias_dps=(0.6, -0.6, 0.4))
     errors = {}
     for name, max_s in (("bounded", 3.0), ("unbounded", 1e6)):
-        s = OrientationSettings(gyro_delay_s=0.0, movement_max_reject_s=max_s,
+        s = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, movement_max_reject_s=max_s,
                                 motion_bias_estimation=False)
         filt = OrientationFilter(rate_hz, s)
         filt.seed_bias_dps((0.0, 0.0, 0.0))
@@ -112,10 +112,10 @@ def test_long_movement_is_corrected_after_the_time_bound() -> None:
 def test_rejection_off_is_plain_vqf() -> None:
     rate_hz = 100.0
     motion = hinge(rate_hz, [(2.0, 60.0, 1.0), (1.0, 0.0, 1.0)])
-    off = OrientationSettings(gyro_delay_s=0.0, movement_reject_always=True,
+    off = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, movement_reject_always=True,
                               movement_max_reject_s=0.0)
     a = OrientationFilter(rate_hz, off).update(motion.gyro_dps, motion.accel_g)
-    b = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.0,
+    b = OrientationFilter(rate_hz, OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0,
                                                        movement_reject_bias_sd_dps=1e-9))
     b = b.update(motion.gyro_dps, motion.accel_g)
     assert a.tobytes() == b.tobytes()

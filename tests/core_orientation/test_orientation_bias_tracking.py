@@ -12,7 +12,7 @@ from spinecoach.core.orientation import OrientationFilter, OrientationSettings
 from test_orient_movement_rejection import hinge
 
 RATE_HZ = 200.0
-MOTION_ONLY = OrientationSettings(gyro_delay_s=0.0, rest_bias_estimation=False)
+MOTION_ONLY = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, rest_bias_estimation=False)
 #: What a box calibration gives: the bias at the start, known to 0.002 °/s.
 SEED_SD_DPS = 0.002
 

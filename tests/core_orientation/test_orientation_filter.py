@@ -14,7 +14,7 @@ from spinecoach.core.orientation import OrientationFilter, OrientationSettings
 from spinecoach.errors import DataFormatError
 
 #: Synthetic gyroscopes have no internal low-pass, so no group delay to compensate.
-NO_DELAY = OrientationSettings(gyro_delay_s=0.0)
+NO_DELAY = OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0)
 
 
 def test_rotation_about_x_at_known_rate_tilts_z_axis_by_known_angle() -> None:
@@ -99,7 +99,7 @@ def test_gyro_group_delay_is_compensated() -> None:
     gyro = np.concatenate([np.zeros((3, 3)), motion.gyro_dps[:-3]])
     accel = np.concatenate([np.tile(motion.accel_g[0], (3, 1)), motion.accel_g[:-3]])
     plain = OrientationFilter(rate_hz, NO_DELAY).update(gyro, accel)
-    compensated = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.003)).update(gyro, accel)
+    compensated = OrientationFilter(rate_hz, OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.003)).update(gyro, accel)
     err_plain = heading_free_error_deg(plain, motion.q_true)[2000:]
     err_comp = heading_free_error_deg(compensated, motion.q_true)[2000:]
     assert np.sqrt(np.mean(err_comp**2)) < 0.1 * np.sqrt(np.mean(err_plain**2))
@@ -171,7 +171,7 @@ def test_long_gap_relevels_at_once() -> None:
     valid[2000:2050] = False  # half a second lost while turning
     errors = {}
     for name, gap_reset_s in (("restart", 0.1), ("no restart", 10.0)):
-        filt = OrientationFilter(rate_hz, OrientationSettings(gyro_delay_s=0.0, gap_reset_s=gap_reset_s))
+        filt = OrientationFilter(rate_hz, OrientationSettings(gyro_rate_is_period_mean=True, gyro_delay_s=0.0, gap_reset_s=gap_reset_s))
         q = filt.update(motion.gyro_dps, motion.accel_g, valid)
         errors[name] = heading_free_error_deg(q, motion.q_true)
     # Bridging half a second with one rate leaves tilt that takes seconds to decay ...
