@@ -84,3 +84,22 @@ def test_the_settings_delay_is_for_streams_that_do_not_know_theirs() -> None:
     # the stream's own delay wins over whatever the settings say
     assert np.array_equal(own, _angle(info, gyro, accel, OrientationSettings(gyro_delay_s=0.01)))
     assert not np.array_equal(own, _angle(unknown, gyro, accel))  # the default, 4.1 ms
+
+
+@pytest.mark.parametrize("rate_hz", [25.0, 100.0, 1000.0])
+def test_the_angle_is_on_the_sample_time_at_any_rate(rate_hz: float) -> None:
+    """The strapdown step turns by each sample's rate over the period before it, which runs
+    half a period ahead of instantaneous samples while the rate changes (measured before the
+    correction: 19.9 ms at 25 Hz, 4.8 ms at 100 Hz, 0.3 ms at 1 kHz); the output prediction
+    takes that off. Measured now: a lag of 0.15-0.22 ms at all three rates."""
+    sc = build_scenario("good_morning_tempo")
+    t_s = np.arange(int(20.0 * rate_hz)) / rate_hz
+    gyro, accel = sc.imu_signal("trunk", ideal=True)(t_s)
+    info = StreamInfo("trunk", "imu", rate_hz, gyro_delay_s=0.0)
+    truth = sc.primary_angle_deg(t_s)
+    speed = np.gradient(truth, t_s)
+    moving = np.abs(speed) > 10.0
+    error = _angle(info, gyro, accel, IDEAL_CHIP) - truth
+    design = np.column_stack([np.ones(moving.sum()), speed[moving]])
+    lead_s = float(np.linalg.lstsq(design, error[moving], rcond=None)[0][1])
+    assert abs(lead_s) < 0.0005
