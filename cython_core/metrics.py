@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from spinecoach.core._metrics import add_reduce, arc_length_terms, binned_means, first_settled, mean_of, spectrum_bins_up_to
+from spinecoach.core._metrics import (
+    add_reduce,
+    arc_length_terms,
+    binned_means,
+    first_settled,
+    mean_of,
+    spectrum_bins_up_to,
+)
 from spinecoach.core._metrics import mean_curve as _mean_curve
 from spinecoach.core._repfit import fit_bell, peak_vertical_rate
 from spinecoach.core.angles import up_in_sensor

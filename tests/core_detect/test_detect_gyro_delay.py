@@ -19,6 +19,7 @@ from spinecoach.drivers.sim.scenarios import build_scenario
 
 FLEXION = MotionSettings(primary_axis=(0.0, 1.0, 0.0), eccentric_sign=1)
 SECONDS = 9.0
+DEFAULT = OrientationSettings()
 #: The filter for an error-free chip: no bias to learn, the gyro alone carries each movement.
 IDEAL_CHIP = OrientationSettings(movement_reject_always=True, rest_bias_estimation=False)  # rest, then the first 3 s lowering and part of the rise of a good morning
 
@@ -42,7 +43,7 @@ def _chip_samples(dlpf_hz: int) -> tuple[StreamInfo, np.ndarray, np.ndarray, np.
 
 
 def _angle(info: StreamInfo, gyro: np.ndarray, accel: np.ndarray,
-           settings: OrientationSettings = OrientationSettings()) -> np.ndarray:
+           settings: OrientationSettings = DEFAULT) -> np.ndarray:
     pipeline = Pipeline([info], FLEXION, orientation_settings=settings)
     out: list[np.ndarray] = []
     pipeline.on_samples = lambda what, _t, values: out.append(values.copy())
