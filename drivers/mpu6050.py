@@ -86,8 +86,9 @@ ACCEL_SCALES: dict[int, tuple[int, float]] = {
 #: Gyro bandwidth (Hz) -> DLPF_CFG, RM §4.3. 256 Hz is DLPF_CFG=0: filter off, gyro at 8 kHz.
 DLPF_CONFIGS: dict[int, int] = {256: 0, 188: 1, 98: 2, 42: 3, 20: 4, 10: 5, 5: 6}
 #: DLPF_CFG -> the gyro low-pass's group delay (s), RM §4.3's table (0.98 ms with the filter
-#: off is the 8 kHz path's own delay). The accelerometer's differs by at most 0.4 ms
-#: (0 ms .. 19.0 ms), which the orientation filter's 2 s accelerometer low-pass does not see.
+#: off is the 8 kHz path's own delay). The accelerometer's differs by at most 1 ms (0 ms with
+#: the filter off, 2.0 .. 19.0 ms), which the orientation filter's 2 s accelerometer low-pass
+#: does not see.
 GYRO_DELAY_S: dict[int, float] = {
     0: 0.00098, 1: 0.0019, 2: 0.0028, 3: 0.0048, 4: 0.0083, 5: 0.0134, 6: 0.0186,
 }
